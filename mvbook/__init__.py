@@ -1,0 +1,9 @@
+"""mvbook: the library behind the companion book to Phan et al., "Multi-view
+Audio and Music Classification" (ICASSP 2021).
+
+Modules, by concern: ``data`` (datasets and splits) → ``features`` (the four
+views) → ``models`` (CRNNs, multi-view network) → ``blending`` (Algorithm 1)
+→ ``ensemble`` (Eq. 6–7) → ``train`` / ``evaluate`` → ``results``.
+"""
+
+__version__ = "0.1.0"
