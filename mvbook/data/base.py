@@ -1,0 +1,130 @@
+"""Clips, datasets and train/validation/test splits (paper §3.1.1 and §3.1.3).
+
+A :class:`Dataset` is a list of :class:`Clip` records plus the protocol that
+splits it: the test set of fold ``k`` is that official fold (or the DCASE
+evaluation set), and the validation set is drawn from the remaining clips by
+*source* (``Clip.group``), so that no source is in both training and validation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .audio import read_audio
+
+
+class DatasetError(Exception):
+    """A dataset is missing, incomplete or malformed; the message says where and what."""
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One audio file (or one synthetic example) and its protocol metadata."""
+
+    key: str
+    path: Path | None
+    label: int
+    fold: int | None
+    group: str
+    subset: str = ""
+
+
+@dataclass(frozen=True)
+class Split:
+    """Indices into ``Dataset.clips``: disjoint and sorted."""
+
+    train: list[int]
+    val: list[int]
+    test: list[int]
+
+
+def validation_groups(clips, pool, per_class, rng) -> set[str]:
+    """Choose the validation sources (§3.1.3): for each class, ``per_class``
+    groups (an ``int``) or that fraction of its groups (a ``float``, at least
+    one), drawn with ``rng`` among the groups of the clips in ``pool``."""
+    chosen: set[str] = set()
+    for c in sorted({clips[i].label for i in pool}):
+        groups = sorted({clips[i].group for i in pool if clips[i].label == c})
+        k = per_class if isinstance(per_class, int) else max(1, round(per_class * len(groups)))
+        if k >= len(groups):
+            raise DatasetError(f"class {c} has {len(groups)} source(s) in the training pool; "
+                               f"cannot leave {k} out for validation")
+        chosen.update(groups[j] for j in rng.permutation(len(groups))[:k])
+    return chosen
+
+
+class Dataset:
+    """A labelled clip collection with its evaluation protocol.
+
+    ``val_per_class`` is the validation rule: an ``int`` is a number of sources
+    per class (ESC-50: 2), a ``float`` a fraction of the sources per class
+    (DCASE2016, GTZAN: 0.1). Folds are 1-based; for ``n_folds == 1`` with no
+    per-clip folds (DCASE2016) the test set is the ``"evaluation"`` subset.
+    """
+
+    def __init__(self, name: str, sr: int, clip_seconds: float, classes, clips: list[Clip],
+                 root: Path | None = None, n_folds: int = 1, val_per_class: int | float = 2):
+        keys = [c.key for c in clips]
+        if len(set(keys)) != len(keys):
+            raise DatasetError(f"{name}: duplicate clip keys")
+        self.name, self.sr, self.clip_seconds = name, int(sr), float(clip_seconds)
+        self.classes = tuple(classes)
+        self.clips = list(clips)
+        self.root = root
+        self.n_folds = n_folds
+        self.val_per_class = val_per_class
+
+    @property
+    def n_samples(self) -> int:
+        return round(self.sr * self.clip_seconds)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([c.label for c in self.clips], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __repr__(self) -> str:
+        return (f"Dataset({self.name!r}: {len(self)} clips, {len(self.classes)} classes, "
+                f"{self.n_folds} fold(s), {self.sr} Hz x {self.clip_seconds:g} s)")
+
+    def load(self, i: int) -> np.ndarray:
+        """Clip ``i`` as float32 mono at ``self.sr``, exactly ``n_samples`` long."""
+        return read_audio(self.clips[i].path, self.sr, self.n_samples)
+
+    def _is_test(self, clip: Clip, fold: int) -> bool:
+        return clip.fold == fold if clip.fold is not None else clip.subset == "evaluation"
+
+    def split(self, fold: int, seed: int = 0) -> Split:
+        """Train/validation/test indices for ``fold`` (1-based); the
+        validation sources are drawn with ``numpy.random.default_rng([seed, fold])``."""
+        if not (isinstance(fold, (int, np.integer)) and 1 <= fold <= self.n_folds):
+            raise ValueError(f"{self.name}: fold must be an integer in 1..{self.n_folds}, got {fold!r}")
+        test = [i for i, c in enumerate(self.clips) if self._is_test(c, fold)]
+        pool = [i for i, c in enumerate(self.clips) if not self._is_test(c, fold)]
+        rng = np.random.default_rng([seed, int(fold)])
+        val_groups = validation_groups(self.clips, pool, self.val_per_class, rng)
+        val = [i for i in pool if self.clips[i].group in val_groups]
+        train = [i for i in pool if self.clips[i].group not in val_groups]
+        return Split(train=train, val=val, test=test)
+
+    def fingerprint(self) -> str:
+        """Short stable hash of name, rate, length and the (key, label) list."""
+        payload = json.dumps([self.name, self.sr, self.clip_seconds,
+                              [[c.key, c.label] for c in self.clips]])
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def require_files(name: str, clips: list[Clip], where: Path, hint: str) -> None:
+    """Raise :class:`DatasetError` with counts and examples if any clip file is missing."""
+    missing = [c.path.name for c in clips if not c.path.is_file()]
+    if missing:
+        examples = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise DatasetError(f"{name}: {len(missing)} of {len(clips)} clips are missing under "
+                           f"{where} (e.g. {examples}). {hint}")
