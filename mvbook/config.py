@@ -1,0 +1,76 @@
+"""Systems (§3.1.4) and training presets (§3.1.3).
+
+``paper`` is exactly the recipe of §3.1.3; ``cpu`` and ``smoke`` change only
+what they list in ``reduced`` (shown in every results record and table).
+Chapter: *Training*.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+from .models import VIEWS
+
+# system → (views of the network, loss): "single" = its own branch only,
+# "concat" = the ⊕ branch only, "blend" = Eq. 2 with adaptive weights,
+# "equal" = Eq. 2 with fixed equal weights (an extra row, not in the paper).
+SYSTEMS = {v: ((v,), "single") for v in VIEWS}
+SYSTEMS.update({"concat": (VIEWS, "concat"), "multiview": (VIEWS, "blend"), "equal": (VIEWS, "equal")})
+DERIVED = {"late": VIEWS}   # late fusion: mean posteriors of the single-view runs
+TRAINED_SYSTEMS = tuple(SYSTEMS)
+ALL_SYSTEMS = ("mel", "gam", "cqt", "raw", "late", "concat", "multiview", "equal")
+
+PAPER_EPOCHS = {"esc50": 3000, "esc10": 3000, "dcase2016": 1500, "gtzan": 1500, "synthetic": 1500}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Training hyper-parameters. ``epochs=None`` means the paper's E for the dataset."""
+    name: str
+    width: float = 1.0
+    epochs: int | None = None
+    warmup_epochs: int = 10
+    batch_size: int = 64
+    lr: float = 2e-4
+    lr_warmup: float = 2e-5
+    decay: float = 0.8
+    decay_at: tuple = (0.1, 0.2, 0.3)
+    eval_every: int = 100          # steps between loss measurements (not stated in the paper)
+    window: int = 5                # W of Algorithm 1 (not stated in the paper)
+    reference: str = "best"        # Algorithm 1's references
+    power: float = 2.0             # exponent of O in Eq. 5
+    reduced: tuple = field(default=())  # what differs from the paper, in words
+
+    def epochs_for(self, dataset: str) -> int:
+        return self.epochs if self.epochs is not None else PAPER_EPOCHS[dataset]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS = {
+    "paper": Preset("paper"),
+    "cpu": Preset("cpu", width=0.25, epochs=120, warmup_epochs=2, eval_every=20, window=3,
+                  reduced=("width 0.25 (channels and units ×0.25; conv02 keeps 64 filters)",
+                           "120 epochs instead of 3000/1500", "2 warm-up epochs instead of 10",
+                           "evaluation every 20 steps, W = 3")),
+    "smoke": Preset("smoke", width=1 / 16, epochs=2, warmup_epochs=1, batch_size=16, eval_every=4,
+                    window=2, reduced=("width 1/16", "2 epochs", "batch 16", "for tests only")),
+}
+
+
+def get_preset(name: str, **overrides) -> Preset:
+    """A preset by name, optionally with fields overridden (recorded as reductions)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    p = PRESETS[name]
+    if overrides:
+        p = replace(p, **overrides, reduced=p.reduced + tuple(f"{k}={v}" for k, v in overrides.items()))
+    return p
+
+
+def system_spec(system: str) -> tuple[tuple, str]:
+    """(views, loss mode) of a trained system."""
+    if system not in SYSTEMS:
+        hint = " (late fusion is derived from the single-view runs: `mvbook table`)" if system in DERIVED else ""
+        raise ValueError(f"unknown system {system!r}{hint}; trained systems: {', '.join(SYSTEMS)}")
+    return SYSTEMS[system]

@@ -1,0 +1,26 @@
+r"""Self-ensemble of the multi-view network's branches (Eq. 6–7).
+
+.. math::
+   P(y=c) = \frac{1}{K} \sum_k w_\diamond^{(k)} P^{(k)}(y=c), \qquad
+   \hat y = \arg\max_c P(y=c),
+
+with K = 5 branches and :math:`w_\diamond` the blending weights of the selected
+model. As printed, P sums to 1/K over classes; the arg max is unaffected.
+Chapter: *Self-ensemble*.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def self_ensemble(probs: dict, weights: dict) -> np.ndarray:
+    """Eq. 6: weighted mean of the branch posteriors, (N, C)."""
+    if set(probs) != set(weights):
+        raise ValueError(f"branches differ: probs {sorted(probs)} vs weights {sorted(weights)}")
+    K = len(probs)
+    return sum(weights[k] * np.asarray(probs[k], dtype=np.float64) for k in probs) / K
+
+
+def predict(P: np.ndarray) -> np.ndarray:
+    """Eq. 7: the class of highest probability per row."""
+    return np.asarray(P).argmax(axis=1)

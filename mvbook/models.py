@@ -1,0 +1,213 @@
+"""The networks of the paper (Tables 1–2, Fig. 1): 2D and 1D CRNNs with
+spatio-temporal attention pooling, and the multi-view network.
+
+Tensors are (batch, channel, time, freq) inside; the paper's tables write
+shapes as (time, freq, channel). ``width`` scales every channel and unit count
+(``width=1.0`` is exactly the paper); chapter *The CRNNs* regenerates the
+tables from these modules.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+VIEWS = ("mel", "gam", "cqt", "raw")
+BRANCHES = VIEWS + ("mv",)
+F_2D = (32, 64, 128, 128, 256, 512)   # Table 1, F_l for l = 1..6
+F_1D = (64, 128, 128, 256, 512)       # Table 2, F_l for l = 2..6
+N_RAW_BANDS = 64                      # conv02 filters = the pseudo-frequency axis of Table 2
+DROPOUT = 0.1
+
+
+def scaled(n: int, width: float) -> int:
+    """Channel/unit count ``n`` scaled by ``width`` (at least 1)."""
+    return max(1, round(n * width))
+
+
+class ConvBlock(nn.Sequential):
+    """conv (SAME) → batch norm → ReLU."""
+
+    def __init__(self, c_in: int, c_out: int, kernel=(3, 3)):
+        pad = (kernel[0] // 2, kernel[1] // 2)
+        super().__init__(nn.Conv2d(c_in, c_out, kernel, padding=pad, bias=False),
+                         nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+
+class AttentionPooling(nn.Module):
+    r"""Spatio-temporal attention pooling (after Phan et al., Interspeech 2019).
+
+    For the recurrent output :math:`H \in \mathbb{R}^{T \times D}`:
+    temporal attention :math:`\alpha = \mathrm{softmax}_t(u^\top \tanh(W_a h_t + b_a))`,
+    spatial attention :math:`\beta = \sigma(V \tanh(U \bar h + c))` with
+    :math:`\bar h = \frac1T \sum_t h_t`; the mask :math:`M = \alpha \beta^\top`
+    weighs :math:`H` and is summed over time: :math:`z_d = \sum_t M_{td} H_{td}`.
+    ``size`` is the attention size (64 in Tables 1–2).
+    """
+
+    def __init__(self, dim: int, size: int = 64):
+        super().__init__()
+        self.temporal = nn.Sequential(nn.Linear(dim, size), nn.Tanh(), nn.Linear(size, 1, bias=False))
+        self.spatial = nn.Sequential(nn.Linear(dim, size), nn.Tanh(), nn.Linear(size, dim))
+
+    def weights(self, H: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (alpha (B, T), beta (B, D)) for H (B, T, D)."""
+        alpha = torch.softmax(self.temporal(H).squeeze(-1), dim=1)
+        beta = torch.sigmoid(self.spatial(H.mean(dim=1)))
+        return alpha, beta
+
+    def forward(self, H: torch.Tensor) -> torch.Tensor:
+        alpha, beta = self.weights(H)
+        M = alpha.unsqueeze(2) * beta.unsqueeze(1)           # (B, T, D) outer product
+        return (M * H).sum(dim=1)
+
+
+class Classifier(nn.Sequential):
+    """fc → ReLU → fc → ReLU → fc (#classes), dropout after the hidden fcs."""
+
+    def __init__(self, dim: int, hidden: int, n_classes: int):
+        super().__init__(nn.Linear(dim, hidden), nn.ReLU(inplace=True), nn.Dropout(DROPOUT),
+                         nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Dropout(DROPOUT),
+                         nn.Linear(hidden, n_classes))
+
+
+class _Recurrent(nn.Module):
+    """Shared tail of both CRNNs: reshape → biGRU → attention (→ embedding)."""
+
+    def __init__(self, c_in: int, width: float):
+        super().__init__()
+        self.rnn = nn.GRU(c_in, scaled(256, width), batch_first=True, bidirectional=True)
+        self.dim = 2 * scaled(256, width)
+        self.drop = nn.Dropout(DROPOUT)
+        self.attention = AttentionPooling(self.dim, scaled(64, width))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, C, T, 1) after the last pool → (B, D)."""
+        H = x.squeeze(3).transpose(1, 2)                         # reshape → (B, T, C)
+        H, _ = self.rnn(H.contiguous())
+        return self.attention(self.drop(H))
+
+
+class CRNN2D(_Recurrent):
+    """Table 1: six conv/pool layers halving frequency (64 → 1), biGRU, attention.
+
+    Input (B, T, 64); ``forward`` returns the embedding (B, 512·width).
+    """
+
+    def __init__(self, width: float = 1.0, n_bands: int = 64):
+        F = [scaled(f, width) for f in F_2D]
+        super().__init__(F[-1], width)
+        c = 1
+        for l, f in enumerate(F, start=1):
+            setattr(self, f"conv{l}", ConvBlock(c, f))
+            setattr(self, f"pool{l}", nn.Sequential(nn.MaxPool2d((1, 2)), nn.Dropout(DROPOUT)))
+            c = f
+        self.n_layers = len(F)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.unsqueeze(1)                                       # (B, 1, T, 64)
+        for l in range(1, self.n_layers + 1):
+            x = getattr(self, f"pool{l}")(getattr(self, f"conv{l}")(x))
+        return self.embed(x)
+
+
+class CRNN1D(_Recurrent):
+    """Table 2: conv01, conv02, pool02 turn the waveform into (T, 64); conv1 (5×3)
+    and pool1 (4×2) shorten time; conv2–conv6 with (1, 2) pools as in Table 1.
+
+    Input (B, samples): 66,650 at 44.1 kHz (pool02 k = s = 64), 33,330 at
+    22.05 kHz (pool02 k = s = 32). conv02 keeps 64 filters at every width: they
+    are the 64-band axis the next six pools halve to 1.
+    """
+
+    def __init__(self, width: float = 1.0, sr: int = 44100):
+        F = [scaled(f, width) for f in F_1D]
+        super().__init__(F[-1], width)
+        c01 = scaled(32, width)
+        self.conv01 = nn.Sequential(nn.Conv1d(1, c01, 64, stride=2, bias=False), nn.BatchNorm1d(c01), nn.ReLU(inplace=True))
+        self.conv02 = nn.Sequential(nn.Conv1d(c01, N_RAW_BANDS, 16, stride=2, bias=False),
+                                    nn.BatchNorm1d(N_RAW_BANDS), nn.ReLU(inplace=True))
+        k = 64 if sr >= 44100 else 32
+        self.pool02 = nn.MaxPool1d(k, k)
+        self.conv1 = ConvBlock(1, scaled(32, width), kernel=(5, 3))
+        self.pool1 = nn.Sequential(nn.MaxPool2d((4, 2)), nn.Dropout(DROPOUT))
+        c = scaled(32, width)
+        for l, f in enumerate(F, start=2):
+            setattr(self, f"conv{l}", ConvBlock(c, f))
+            setattr(self, f"pool{l}", nn.Sequential(nn.MaxPool2d((1, 2)), nn.Dropout(DROPOUT)))
+            c = f
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool02(self.conv02(self.conv01(x.unsqueeze(1))))   # (B, 64, T)
+        x = x.transpose(1, 2).unsqueeze(1)                        # (B, 1, T, 64)
+        for l in range(1, 7):
+            x = getattr(self, f"pool{l}")(getattr(self, f"conv{l}")(x))
+        return self.embed(x)
+
+
+class MultiViewNet(nn.Module):
+    """Fig. 1: one CRNN per view, a classification branch on each embedding and
+    one (⊕, ``"mv"``) on their concatenation: fc 4096 → fc 4096 → #classes.
+
+    ``forward(dict view → tensor)`` returns ``dict branch → logits`` with
+    branches ``views`` (+ ``"mv"`` when there is more than one view).
+    """
+
+    def __init__(self, n_classes: int, sr: int = 44100, width: float = 1.0, views=VIEWS):
+        super().__init__()
+        self.views = tuple(views)
+        unknown = set(self.views) - set(VIEWS)
+        if unknown:
+            raise ValueError(f"unknown views {sorted(unknown)}; choose from {VIEWS}")
+        self.subnets = nn.ModuleDict({v: CRNN1D(width, sr) if v == "raw" else CRNN2D(width) for v in self.views})
+        dims = {v: net.dim for v, net in self.subnets.items()}
+        self.heads = nn.ModuleDict({v: Classifier(dims[v], scaled(1024, width), n_classes) for v in self.views})
+        if len(self.views) > 1:
+            self.heads["mv"] = Classifier(sum(dims.values()), scaled(4096, width), n_classes)
+        self.branches = tuple(self.heads)
+
+    def embed(self, x: dict) -> dict:
+        """Embeddings per view (B, 512·width)."""
+        return {v: self.subnets[v](x[v]) for v in self.views}
+
+    def forward(self, x: dict) -> dict:
+        z = self.embed(x)
+        out = {v: self.heads[v](z[v]) for v in self.views}
+        if "mv" in self.heads:
+            out["mv"] = self.heads["mv"](torch.cat([z[v] for v in self.views], dim=1))
+        return out
+
+
+def n_params(module: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def layer_shapes(net: nn.Module, x: torch.Tensor) -> list[tuple[str, tuple]]:
+    """Run ``net`` on ``x`` and return (layer name, output shape without batch) for
+    its named layers, in the paper's (time, freq, channel) order for 4-D outputs.
+    Used to regenerate Tables 1–2 from the code.
+    """
+    names = [n for n, _ in net.named_children() if n not in ("drop",)]
+    shapes: list[tuple[str, tuple]] = []
+
+    def hook(name):
+        def record(_m, _inp, out):
+            out = out[0] if isinstance(out, tuple) else out
+            s = tuple(out.shape[1:])
+            if out.dim() == 4:
+                s = (s[1], s[2], s[0])                 # (C, T, F) → (T, F, C)
+            elif out.dim() == 3 and name in ("conv01", "conv02"):
+                s = (s[1], 1, s[0])                     # (C, T) → (T, 1, C)
+            elif name == "pool02":
+                s = (s[1], s[0], 1)                     # reshaped: channels become the freq axis
+            shapes.append((name, s))
+        return record
+
+    handles = [getattr(net, n).register_forward_hook(hook(n)) for n in names]
+    try:
+        with torch.no_grad():
+            net.eval()(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return shapes
