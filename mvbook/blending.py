@@ -68,7 +68,7 @@ class AdaptiveBlender:
             G = self.L_va_star[k] - L_va_bar[k]                                  # Eq. 3
             O = (self.L_tr_star[k] - L_tr_bar[k]) - (self.L_va_star[k] - L_va_bar[k])  # Eq. 4
             self.G[k], self.O[k] = G, O
-            ratio[k] = max(G, 0.0) / (abs(O) ** self.power + self.eps)             # Eq. 5, before 1/Z
+            ratio[k] = G / (abs(O) ** self.power + self.eps) if G > 0 else 0.0     # Eq. 5, before 1/Z
         Z = sum(ratio.values())
         if Z > 0 and np.isfinite(Z):
             self.weights = {k: ratio[k] / Z for k in self.branches}
