@@ -26,9 +26,10 @@ from .base import Clip, Dataset, DatasetError
 GENRES = ("blues", "classical", "country", "disco", "hiphop",
           "jazz", "metal", "pop", "reggae", "rock")
 CANDIDATES = ("GTZAN/genres", "genres", "GTZAN/genres_original", "genres_original")
-HOW_TO_GET = ("GTZAN is no longer distributed by its authors; copies (e.g. the Kaggle "
-              "'GTZAN Dataset - Music Genre Classification', folder genres_original) keep "
-              "the layout <root>/GTZAN/genres/<genre>/<genre>.000NN.wav (or .au).")
+HOW_TO_GET = ("GTZAN is no longer distributed by its authors; copies such as "
+              "https://www.kaggle.com/datasets/andradaolteanu/gtzan-dataset-music-genre-classification "
+              "(folder genres_original) keep the layout "
+              "<root>/GTZAN/genres/<genre>/<genre>.000NN.wav (or .au).")
 FILE = re.compile(r"^([a-z]+)\.(\d{5})\.(wav|au)$")
 
 

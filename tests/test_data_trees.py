@@ -1,0 +1,224 @@
+"""Loaders and protocols on small fixture trees in the real layouts (§3.1.1, §3.1.3):
+ESC-50 / ESC-10, GTZAN and DCASE2016 (stereo)."""
+
+import csv
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mvbook.data import DatasetError, load_dataset
+from mvbook.data.dcase2016 import recording_id
+
+
+def tone(n=400, sr=8000, channels=1, value=0.1):
+    return np.full((n, channels), value) if channels > 1 else np.full(n, value)
+
+
+def check_split(ds, split):
+    """Disjoint, sorted, covering every clip; no source in both train and validation."""
+    parts = [split.train, split.val, split.test]
+    assert all(p == sorted(p) for p in parts)
+    assert sorted(split.train + split.val + split.test) == list(range(len(ds)))
+    assert not ({ds.clips[i].group for i in split.train} & {ds.clips[i].group for i in split.val})
+
+
+# ---------------------------------------------------------------- ESC-50 ----
+
+ESC_CATS = {0: "dog", 1: "rooster", 10: "rain", 38: "clock_tick"}   # target → category
+ESC10_TARGETS = {0, 10}
+
+
+def make_esc(root, drop=0):
+    """5 folds × 4 categories × 2 sources × takes A, B; source 999 spans two categories
+    in two folds (as a few do in the real metadata). Returns the rows."""
+    base = root / "ESC-50"
+    (base / "meta").mkdir(parents=True)
+    (base / "audio").mkdir()
+    rows = []
+    for fold in range(1, 6):
+        for target, cat in ESC_CATS.items():
+            for s in range(2):
+                src = 100000 + 1000 * target + 10 * fold + s
+                for take in "AB":
+                    rows.append((f"{fold}-{src}-{take}-{target}.wav", fold, target, cat,
+                                 target in ESC10_TARGETS, src, take))
+    rows += [("1-999-A-1.wav", 1, 1, "rooster", False, 999, "A"),
+             ("2-999-A-38.wav", 2, 38, "clock_tick", False, 999, "A")]
+    with open(base / "meta" / "esc50.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["filename", "fold", "target", "category", "esc10", "src_file", "take"])
+        w.writerows(rows)
+    for r in rows[drop:]:
+        sf.write(base / "audio" / r[0], tone(), 8000)
+    return rows
+
+
+def test_esc50_tree(tmp_path):
+    rows = make_esc(tmp_path)
+    ds = load_dataset("esc50", tmp_path)
+    assert ds.classes == ("dog", "rooster", "rain", "clock_tick")
+    assert (ds.sr, ds.n_samples, ds.n_folds, len(ds)) == (44100, 220500, 5, len(rows))
+    assert np.bincount(ds.labels).tolist() == [20, 21, 20, 21]
+    assert [sum(c.fold == f for c in ds.clips) for f in range(1, 6)] == [17, 17, 16, 16, 16]
+    for fold in range(1, 6):
+        split = ds.split(fold)
+        check_split(ds, split)
+        assert {ds.clips[i].fold for i in split.test} == {fold}
+        for c in range(4):
+            val_src = {ds.clips[i].group for i in split.val if ds.clips[i].label == c}
+            assert len(val_src) in (2, 3)    # 3 only where source 999 of another class was drawn
+        # every chosen source is taken whole: all its training-pool clips are in val
+        val_groups = {ds.clips[i].group for i in split.val}
+        pool = [i for i in range(len(ds)) if ds.clips[i].fold != fold]
+        assert {i for i in pool if ds.clips[i].group in val_groups} == set(split.val)
+
+
+def test_esc_split_seeded(tmp_path):
+    make_esc(tmp_path)
+    ds = load_dataset("esc50", tmp_path)
+    assert ds.split(2, seed=7) == ds.split(2, seed=7)
+    assert ds.split(2, seed=7) == load_dataset("esc50", tmp_path).split(2, seed=7)
+    assert len({tuple(ds.split(2, seed=s).val) for s in range(6)}) > 1
+    for bad in (0, 6, 1.5):
+        with pytest.raises(ValueError, match="1..5"):
+            ds.split(bad)
+
+
+def test_esc10_reindexes(tmp_path):
+    make_esc(tmp_path)
+    ds = load_dataset("esc10", tmp_path)
+    assert ds.classes == ("dog", "rain") and len(ds) == 40
+    assert {c.key.split("-")[-1]: c.label for c in ds.clips} == {"0.wav": 0, "10.wav": 1}
+    split = ds.split(3, seed=1)
+    check_split(ds, split)
+    assert len(split.test) == 8 and len(split.val) == 8 and len(split.train) == 24
+    w = ds.load(split.test[0])
+    assert w.dtype == np.float32 and w.shape == (220500,)
+    assert abs(w[1000] - 0.1) < 0.01 and not w[3000:].any()    # 400 samples at 8 kHz → 2205
+
+
+def test_esc_missing_clips(tmp_path):
+    make_esc(tmp_path, drop=3)
+    with pytest.raises(DatasetError, match=r"3 of 82 clips are missing") as e:
+        load_dataset("esc50", tmp_path)
+    assert "1-100010-A-0.wav" in str(e.value) and str(tmp_path / "ESC-50" / "audio") in str(e.value)
+
+
+# ----------------------------------------------------------------- GTZAN ----
+
+GENRES = ("blues", "classical", "country", "disco", "hiphop",
+          "jazz", "metal", "pop", "reggae", "rock")
+
+
+def make_gtzan(genres_dir, n=20):
+    for g in GENRES:
+        (genres_dir / g).mkdir(parents=True)
+        for k in range(n):
+            ext, fmt = ("au", "AU") if g == "blues" else ("wav", "WAV")
+            sf.write(genres_dir / g / f"{g}.{k:05d}.{ext}", tone(220, 22050), 22050,
+                     format=fmt, subtype="PCM_16")
+        (genres_dir / g / "notes.txt").write_text("ignored")
+
+
+def test_gtzan_tree(tmp_path):
+    make_gtzan(tmp_path / "GTZAN" / "genres")
+    ds = load_dataset("gtzan", tmp_path)
+    assert ds.classes == GENRES and (ds.sr, ds.n_samples, ds.n_folds) == (22050, 661500, 10)
+    assert len(ds) == 200 and np.bincount(ds.labels).tolist() == [20] * 10
+    assert ds.clips[0].key == "blues/blues.00000.au" and ds.clips[0].group == ds.clips[0].key
+    # folds: contiguous blocks of clip numbers, two per genre per fold
+    assert [c.fold for c in ds.clips[:20]] == [k // 2 + 1 for k in range(20)]
+    for fold in (1, 10):
+        split = ds.split(fold, seed=3)
+        check_split(ds, split)
+        assert len(split.test) == 20 and {ds.clips[i].fold for i in split.test} == {fold}
+        assert np.bincount(ds.labels[split.val], minlength=10).tolist() == [2] * 10  # 10 % of 18
+    assert ds.split(4, seed=0) == ds.split(4, seed=0) != ds.split(4, seed=1)
+    w = ds.load(0)
+    assert w.shape == (661500,) and abs(w[100] - 0.1) < 1e-3 and not w[220:].any()
+
+
+def test_gtzan_other_location_and_gaps(tmp_path):
+    make_gtzan(tmp_path / "genres", n=12)
+    assert len(load_dataset("gtzan", tmp_path)) == 120
+    (tmp_path / "genres" / "jazz" / "jazz.00005.wav").unlink()
+    with pytest.raises(DatasetError, match=r"1 of 120 are missing \(e\.g\. jazz/jazz\.00005\)"):
+        load_dataset("gtzan", tmp_path)
+
+
+def test_gtzan_too_few(tmp_path):
+    make_gtzan(tmp_path / "GTZAN" / "genres", n=5)
+    with pytest.raises(DatasetError, match="at least 10"):
+        load_dataset("gtzan", tmp_path)
+
+
+# ------------------------------------------------------------- DCASE2016 ----
+
+SCENES = ("beach", "bus", "cafe/restaurant")
+DEV = "TUT-acoustic-scenes-2016-development"
+EVA = "TUT-acoustic-scenes-2016-evaluation"
+
+
+def make_dcase(root, eval_meta="meta.txt"):
+    """Development: 3 scenes × 4 recordings × 3 segments; evaluation: 2 files per scene.
+    Stereo files whose left channel is 0.3 and right channel -0.1 (mono mean 0.1)."""
+    dev_lines, eva_lines = [], []
+    for s, scene in enumerate(SCENES):
+        for r in range(4):
+            rec = f"{'abc'[s]}{r:03d}"
+            for start in (0, 30, 60):
+                dev_lines.append(f"audio/{rec}_{start}_{start + 30}.wav\t{scene}\t{rec}")
+        eva_lines += [f"audio/{2 * s + j + 1}.wav\t{scene}" for j in range(2)]
+    for folder, lines, meta in ((DEV, dev_lines, "meta.txt"), (EVA, eva_lines, eval_meta)):
+        (root / folder / "audio").mkdir(parents=True)
+        (root / folder / "evaluation_setup").mkdir()
+        (root / folder / meta).write_text("\n".join(lines) + "\n")
+        for line in lines:
+            x = np.stack([np.full(300, 0.3), np.full(300, -0.1)], axis=1)
+            sf.write(root / folder / line.split("\t")[0], x, 44100, subtype="PCM_24")
+
+
+def test_recording_id():
+    assert recording_id("audio/a001_10_20.wav") == "a001"
+    assert recording_id("audio/b_x_020_90_120.wav") == "b_x_020"
+    assert recording_id("audio/17.wav") == "17"
+
+
+def test_dcase_tree(tmp_path):
+    make_dcase(tmp_path)
+    ds = load_dataset("dcase2016", tmp_path)
+    assert ds.classes == SCENES and (ds.sr, ds.n_samples, ds.n_folds) == (44100, 1323000, 1)
+    assert len(ds) == 42 and sum(c.subset == "evaluation" for c in ds.clips) == 6
+    assert all(c.fold is None for c in ds.clips)
+    assert ds.clips[0].key == f"{DEV}/audio/a000_0_30.wav" and ds.clips[0].group == "a000"
+    split = ds.split(1, seed=5)
+    check_split(ds, split)
+    assert {ds.clips[i].subset for i in split.test} == {"evaluation"} and len(split.test) == 6
+    # 10 % of 4 recordings per scene, at least one: one recording (3 segments) per scene
+    assert len(split.val) == 9 and len({ds.clips[i].group for i in split.val}) == 3
+    assert np.bincount(ds.labels[split.val]).tolist() == [3, 3, 3]
+    assert len({tuple(ds.split(1, seed=s).val) for s in range(8)}) > 1
+    with pytest.raises(ValueError):
+        ds.split(2)
+    w = ds.load(split.test[0])
+    assert w.shape == (1323000,) and abs(w[100] - 0.1) < 1e-4 and not w[300:].any()
+
+
+def test_dcase_eval_labels_from_evaluate_txt(tmp_path):
+    make_dcase(tmp_path, eval_meta="evaluation_setup/evaluate.txt")
+    assert len(load_dataset("dcase2016", tmp_path)) == 42
+
+
+def test_dcase_errors(tmp_path):
+    make_dcase(tmp_path)
+    (tmp_path / DEV / "audio" / "b001_30_60.wav").unlink()
+    with pytest.raises(DatasetError, match=r"1 of 42 clips are missing .*b001_30_60\.wav"):
+        load_dataset("dcase2016", tmp_path)
+    (tmp_path / EVA / "meta.txt").write_text("audio/1.wav\tlibrary\n")
+    with pytest.raises(DatasetError, match="library"):
+        load_dataset("dcase2016", tmp_path)
+    (tmp_path / EVA / "meta.txt").unlink()
+    with pytest.raises(DatasetError, match="no evaluation metadata") as e:
+        load_dataset("dcase2016", tmp_path)
+    assert str(tmp_path / EVA / "meta.txt") in str(e.value) and "zenodo" in str(e.value)
