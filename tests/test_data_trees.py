@@ -11,8 +11,8 @@ from mvbook.data import DatasetError, load_dataset
 from mvbook.data.dcase2016 import recording_id
 
 
-def tone(n=400, sr=8000, channels=1, value=0.1):
-    return np.full((n, channels), value) if channels > 1 else np.full(n, value)
+def tone(n=400, value=0.1):
+    return np.full(n, value)
 
 
 def check_split(ds, split):
@@ -116,7 +116,7 @@ def make_gtzan(genres_dir, n=20):
         (genres_dir / g).mkdir(parents=True)
         for k in range(n):
             ext, fmt = ("au", "AU") if g == "blues" else ("wav", "WAV")
-            sf.write(genres_dir / g / f"{g}.{k:05d}.{ext}", tone(220, 22050), 22050,
+            sf.write(genres_dir / g / f"{g}.{k:05d}.{ext}", tone(220), 22050,
                      format=fmt, subtype="PCM_16")
         (genres_dir / g / "notes.txt").write_text("ignored")
 

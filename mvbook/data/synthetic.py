@@ -63,6 +63,9 @@ CLASSES = tuple(f"{c}-{e}-{p}" for c in CONTOURS for e in ENVELOPES for p in PHA
 STEPS = {0: (0, 1, 2, 3), 1: (3, 2, 1, 0)}     # semitones above the base pitch
 FORMANT_HZ = {0: 4500.0, 1: 8000.0}
 COMPLEX_BAND_HZ = (800.0, 3000.0)
+FREQS = np.fft.rfftfreq(N_SAMPLES, 1 / SR)
+LOG2_FREQS = np.log2(np.maximum(FREQS, 1.0))
+PINK = 1 / np.sqrt(np.maximum(FREQS, 20.0))     # 1/f power above 20 Hz
 
 
 def factors(label: int) -> tuple[int, int, int]:
@@ -124,11 +127,6 @@ def harmonic_complex(phase: int, nz: Nuisance) -> np.ndarray:
     one_period = np.fft.irfft(spectrum, n=nz.period)
     reps = N_SAMPLES // nz.period + 2
     return np.tile(one_period, reps)[nz.shift:nz.shift + N_SAMPLES]
-
-
-FREQS = np.fft.rfftfreq(N_SAMPLES, 1 / SR)
-LOG2_FREQS = np.log2(np.maximum(FREQS, 1.0))
-PINK = 1 / np.sqrt(np.maximum(FREQS, 20.0))     # 1/f power above 20 Hz
 
 
 def shaped_noise(rng, gain: np.ndarray) -> np.ndarray:
