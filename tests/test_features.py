@@ -1,0 +1,296 @@
+"""Tests of mvbook.features: framing, reference = libraries, fast = reference,
+hand-derived band positions, segment lengths, the cache and the Standardizer."""
+
+import json
+import os
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from gammatone.gtgram import gtgram, gtgram_strides
+
+from mvbook import features as F
+
+DATA = Path(os.environ.get("MVBOOK_TEST_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+ESC_AUDIO = DATA / "ESC-50" / "audio"
+
+# fast path vs reference: max abs error in log power (the module's log rule)
+TOL = {"mel": 1e-4, "gam": 1e-5, "cqt": 1e-5}
+
+
+def noise(seconds, sr, seed=0):
+    return (0.1 * np.random.default_rng(seed).standard_normal(round(seconds * sr))).astype(np.float32)
+
+
+def tone(freq, seconds, sr):
+    t = np.arange(round(seconds * sr)) / sr
+    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def chirp_plus_noise(sr, seconds=1.0):
+    t = np.arange(round(seconds * sr)) / sr
+    x = 0.3 * np.sin(2 * np.pi * (60 * t + 0.5 * 4000 * t ** 2)) + noise(seconds, sr, 1)
+    x[: sr // 10] = 0.0                      # a stretch of digital silence, as ESC-50 has
+    return x.astype(np.float32)
+
+
+# --- framing (§3.1.2: 30 s at 44.1 kHz → 1499 × 64 and 1292 × 64) ----------------------
+
+@pytest.mark.parametrize("sr", [44100, 22050])
+def test_frame_counts_of_the_paper(sr):
+    n = 30 * sr
+    assert F.n_frames("mel", n, sr) == F.n_frames("gam", n, sr) == 1499
+    assert F.n_frames("cqt", n, sr) == 1292
+    assert F.n_frames("raw", n, sr) == n
+    assert gtgram_strides(sr, 0.04, 0.02, n)[2] == 1499        # gtgram's own framing
+
+
+@pytest.mark.parametrize("sr", [44100, 22050])
+def test_thirty_second_shapes(sr):
+    x = noise(30, sr)
+    for view, T in (("mel", 1499), ("gam", 1499), ("cqt", 1292)):
+        out = F.extract(view, x, sr)
+        assert out.shape == (T, 64) and out.dtype == np.float32
+    for view in ("mel", "cqt"):
+        assert F.extract(view, x, sr, method="reference").shape == F.extract(view, x, sr).shape
+    assert F.extract("raw", x, sr).shape == x.shape
+
+
+def test_window_and_hop_lengths():
+    assert (F.win_length(44100), F.hop_length(44100), F.cqt_hop_length(44100)) == (1764, 882, 1024)
+    assert (F.win_length(22050), F.hop_length(22050), F.cqt_hop_length(22050)) == (882, 441, 512)
+    assert F.hop_seconds("mel", 44100) == F.hop_seconds("gam", 22050) == pytest.approx(0.02)
+    assert F.hop_seconds("cqt", 44100) == 1024 / 44100
+    assert F.hop_seconds("raw", 22050) == 1 / 22050
+
+
+def test_segment_lengths():
+    for sr in (44100, 22050):
+        assert [F.segment_length(v, sr) for v in ("mel", "gam", "cqt")] == [75, 75, 65]
+        # the four training inputs cover the same ≈1.51 s (§3.1.3)
+        seconds = [(F.segment_length(v, sr) - 1) * F.hop_seconds(v, sr) for v in F.VIEWS]
+        assert max(seconds) - min(seconds) < 0.04
+    assert F.segment_length("raw", 44100) == 66650
+    assert F.segment_length("raw", 22050) == 33330
+
+
+def test_bad_arguments():
+    x = noise(1, 22050)
+    with pytest.raises(ValueError, match="unknown view"):
+        F.extract("mfcc", x, 22050)
+    for sr in (1000, 22050.5, 400000):
+        with pytest.raises(ValueError, match="sample rate"):
+            F.extract("mel", x, sr)
+    with pytest.raises(ValueError, match="method"):
+        F.extract("mel", x, 22050, method="approx")
+    with pytest.raises(ValueError, match="1-D"):
+        F.extract("mel", x[None], 22050)
+    with pytest.raises(ValueError, match="shorter"):
+        F.n_frames("gam", 100, 22050)
+
+
+# --- reference path = the libraries called directly -----------------------------------
+
+def test_reference_is_the_libraries():
+    sr, x = 22050, chirp_plus_noise(22050)
+    mel = librosa.feature.melspectrogram(y=x, sr=sr, n_fft=882, hop_length=441, center=False,
+                                         n_mels=64)
+    gam = gtgram(x, sr, 0.04, 0.02, 64, 50)
+    cqt = np.abs(librosa.cqt(x, sr=sr, hop_length=512, n_bins=64, bins_per_octave=12))
+    for view, direct in (("mel", mel), ("gam", gam ** 2), ("cqt", cqt ** 2)):
+        expected = np.log(direct.T.astype(np.float64) + 1e-10).astype(np.float32)
+        np.testing.assert_allclose(F.extract(view, x, sr, method="reference"), expected, atol=1e-6)
+    np.testing.assert_array_equal(F.extract("raw", x, sr, method="reference"), x)
+
+
+# --- fast path = reference ---------------------------------------------------------------
+
+def assert_close_logs(fast, ref, view):
+    err = np.abs(fast.astype(np.float64) - ref)
+    assert err.max() <= TOL[view], f"{view}: max abs log error {err.max():.3g}"
+    assert np.corrcoef(fast.ravel(), ref.ravel())[0, 1] > 0.999999
+
+
+@pytest.mark.parametrize("sr", [44100, 22050])
+def test_fast_equals_reference_synthetic(sr):
+    waves = np.stack([chirp_plus_noise(sr), tone(997.0, 1.0, sr)])
+    for view in ("mel", "gam", "cqt"):
+        fast = F.extract_batch(view, waves, sr)
+        for w, f in zip(waves, fast):
+            assert_close_logs(f, F.extract(view, w, sr, method="reference"), view)
+            np.testing.assert_array_equal(F.extract(view, w, sr), f)   # single = batch
+
+
+def test_fast_gammatone_power_equals_gtgram():
+    """Before rounding to float32: the compiled filterbank equals gtgram² to ~1e-12."""
+    sr, x = 22050, chirp_plus_noise(22050)
+    P = F.gammatone_power(x, sr)
+    R = gtgram(x, sr, 0.04, 0.02, 64, 50).T ** 2
+    assert np.abs(np.log(P + 1e-10) - np.log(R + 1e-10)).max() < 1e-9
+
+
+@pytest.mark.skipif(not ESC_AUDIO.is_dir(), reason=f"no ESC-50 audio under {DATA}")
+def test_fast_equals_reference_esc10():
+    files = sorted(ESC_AUDIO.glob("*.wav"))[::150][:3]
+    waves = np.stack([sf.read(f, dtype="float32")[0] for f in files])
+    for view in ("mel", "gam", "cqt"):
+        fast = F.extract_batch(view, waves, 44100)
+        ref = np.stack([F.extract(view, w, 44100, method="reference") for w in waves])
+        assert fast.shape == ref.shape == (len(files), 216 if view == "cqt" else 249, 64)
+        assert_close_logs(fast, ref, view)
+
+
+# --- tones land in the band derived by hand ---------------------------------------------
+
+def slaney_mel(f):
+    """Slaney's Mel scale: linear (3 per 200 Hz) below 1 kHz, logarithmic (27 per ln 6.4) above."""
+    return 3 * f / 200 if f < 1000 else 15 + 27 * np.log(f / 1000) / np.log(6.4)
+
+
+def slaney_hz(m):
+    return 200 * m / 3 if m < 15 else 1000 * np.exp((m - 15) * np.log(6.4) / 27)
+
+
+def mean_spectrum(view, x, sr, method):
+    return F.extract(view, x, sr, method=method).mean(0)
+
+
+@pytest.mark.parametrize("method", ["fast", "reference"])
+@pytest.mark.parametrize("sr,band", [(22050, 5), (22050, 20), (44100, 40), (44100, 60)])
+def test_tone_peaks_in_its_mel_band(sr, band, method):
+    # 64 triangles on 66 points equally spaced in Mel from 0 to Nyquist: band k peaks at point k+1
+    f = slaney_hz((band + 1) * slaney_mel(sr / 2) / 65)
+    assert mean_spectrum("mel", tone(f, 1.0, sr), sr, method).argmax() == band
+
+
+@pytest.mark.parametrize("method", ["fast", "reference"])
+@pytest.mark.parametrize("freq,bin_", [(440.0, 45), (110.0, 21), (32.703, 0)])
+def test_tone_peaks_in_its_cqt_bin(freq, bin_, method):
+    # librosa's default f_min is C1, 45 semitones (3 octaves + 9) below A4 = 440 Hz
+    assert abs(440 * 2 ** (-45 / 12) - 32.703) < 1e-3
+    assert mean_spectrum("cqt", tone(freq, 2.0, 22050), 22050, method).argmax() == bin_
+
+
+@pytest.mark.parametrize("method", ["fast", "reference"])
+@pytest.mark.parametrize("channel", [10, 30, 55])
+def test_tone_peaks_in_its_gammatone_channel(channel, method):
+    # Glasberg & Moore ERB scale (ear Q 9.26449, min bandwidth 24.7 Hz), 64 points from
+    # 50 Hz to Nyquist; channel k (low to high) sits at fraction (64 - k) / 64 from the top
+    sr, q = 22050, 9.26449 * 24.7
+    frac = (64 - channel) / 64
+    f = -q + (sr / 2 + q) * np.exp(-frac * np.log((sr / 2 + q) / (50 + q)))
+    assert mean_spectrum("gam", tone(f, 0.5, sr), sr, method).argmax() == channel
+
+
+# --- the cache -----------------------------------------------------------------------------
+
+class FakeDataset:
+    """The dataset interface that load_views needs, counting its loads."""
+
+    def __init__(self, n=5, sr=22050, seconds=1.0, tag="a", fail_at=None):
+        self.name, self.sr, self.n_samples = "fake/set", sr, round(sr * seconds)
+        self.clips = [f"clip{i}" for i in range(n)]
+        self.tag, self.fail_at, self.loads = tag, fail_at, 0
+
+    def __len__(self):
+        return len(self.clips)
+
+    def load(self, i):
+        if i == self.fail_at:
+            raise RuntimeError("killed")
+        self.loads += 1
+        return noise(self.n_samples / self.sr, self.sr, seed=i)
+
+    def fingerprint(self):
+        return f"fake-{self.tag}"
+
+
+def test_load_views_computes_once_and_memory_maps(tmp_path):
+    ds = FakeDataset()
+    V = F.load_views(ds, cache_dir=tmp_path, progress=False)
+    assert ds.loads == len(ds)                                   # one pass for all views
+    assert V["raw"].shape == (5, ds.n_samples)
+    for view in ("mel", "gam", "cqt"):
+        assert V[view].shape == (5, F.n_frames(view, ds.n_samples, ds.sr), 64)
+        assert isinstance(V[view], np.memmap) and V[view].dtype == np.float32
+        np.testing.assert_array_equal(V[view][3], F.extract(view, ds.load(3), ds.sr))
+    ds.loads = 0
+    again = F.load_views(ds, cache_dir=tmp_path, progress=False)
+    assert ds.loads == 0                                         # read from the cache
+    np.testing.assert_array_equal(again["gam"], V["gam"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        F.cache_path(ds, v, tmp_path).name for v in F.VIEWS)
+
+
+def test_load_views_computes_only_missing_views(tmp_path):
+    ds = FakeDataset()
+    F.load_views(ds, views=("mel",), cache_dir=tmp_path, progress=False)
+    ds.loads = 0
+    V = F.load_views(ds, views=("mel", "cqt"), cache_dir=tmp_path, progress=False)
+    assert ds.loads == len(ds) and set(V) == {"mel", "cqt"}
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_interrupted_extraction_leaves_no_file(tmp_path):
+    with pytest.raises(RuntimeError, match="killed"):
+        F.load_views(FakeDataset(fail_at=3), cache_dir=tmp_path, progress=False, batch_size=2)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_invalid_cache_file_is_recomputed(tmp_path):
+    ds = FakeDataset()
+    path = F.cache_path(ds, "mel", tmp_path)
+    tmp_path.mkdir(exist_ok=True)
+    np.save(path, np.zeros((2, 3), np.float32))                  # wrong shape
+    V = F.load_views(ds, views=("mel",), cache_dir=tmp_path, progress=False)
+    assert ds.loads == len(ds) and V["mel"].shape[0] == 5
+
+
+def test_cache_key(tmp_path, monkeypatch):
+    ds = FakeDataset()
+    path = F.cache_path(ds, "gam", tmp_path)
+    assert path.parent == tmp_path and path.name.startswith("fake_set-gam-22050-")
+    assert F.cache_path(FakeDataset(), "gam", tmp_path) == path
+    assert len({F.cache_path(ds, v, tmp_path) for v in F.VIEWS}) == 4
+    changed = [F.cache_path(FakeDataset(tag="b"), "gam", tmp_path),
+               F.cache_path(FakeDataset(sr=44100), "gam", tmp_path),
+               F.cache_path(FakeDataset(seconds=1.1), "gam", tmp_path),
+               F.cache_path(FakeDataset(n=6), "gam", tmp_path)]
+    for name, value in (("GAM_FMIN", 100.0), ("LOG_EPS", 1e-8), ("FEATURE_VERSION", 99),
+                        ("HOP_SECONDS", 0.01)):
+        with monkeypatch.context() as m:
+            m.setattr(F, name, value)
+            changed.append(F.cache_path(ds, "gam", tmp_path))
+    assert path not in changed and len(set(changed)) == len(changed)
+
+
+def test_cache_dir_precedence(tmp_path, monkeypatch):
+    monkeypatch.setenv("MVBOOK_CACHE", str(tmp_path / "env"))
+    assert F.cache_root() == tmp_path / "env"
+    assert F.cache_root(tmp_path / "arg") == tmp_path / "arg"
+    monkeypatch.delenv("MVBOOK_CACHE")
+    assert F.cache_root() == Path.home() / ".cache" / "mvbook"
+
+
+# --- Standardizer ----------------------------------------------------------------------------
+
+def test_standardizer_uses_only_the_given_clips():
+    X = np.full((4, 2, 3), 1000.0, np.float32)            # clips 1 and 3 must not count
+    X[0] = [[1, 10, 5], [3, 10, 5]]
+    X[2] = [[5, 20, 5], [7, 20, 5]]
+    s = F.Standardizer.fit(X, [2, 0])
+    np.testing.assert_allclose(s.mean, [4, 15, 5])
+    np.testing.assert_allclose(s.std, [np.sqrt(5), 5, 1])  # a constant band keeps a unit divisor
+    np.testing.assert_allclose(s(X[0]), [[-3 / np.sqrt(5), -1, 0], [-1 / np.sqrt(5), -1, 0]],
+                               rtol=1e-6)
+    t = s(torch.as_tensor(X[2]))
+    assert isinstance(t, torch.Tensor)
+    np.testing.assert_allclose(t.numpy(), s(X[2]), rtol=1e-6)
+    back = F.Standardizer.from_state(json.loads(json.dumps(s.state_dict())))
+    np.testing.assert_array_equal(back.mean, s.mean)
+    np.testing.assert_array_equal(back.std, s.std)
+    with pytest.raises(ValueError):
+        F.Standardizer.fit(X, [])
