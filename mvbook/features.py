@@ -34,6 +34,10 @@ Two paths compute each 2D view: ``method="reference"`` calls librosa
   frames, one clip per CPU thread; equal to ``gtgram`` to rounding;
 - ``cqt``: ``librosa.cqt`` on a whole batch of clips at once (librosa's own
   multirate algorithm is hard to beat; batching amortises its per-call setup).
+
+Fast minus reference, max abs error of the log outputs (tested on synthetic
+signals and real ESC-10 clips): ``mel`` ≤ 1e-4 (measured 2e-6), ``gam`` ≤ 1e-5
+(measured 0 after rounding to float32; < 1e-9 before), ``cqt`` identical.
 """
 
 from __future__ import annotations
@@ -273,9 +277,15 @@ def gammatone_power(wave: np.ndarray, sr: int) -> np.ndarray:
 
 def _check_waves(waves, ndim: int) -> np.ndarray:
     waves = np.asarray(waves, dtype=np.float32)
-    if waves.ndim != ndim:
-        raise ValueError(f"expected a {ndim}-D float array of samples, got shape {waves.shape}")
+    if waves.ndim != ndim or waves.size == 0:
+        raise ValueError(f"expected a non-empty {ndim}-D float array of samples, "
+                         f"got shape {waves.shape}")
     return waves
+
+
+def _n_cpus() -> int:
+    """CPUs this process may use (the container's share on Linux)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _device(device) -> torch.device:
@@ -309,7 +319,7 @@ def extract_batch(view: str, waves, sr: int, device=None) -> np.ndarray:
         P = mel_power_torch(waves, sr, _device(device))
         return torch.log(P + LOG_EPS).cpu().numpy()
     if view == "gam":
-        with ThreadPoolExecutor(max_workers=min(len(waves), os.cpu_count() or 1)) as pool:
+        with ThreadPoolExecutor(max_workers=min(len(waves), _n_cpus())) as pool:
             return np.stack([log_power(P) for P in pool.map(lambda w: gammatone_power(w, sr), waves)])
     return log_power(np.swapaxes(reference_power("cqt", waves, sr), 1, 2))
 
@@ -390,7 +400,7 @@ def load_views(dataset, views=VIEWS, cache_dir=None, progress: bool = True, devi
     clips (each clip is loaded once, ``batch_size`` at a time) and cached as .npy
     under :func:`cache_root`, named by :func:`cache_path`.
     """
-    views = tuple(check_view(v) for v in views)
+    views = tuple(check_view(v) for v in ((views,) if isinstance(views, str) else views))
     check_sr(dataset.sr)
     paths = {v: cache_path(dataset, v, cache_dir) for v in views}
     todo = [v for v in views if not _is_cached(paths[v], view_shape(dataset, v))]
