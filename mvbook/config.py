@@ -38,6 +38,7 @@ class Preset:
     window: int = 5                # W of Algorithm 1 (not stated in the paper)
     reference: str = "best"        # Algorithm 1's references
     power: float = 2.0             # exponent of O in Eq. 5
+    eval_clips: int | None = None  # cap on files per evaluation set (None: all)
     reduced: tuple = field(default=())  # what differs from the paper, in words
 
     def epochs_for(self, dataset: str) -> int:
@@ -53,8 +54,10 @@ PRESETS = {
                   reduced=("width 0.25 (channels and units ×0.25; conv02 keeps 64 filters)",
                            "120 epochs instead of 3000/1500", "2 warm-up epochs instead of 10",
                            "evaluation every 20 steps, W = 3")),
-    "smoke": Preset("smoke", width=1 / 16, epochs=2, warmup_epochs=1, batch_size=16, eval_every=4,
-                    window=2, reduced=("width 1/16", "2 epochs", "batch 16", "for tests only")),
+    "smoke": Preset("smoke", width=1 / 16, epochs=2, warmup_epochs=1, batch_size=16, eval_every=8,
+                    window=2, eval_clips=12,
+                    reduced=("width 1/16", "2 epochs", "batch 16", "12 files per evaluation set",
+                             "for tests only")),
 }
 
 

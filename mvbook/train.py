@@ -50,6 +50,12 @@ def initial_weights(branches, mode: str) -> dict:
     return {k: 1.0 / len(branches) for k in branches}
 
 
+def _subsample(idx, n: int | None) -> np.ndarray:
+    """``n`` evenly spaced entries of ``idx`` (all when ``n`` is None)."""
+    idx = np.asarray(idx)
+    return idx if n is None or n >= len(idx) else idx[np.linspace(0, len(idx) - 1, n).round().astype(int)]
+
+
 def _main_branch(branches) -> str:
     return "mv" if "mv" in branches else branches[0]
 
@@ -96,8 +102,9 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
     sub_rng = np.random.default_rng([seed, 1])
     n_sub = min(len(split.val), len(split.train))
     train_sub = np.sort(sub_rng.choice(split.train, n_sub, replace=False))
-    sets = {name: evaluate.EvalSet(name, np.asarray(idx), labels[np.asarray(idx)])
-            for name, idx in (("train", train_sub), ("val", split.val), ("test", split.test))}
+    sets = {name: evaluate.EvalSet(name, idx, labels[idx])
+            for name, idx in (("train", train_sub), ("val", split.val), ("test", split.test))
+            for idx in [_subsample(idx, p.eval_clips)]}
 
     config = {"system": system, "dataset": ds.name, "fold": fold, "seed": seed, "split_seed": split_seed,
               "preset": p.to_dict(), "views": list(views), "loss": mode, "epochs": E,
@@ -178,8 +185,8 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
         y = torch.as_tensor(labels[clips], device=dev)
         model.train()
         with autocast() if autocast else nullcontext():
-            out = model(x)
-        losses = {k: F.cross_entropy(out[k].float(), y) for k in branches}
+            logits = model(x)
+        losses = {k: F.cross_entropy(logits[k].float(), y) for k in branches}
         loss = sum(weights[k] * losses[k] for k in branches if weights[k] > 0)       # Eq. 2
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -193,7 +200,8 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
     bar.close()
     record = _record(config, state, branches, sets["test"], ds, mode)
     record["provenance"] = provenance(dev, state["elapsed"], time.time() - t_start)
-    write_record(record, Path(out) / record_path(ds.name, p.name, system, fold, seed))
+    path = write_record(record, Path(out) / record_path(ds.name, p.name, system, fold, seed))
+    record["path"] = str(path)
     return record
 
 
