@@ -21,6 +21,9 @@ the mean square of each Gammatone channel over the frame (``gtgram``'s RMS,
 squared) and ``|C|²`` of the CQT. ``1e-10`` is -100 dB re. a full-scale
 power, about the quantisation floor of 16-bit audio, so digital silence
 (ESC-50 pads its clips with it) maps to ``log(1e-10) ≈ -23.03`` instead of ``-inf``.
+(The Mel power is librosa's unnormalised ``|STFT|²``, about ``Σ w² ≈ 660`` times
+a per-sample power at 44.1 kHz, so there the floor sits lower still.) Per-band
+standardisation (:class:`Standardizer`) then removes each view's offset and scale.
 
 Two paths compute each 2D view: ``method="reference"`` calls librosa
 (``melspectrogram``, ``cqt``) and ``gammatone.gtgram`` directly; ``"fast"``
