@@ -1,0 +1,68 @@
+"""Records, late fusion and Table 3 from hand-made records."""
+import json
+
+import numpy as np
+import pytest
+
+from mvbook.results import (PAPER_TABLE3, fold_accuracies, format_table3, late_fusion, load_records,
+                            record_path, table3, write_record)
+
+
+def fake(system, fold, acc, probs=None, labels=(0, 1), se=None):
+    probs = probs if probs is not None else [[0.9, 0.1], [0.2, 0.8]]
+    main = "mv" if system in ("multiview", "concat") else system
+    r = {"schema": "mvbook.record/1", "system": system, "dataset": "esc10", "fold": fold, "seed": 0,
+         "preset": "cpu", "reduced": ["width 0.25"], "main_branch": main, "system_accuracy": acc,
+         "accuracy": {main: acc}, "test": {"keys": ["a", "b"], "labels": list(labels), "probs": {main: probs}}}
+    if se is not None:
+        r["accuracy"]["self_ensemble"] = se
+    return r
+
+
+def test_late_fusion_by_hand():
+    # mean of [[.6,.4],[.4,.6]], [[.2,.8],[.4,.6]], [[.7,.3],[.9,.1]], [[.9,.1],[.1,.9]] = [[.6,.4],[.45,.55]]
+    P = {"mel": [[.6, .4], [.4, .6]], "gam": [[.2, .8], [.4, .6]], "cqt": [[.7, .3], [.9, .1]], "raw": [[.9, .1], [.1, .9]]}
+    recs = {v: fake(v, 1, 0.5, P[v]) for v in P}
+    out = late_fusion(recs)
+    assert np.allclose(out["probs"], [[.6, .4], [.45, .55]])
+    assert out["accuracy"] == 1.0
+
+
+def test_late_fusion_refuses_different_test_files():
+    recs = {v: fake(v, 1, 0.5) for v in ("mel", "gam", "cqt", "raw")}
+    recs["raw"]["test"]["keys"] = ["a", "c"]
+    with pytest.raises(ValueError, match="same test files"):
+        late_fusion(recs)
+
+
+def test_table3_mean_std_and_derived_rows():
+    recs = [fake("mel", 1, 0.80), fake("mel", 2, 0.70), fake("multiview", 1, 0.9, se=0.95),
+            fake("multiview", 2, 0.8, se=0.85)]
+    recs += [fake(v, 1, 0.5) for v in ("gam", "cqt", "raw")]
+    t = table3(recs)
+    assert t.loc["mel", "mean"] == pytest.approx(75.0)
+    assert t.loc["mel", "std"] == pytest.approx(np.std([80, 70], ddof=1))
+    assert t.loc["self_ensemble", "mean"] == pytest.approx(90.0)
+    assert t.loc["late", "n"] == 1                      # only fold 1 has all four single views
+    assert list(fold_accuracies(recs).index)[:2] == ["self_ensemble", "multiview"]
+    text = format_table3(recs, "esc10", "cpu")
+    assert "75.00 ±  7.07" in text and f"{PAPER_TABLE3.loc['mel', 'esc50']:.2f}" in text
+    assert "width 0.25" in text and "no runs" in text   # concat has no runs
+
+
+def test_write_and_load_records(tmp_path):
+    r = fake("mel", 3, 0.5)
+    path = write_record(r, tmp_path / record_path("esc10", "cpu", "mel", 3, 0))
+    assert path.name == "fold3-seed0.json" and json.loads(path.read_text())["fold"] == 3
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+    (tmp_path / "other.json").write_text("{}")           # not a record: ignored
+    assert [x["fold"] for x in load_records(tmp_path, "esc10", "cpu")] == [3]
+    assert load_records(tmp_path, "esc10", "paper") == []
+
+
+def test_failed_write_leaves_the_old_record(tmp_path):
+    path = write_record(fake("mel", 1, 0.5), tmp_path / "r.json")
+    with pytest.raises(TypeError):
+        write_record({"bad": object()}, path)
+    assert json.loads(path.read_text())["system_accuracy"] == 0.5
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]

@@ -1,0 +1,99 @@
+"""The recipe of §3.1.3: schedule, records, determinism, kill-and-resume."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mvbook.config import get_preset
+from mvbook.train import initial_weights, learning_rate, train
+
+
+def test_learning_rate_schedule_by_hand():
+    p = get_preset("paper")
+    E = 3000
+    assert learning_rate(0, p, E) == 2e-5 and learning_rate(9.99, p, E) == 2e-5      # warm-up
+    assert learning_rate(10, p, E) == 2e-4 and learning_rate(299.9, p, E) == 2e-4
+    assert learning_rate(300, p, E) == pytest.approx(1.6e-4)                          # × 0.8 after 0.1E
+    assert learning_rate(600, p, E) == pytest.approx(1.28e-4)
+    assert learning_rate(900, p, E) == pytest.approx(1.024e-4)
+    assert learning_rate(2999, p, E) == pytest.approx(1.024e-4)
+
+
+def test_loss_weights_per_mode():
+    b = ("mel", "gam", "cqt", "raw", "mv")
+    assert initial_weights(b, "concat") == {"mel": 0, "gam": 0, "cqt": 0, "raw": 0, "mv": 1}
+    assert initial_weights(b, "blend") == dict.fromkeys(b, 0.2)
+    assert initial_weights(("mel",), "single") == {"mel": 1.0}
+
+
+def test_paper_preset_is_the_paper():
+    p = get_preset("paper")
+    assert (p.width, p.batch_size, p.lr, p.lr_warmup, p.decay, p.decay_at, p.warmup_epochs) == \
+        (1.0, 64, 2e-4, 2e-5, 0.8, (0.1, 0.2, 0.3), 10)
+    assert p.epochs_for("esc50") == 3000 and p.epochs_for("gtzan") == 1500 and p.reduced == ()
+
+
+def _run(tmp_path, name, **kw):
+    return train("synthetic", "mel", 1, "smoke", seed=3, out=tmp_path / name, progress=False,
+                 cache_dir=tmp_path.parent / "cache", **kw)
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    """One uninterrupted smoke run, shared by the tests below."""
+    return _run(tmp_path_factory.mktemp("full"), "run")
+
+
+def test_record_contents(full):
+    rec = full
+    on_disk = json.loads(open(rec["path"]).read())
+    assert on_disk["system"] == "mel" and on_disk["preset"] == "smoke" and on_disk["fold"] == 1
+    assert "for tests only" in on_disk["reduced"]
+    prov = on_disk["provenance"]
+    assert {"git_commit", "machine", "device", "date", "wall_seconds", "train_seconds"} <= set(prov)
+    c = on_disk["curves"]
+    n = len(c["step"])
+    assert c["step"][0] == 0 and c["step"][-1] == on_disk["config"]["steps"]
+    assert all(len(c["loss"][s]["mel"]) == n for s in ("train", "val", "test"))
+    # the selected model is the evaluation of best validation accuracy, and its test accuracy is reported
+    i = c["step"].index(on_disk["best"]["step"])
+    assert c["accuracy"]["val"]["mel"][i] == max(c["accuracy"]["val"]["mel"])
+    assert on_disk["accuracy"]["mel"] == c["accuracy"]["test"]["mel"][i]
+    P = np.array(on_disk["test"]["probs"]["mel"])
+    assert P.shape == (len(on_disk["test"]["labels"]), 8)
+    assert np.allclose(P.sum(1), 1, atol=1e-3)
+    assert on_disk["accuracy"]["mel"] == pytest.approx(np.mean(P.argmax(1) == on_disk["test"]["labels"]))
+
+
+class Killed(Exception):
+    pass
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path, full):
+    def kill_after_second_eval(info):
+        if len(info["curves"]["step"]) == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        _run(tmp_path, "killed", callback=kill_after_second_eval)
+    assert not list((tmp_path / "killed").rglob("fold1-seed3.json"))     # no record from a dead run
+    resumed = _run(tmp_path, "killed")
+    assert resumed["curves"] == full["curves"]
+    assert resumed["accuracy"] == full["accuracy"] and resumed["best"] == full["best"]
+    assert resumed["test"] == full["test"]
+
+
+def test_same_seed_same_run_different_seed_differs(tmp_path, full):
+    a = _run(tmp_path, "a", fresh=True)
+    assert a["curves"] == full["curves"]
+    c = train("synthetic", "mel", 1, "smoke", seed=4, out=tmp_path / "c", progress=False,
+              cache_dir=tmp_path.parent / "cache")
+    assert c["curves"]["loss"]["train"] != a["curves"]["loss"]["train"]
+
+
+def test_checkpoint_of_another_run_is_refused(tmp_path, full):
+    ckpts = Path(full["path"]).parents[3] / "checkpoints"
+    with pytest.raises(RuntimeError, match="different run configuration"):
+        train("synthetic", "mel", 1, "smoke", seed=3, out=tmp_path, checkpoints=ckpts, progress=False,
+              cache_dir=tmp_path.parent / "cache", epochs=3)
