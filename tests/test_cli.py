@@ -1,0 +1,38 @@
+"""python -m mvbook: datasets, train, table, and clear errors."""
+import subprocess
+import sys
+
+from mvbook.__main__ import main
+
+
+def test_datasets_reports_what_the_root_holds(esc_root, capsys):
+    assert main(["datasets", "--data-root", str(esc_root)]) == 0
+    out = capsys.readouterr().out
+    assert "esc10: 400 clips, 10 classes, 5 fold(s)" in out
+    assert "1600 of 2000 clips are missing" in out
+
+
+def test_train_then_table(tmp_path, capsys):
+    args = ["--dataset", "synthetic", "--preset", "smoke", "--out", str(tmp_path), "--no-progress",
+            "--cache-dir", str(tmp_path / "cache")]
+    assert main(["train", "--system", "cqt", "--fold", "2", *args]) == 0
+    out = capsys.readouterr().out
+    assert "cqt fold 2: test accuracy (%)" in out
+    assert (tmp_path / "synthetic/smoke/cqt/fold2-seed0.json").exists()
+    assert main(["table", "--results", str(tmp_path), "--dataset", "synthetic", "--preset", "smoke", "--folds"]) == 0
+    table = capsys.readouterr().out
+    row = next(line for line in table.splitlines() if line.startswith("CQT"))
+    assert row.split()[2] == "1"                        # one run, no std
+    assert "Mel" in table and "no runs" in table
+
+
+def test_missing_dataset_is_a_clear_error(tmp_path, capsys):
+    assert main(["train", "--dataset", "gtzan", "--data-root", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "gtzan" in err and str(tmp_path) in err
+
+
+def test_module_entry_point_help():
+    out = subprocess.run([sys.executable, "-m", "mvbook", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert all(c in out.stdout for c in ("datasets", "features", "train", "grid", "table"))
