@@ -115,26 +115,27 @@ class CRNN1D(_Recurrent):
     and pool1 (4×2) shorten time; conv2–conv6 with (1, 2) pools as in Table 1.
 
     Input (B, samples): 66,650 at 44.1 kHz (pool02 k = s = 64), 33,330 at
-    22.05 kHz (pool02 k = s = 32). conv02 keeps 64 filters at every width: they
-    are the 64-band axis the next six pools halve to 1.
+    22.05 kHz (pool02 k = s = 32). conv02's ``n_bands`` filters (64 in Table 2,
+    at every width) are the band axis that the next six pools halve; with fewer
+    bands (a reduced preset) a pool stops halving once one band is left.
     """
 
-    def __init__(self, width: float = 1.0, sr: int = 44100):
+    def __init__(self, width: float = 1.0, sr: int = 44100, n_bands: int = N_RAW_BANDS):
         F = [scaled(f, width) for f in F_1D]
         super().__init__(F[-1], width)
         c01 = scaled(32, width)
         self.conv01 = nn.Sequential(nn.Conv1d(1, c01, 64, stride=2, bias=False), nn.BatchNorm1d(c01), nn.ReLU(inplace=True))
-        self.conv02 = nn.Sequential(nn.Conv1d(c01, N_RAW_BANDS, 16, stride=2, bias=False),
-                                    nn.BatchNorm1d(N_RAW_BANDS), nn.ReLU(inplace=True))
+        self.conv02 = nn.Sequential(nn.Conv1d(c01, n_bands, 16, stride=2, bias=False),
+                                    nn.BatchNorm1d(n_bands), nn.ReLU(inplace=True))
         k = 64 if sr >= 44100 else 32
         self.pool02 = nn.MaxPool1d(k, k)
         self.conv1 = ConvBlock(1, scaled(32, width), kernel=(5, 3))
         self.pool1 = nn.Sequential(nn.MaxPool2d((4, 2)), nn.Dropout(DROPOUT))
-        c = scaled(32, width)
+        c, bands = scaled(32, width), n_bands // 2
         for l, f in enumerate(F, start=2):
             setattr(self, f"conv{l}", ConvBlock(c, f))
-            setattr(self, f"pool{l}", nn.Sequential(nn.MaxPool2d((1, 2)), nn.Dropout(DROPOUT)))
-            c = f
+            setattr(self, f"pool{l}", nn.Sequential(nn.MaxPool2d((1, min(2, bands))), nn.Dropout(DROPOUT)))
+            c, bands = f, max(1, bands // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool02(self.conv02(self.conv01(x.unsqueeze(1))))   # (B, 64, T)
@@ -152,13 +153,14 @@ class MultiViewNet(nn.Module):
     branches ``views`` (+ ``"mv"`` when there is more than one view).
     """
 
-    def __init__(self, n_classes: int, sr: int = 44100, width: float = 1.0, views=VIEWS):
+    def __init__(self, n_classes: int, sr: int = 44100, width: float = 1.0, views=VIEWS,
+                 raw_bands: int = N_RAW_BANDS):
         super().__init__()
         self.views = tuple(views)
         unknown = set(self.views) - set(VIEWS)
         if unknown:
             raise ValueError(f"unknown views {sorted(unknown)}; choose from {VIEWS}")
-        self.subnets = nn.ModuleDict({v: CRNN1D(width, sr) if v == "raw" else CRNN2D(width) for v in self.views})
+        self.subnets = nn.ModuleDict({v: CRNN1D(width, sr, raw_bands) if v == "raw" else CRNN2D(width) for v in self.views})
         dims = {v: net.dim for v, net in self.subnets.items()}
         self.heads = nn.ModuleDict({v: Classifier(dims[v], scaled(1024, width), n_classes) for v in self.views})
         if len(self.views) > 1:

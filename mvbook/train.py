@@ -92,7 +92,7 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
     seg = Segmenter(feats, ds.sr, ds.clip_seconds, transforms)
 
     torch.manual_seed(seed)
-    model = MultiViewNet(len(ds.classes), sr=ds.sr, width=p.width, views=views).to(dev)
+    model = MultiViewNet(len(ds.classes), sr=ds.sr, width=p.width, views=views, raw_bands=p.raw_bands).to(dev)
     branches = model.branches
     opt = torch.optim.Adam(model.parameters(), lr=p.lr_warmup)
     blender = AdaptiveBlender(branches, p.window, p.reference, power=p.power) if mode == "blend" else None
