@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import traceback
 
 from .config import ALL_SYSTEMS, PRESETS, TRAINED_SYSTEMS
 from .data import DATASETS, DatasetError, describe, load_dataset
@@ -48,12 +47,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--fold", type=int, default=1)
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
 
-    p = sub.add_parser("grid", help="train systems × folds, skipping runs whose record exists")
+    p = sub.add_parser("grid", help="run systems × folds through the training notebook (papermill), "
+                                     "skipping cells whose record exists")
     _train_args(p)
     p.add_argument("--systems", nargs="+", default=[s for s in ("mel", "gam", "cqt", "raw", "concat", "multiview")],
                    choices=TRAINED_SYSTEMS)
     p.add_argument("--folds", nargs="+", type=int, default=None, help="default: every fold of the dataset")
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="default: --seed")
+    p.add_argument("--direct", action="store_true",
+                   help="train in this process instead of through the notebook (no executed notebook is kept)")
+    p.add_argument("--log-output", action="store_true", help="echo each notebook's output while it runs")
 
     p = sub.add_parser("table", help="print Table 3 from results records")
     p.add_argument("--results", default="results", help="folder of records")
@@ -106,33 +109,22 @@ def cmd_train(args) -> int:
 
 
 def cmd_grid(args) -> int:
-    from .results import record_path
-    from .train import train
-    from pathlib import Path
+    """Every system × fold (× seed) of a dataset through the book's training
+    notebook (``book/training.md``) with papermill; each executed notebook is
+    kept beside its record as ``<out>/<dataset>/<preset>/<system>/fold<k>-seed<s>.ipynb``.
+    Cells whose record exists are skipped; a failed cell does not stop the grid
+    and is reported at the end (exit status 1)."""
+    from .notebooks import run_grid
     ds = load_dataset(args.dataset, args.data_root)
     folds = args.folds or list(range(1, ds.n_folds + 1))
-    seeds = args.seeds or [args.seed]
-    kw = _train_kwargs(args)
-    failed, done = [], 0
-    for seed in seeds:
-        for fold in folds:
-            for system in args.systems:
-                path = Path(args.out) / record_path(ds.name, args.preset, system, fold, seed)
-                if path.exists():
-                    print(f"skip {system} fold {fold} seed {seed}: {path} exists")
-                    continue
-                try:
-                    train(system=system, fold=fold, seed=seed, **kw)
-                    done += 1
-                except KeyboardInterrupt:
-                    raise
-                except Exception as e:  # keep going; report at the end
-                    traceback.print_exc()
-                    failed.append(f"{system} fold {fold} seed {seed}: {type(e).__name__}: {e}")
-    print(f"grid: {done} runs trained, {len(failed)} failed")
-    for f in failed:
-        print(f"  FAILED {f}")
-    return 1 if failed else 0
+    bad = [f for f in folds if not 1 <= f <= ds.n_folds]
+    if bad:
+        raise ValueError(f"{ds.name} has folds 1..{ds.n_folds}; got {bad}")
+    report = run_grid(ds.name, args.systems, folds, args.seeds or [args.seed], preset=args.preset,
+                      out=args.out, device=args.device, data_root=args.data_root, cache_dir=args.cache_dir,
+                      checkpoints=args.checkpoints, epochs=args.epochs, direct=args.direct,
+                      log=lambda m: print(m, flush=True), log_output=args.log_output)
+    return 1 if report.failed else 0
 
 
 def cmd_table(args) -> int:

@@ -1,0 +1,462 @@
+"""Figures and tables of the book, drawn from the library's own objects and
+from results records (``mvbook.results``), never from numbers typed in.
+
+- :func:`plot_views`: a clip as waveform and its three spectrograms (§2.1).
+- :func:`draw_network`: Fig. 1, the five-branch multi-view network.
+- :func:`plot_attention`: what spatio-temporal attention pooling weighs.
+- :func:`blending_trace`: Algorithm 1 replayed on a record's loss history,
+  every intermediate quantity in a table.
+- :func:`plot_curves`: the curves of one run (the *Training* notebook).
+- :func:`fig2`: Fig. 2 (a), (b), (c) of the paper from records.
+- :func:`table3_html`: Table 3, each cell linked to its notebook and record.
+
+Chapters: *Four views*, *The CRNNs*, *The multi-view network*, *Adaptive
+gradient blending*, *Training*, *Results*.
+"""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from .results import PAPER_TABLE3, REPO, ROW_NAMES, fold_accuracies, record_path
+
+BRANCH_LABEL = {"mel": "Mel", "gam": "Gammatone", "cqt": "CQT", "raw": "Raw", "mv": "⊕ multi-view"}
+BRANCH_COLOR = {"mel": "#1f77b4", "gam": "#ff7f0e", "cqt": "#2ca02c", "raw": "#d62728", "mv": "#222222",
+                "self_ensemble": "#9467bd"}
+SYSTEM_COLOR = {"multiview": "#222222", "concat": "#8c564b", "equal": "#7f7f7f", "mel": BRANCH_COLOR["mel"],
+                "gam": BRANCH_COLOR["gam"], "cqt": BRANCH_COLOR["cqt"], "raw": BRANCH_COLOR["raw"]}
+VIEW_AXIS = {"mel": "Mel band", "gam": "Gammatone channel", "cqt": "CQT bin"}
+
+
+# --- the four views ----------------------------------------------------------------------
+
+def band_frequencies(view: str, sr: int) -> np.ndarray:
+    """Centre frequency (Hz) of each of the 64 bands of a 2D view, low to high."""
+    import librosa
+    from . import features as F
+    if view == "mel":
+        return librosa.mel_frequencies(n_mels=F.N_BANDS + 2, fmin=0.0, fmax=sr / 2)[1:-1]
+    if view == "gam":
+        from gammatone.filters import centre_freqs
+        return np.sort(centre_freqs(sr, F.N_BANDS, F.GAM_FMIN))
+    if view == "cqt":
+        return librosa.cqt_frequencies(F.N_BANDS, fmin=librosa.note_to_hz("C1"),
+                                       bins_per_octave=F.CQT_BINS_PER_OCTAVE)
+    raise ValueError(f"{view!r} is not a 2D view")
+
+
+def frame_times(view: str, n: int, sr: int) -> np.ndarray:
+    """Centre time (s) of each of ``n`` frames: Mel and Gammatone frames are not
+    centred (frame i covers [i·hop, i·hop + 40 ms]); CQT frames are centred on i·hop."""
+    from . import features as F
+    hop = F.hop_seconds(view, sr)
+    offset = F.WIN_SECONDS / 2 if view in ("mel", "gam") else 0.0
+    return np.arange(n) * hop + offset
+
+
+def _spectrogram(ax, X, view, sr, t0=0.0, cmap="magma"):
+    t = frame_times(view, X.shape[0], sr) + t0
+    dt = t[1] - t[0] if len(t) > 1 else 1.0
+    im = ax.imshow(X.T, origin="lower", aspect="auto", cmap=cmap, interpolation="nearest",
+                   extent=[t[0] - dt / 2, t[-1] + dt / 2, -0.5, X.shape[1] - 0.5])
+    f = band_frequencies(view, sr)
+    ticks = [0, 16, 32, 48, 63]
+    ax.set_yticks(ticks, [f"{f[i]:.0f}" if f[i] < 1000 else f"{f[i] / 1000:.1f}k" for i in ticks])
+    ax.set_ylabel(f"{VIEW_AXIS[view]}\n(centre, Hz)")
+    return im
+
+
+def plot_views(wave, sr: int, views: dict, title: str | None = None, figsize=(9, 8)):
+    """Waveform and the Mel, Gammatone and CQT spectrograms of one clip on a
+    common time axis (seconds). ``views``: view → (frames, 64) log power."""
+    fig, axes = plt.subplots(4, 1, figsize=figsize, sharex=True, constrained_layout=True)
+    t = np.arange(len(wave)) / sr
+    axes[0].plot(t, wave, lw=0.3, color="#333333")
+    axes[0].set_ylabel("raw\n(amplitude)")
+    axes[0].set_xlim(0, len(wave) / sr)
+    for ax, v in zip(axes[1:], ("mel", "gam", "cqt")):
+        im = _spectrogram(ax, views[v], v, sr)
+        fig.colorbar(im, ax=ax, pad=0.01, label="log power")
+        ax.set_title(f"{v}: {views[v].shape[0]} frames × {views[v].shape[1]}", fontsize=9, loc="right")
+    axes[0].set_title(f"raw: {len(wave):,} samples at {sr:,} Hz", fontsize=9, loc="right")
+    axes[-1].set_xlabel("time (s)")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+# --- Fig. 1 ---------------------------------------------------------------------------------
+
+def _box(ax, x, y, w, h, text, fc="#ffffff", ec="#333333", fontsize=8.5, **kw):
+    from matplotlib.patches import FancyBboxPatch
+    ax.add_patch(FancyBboxPatch((x, y - h / 2), w, h, boxstyle="round,pad=0.02,rounding_size=0.12",
+                                fc=fc, ec=ec, lw=1.0, **kw))
+    ax.text(x + w / 2, y, text, ha="center", va="center", fontsize=fontsize)
+    return (x, y, w, h)
+
+
+def _arrow(ax, p, q, dashed=False, color="#333333", rad=0.0, lw=1.0):
+    ax.annotate("", xy=q, xytext=p,
+                arrowprops=dict(arrowstyle="-|>", lw=lw, color=color, linestyle="--" if dashed else "-",
+                                shrinkA=1, shrinkB=1, connectionstyle=f"arc3,rad={rad}"))
+
+
+def draw_network(ax=None, n_classes: str = "C", width: float = 1.0):
+    """Fig. 1 of the paper, drawn: four views → four CRNNs → five classification
+    branches (one per view, one on the concatenated embedding ⊕) → five losses,
+    blended with the weights of Algorithm 1. Solid arrows: forward pass; dashed:
+    where each loss's gradient flows back."""
+    from .models import scaled
+    if ax is None:
+        _, ax = plt.subplots(figsize=(12, 6.4))
+    ax.set_xlim(-0.2, 16.6)
+    ax.set_ylim(-0.9, 10.2)
+    ax.axis("off")
+    d = 2 * scaled(256, width)
+    rows = {"mel": 9.0, "gam": 7.0, "cqt": 5.0, "raw": 3.0}
+    inputs = {"mel": "log Mel\n$T\\times 64$", "gam": "log Gammatone\n$T\\times 64$",
+              "cqt": "log CQT\n$T\\times 64$", "raw": "raw waveform\n66,650 samples"}
+    color = {v: BRANCH_COLOR[v] for v in rows}
+    for v, y in rows.items():
+        _box(ax, 0.0, y, 2.0, 1.1, inputs[v], fc="#f6f6f6")
+        net = "1D CRNN\n(Table 2)" if v == "raw" else "2D CRNN\n(Table 1)"
+        _box(ax, 2.7, y, 2.0, 1.1, net, fc="#eef3fb", ec=color[v])
+        _box(ax, 5.4, y, 1.2, 0.8, f"$z^{{({v})}}$\n{d}-d", fc="#ffffff", ec=color[v], fontsize=8)
+        _box(ax, 7.6, y, 2.6, 1.0, f"fc {scaled(1024, width)} → fc {scaled(1024, width)}\n→ fc {n_classes} (softmax)",
+             fc="#fbf3ea", ec=color[v], fontsize=8)
+        ax.text(11.35, y, f"$\\mathcal{{L}}^{{({v})}}$", ha="center", va="center", fontsize=12, color=color[v])
+        _arrow(ax, (2.0, y), (2.7, y))
+        _arrow(ax, (4.7, y), (5.4, y))
+        _arrow(ax, (6.6, y), (7.6, y))
+        _arrow(ax, (10.2, y), (10.95, y))
+        _arrow(ax, (11.0, y - 0.32), (3.7, y - 0.62), dashed=True, color=color[v], rad=-0.08, lw=0.8)
+    # concatenation branch
+    yc = 0.6
+    ax.add_patch(plt.Circle((6.0, yc), 0.32, fc="#ffffff", ec="#222222"))
+    ax.text(6.0, yc, "⊕", ha="center", va="center", fontsize=14)
+    for v, y in rows.items():
+        _arrow(ax, (6.0, y - 0.42), (6.0 + 0.06 * (rows[v] - 6), yc + 0.33), color=color[v], lw=0.7)
+    _box(ax, 7.6, yc, 2.6, 1.0, f"fc {scaled(4096, width)} → fc {scaled(4096, width)}\n→ fc {n_classes} (softmax)",
+         fc="#fbf3ea", ec="#222222", fontsize=8)
+    ax.text(6.75, yc - 0.55, f"{4 * d}-d", ha="center", fontsize=8)
+    _arrow(ax, (6.32, yc), (7.6, yc))
+    _arrow(ax, (10.2, yc), (10.95, yc))
+    ax.text(11.35, yc, "$\\mathcal{L}^{(\\oplus)}$", ha="center", va="center", fontsize=12)
+    _arrow(ax, (11.0, yc - 0.3), (6.2, yc - 0.45), dashed=True, rad=-0.15, lw=0.8)
+    # blending
+    _box(ax, 12.6, 5.0, 3.8, 1.5, "$\\mathcal{L}(n) = \\sum_k w^{(k)}(n)\\,\\mathcal{L}^{(k)}(n)$\n(Eq. 2)",
+         fc="#f3f9ef", ec="#2b7a2b", fontsize=10)
+    for v, y in list(rows.items()) + [("⊕", yc)]:
+        _arrow(ax, (11.8, y), (12.6, 5.0 + (y - 5.0) * 0.08), color="#2b7a2b", lw=0.7)
+    _box(ax, 12.6, 8.3, 3.8, 1.6, "Algorithm 1 (Eq. 3–5):\n$w^{(k)} \\propto G^{(k)} / O^{(k)2}$\nfrom "
+         "$L_{tr}$ and $L_{\\diamond}$ of each branch", fc="#ffffff", ec="#2b7a2b", fontsize=9)
+    _arrow(ax, (14.5, 7.5), (14.5, 5.75), color="#2b7a2b")
+    ax.text(0.0, -0.6, "solid: forward pass    dashed: gradient of each branch loss flowing back into the "
+            "network (the ⊕ loss reaches all four CRNNs)", fontsize=8.5, color="#444444")
+    return ax
+
+
+# --- Tables 1 and 2 ---------------------------------------------------------------------------
+
+def _pair(t) -> str:
+    t = tuple(t) if isinstance(t, (tuple, list)) else (t,)
+    return "(" + ", ".join(str(v) for v in (t if len(t) == 2 else t + (1,))) + ")"
+
+
+def crnn_table(net, x, head=None) -> pd.DataFrame:
+    """Table 1 or 2 regenerated from the code: for each layer of a CRNN, its
+    filter size, stride, number of filters and padding read from the module,
+    and its output shape (time, frequency, channel) measured by running ``net``
+    on one un-batched input ``x`` (:func:`mvbook.models.layer_shapes`); ``head`` (a classification
+    branch) adds the fc rows."""
+    from torch import nn
+    from .models import layer_shapes
+    in_shape = (x.shape[0], x.shape[1], 1) if x.dim() == 2 else (x.shape[0], 1, 1)
+    x = x[None]                                            # one example: (T, 64) or (samples,)
+    rows = [dict(layer="input", filter="", stride="", filters="", padding="", output=in_shape)]
+    for name, shape in layer_shapes(net, x):
+        m = getattr(net, name)
+        conv = next((c for c in m.modules() if isinstance(c, (nn.Conv1d, nn.Conv2d))), None)
+        pool = next((c for c in m.modules() if isinstance(c, (nn.MaxPool1d, nn.MaxPool2d))), None)
+        row = dict(layer=name, filter="", stride="", filters="", padding="", output=shape)
+        if conv is not None:
+            same = all(p == k // 2 for p, k in zip(conv.padding, conv.kernel_size)) and max(conv.padding) > 0
+            row.update(filter=_pair(conv.kernel_size), stride=_pair(conv.stride), filters=conv.out_channels,
+                       padding="SAME" if same else "VALID")
+        elif pool is not None:
+            row.update(filter=_pair(pool.kernel_size), stride=_pair(pool.stride), padding="VALID")
+        elif isinstance(m, nn.GRU):
+            row.update(layer="biRNN (GRU)", filters=f"2 · {m.hidden_size}")
+        elif name == "attention":
+            row.update(filters=m.temporal[0].out_features)
+        rows.append(row)
+    if head is not None:
+        fcs = [m for m in head.modules() if isinstance(m, nn.Linear)]
+        for i, fc in enumerate(fcs, start=1):
+            rows.append(dict(layer=f"fc{i}", filter="", stride="", filters=fc.out_features, padding="",
+                             output=(fc.out_features,)))
+    df = pd.DataFrame(rows)
+    df["output"] = df["output"].map(lambda s: "(" + ", ".join(f"{v:,}" if v >= 10000 else str(v) for v in s) + ("," if len(s) == 1 else "") + ")")
+    return df.set_index("layer")
+
+
+# --- attention pooling ----------------------------------------------------------------------
+
+def attention_maps(crnn, x):
+    """Run a CRNN on one input ``x`` (a 2D view (T, 64) or a waveform) and return
+    ``(alpha (T',), beta (D,), H (T', D))`` of its attention pooling."""
+    import torch
+    captured = {}
+    hook = crnn.attention.register_forward_hook(lambda m, inp, out: captured.setdefault("H", inp[0]))
+    try:
+        with torch.no_grad():
+            crnn.eval()(torch.as_tensor(np.asarray(x, dtype=np.float32))[None])
+            alpha, beta = crnn.attention.weights(captured["H"])
+    finally:
+        hook.remove()
+    return alpha[0].numpy(), beta[0].numpy(), captured["H"][0].numpy()
+
+
+def plot_attention(X, view: str, sr: int, alpha, beta, H, t0: float = 0.0, title: str | None = None):
+    """The input segment, the temporal attention α over its frames, the spatial
+    attention β over the D recurrent features and the mask M = α βᵀ that
+    pools H (the pooled vector z = Σ_t M_t ⊙ h_t)."""
+    fig = plt.figure(figsize=(10, 6.2), constrained_layout=True)
+    gs = fig.add_gridspec(3, 2, width_ratios=[4, 1], height_ratios=[2.2, 1, 2.2])
+    ax0 = fig.add_subplot(gs[0, 0])
+    im = _spectrogram(ax0, X, view, sr, t0=t0)
+    ax0.set_title(f"input: {view}, {X.shape[0]} frames", fontsize=9, loc="left")
+    fig.colorbar(im, ax=ax0, pad=0.01, label="standardised\nlog power")
+    t = frame_times(view, X.shape[0], sr) + t0
+    ax1 = fig.add_subplot(gs[1, 0], sharex=ax0)
+    ax1.plot(t[:len(alpha)], alpha, color="#b2182b")
+    ax1.axhline(1 / len(alpha), color="#999999", lw=0.8, ls=":", label="uniform 1/T")
+    ax1.set_ylabel("temporal α_t")
+    ax1.legend(fontsize=8, loc="upper right")
+    ax2 = fig.add_subplot(gs[2, 0], sharex=ax0)
+    M = np.outer(alpha, beta)
+    order = np.argsort(-beta)
+    im2 = ax2.imshow((M * H)[:, order].T, origin="lower", aspect="auto", cmap="RdBu_r",
+                     extent=[t[0], t[len(alpha) - 1], -0.5, len(beta) - 0.5],
+                     vmin=-np.abs(M * H).max(), vmax=np.abs(M * H).max())
+    ax2.set_ylabel("feature d\n(sorted by β_d)")
+    ax2.set_xlabel("time (s)")
+    ax2.set_title("M ⊙ H = (α βᵀ) ⊙ H: summed over time, it is the embedding z", fontsize=9, loc="left")
+    fig.colorbar(im2, ax=ax2, pad=0.01)
+    ax3 = fig.add_subplot(gs[2, 1])
+    ax3.plot(beta[order], np.arange(len(beta)), color="#2166ac")
+    ax3.set_xlabel("spatial β_d")
+    ax3.set_ylim(-0.5, len(beta) - 0.5)
+    ax3.set_yticks([])
+    fig.add_subplot(gs[0:2, 1]).axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+# --- Algorithm 1 replayed ---------------------------------------------------------------------
+
+def blending_trace(curves: dict, window: int, reference: str = "best", eps: float = 1e-6,
+                   power: float = 2.0) -> pd.DataFrame:
+    """Replay Algorithm 1 (``AdaptiveBlender``) on the loss history of a record
+    (``record["curves"]``) and return one row per measurement n and branch k
+    with every quantity of Eq. 3–5: the measured losses, their means over the
+    last W, the references used at n, G, O, the unnormalised ratio and w."""
+    from .blending import AdaptiveBlender
+    branches = list(curves["weights"])
+    blender = AdaptiveBlender(branches, window, reference, eps=eps, power=power)
+    rows = []
+    for n, step in enumerate(curves["step"]):
+        tr = {k: curves["loss"]["train"][k][n] for k in branches}
+        va = {k: curves["loss"]["val"][k][n] for k in branches}
+        w = blender.update(tr, va)
+        for k in branches:
+            row = {"n": n, "step": step, "branch": k, "L_tr": tr[k], "L_va": va[k]}
+            if n + 1 >= window:
+                Lbar_tr = float(np.mean(blender.L_tr[k][-window:]))
+                Lbar_va = float(np.mean(blender.L_va[k][-window:]))
+                G, O = blender.G[k], blender.O[k]
+                row.update(Lbar_tr=Lbar_tr, Lbar_va=Lbar_va, Lstar_tr=Lbar_tr + G + O, Lstar_va=Lbar_va + G,
+                           G=G, O=O, ratio=G / (abs(O) ** power + eps) if G > 0 else 0.0)
+            row["w"] = w[k]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# --- curves of one run, and Fig. 2 -------------------------------------------------------------
+
+def plot_curves(record: dict, title: str | None = None):
+    """Curves of one run: loss on the fixed training subset (dashed) and the
+    validation set (solid) per branch, the branch weights of Eq. 2, and the
+    validation accuracy per branch (and of the self-ensemble)."""
+    c = record["curves"]
+    steps = np.asarray(c["step"])
+    branches = list(c["weights"])
+    fig, axes = plt.subplots(1, 3, figsize=(12.5, 3.5), constrained_layout=True)
+    for k in branches:
+        col = BRANCH_COLOR[k]
+        axes[0].plot(steps, c["loss"]["val"][k], color=col, label=BRANCH_LABEL[k])
+        axes[0].plot(steps, c["loss"]["train"][k], color=col, ls="--", lw=0.9)
+        axes[1].plot(steps, c["weights"][k], color=col, label=BRANCH_LABEL[k], marker=".", ms=3)
+        axes[2].plot(steps, 100 * np.asarray(c["accuracy"]["val"][k]), color=col, label=BRANCH_LABEL[k])
+    if len(branches) > 1:
+        axes[2].plot(steps, 100 * np.asarray(c["accuracy"]["val"]["self_ensemble"]),
+                     color=BRANCH_COLOR["self_ensemble"], ls=":", label="self-ensemble")
+    axes[0].set_title("loss: validation (solid), training subset (dashed)", fontsize=9)
+    axes[1].set_title("branch weights $w^{(k)}(n)$ of Eq. 2", fontsize=9)
+    axes[2].set_title("validation accuracy (%)", fontsize=9)
+    best = record.get("best", {}).get("step")
+    for ax in axes:
+        ax.set_xlabel("training step")
+        if best is not None:
+            ax.axvline(best, color="#999999", lw=0.8, ls=":")
+    axes[1].set_ylim(-0.03, 1.03)
+    axes[2].legend(fontsize=7.5, loc="best")
+    fig.suptitle(title or f"{record['dataset']} · {record['system']} · fold {record['fold']} · preset "
+                 f"{record['preset']} (dotted line: the selected checkpoint)", fontsize=10)
+    return fig
+
+
+def mean_curve(records, split: str, branch=None, key: str = "loss"):
+    """(steps, mean over records, number of records) of one curve; each run is
+    interpolated onto the steps of the shortest run, so folds of slightly
+    different length average cleanly. ``branch`` None: the record's main branch."""
+    runs = [r for r in records if r["curves"]["step"]]
+    if not runs:
+        return np.array([]), np.array([]), 0
+    ref = min(runs, key=lambda r: r["curves"]["step"][-1])
+    steps = np.asarray(ref["curves"]["step"], dtype=float)
+    ys = [np.interp(steps, r["curves"]["step"], r["curves"][key][split][branch or r["main_branch"]]) for r in runs]
+    return steps, np.mean(ys, axis=0), len(ys)
+
+
+def fig2(records: list[dict], fold: int = 1, axes=None, title: str | None = None):
+    """Fig. 2 of the paper from records of one dataset and preset:
+    (a) test loss of the five branches of the multi-view network, mean over folds;
+    (b) the branch weights during training, one fold;
+    (c) test loss of the multi-view network (its ⊕ branch) against the baselines,
+    mean over folds. Panels without records say so."""
+    if axes is None:
+        _, axes = plt.subplots(1, 3, figsize=(13.5, 3.8), constrained_layout=True)
+    by_system = {}
+    for r in records:
+        by_system.setdefault(r["system"], []).append(r)
+    mv = by_system.get("multiview", [])
+    ax = axes[0]
+    for k in ("mel", "gam", "cqt", "raw", "mv"):
+        steps, y, n = mean_curve(mv, "test", k)
+        if n:
+            ax.plot(steps, y, color=BRANCH_COLOR[k], label=BRANCH_LABEL[k])
+    ax.set_title(f"(a) test loss of the branches (mean of {len(mv)} fold(s))", fontsize=9)
+    ax = axes[1]
+    one = [r for r in mv if r["fold"] == fold] or mv[:1]
+    if one:
+        c = one[0]["curves"]
+        for k in c["weights"]:
+            ax.plot(c["step"], c["weights"][k], color=BRANCH_COLOR[k], label=BRANCH_LABEL[k])
+    ax.set_title(f"(b) branch weights (fold {one[0]['fold'] if one else fold})", fontsize=9)
+    ax.set_ylim(-0.03, 1.03)
+    ax = axes[2]
+    for s in ("multiview", "concat", "equal", "mel", "gam", "cqt", "raw"):
+        steps, y, n = mean_curve(by_system.get(s, []), "test")
+        if n:
+            ax.plot(steps, y, color=SYSTEM_COLOR[s], label=f"{ROW_NAMES[s].replace(' (extra)', '')} ({n})",
+                    lw=1.8 if s == "multiview" else 1.0)
+    ax.set_title("(c) test loss: multi-view vs. baselines (mean over folds)", fontsize=9)
+    for ax, empty in zip(axes, (not mv, not mv, not by_system)):
+        ax.set_xlabel("training step")
+        if empty:
+            ax.text(0.5, 0.5, "no records", transform=ax.transAxes, ha="center", color="#999999")
+        elif ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7.5)
+    axes[0].set_ylabel("cross-entropy")
+    if title:
+        axes[0].figure.suptitle(title, fontsize=10)
+    return axes
+
+
+# --- Table 3 --------------------------------------------------------------------------------
+
+def _rel(path, base: str) -> str:
+    path = Path(path).resolve()
+    rel = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+    return base + rel.as_posix()
+
+
+def _link(path, base: str, label: str, cls: str = "") -> str:
+    return f'<a class="{cls}" href="{html.escape(_rel(path, base))}">{html.escape(label)}</a>'
+
+
+def _run_links(rec: dict, base: str) -> str:
+    """'notebook · json' links of one run (the notebook only when it was kept)."""
+    nb = Path(rec["path"]).with_suffix(".ipynb")
+    parts = []
+    if nb.exists():
+        parts.append(_link(nb.with_suffix(".html"), base, "nb", "mv-nb"))
+    parts.append(_link(rec["path"], base, "json", "mv-json"))
+    return " ".join(parts)
+
+
+def table3_html(records: list[dict], dataset: str, preset: str, folds=None, seeds=(0,),
+                base: str = "../", results_dir: str = "results") -> tuple[str, list[str]]:
+    """Table 3 as HTML: the paper's column beside ours (mean ± std over the
+    runs), then one column per (fold, seed) whose cells link to the executed
+    notebook and the record of the run that produced them. ``base`` is the
+    path from the page to the repository root as the built book lays it out.
+    Returns (html, missing) where ``missing`` lists, per empty cell, why it is
+    empty and the command that fills it."""
+    df = fold_accuracies(records)
+    runs = {(r["system"], r["fold"], r["seed"]): r for r in records}
+    cols = sorted(set(df.columns) | {(f, s) for f in (folds or []) for s in seeds})
+    paper_col = "esc50" if dataset in ("esc50", "esc10") else dataset
+    has_paper = paper_col in PAPER_TABLE3
+    rows, missing = [], []
+    grid = (f"python -m mvbook grid --dataset {dataset} --preset {preset} --out {results_dir}")
+    head = ["system", f"paper ({'ESC-50' if paper_col == 'esc50' else paper_col})" if has_paper else "paper",
+            "ours: mean ± std (runs)"] + [f"fold {f}" + (f", seed {s}" if len(seeds) > 1 else "") for f, s in cols]
+    for key, name in ROW_NAMES.items():
+        if key == "equal" and not any(k[0] == "equal" for k in runs):
+            continue
+        paper = PAPER_TABLE3[paper_col].get(key) if has_paper else None
+        vals = df.loc[key] if key in df.index else pd.Series(dtype=float)
+        vals = vals.dropna()
+        if len(vals) > 1:
+            ours = f"{vals.mean():.2f} ± {vals.std(ddof=1):.2f} ({len(vals)})"
+        elif len(vals) == 1:
+            ours = f"{vals.iloc[0]:.2f} (1)"
+        else:
+            ours = "—"
+        cells = [f"<th>{html.escape(name)}</th>", f"<td>{'—' if paper is None else f'{paper:.2f}'}</td>",
+                 f"<td class='mv-mean'>{ours}</td>"]
+        for f, s in cols:
+            v = vals.get((f, s))
+            if v is not None and v == v:
+                if key == "late":
+                    srcs = " ".join(_link(runs[(m, f, s)]["path"], base, m, "mv-json") for m in ("mel", "gam", "cqt", "raw"))
+                    cells.append(f"<td>{v:.1f}<br><small>{srcs}</small></td>")
+                else:
+                    rec = runs[("multiview" if key == "self_ensemble" else key, f, s)]
+                    cells.append(f"<td>{v:.1f}<br><small>{_run_links(rec, base)}</small></td>")
+                continue
+            if key == "late":
+                need = [m for m in ("mel", "gam", "cqt", "raw") if (m, f, s) not in runs]
+                why = f"late fusion needs the {', '.join(need)} run(s) of this fold"
+                cmd = f"{grid} --systems {' '.join(need)} --folds {f} --seeds {s}"
+            else:
+                src = "multiview" if key == "self_ensemble" else key
+                why = f"no record {results_dir}/{record_path(dataset, preset, src, f, s).as_posix()}"
+                cmd = f"{grid} --systems {src} --folds {f} --seeds {s}"
+            missing.append(f"{name}, fold {f}: {why}; fill it with `{cmd}`")
+            cells.append(f"<td class='mv-missing' title='{html.escape(why + '. Run: ' + cmd)}'>·</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    caption = (f"Table 3 — {html.escape(dataset)}, preset <code>{html.escape(preset)}</code>: accuracy (%) on the "
+               f"test folds. Ours: mean ± sample std over runs (number of runs). Paper: ESC-50 (50 classes)"
+               if paper_col == "esc50" else f"Table 3 — {html.escape(dataset)}, preset {html.escape(preset)}")
+    table = ("<table class='mv-table3'><caption>" + caption + "</caption><thead><tr>"
+             + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"
+             + "".join(rows) + "</tbody></table>")
+    return table, missing
