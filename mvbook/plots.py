@@ -112,41 +112,43 @@ def draw_network(ax=None, n_classes: str = "C", width: float = 1.0):
     where each loss's gradient flows back."""
     from .models import scaled
     if ax is None:
-        _, ax = plt.subplots(figsize=(12, 6.4))
-    ax.set_xlim(-0.2, 16.6)
-    ax.set_ylim(-0.9, 10.2)
+        _, ax = plt.subplots(figsize=(12, 6.0), constrained_layout=True)
+    ax.set_xlim(-0.1, 16.5)
+    ax.set_ylim(-0.8, 9.7)
     ax.axis("off")
     d = 2 * scaled(256, width)
     rows = {"mel": 9.0, "gam": 7.0, "cqt": 5.0, "raw": 3.0}
     inputs = {"mel": "log Mel\n$T\\times 64$", "gam": "log Gammatone\n$T\\times 64$",
               "cqt": "log CQT\n$T\\times 64$", "raw": "raw waveform\n66,650 samples"}
     color = {v: BRANCH_COLOR[v] for v in rows}
+    xb = 7.05                                                 # the bus that feeds ⊕
     for v, y in rows.items():
         _box(ax, 0.0, y, 2.0, 1.1, inputs[v], fc="#f6f6f6")
         net = "1D CRNN\n(Table 2)" if v == "raw" else "2D CRNN\n(Table 1)"
         _box(ax, 2.7, y, 2.0, 1.1, net, fc="#eef3fb", ec=color[v])
-        _box(ax, 5.4, y, 1.2, 0.8, f"$z^{{({v})}}$\n{d}-d", fc="#ffffff", ec=color[v], fontsize=8)
-        _box(ax, 7.6, y, 2.6, 1.0, f"fc {scaled(1024, width)} → fc {scaled(1024, width)}\n→ fc {n_classes} (softmax)",
+        _box(ax, 5.3, y, 1.2, 0.8, f"$z^{{({v})}}$\n{d}-d", fc="#ffffff", ec=color[v], fontsize=8)
+        _box(ax, 7.7, y, 2.6, 1.0, f"fc {scaled(1024, width)} → fc {scaled(1024, width)}\n→ fc {n_classes} (softmax)",
              fc="#fbf3ea", ec=color[v], fontsize=8)
         ax.text(11.35, y, f"$\\mathcal{{L}}^{{({v})}}$", ha="center", va="center", fontsize=12, color=color[v])
         _arrow(ax, (2.0, y), (2.7, y))
-        _arrow(ax, (4.7, y), (5.4, y))
-        _arrow(ax, (6.6, y), (7.6, y))
-        _arrow(ax, (10.2, y), (10.95, y))
+        _arrow(ax, (4.7, y), (5.3, y))
+        _arrow(ax, (6.5, y), (7.7, y))
+        ax.plot([xb], [y], "o", color="#222222", ms=4)          # the embedding goes both ways
+        _arrow(ax, (10.3, y), (10.95, y))
         _arrow(ax, (11.0, y - 0.32), (3.7, y - 0.62), dashed=True, color=color[v], rad=-0.08, lw=0.8)
     # concatenation branch
     yc = 0.6
-    ax.add_patch(plt.Circle((6.0, yc), 0.32, fc="#ffffff", ec="#222222"))
-    ax.text(6.0, yc, "⊕", ha="center", va="center", fontsize=14)
-    for v, y in rows.items():
-        _arrow(ax, (6.0, y - 0.42), (6.0 + 0.06 * (rows[v] - 6), yc + 0.33), color=color[v], lw=0.7)
-    _box(ax, 7.6, yc, 2.6, 1.0, f"fc {scaled(4096, width)} → fc {scaled(4096, width)}\n→ fc {n_classes} (softmax)",
+    ax.plot([xb, xb], [rows["mel"], yc + 0.33], color="#222222", lw=1.0)
+    ax.add_patch(plt.Circle((xb, yc), 0.32, fc="#ffffff", ec="#222222", zorder=3))
+    ax.text(xb, yc, "⊕", ha="center", va="center", fontsize=14, zorder=4)
+    ax.text(xb - 0.15, yc + 0.75, "concatenate", ha="right", va="center", fontsize=8)
+    _box(ax, 7.9, yc, 2.4, 1.0, f"fc {scaled(4096, width)} → fc {scaled(4096, width)}\n→ fc {n_classes} (softmax)",
          fc="#fbf3ea", ec="#222222", fontsize=8)
-    ax.text(6.75, yc - 0.55, f"{4 * d}-d", ha="center", fontsize=8)
-    _arrow(ax, (6.32, yc), (7.6, yc))
-    _arrow(ax, (10.2, yc), (10.95, yc))
+    ax.text(7.6, yc + 0.22, f"{4 * d}-d", ha="center", fontsize=8)
+    _arrow(ax, (xb + 0.32, yc), (7.9, yc))
+    _arrow(ax, (10.3, yc), (10.95, yc))
     ax.text(11.35, yc, "$\\mathcal{L}^{(\\oplus)}$", ha="center", va="center", fontsize=12)
-    _arrow(ax, (11.0, yc - 0.3), (6.2, yc - 0.45), dashed=True, rad=-0.15, lw=0.8)
+    _arrow(ax, (11.0, yc - 0.3), (xb + 0.1, yc - 0.4), dashed=True, rad=-0.15, lw=0.8)
     # blending
     _box(ax, 12.6, 5.0, 3.8, 1.5, "$\\mathcal{L}(n) = \\sum_k w^{(k)}(n)\\,\\mathcal{L}^{(k)}(n)$\n(Eq. 2)",
          fc="#f3f9ef", ec="#2b7a2b", fontsize=10)
@@ -189,7 +191,7 @@ def crnn_table(net, x, head=None) -> pd.DataFrame:
                        padding="SAME" if same else "VALID")
         elif pool is not None:
             row.update(filter=_pair(pool.kernel_size), stride=_pair(pool.stride), padding="VALID")
-        elif isinstance(m, nn.GRU):
+        elif isinstance(m, nn.RNNBase) or hasattr(m, "hidden_size"):
             row.update(layer="biRNN (GRU)", filters=f"2 · {m.hidden_size}")
         elif name == "attention":
             row.update(filters=m.temporal[0].out_features)
@@ -285,6 +287,35 @@ def blending_trace(curves: dict, window: int, reference: str = "best", eps: floa
             row["w"] = w[k]
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def plot_blending_trace(trace: pd.DataFrame, title: str | None = None):
+    """Four panels from :func:`blending_trace`: the validation losses (thin:
+    measured; thick: smoothed over W; dashed: the reference L*), G (Eq. 3),
+    O (Eq. 4) and the weights w (Eq. 5) of every branch."""
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.3), constrained_layout=True)
+    for k in dict.fromkeys(trace["branch"]):
+        d = trace[trace["branch"] == k]
+        col = BRANCH_COLOR[k]
+        axes[0].plot(d["step"], d["L_va"], color=col, lw=0.6, alpha=0.45)
+        if "Lbar_va" in d:
+            axes[0].plot(d["step"], d["Lbar_va"], color=col, lw=1.6, label=BRANCH_LABEL[k])
+            axes[0].plot(d["step"], d["Lstar_va"], color=col, lw=0.9, ls="--", drawstyle="steps-post")
+            axes[1].plot(d["step"], d["G"], color=col, marker=".", ms=3)
+            axes[2].plot(d["step"], d["O"], color=col, marker=".", ms=3)
+        axes[3].plot(d["step"], d["w"], color=col, marker=".", ms=3, label=BRANCH_LABEL[k])
+    for ax, t in zip(axes, ("validation loss: measured, smoothed $\\bar L_\\diamond$,\nreference $L^*_\\diamond$ (dashed)",
+                            "generalisation $G(n)$ (Eq. 3)", "overfitting $O(n)$ (Eq. 4)",
+                            "weight $w(n)$ (Eq. 5)")):
+        ax.set_title(t, fontsize=9)
+        ax.set_xlabel("training step")
+    for ax in axes[1:3]:
+        ax.axhline(0, color="#999999", lw=0.6)
+    axes[3].set_ylim(-0.03, 1.03)
+    axes[3].legend(fontsize=7.5)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
 
 
 # --- curves of one run, and Fig. 2 -------------------------------------------------------------
@@ -401,14 +432,35 @@ def _run_links(rec: dict, base: str) -> str:
     return " ".join(parts)
 
 
+def missing_html(missing: list[dict], dataset: str, preset: str, results_dir: str = "results") -> str:
+    """What :func:`table3_html` found missing, as HTML: the runs to make, grouped
+    by system, then every empty cell with its reason in a collapsed list."""
+    if not missing:
+        return ""
+    need = {}
+    for m in missing:
+        for s in m["systems"]:
+            need.setdefault(s, set()).add(m["fold"])
+    grid = f"python -m mvbook grid --dataset {dataset} --preset {preset} --out {results_dir}"
+    runs = "; ".join(f"<code>{html.escape(s)}</code> fold{'s' if len(f) > 1 else ''} "
+                     f"{', '.join(map(str, sorted(f)))}" for s, f in need.items())
+    items = "".join(f"<li>{html.escape(m['row'])}, fold {m['fold']}: {html.escape(m['why'])} — "
+                    f"<code>{html.escape(m['command'])}</code></li>" for m in missing)
+    return (f"<p><b>{len(missing)} empty cell(s)</b>, marked ·. Runs missing: {runs}. "
+            f"<code>{html.escape(grid)}</code> makes all of them (finished runs are skipped); "
+            f"then rebuild the book.</p><details><summary>Each empty cell, why, and the command that fills "
+            f"it</summary><ul>{items}</ul></details>")
+
+
 def table3_html(records: list[dict], dataset: str, preset: str, folds=None, seeds=(0,),
                 base: str = "../", results_dir: str = "results") -> tuple[str, list[str]]:
     """Table 3 as HTML: the paper's column beside ours (mean ± std over the
     runs), then one column per (fold, seed) whose cells link to the executed
     notebook and the record of the run that produced them. ``base`` is the
     path from the page to the repository root as the built book lays it out.
-    Returns (html, missing) where ``missing`` lists, per empty cell, why it is
-    empty and the command that fills it."""
+    Returns (html, missing): ``missing`` has one dict per empty cell with the
+    row's name, ``fold``, ``seed``, ``why`` it is empty, the trained
+    ``systems`` it needs and the ``command`` that fills it."""
     df = fold_accuracies(records)
     runs = {(r["system"], r["fold"], r["seed"]): r for r in records}
     cols = sorted(set(df.columns) | {(f, s) for f in (folds or []) for s in seeds})
@@ -445,12 +497,11 @@ def table3_html(records: list[dict], dataset: str, preset: str, folds=None, seed
             if key == "late":
                 need = [m for m in ("mel", "gam", "cqt", "raw") if (m, f, s) not in runs]
                 why = f"late fusion needs the {', '.join(need)} run(s) of this fold"
-                cmd = f"{grid} --systems {' '.join(need)} --folds {f} --seeds {s}"
             else:
-                src = "multiview" if key == "self_ensemble" else key
-                why = f"no record {results_dir}/{record_path(dataset, preset, src, f, s).as_posix()}"
-                cmd = f"{grid} --systems {src} --folds {f} --seeds {s}"
-            missing.append(f"{name}, fold {f}: {why}; fill it with `{cmd}`")
+                need = ["multiview" if key == "self_ensemble" else key]
+                why = f"no record {results_dir}/{record_path(dataset, preset, need[0], f, s).as_posix()}"
+            cmd = f"{grid} --systems {' '.join(need)} --folds {f} --seeds {s}"
+            missing.append({"row": name, "fold": f, "seed": s, "why": why, "systems": need, "command": cmd})
             cells.append(f"<td class='mv-missing' title='{html.escape(why + '. Run: ' + cmd)}'>·</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     caption = (f"Table 3 — {html.escape(dataset)}, preset <code>{html.escape(preset)}</code>: accuracy (%) on the "

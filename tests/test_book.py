@@ -1,0 +1,202 @@
+"""The book, built once: `jupyter-book build` executes every chapter (preset
+smoke, the offline synthetic dataset) into a temporary folder, with warnings as
+errors; then the HTML is checked for local MathJax, the paper's equations,
+figures, audio players, working internal links and clean outputs.
+
+Takes a few minutes (the chapters train two smoke runs). Set
+``MVBOOK_TEST_BOOK_DATA=1`` to build with ``$MVBOOK_DATA`` (real ESC-10) instead.
+"""
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+import yaml
+from bs4 import BeautifulSoup
+
+REPO = Path(__file__).resolve().parents[1]
+CHAPTER_FIGURES = {"views": 3, "crnn": 1, "multiview": 1, "blending": 2, "ensemble": 1, "training": 2, "results": 1}
+
+
+def toc_files() -> list[str]:
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(entries):
+        for e in entries or []:
+            if "file" in e:
+                files.append(e["file"])
+            walk(e.get("sections"))
+    for part in toc.get("parts", []):
+        walk(part["chapters"])
+    return files
+
+
+@pytest.fixture(scope="session")
+def build(tmp_path_factory):
+    """Build the book once; returns (html folder, build log)."""
+    out = tmp_path_factory.mktemp("book")
+    fetch = subprocess.run([str(REPO / "scripts" / "fetch_mathjax.sh")], capture_output=True, text=True)
+    assert fetch.returncode == 0, f"MathJax could not be fetched:\n{fetch.stderr}"
+    env = dict(os.environ, MVBOOK_PRESET="smoke", MVBOOK_RUNS=str(out / "runs"), PYDEVD_DISABLE_FILE_VALIDATION="1")
+    env.pop("MVBOOK_DATASET", None)
+    if not os.environ.get("MVBOOK_TEST_BOOK_DATA"):
+        env.pop("MVBOOK_DATA", None)
+    jb = Path(sys.executable).with_name("jupyter-book")
+    proc = subprocess.run([str(jb), "build", str(REPO), "--path-output", str(out), "--all",
+                           "--warningiserror", "--keep-going"],
+                          capture_output=True, text=True, env=env, timeout=1800)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"jupyter-book build failed:\n{log[-6000:]}"
+    return out / "_build" / "html", log
+
+
+def pages(html: Path):
+    return {f: html / f"{f}.html" for f in toc_files()}
+
+
+def soup(path: Path) -> BeautifulSoup:
+    return BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+
+
+def test_build_has_no_warnings_and_executed_every_chapter(build):
+    html, log = build
+    assert not re.search(r"WARNING: |ERROR: ", log), log[-4000:]
+    for f in toc_files():
+        if f != "book/references":
+            assert f"{f}.md: Execut" in log or f"{f}.md: Using cached" in log, f"{f} was not executed"
+
+
+def test_every_page_of_the_toc_exists(build):
+    html, _ = build
+    for f, page in pages(html).items():
+        assert page.is_file(), f"missing page {page}"
+    assert (html / "index.html").is_file()
+
+
+def test_mathjax_is_served_locally(build):
+    html, _ = build
+    with_math = 0
+    for f, page in pages(html).items():
+        s = soup(page)
+        srcs = [t["src"] for t in s.find_all("script", src=True)]
+        assert not [u for u in srcs if urlparse(u).scheme in ("http", "https") or u.startswith("//")], f
+        mj = [u for u in srcs if "mathjax" in u.lower()]
+        if s.find(class_="math"):                       # Sphinx loads MathJax only where there is math
+            assert len(mj) == 1 and "_static/mathjax/tex-chtml-full.js" in mj[0], (f, mj)
+            assert (page.parent / urlparse(mj[0]).path).resolve().is_file()
+            with_math += 1
+        assert not [t["href"] for t in s.find_all("link", href=True) if urlparse(t["href"]).scheme in ("http", "https")
+                    and t.get("rel") and "stylesheet" in t["rel"]]
+    assert with_math >= 7
+    fonts = html / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2"
+    assert len(list(fonts.glob("*.woff"))) > 20
+
+
+def math_and_text(page: Path):
+    """(math sources, remaining prose) of a page."""
+    s = soup(page)
+    for t in s.find_all(["script", "style", "pre", "code"]):
+        t.decompose()
+    maths = [t.get_text() for t in s.find_all(class_="math")]
+    for t in s.find_all(class_="math"):
+        t.decompose()
+    main = s.find("main") or s
+    return maths, main.get_text(" ")
+
+
+def test_equations_1_to_7_and_algorithm_1_are_in_the_book(build):
+    html, _ = build
+    tags = {}
+    for f, page in pages(html).items():
+        maths, text = math_and_text(page)
+        assert "$$" not in text and "\\begin{" not in text and "\\frac" not in text, f"raw LaTeX left in {f}"
+        for m in maths:
+            for k in re.findall(r"\\tag\{(\d)\}", m):
+                tags.setdefault(int(k), []).append(f)
+    assert sorted(tags) == list(range(1, 8)), tags
+    assert all(len(v) == 1 for v in tags.values()), tags
+    assert tags[1] == tags[2] == ["book/multiview"] and tags[3] == tags[4] == tags[5] == ["book/blending"]
+    assert tags[6] == tags[7] == ["book/ensemble"]
+    blending = soup(html / "book" / "blending.html")
+    title = blending.find(string=re.compile("Algorithm 1 — adaptive weight"))
+    assert title is not None
+    admonition = title.find_parent(class_="admonition")
+    assert len(admonition.find_all("li")) == 7 and len(admonition.find_all(class_="math")) >= 10
+    # each equation sits next to the code that computes it and a run of it
+    for chapter, code in (("multiview", "F.cross_entropy"), ("blending", "class AdaptiveBlender"),
+                          ("ensemble", "def self_ensemble")):
+        s = soup(html / "book" / f"{chapter}.html")
+        assert code in s.get_text() and s.find_all(class_="cell_output"), chapter
+
+
+def test_figures_exist_and_every_chapter_has_its_own(build):
+    html, _ = build
+    for f, page in pages(html).items():
+        imgs = soup(page).find_all("img")
+        for img in imgs:
+            src = img["src"]
+            if src.startswith("data:"):
+                continue
+            path = (page.parent / unquote(urlparse(src).path)).resolve()
+            assert path.is_file() and path.stat().st_size > 1000, (f, src)
+        name = f.split("/")[-1]
+        figures = [i for i in imgs if "_images/" in i["src"] or i["src"].startswith("data:image")]
+        assert len(figures) >= CHAPTER_FIGURES.get(name, 0), (f, len(figures))
+    assert len(soup(html / "book" / "views.html").find_all("audio")) >= 3
+
+
+def test_internal_links_resolve(build):
+    html, _ = build
+    ids = {}
+    checked = 0
+    for page in sorted(html.rglob("*.html")):
+        if "_static" in page.parts or page.name in ("genindex.html", "search.html"):
+            continue
+        for a in soup(page).find_all("a", href=True):
+            url = urlparse(a["href"])
+            if url.scheme or a["href"].startswith(("mailto:", "javascript:")):
+                continue
+            target = page if not url.path else (page.parent / unquote(url.path)).resolve()
+            assert target.exists(), f"{page.relative_to(html)}: broken link {a['href']}"
+            if url.fragment and target.suffix == ".html":
+                if target not in ids:
+                    ids[target] = {t["id"] for t in soup(target).find_all(id=True)}
+                assert url.fragment in ids[target], f"{page.relative_to(html)}: no #{url.fragment} in {target.name}"
+            checked += 1
+    assert checked > 100
+
+
+def test_outputs_are_clean(build):
+    html, _ = build
+    for f, page in pages(html).items():
+        s = soup(page)
+        assert not s.find_all(class_="traceback"), f"{f}: a cell raised"
+        stderr = [t.get_text()[:300] for t in s.find_all(class_="stderr")]
+        assert not stderr, f"{f}: stderr output: {stderr}"
+
+
+def test_results_chapter_has_table3_and_fig2(build):
+    html, _ = build
+    s = soup(html / "book" / "results.html")
+    table = s.find("table", class_="mv-table3")
+    assert table is not None and len(table.find_all("tr")) >= 9
+    assert "Fig. 2" in s.get_text() and "87.35" in table.get_text()
+
+
+def test_binder_and_local_setup_files():
+    post = REPO / "postBuild"
+    assert post.stat().st_mode & stat.S_IXUSR and "pip install" in post.read_text() and "-e ." in post.read_text()
+    assert (REPO / "apt.txt").read_text().split()
+    req = (REPO / "requirements.txt").read_text()
+    for pkg in ("jupyter-book", "jupytext", "papermill"):
+        assert pkg in req
+    for f in toc_files():
+        text = (REPO / f"{f}.md").read_text()
+        if "```{code-cell}" in text:
+            assert text.startswith("---\njupytext:") and "format_name: myst" in text, f
+            assert "name: python3" in text, f

@@ -1,0 +1,170 @@
+"""mvbook.plots: the book's figures and tables, on made-up records (no training)."""
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from mvbook import models, plots  # noqa: E402
+from mvbook.blending import AdaptiveBlender  # noqa: E402
+
+BRANCHES = ("mel", "gam", "cqt", "raw", "mv")
+
+
+def fake_curves(n=12, window=3, reference="best", seed=0, branches=BRANCHES):
+    """Noisy decreasing losses, and the weights Algorithm 1 gives them."""
+    rng = np.random.default_rng(seed)
+    b = AdaptiveBlender(branches, window, reference)
+    curves = {"step": [10 * i for i in range(n)], "weights": {k: [] for k in branches},
+              "loss": {s: {k: [] for k in branches} for s in ("train", "val", "test")},
+              "accuracy": {s: {k: [] for k in (*branches, "self_ensemble")} for s in ("val", "test")}}
+    for i in range(n):
+        tr = {k: 2.3 * np.exp(-0.15 * i * (j + 1)) + 0.05 * rng.random() for j, k in enumerate(branches)}
+        va = {k: 2.3 * np.exp(-0.08 * i * (j + 1)) + 0.3 + 0.1 * rng.random() for j, k in enumerate(branches)}
+        te = {k: v + 0.05 for k, v in va.items()}
+        w = b.update(tr, va)
+        for k in branches:
+            curves["weights"][k].append(w[k])
+            for s, d in (("train", tr), ("val", va), ("test", te)):
+                curves["loss"][s][k].append(float(d[k]))
+        for s in ("val", "test"):
+            for k in (*branches, "self_ensemble"):
+                curves["accuracy"][s][k].append(min(1.0, 0.1 * i))
+    return curves
+
+
+def fake_record(tmp_path, system, fold, acc=0.5, seed=0, n_classes=3, n_test=6, notebook=False):
+    views = {"multiview": models.VIEWS, "concat": models.VIEWS, "equal": models.VIEWS}.get(system, (system,))
+    branches = views + ("mv",) if len(views) > 1 else views
+    main = "mv" if len(views) > 1 else views[0]
+    labels = [i % n_classes for i in range(n_test)]
+    rng = np.random.default_rng(fold)
+    probs = {k: rng.dirichlet(np.ones(n_classes), n_test).tolist() for k in branches}
+    rec = {"schema": "mvbook.record/1", "system": system, "dataset": "esc10", "fold": fold, "seed": seed,
+           "preset": "cpu", "reduced": ["width 0.25"], "main_branch": main,
+           "accuracy": {k: acc for k in branches} | ({"self_ensemble": acc + 0.01} if len(branches) > 1 else {}),
+           "system_accuracy": acc, "curves": fake_curves(branches=branches, seed=fold),
+           "best": {"step": 50, "weights": {k: 1 / len(branches) for k in branches}},
+           "test": {"keys": [f"f{i}" for i in range(n_test)], "labels": labels, "probs": probs},
+           "provenance": {"device": "cpu", "date": "2026-01-01", "train_seconds": 1.0, "git_commit": "abc",
+                          "git_dirty": False}}
+    path = tmp_path / "results" / "esc10" / "cpu" / system / f"fold{fold}-seed{seed}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rec))
+    if notebook:
+        path.with_suffix(".ipynb").write_text("{}")
+    rec["path"] = str(path)
+    return rec
+
+
+@pytest.mark.parametrize("reference", ["best", "initial"])
+def test_blending_trace_reproduces_the_recorded_weights(reference):
+    curves = fake_curves(reference=reference)
+    trace = plots.blending_trace(curves, window=3, reference=reference)
+    w = trace.pivot(index="n", columns="branch", values="w")
+    for k in BRANCHES:
+        np.testing.assert_allclose(w[k], curves["weights"][k], atol=1e-12)
+    full = trace.dropna(subset=["G"])
+    # the columns obey Eq. 3 and Eq. 4 with the smoothed losses
+    np.testing.assert_allclose(full["G"], full["Lstar_va"] - full["Lbar_va"], atol=1e-12)
+    np.testing.assert_allclose(full["O"], (full["Lstar_tr"] - full["Lbar_tr"]) - full["G"], atol=1e-12)
+    assert (full["n"] >= 2).all() and trace["n"].nunique() == 12
+    first = full[full["n"] == 2]
+    assert np.allclose(first["G"], 0) and np.allclose(first["O"], 0)     # references set at the first full window
+    if reference == "best":                                             # refs are running minima of the smoothed loss
+        for k in BRANCHES:
+            d = full[full["branch"] == k]
+            assert np.all(np.diff(d["Lstar_va"].to_numpy()) <= 1e-12)
+            assert np.all(d["Lstar_va"].to_numpy()[1:] <= np.minimum.accumulate(d["Lbar_va"].to_numpy())[:-1] + 1e-12)
+
+
+def test_crnn_table_regenerates_tables_1_and_2():
+    net = models.MultiViewNet(50)
+    t1 = plots.crnn_table(net.subnets["mel"], torch.zeros(75, 64), head=net.heads["mel"])
+    assert t1.loc["input", "output"] == "(75, 64, 1)"
+    assert t1.loc["conv3", "filters"] == 128 and t1.loc["conv3", "padding"] == "SAME"
+    assert t1.loc["pool6", ["filter", "stride", "output"]].tolist() == ["(1, 2)", "(1, 2)", "(75, 1, 512)"]
+    assert t1.loc["biRNN (GRU)", "filters"] == "2 · 256" and t1.loc["attention", "output"] == "(512,)"
+    assert t1.loc["fc3", "output"] == "(50,)"
+    t2 = plots.crnn_table(net.subnets["raw"], torch.zeros(66650))
+    assert t2.loc["conv01", ["filter", "stride", "filters", "padding", "output"]].tolist() == \
+        ["(64, 1)", "(2, 1)", 32, "VALID", "(33,294, 1, 32)"]
+    assert t2.loc["pool02", "output"] == "(260, 64, 1)" and t2.loc["pool1", "output"] == "(65, 32, 32)"
+    assert t2.loc["conv1", "filter"] == "(5, 3)"
+
+
+def test_table3_html_links_every_cell_and_explains_the_empty_ones(tmp_path, monkeypatch):
+    monkeypatch.setattr(plots, "REPO", tmp_path)
+    recs = [fake_record(tmp_path, s, 1, notebook=True) for s in ("mel", "gam", "cqt", "raw", "concat", "multiview")]
+    recs.append(fake_record(tmp_path, "mel", 2, acc=0.7))
+    html, missing = plots.table3_html(recs, "esc10", "cpu", folds=range(1, 4))
+    assert html.count("<tr>") == 1 + 8                                   # header + 8 rows of Table 3
+    assert 'href="../results/esc10/cpu/multiview/fold1-seed0.html"' in html   # executed notebook
+    assert 'href="../results/esc10/cpu/multiview/fold1-seed0.json"' in html   # record
+    assert 'href="../results/esc10/cpu/mel/fold2-seed0.json"' in html
+    assert 'fold2-seed0.html' not in html                                # no notebook kept for that run
+    assert "60.00 ± 14.14 (2)" in html                                   # mel: folds 1 and 2
+    assert "87.35" in html and "ESC-50" in html                          # the paper's column
+    cells = {(m["row"], m["fold"]): m for m in missing}
+    assert "--systems multiview --folds 2 " in cells[("Multi-view", 2)]["command"] + " "
+    assert cells[("Late fusion", 2)]["systems"] == ["gam", "cqt", "raw"]
+    assert cells[("Self-ensemble", 3)]["systems"] == ["multiview"]
+    assert not any(m["fold"] == 1 for m in missing)
+    text = plots.missing_html(missing, "esc10", "cpu")
+    assert "<code>mel</code> fold 3;" in text and "<code>multiview</code> folds 2, 3" in text
+    assert text.count("<li>") == len(missing) and plots.missing_html([], "esc10", "cpu") == ""
+    assert len(missing) == 8 * 3 - 6 - 2 - 1         # 24 cells: fold 1 has 6 runs + late + self-ensemble; mel fold 2
+
+
+def test_table3_html_with_no_records(tmp_path):
+    html, missing = plots.table3_html([], "esc10", "cpu", folds=range(1, 6))
+    assert len(missing) == 8 * 5 and "mv-missing" in html and "<a " not in html
+
+
+def test_fig2_and_plot_curves(tmp_path, monkeypatch):
+    monkeypatch.setattr(plots, "REPO", tmp_path)
+    recs = [fake_record(tmp_path, s, f) for s in ("mel", "raw", "multiview") for f in (1, 2)]
+    axes = plots.fig2(recs)
+    assert len(axes[0].lines) == 5 and len(axes[1].lines) == 5 and len(axes[2].lines) == 3
+    steps, y, n = plots.mean_curve([r for r in recs if r["system"] == "mel"], "test")
+    assert n == 2 and len(steps) == len(y) == 12
+    plt.close("all")
+    empty = plots.fig2([])
+    assert all("no records" in [t.get_text() for t in ax.texts] for ax in empty)
+    fig = plots.plot_curves(recs[-1])
+    assert len(fig.axes) == 3
+    plt.close("all")
+
+
+def test_figures_of_the_method_chapters():
+    ax = plots.draw_network()
+    assert any("Eq. 2" in t.get_text() for t in ax.texts)
+    sr = 22050
+    wave = np.random.default_rng(0).standard_normal(sr).astype(np.float32) * 0.1
+    from mvbook import features as F
+    views = {v: F.extract(v, wave, sr) for v in ("mel", "gam", "cqt")}
+    fig = plots.plot_views(wave, sr, views, title="noise")
+    assert len(fig.axes) == 7                                            # 4 panels + 3 colour bars
+    crnn = models.CRNN2D(width=1 / 16)
+    alpha, beta, H = plots.attention_maps(crnn, views["mel"])
+    assert alpha.shape == (views["mel"].shape[0],) and np.isclose(alpha.sum(), 1, atol=1e-5)
+    assert beta.shape == (H.shape[1],) and ((beta > 0) & (beta < 1)).all()
+    plots.plot_attention(views["mel"], "mel", sr, alpha, beta, H)
+    trace = plots.blending_trace(fake_curves(), window=3)
+    assert len(plots.plot_blending_trace(trace).axes) == 4
+    plt.close("all")
+
+
+def test_band_frequencies_and_frame_times():
+    for v in ("mel", "gam", "cqt"):
+        f = plots.band_frequencies(v, 44100)
+        assert f.shape == (64,) and np.all(np.diff(f) > 0) and f[-1] < 22050
+    assert plots.band_frequencies("cqt", 44100)[-1] == pytest.approx(32.703 * 2 ** (63 / 12), rel=1e-3)
+    t = plots.frame_times("mel", 3, 44100)
+    np.testing.assert_allclose(t, [0.02, 0.04, 0.06])                   # uncentred 40 ms frames
+    np.testing.assert_allclose(plots.frame_times("cqt", 2, 44100), [0, 1024 / 44100])
