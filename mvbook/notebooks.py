@@ -178,7 +178,9 @@ def training_notebook(path=TRAINING_NOTEBOOK, title: str | None = None):
         for cell in nb.cells:
             if cell.cell_type == "markdown" and cell.source.lstrip().startswith("# "):
                 first, _, rest = cell.source.lstrip().partition("\n")
-                cell.source = f"# {title}\n{rest}"
+                cell.source = (f"# {title}\n\n*The executed training notebook of one run, kept beside its "
+                               f"results record by `python -m mvbook grid`. Its parameters are in the cell marked "
+                               f"`injected-parameters`; the text is the Training chapter's.*\n{rest}")
                 break
     return nb
 

@@ -12,6 +12,17 @@
 #   MVBOOK_RUNS    where those runs go (default runs/book, git-ignored)
 # Extra arguments go to `jupyter-book build`.
 set -euo pipefail
+
+# the chapters run in book/: make a relative data root absolute first
+if [ -n "${MVBOOK_DATA:-}" ]; then
+    if [ ! -f "$MVBOOK_DATA/ESC-50/meta/esc50.csv" ]; then
+        echo "build_book: MVBOOK_DATA=$MVBOOK_DATA holds no ESC-50/meta/esc50.csv (ESC-10 or ESC-50);" \
+             "unset it to build on the synthetic dataset" >&2
+        exit 2
+    fi
+    MVBOOK_DATA="$(cd "$MVBOOK_DATA" && pwd)"
+    export MVBOOK_DATA
+fi
 cd "$(dirname "$0")/.."
 
 keep=0
