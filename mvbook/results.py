@@ -85,14 +85,20 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
-def provenance(device, train_seconds: float, wall_seconds: float) -> dict:
-    """Where, when and from which code a run came."""
+def code_version() -> dict:
+    """The git commit of the library and whether tracked files differ from it.
+    Taken when a run starts (the tree may change while it trains)."""
+    return {"git_commit": _git("rev-parse", "HEAD") or "unknown",
+            "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no"))}
+
+
+def provenance(device, train_seconds: float, wall_seconds: float, code: dict | None = None) -> dict:
+    """Where, when and from which code (``code_version()`` at the start) a run came."""
     import torch
     dev = str(device)
     if dev.startswith("cuda"):
         dev += f" ({torch.cuda.get_device_name()})"
-    return {"git_commit": _git("rev-parse", "HEAD") or "unknown",
-            "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+    return {**(code or code_version()),
             "machine": f"{platform.node()}: {_cpu_model()}, {os.cpu_count()} cores",
             "device": dev, "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version(),

@@ -22,7 +22,7 @@ from .config import Preset, get_preset, system_spec
 from .data import load_dataset
 from .features import Standardizer, load_views
 from .models import MultiViewNet, n_params
-from .results import atomic_torch_save, provenance, record_path, write_record
+from .results import atomic_torch_save, code_version, provenance, record_path, write_record
 from .segments import Segmenter, train_batches
 
 
@@ -101,7 +101,7 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
     with a checkpoint there resumes from it unless ``fresh``. ``callback(info)``
     is called after every evaluation. ``overrides`` change preset fields.
     """
-    t_start = time.time()
+    t_start, code = time.time(), code_version()
     p = get_preset(preset, **overrides)
     views, mode = system_spec(system)
     dev = resolve_device(device)
@@ -229,7 +229,7 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
                             best=f"{state['best']['val_accuracy']:.3f}")
     bar.close()
     record = _record(config, state, branches, sets["test"], ds, mode)
-    record["provenance"] = provenance(dev, state["elapsed"], time.time() - t_start)
+    record["provenance"] = provenance(dev, state["elapsed"], time.time() - t_start, code)
     path = write_record(record, Path(out) / record_path(ds.name, p.name, system, fold, seed))
     record["path"] = str(path)
     return record
