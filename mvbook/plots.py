@@ -437,10 +437,11 @@ def missing_html(missing: list[dict], dataset: str, preset: str, results_dir: st
     by system, then every empty cell with its reason in a collapsed list."""
     if not missing:
         return ""
-    need = {}
+    need = {s: set() for s in ("mel", "gam", "cqt", "raw", "concat", "multiview", "equal")}
     for m in missing:
         for s in m["systems"]:
             need.setdefault(s, set()).add(m["fold"])
+    need = {s: f for s, f in need.items() if f}
     grid = f"python -m mvbook grid --dataset {dataset} --preset {preset} --out {results_dir}"
     runs = "; ".join(f"<code>{html.escape(s)}</code> fold{'s' if len(f) > 1 else ''} "
                      f"{', '.join(map(str, sorted(f)))}" for s, f in need.items())

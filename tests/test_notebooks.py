@@ -64,7 +64,8 @@ def test_copy_records(tmp_path):
 def test_grid_runs_the_notebook_keeps_it_skips_and_reports_failures(tmp_path, monkeypatch):
     monkeypatch.setenv("MVBOOK_CACHE", str(tmp_path / "cache"))
     log = []
-    kw = dict(dataset="synthetic", systems=["cqt"], preset="smoke", out=tmp_path / "results", log=log.append)
+    kw = dict(dataset="synthetic", systems=["cqt"], preset="smoke", out=tmp_path / "results", log=log.append,
+              epochs=1)
     report = nbk.run_grid(folds=[9, 1], **kw)                          # fold 9 does not exist: that cell fails
     rec = tmp_path / "results/synthetic/smoke/cqt/fold1-seed0.json"
     nb_path = rec.with_suffix(".ipynb")
