@@ -323,6 +323,8 @@ def _bn_relu_maxpool(y: torch.Tensor, bn, kernel) -> torch.Tensor:
     kernel = tuple(kernel)
     if kernel == (1, 1):
         return _bn_relu(y, bn)
+    if not (y.is_contiguous() or y.is_contiguous(memory_format=torch.channels_last)):
+        y = y.contiguous(memory_format=torch.channels_last)     # the backward views (H, W) as one axis
     batch_stats, factor = _bn_factor(bn)
     if batch_stats:
         rm, rv = (bn.running_mean, bn.running_var) if bn.track_running_stats else (None, None)
@@ -337,6 +339,34 @@ def _bn_relu_maxpool(y: torch.Tensor, bn, kernel) -> torch.Tensor:
     return _BNReLUMaxPool.apply(y, weight.to(acc), bias.to(acc), mean.to(acc), invstd, kernel, batch_stats)
 
 
+BANDED_MAX_FREQ = 2      # _banded_conv for inputs this narrow in frequency (wider: oneDNN's 2-D kernel wins)
+
+
+def _banded_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    r"""A (time, freq) convolution (stride 1, SAME) of an input only F ≤ 2 bands wide,
+    as a 1-D convolution over time with F·C_in input and F·C_out output channels:
+    :math:`y_{t,f,o} = \sum_{\tau, f', c} W_{o,c,\tau,f'-f+p} \, x_{t+\tau-q, f', c}`, the weight
+    a block matrix whose (f, f') block is :math:`W_{:,:,:,f'-f+p}` (zero outside the
+    kernel). The same products minus those with the zero padding of the
+    frequency axis, which the 2-D kernel computes and wastes at F ≤ 2.
+    ``x`` (B, C, T, F) channels-last → (B, O, T, F) channels-last.
+    """
+    (kt, kf), (pt, pf) = conv.kernel_size, conv.padding
+    if (conv.stride != (1, 1) or conv.dilation != (1, 1) or conv.groups != 1 or conv.bias is not None
+            or pt != kt // 2 or pf != kf // 2):
+        return conv(x)
+    B, C, T, Fq = x.shape
+    O, w = conv.out_channels, conv.weight
+    zero = w.new_zeros(O, C, kt)
+    rows = [torch.cat([w[:, :, :, fi - fo + pf] if 0 <= fi - fo + pf < kf else zero for fi in range(Fq)], 1)
+            for fo in range(Fq)]
+    Wb = torch.cat(rows, 0)                                      # (F·O, F·C, kt), rows (f, o), columns (f', c)
+    xt = x.permute(0, 2, 3, 1).reshape(B, 1, T, Fq * C).permute(0, 3, 1, 2)   # (B, F·C, 1, T) channels-last
+    y = F.conv2d(xt, Wb.unsqueeze(2), None, 1, (0, pt))         # (B, F·O, 1, T) channels-last
+    y = y.permute(0, 2, 3, 1).reshape(B, T, Fq, O)              # free when y is channels-last
+    return y.permute(0, 3, 1, 2)                                 # (B, O, T, F) channels-last
+
+
 def conv_pool(conv: ConvBlock, pool: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     """``pool(conv(x))`` for a conv → BN → ReLU block and its max-pool → dropout.
 
@@ -345,7 +375,7 @@ def conv_pool(conv: ConvBlock, pool: nn.Sequential, x: torch.Tensor) -> torch.Te
     if not _fast(x):
         return pool(conv(x))
     x = x.contiguous(memory_format=torch.channels_last)
-    y = conv[0](x)
+    y = _banded_conv(x, conv[0]) if x.shape[3] <= BANDED_MAX_FREQ else conv[0](x)
     k = pool[0].kernel_size
     k = (k, k) if isinstance(k, int) else k
     s = pool[0].stride

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mvbook.models import (CRNN1D, BiGRU, ConvBlock, MultiViewNet, _polyphase_conv, conv_pool, fast_paths,
-                           layer_shapes, raw_front_end)
+from mvbook.models import (CRNN1D, BiGRU, ConvBlock, MultiViewNet, _banded_conv, _polyphase_conv, conv_pool,
+                           fast_paths, layer_shapes, raw_front_end)
 
 
 def _grads(module, *tensors):
@@ -115,6 +115,25 @@ def test_conv_pool_inference_mode():
         with fast_paths(True):
             out = conv_pool(conv, drop, x)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("n_freq,kernel,pad", [(1, (3, 3), (1, 1)), (2, (3, 3), (1, 1)), (2, (5, 3), (2, 1)),
+                                                (3, (3, 3), (1, 1))])
+def test_banded_conv_equals_conv2d(n_freq, kernel, pad):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 6, kernel, padding=pad, bias=False).double()
+    x = torch.randn(2, 4, 9, n_freq, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    out, ref = _banded_conv(x, conv), conv(x)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(ref)
+    for a, b in zip(torch.autograd.grad(out, (x, conv.weight), g), torch.autograd.grad(ref, (x, conv.weight), g)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    conv32 = conv.float()
+    x32 = x.detach().float().contiguous(memory_format=torch.channels_last)
+    out32 = _banded_conv(x32, conv32)
+    assert out32.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out32, conv32(x32), rtol=1e-5, atol=1e-5)
 
 
 # --- the raw front end -------------------------------------------------------------------------

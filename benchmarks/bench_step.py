@@ -1,0 +1,300 @@
+"""Training-step efficiency: one full step (forward + backward + Adam, all four
+views) against this machine's matrix-multiply peak, measured in the same run.
+
+Figures, each with the reference it is a ratio of (measured in this run):
+
+* peak: the best of a large float32 (and bfloat16) matrix product, FLOP/s;
+* FLOPs of a step: counted with ``torch.utils.flop_counter.FlopCounterMode`` on
+  the plain model (convolutions, matrix products incl. the GRU's, forward and
+  backward; element-wise work not counted) for a batch of 2, scaled to the batch
+  (every layer's count is linear in it);
+* seconds per step, eager baseline (the plain modules, for-loop Adam, float32)
+  against the optimised step (mvbook's fast paths, fused Adam; and the same
+  under bfloat16 autocast), the speed-up, achieved FLOP/s and its fraction of
+  the peak; variants run interleaved, best of ``--reps``;
+* peak memory during a step: resident set size sampled every 2 ms (CPU), or
+  ``torch.cuda.max_memory_allocated`` (GPU);
+* the data loader's share of a step (segment cutting, standardisation and the
+  copy to the device, on a real dataset's cached views) for each preset, with
+  that preset's batch size, width and raw bands;
+* with ``--systems``: seconds per step of each system at the ``cpu`` preset.
+
+Not a test; run from the repository root::
+
+    python benchmarks/bench_step.py                          # widths 1.0 and 0.25, CPU
+    python benchmarks/bench_step.py --widths 0.25 --systems mel,gam,cqt,raw,multiview
+    python benchmarks/bench_step.py --device cuda            # on a GPU machine
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import threading
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mvbook import models
+from mvbook.config import PRESETS, system_spec
+from mvbook.models import MultiViewNet, fast_paths
+from mvbook.segments import Segmenter, train_batches
+from mvbook.train import to_device
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# --- measurement helpers -----------------------------------------------------------------------
+
+def sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+class PeakRSS:
+    """Peak resident set size (MiB) while the block runs, sampled from /proc."""
+
+    def __init__(self, period=0.002):
+        self.period, self.peak, self._stop = period, 0.0, threading.Event()
+
+    @staticmethod
+    def now() -> float:
+        try:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+        except OSError:
+            import resource
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.now())
+            time.sleep(self.period)
+
+    def __enter__(self):
+        self.peak = self.now()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, self.now())
+
+
+def matmul_peak(dev, dtype, n=None, reps=5) -> float:
+    """Best FLOP/s of an n×n by n×n product."""
+    n = n or (8192 if dev.type == "cuda" else 2048)
+    a = torch.randn(n, n, device=dev).to(dtype)
+    b = torch.randn(n, n, device=dev).to(dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(reps):
+        sync(dev)
+        t = time.perf_counter()
+        a @ b
+        sync(dev)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best
+
+
+def inputs(B, sr, views, dev, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    n_raw = 66650 if sr >= 44100 else 33330
+    shapes = {"mel": (B, 75, 64), "gam": (B, 75, 64), "cqt": (B, 65, 64), "raw": (B, n_raw)}
+    return {v: torch.randn(shapes[v], generator=g).to(dev) for v in views}
+
+
+def step_flops(width, views, raw_bands, B, sr=44100) -> int:
+    """FLOPs of forward + backward of the plain model, counted on a batch of 2, × B/2."""
+    from torch.utils.flop_counter import FlopCounterMode
+    torch.manual_seed(0)
+    net = MultiViewNet(50, sr=sr, width=width, views=views, raw_bands=raw_bands).train()
+    x = inputs(2, sr, views, torch.device("cpu"))
+    y = torch.arange(2)
+    counter = FlopCounterMode(display=False)
+    with fast_paths(False), counter:
+        out = net(x)
+        sum(F.cross_entropy(o, y) for o in out.values()).backward()
+    return counter.get_total_flops() * B // 2
+
+
+def variants(dev, bf16: bool):
+    """name → (fast paths?, fused Adam?, autocast dtype)."""
+    v = {"eager": (False, False, None), "optimised": (True, True, None)}
+    if dev.type == "cuda":
+        v["optimised"] = (True, True, torch.bfloat16)          # the fast paths are CPU-only
+    elif bf16:
+        v["optimised+bf16"] = (True, True, torch.bfloat16)
+    return v
+
+
+def time_steps(dev, width, views, raw_bands, B, reps, bf16, sr=44100, warmup=1):
+    """Interleaved timing of the step variants on one model; per variant the list
+    of seconds and the peak memory (MiB)."""
+    torch.manual_seed(0)
+    model = MultiViewNet(50, sr=sr, width=width, views=views, raw_bands=raw_bands).to(dev).train()
+    x = inputs(B, sr, views, dev)
+    y = torch.randint(0, 50, (B,), device=dev)
+    V = variants(dev, bf16)
+    opts = {False: torch.optim.Adam(model.parameters(), lr=1e-5),
+            True: torch.optim.Adam(model.parameters(), lr=1e-5, fused=True)}
+
+    def step(fast, fused, amp):
+        with fast_paths(fast):
+            with torch.autocast(dev.type, dtype=amp) if amp is not None else nullcontext():
+                out = model(x)
+            loss = sum(F.cross_entropy(o.float(), y) for o in out.values())
+            opts[fused].zero_grad(set_to_none=True)
+            loss.backward()
+            opts[fused].step()
+
+    times = {k: [] for k in V}
+    mem = {k: 0.0 for k in V}
+    for k, cfg in V.items():
+        for _ in range(warmup):
+            step(*cfg)
+    for _ in range(reps):
+        for k, cfg in V.items():
+            if dev.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(dev)
+            sync(dev)
+            with PeakRSS() if dev.type == "cpu" else nullcontext() as rss:
+                t = time.perf_counter()
+                step(*cfg)
+                sync(dev)
+                times[k].append(time.perf_counter() - t)
+            m = torch.cuda.max_memory_allocated(dev) / 2 ** 20 if dev.type == "cuda" else rss.peak
+            mem[k] = max(mem[k], m)
+    return times, mem
+
+
+def loader_seconds(ds, feats, transforms, B, dev, n=20) -> float:
+    """Mean seconds to cut, standardise and move one training batch."""
+    split = ds.split(1, 0)
+    seg = Segmenter(feats, ds.sr, ds.clip_seconds, transforms)
+    batches = train_batches(split.train, B, seg.t_max, np.random.default_rng(0))
+    for _ in range(2):
+        clips, t0 = next(batches)
+        seg.batch(clips, t0)
+    sync(dev)
+    t = time.perf_counter()
+    for _ in range(n):
+        clips, t0 = next(batches)
+        x = {v: to_device(a, dev) for v, a in seg.batch(clips, t0).items()}
+    sync(dev)
+    del x
+    return (time.perf_counter() - t) / n
+
+
+def load_features(name, root, cache_dir):
+    from mvbook.data import load_dataset
+    from mvbook.features import Standardizer, load_views
+    ds = load_dataset(name, root)
+    feats = load_views(ds, cache_dir=cache_dir, progress=False)
+    split = ds.split(1, 0)
+    transforms = {v: Standardizer.fit(feats[v], split.train) for v in feats if v != "raw"}
+    return ds, feats, transforms
+
+
+# --- report ------------------------------------------------------------------------------------
+
+def fmt_s(ts):
+    return f"{min(ts):7.3f} s (median {statistics.median(ts):.3f})"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    ap.add_argument("--widths", default="1.0,0.25", help="network widths (1.0 = the paper)")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--reps", type=int, default=3, help="timed steps per variant (best is reported)")
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    ap.add_argument("--no-bf16", action="store_true", help="skip the bfloat16-autocast variant on CPU")
+    ap.add_argument("--presets", default="paper,cpu,smoke", help="loader share for these presets ('' to skip)")
+    ap.add_argument("--dataset", default="esc10", help="real dataset for the loader (synthetic if unavailable)")
+    ap.add_argument("--data-root", default=os.environ.get("MVBOOK_DATA") or REPO.parent / "shared" / "data")
+    ap.add_argument("--cache-dir", default=None, help="feature cache (default: $MVBOOK_CACHE or ~/.cache/mvbook)")
+    ap.add_argument("--systems", default="", help="also time these systems at the cpu preset, e.g. "
+                                                  "mel,gam,cqt,raw,multiview")
+    args = ap.parse_args()
+
+    dev = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                       ("cpu" if args.device == "auto" else args.device))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    bf16 = dev.type == "cpu" and not args.no_bf16
+    B = args.batch
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    print(f"{cpu}, {os.cpu_count()} CPU cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+          f"device {dev}{' (' + torch.cuda.get_device_name(dev) + ')' if dev.type == 'cuda' else ''}, "
+          f"load average {os.getloadavg()[0]:.2f}")
+
+    peak = matmul_peak(dev, torch.float32)
+    peak_bf = matmul_peak(dev, torch.bfloat16)
+    print(f"\nmatmul peak (this run): float32 {peak / 1e9:8.1f} GFLOP/s, bfloat16 {peak_bf / 1e9:8.1f} GFLOP/s "
+          f"(x{peak_bf / peak:.2f})")
+
+    step_time = {}
+    for w in (float(s) for s in args.widths.split(",") if s):
+        bands = models.N_RAW_BANDS
+        flops = step_flops(w, models.VIEWS, bands, B)
+        times, mem = time_steps(dev, w, models.VIEWS, bands, B, args.reps, bf16)
+        step_time[(w, bands, B)] = min(times["optimised"])
+        base = min(times["eager"])
+        print(f"\nwidth {w:g}, batch {B}, all four views, {bands} raw bands: {flops / 1e9:.1f} GFLOP per step "
+              f"(forward + backward, FlopCounterMode)")
+        print(f"  {'variant':15} {'seconds / step':>30} {'speed-up':>9} {'GFLOP/s':>8} {'of fp32 peak':>13} "
+              f"{'peak mem MiB':>13}")
+        for k, ts in times.items():
+            rate = flops / min(ts)
+            ref = peak_bf if "bf16" in k or (dev.type == "cuda" and k == "optimised") else peak
+            tag = "bf16 peak" if ref is peak_bf else ""
+            print(f"  {k:15} {fmt_s(ts):>30} {base / min(ts):8.2f}x {rate / 1e9:8.1f} {rate / peak:12.1%} "
+                  f"{mem[k]:13.0f}" + (f"   ({rate / ref:.1%} of {tag})" if tag else ""))
+
+    if args.presets:
+        try:
+            ds, feats, transforms = load_features(args.dataset, args.data_root, args.cache_dir)
+        except Exception as e:      # no real data here: the synthetic task has the same views
+            print(f"\n({args.dataset} unavailable: {e}; loader measured on the synthetic task)")
+            ds, feats, transforms = load_features("synthetic", None, args.cache_dir)
+        print(f"\nloader share of a step ({ds.name}, {ds.sr} Hz; optimised step, float32):")
+        print(f"  {'preset':7} {'batch':>5} {'width':>6} {'bands':>5} {'loader s':>9} {'step s':>8} {'share':>7}")
+        for name in args.presets.split(","):
+            p = PRESETS[name]
+            bands = getattr(p, "raw_bands", models.N_RAW_BANDS)
+            key = (p.width, bands, p.batch_size)
+            if key not in step_time:
+                ts, _ = time_steps(dev, p.width, models.VIEWS, bands, p.batch_size, args.reps, False, sr=ds.sr)
+                step_time[key] = min(ts["optimised"])
+            t_load = loader_seconds(ds, feats, transforms, p.batch_size, dev)
+            st = step_time[key]
+            print(f"  {name:7} {p.batch_size:5d} {p.width:6.3g} {bands:5d} {t_load:9.4f} {st:8.3f} "
+                  f"{t_load / (t_load + st):6.1%}")
+
+    if args.systems:
+        p = PRESETS["cpu"]
+        bands = getattr(p, "raw_bands", models.N_RAW_BANDS)
+        print(f"\nseconds per step at the cpu preset (width {p.width:g}, batch {p.batch_size}, {bands} raw bands):")
+        print(f"  {'system':10} " + " ".join(f"{k:>16}" for k in variants(dev, bf16)) + "   speed-up")
+        for system in args.systems.split(","):
+            views, _ = system_spec(system)
+            ts, _ = time_steps(dev, p.width, views, bands, p.batch_size, args.reps, bf16)
+            best = {k: min(v) for k, v in ts.items()}
+            print(f"  {system:10} " + " ".join(f"{v:16.3f}" for v in best.values()) + "   " +
+                  " ".join(f"x{best['eager'] / v:.2f}" for k, v in best.items() if k != "eager"))
+    print(f"\nload average at the end {os.getloadavg()[0]:.2f} (other processes share these cores when > 0)")
+
+
+if __name__ == "__main__":
+    main()
