@@ -91,7 +91,7 @@ def plot_views(wave, sr: int, views: dict, title: str | None = None, figsize=(9,
 
 # --- Fig. 1 ---------------------------------------------------------------------------------
 
-def _box(ax, x, y, w, h, text, fc="#ffffff", ec="#333333", fontsize=8.5, **kw):
+def _box(ax, x, y, w, h, text, fc="#ffffff", ec="#333333", fontsize=9, **kw):
     from matplotlib.patches import FancyBboxPatch
     ax.add_patch(FancyBboxPatch((x, y - h / 2), w, h, boxstyle="round,pad=0.02,rounding_size=0.12",
                                 fc=fc, ec=ec, lw=1.0, **kw))
@@ -112,7 +112,7 @@ def draw_network(ax=None, n_classes: str = "C", width: float = 1.0):
     where each loss's gradient flows back."""
     from .models import scaled
     if ax is None:
-        _, ax = plt.subplots(figsize=(12, 6.0), constrained_layout=True)
+        _, ax = plt.subplots(figsize=(10, 5.4), constrained_layout=True)
     ax.set_xlim(-0.1, 16.5)
     ax.set_ylim(-0.8, 9.7)
     ax.axis("off")
@@ -141,10 +141,9 @@ def draw_network(ax=None, n_classes: str = "C", width: float = 1.0):
     ax.plot([xb, xb], [rows["mel"], yc + 0.33], color="#222222", lw=1.0)
     ax.add_patch(plt.Circle((xb, yc), 0.32, fc="#ffffff", ec="#222222", zorder=3))
     ax.text(xb, yc, "⊕", ha="center", va="center", fontsize=14, zorder=4)
-    ax.text(xb - 0.15, yc + 0.75, "concatenate", ha="right", va="center", fontsize=8)
+    ax.text(xb - 0.15, yc + 0.75, f"concatenate\n({4 * d}-d)", ha="right", va="center", fontsize=8)
     _box(ax, 7.9, yc, 2.4, 1.0, f"fc {scaled(4096, width)} → fc {scaled(4096, width)}\n→ fc {n_classes} (softmax)",
          fc="#fbf3ea", ec="#222222", fontsize=8)
-    ax.text(7.6, yc + 0.22, f"{4 * d}-d", ha="center", fontsize=8)
     _arrow(ax, (xb + 0.32, yc), (7.9, yc))
     _arrow(ax, (10.3, yc), (10.95, yc))
     ax.text(11.35, yc, "$\\mathcal{L}^{(\\oplus)}$", ha="center", va="center", fontsize=12)
@@ -158,7 +157,7 @@ def draw_network(ax=None, n_classes: str = "C", width: float = 1.0):
          "$L_{tr}$ and $L_{\\diamond}$ of each branch", fc="#ffffff", ec="#2b7a2b", fontsize=9)
     _arrow(ax, (14.5, 7.5), (14.5, 5.75), color="#2b7a2b")
     ax.text(0.0, -0.6, "solid: forward pass    dashed: gradient of each branch loss flowing back into the "
-            "network (the ⊕ loss reaches all four CRNNs)", fontsize=8.5, color="#444444")
+            "network (the ⊕ loss reaches all four CRNNs)", fontsize=8, color="#444444")
     return ax
 
 
@@ -490,10 +489,10 @@ def table3_html(records: list[dict], dataset: str, preset: str, folds=None, seed
             if v is not None and v == v:
                 if key == "late":
                     srcs = " ".join(_link(runs[(m, f, s)]["path"], base, m, "mv-json") for m in ("mel", "gam", "cqt", "raw"))
-                    cells.append(f"<td>{v:.1f}<br><small>{srcs}</small></td>")
+                    cells.append(f"<td>{v:.2f}<br><small>{srcs}</small></td>")
                 else:
                     rec = runs[("multiview" if key == "self_ensemble" else key, f, s)]
-                    cells.append(f"<td>{v:.1f}<br><small>{_run_links(rec, base)}</small></td>")
+                    cells.append(f"<td>{v:.2f}<br><small>{_run_links(rec, base)}</small></td>")
                 continue
             if key == "late":
                 need = [m for m in ("mel", "gam", "cqt", "raw") if (m, f, s) not in runs]
