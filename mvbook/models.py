@@ -12,7 +12,7 @@ switches them off, tests/test_models_fast.py checks that both agree).
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -91,7 +91,8 @@ class _Recurrent(nn.Module):
         """x: (B, C, T, 1) after the last pool → (B, D)."""
         H = x.squeeze(3).transpose(1, 2)                         # reshape → (B, T, C)
         H, _ = self.rnn(H.contiguous())
-        return self.attention(self.drop(H))
+        with float32_on_cpu(H):
+            return self.attention(self.drop(H))
 
 
 class CRNN2D(_Recurrent):
@@ -179,9 +180,10 @@ class MultiViewNet(nn.Module):
 
     def forward(self, x: dict) -> dict:
         z = self.embed(x)
-        out = {v: self.heads[v](z[v]) for v in self.views}
-        if "mv" in self.heads:
-            out["mv"] = self.heads["mv"](torch.cat([z[v] for v in self.views], dim=1))
+        with float32_on_cpu(z[self.views[0]]):
+            out = {v: self.heads[v](z[v]) for v in self.views}
+            if "mv" in self.heads:
+                out["mv"] = self.heads["mv"](torch.cat([z[v] for v in self.views], dim=1))
         return out
 
 
@@ -243,6 +245,16 @@ def fast_paths(enabled: bool = True):
 
 def _fast(x: torch.Tensor) -> bool:
     return _FAST["enabled"] and x.device.type == "cpu"
+
+
+def float32_on_cpu(x: torch.Tensor):
+    """Context: no CPU autocast for the fully-connected parts (attention, heads).
+    On CPU only the convolutions gain from bfloat16; the fc layers, at these
+    batch sizes bound by reading their weights, would pay for casting the
+    weights every step. (A no-op on CUDA and with the fast paths off.)"""
+    if _fast(x) and torch.is_autocast_enabled("cpu"):
+        return torch.autocast("cpu", enabled=False)
+    return nullcontext()
 
 
 def _bn_factor(bn: nn.modules.batchnorm._BatchNorm) -> tuple[bool, float]:
@@ -309,13 +321,34 @@ class _BNReLUMaxPool(torch.autograd.Function):
             n = y.numel() // C
             A = -alpha * invstd * sum_gx / n
             Bc = -alpha * sum_g / n - mean * A
-            dy = torch.addcmul(Bc.view(1, C, 1, 1), y, A.view(1, C, 1, 1))
+            if y.dtype == out.dtype:
+                dy = torch.addcmul(Bc.view(1, C, 1, 1), y, A.view(1, C, 1, 1))
+            else:                                                # y·A + B in float32, rounded once to y's type
+                dy = F.batch_norm(y, torch.zeros_like(A), torch.ones_like(A), A, Bc, False, 0.0, 0.0)
         else:
-            dy = torch.zeros_like(y, dtype=out.dtype)
+            dy = torch.zeros_like(y)
+        src = (g * alpha.view(1, C, 1, 1)).to(dy.dtype)
+        # add src at the arg-max cells, in dy's memory order (nothing copies dy)
         B, _, H, W = dy.shape
-        src = (g * alpha.view(1, C, 1, 1)).reshape(B, C, -1)
-        dy.view(B, C, H * W).scatter_add_(2, idx.reshape(B, C, -1), src)
-        return dy.to(y.dtype), g_weight, g_bias, None, None, None, None
+        if dy.is_contiguous(memory_format=torch.channels_last) and not dy.is_contiguous():
+            mem, dim = dy.permute(0, 2, 3, 1).view(B, H * W, C), 1
+            idx, src = idx.permute(0, 2, 3, 1).reshape(B, -1, C), src.permute(0, 2, 3, 1).reshape(B, -1, C)
+        else:
+            dy = dy.contiguous()
+            mem, dim, idx, src = dy.view(B, C, H * W), 2, idx.reshape(B, C, -1), src.reshape(B, C, -1)
+        if dy.dtype in (torch.float32, torch.float64):
+            mem.scatter_add_(dim, idx, src)
+        else:   # scatter_add_ would copy a bfloat16 dy to float32 and back; the windows do not
+            # overlap, so each cell is hit once: gather, add and put back by flat offsets
+            n0, n1, n2 = mem.shape
+            b = torch.arange(n0, device=dy.device).view(-1, 1, 1) * (n1 * n2)
+            if dim == 1:
+                flat = b + idx * n2 + torch.arange(n2, device=dy.device)
+            else:
+                flat = b + torch.arange(n1, device=dy.device).view(1, -1, 1) * n2 + idx
+            flat, m = flat.reshape(-1), mem.view(-1)
+            m.put_(flat, m.take(flat) + src.reshape(-1))
+        return dy, g_weight, g_bias, None, None, None, None
 
 
 def _bn_relu_maxpool(y: torch.Tensor, bn, kernel) -> torch.Tensor:

@@ -252,6 +252,27 @@ def test_bf16_autocast_fast_path_is_close():
         assert err < 0.1, (k, float(err))
 
 
+@pytest.mark.parametrize("c_in", [1, 8])
+def test_bf16_gradients_as_accurate_as_plain_autocast(c_in):
+    """Under bfloat16 autocast the fast path's gradients are as close to the float64
+    ones as those of the plain modules under the same autocast (a few %: bf16)."""
+    conv, drop = _block(c_in, 16, (3, 3), (1, 2), torch.float32, negative=False)
+    x = torch.randn(4, c_in, 20, 32, dtype=torch.float64)
+    grads = {}
+    for name, fast, bf16, dtype in (("ref", False, False, torch.float64), ("plain", False, True, torch.float32),
+                                    ("fast", True, True, torch.float32)):
+        c = copy.deepcopy(conv).to(dtype)
+        xi = x.to(dtype).requires_grad_(c_in > 1)
+        with fast_paths(fast), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = conv_pool(c, drop.eval(), xi)
+        (out.to(dtype) * torch.linspace(-1, 1, out.numel(), dtype=dtype).view_as(out)).sum().backward()
+        grads[name] = [p.grad.double() for p in c.parameters()]
+    for g_ref, g_plain, g_fast in zip(grads["ref"], grads["plain"], grads["fast"]):
+        err_plain = (g_plain - g_ref).norm() / g_ref.norm()
+        err_fast = (g_fast - g_ref).norm() / g_ref.norm()
+        assert err_fast <= 1.5 * err_plain + 1e-3, (float(err_fast), float(err_plain))
+
+
 def test_layer_shapes_and_fast_switch():
     net = CRNN1D(width=0.25, n_bands=16)
     shapes = dict(layer_shapes(net, torch.randn(2, 66650)))
