@@ -369,7 +369,19 @@ def _bn_relu_maxpool(y: torch.Tensor, bn, kernel) -> torch.Tensor:
     invstd = 1.0 / torch.sqrt(var.to(acc) + bn.eps)
     weight = bn.weight if bn.weight is not None else torch.ones_like(invstd)
     bias = bn.bias if bn.bias is not None else torch.zeros_like(invstd)
-    return _BNReLUMaxPool.apply(y, weight.to(acc), bias.to(acc), mean.to(acc), invstd, kernel, batch_stats)
+    weight, bias, mean = weight.to(acc), bias.to(acc), mean.to(acc)
+    if torch.is_grad_enabled() and (y.requires_grad or weight.requires_grad or bias.requires_grad):
+        return _BNReLUMaxPool.apply(y, weight, bias, mean, invstd, kernel, batch_stats)
+    # no gradient wanted (evaluation): the same values, without arg-max indices
+    C = y.shape[1]
+    alpha = weight * invstd
+    beta = bias - mean * alpha
+    if bool((alpha < 0).any()):
+        sign = torch.where(alpha < 0, -1.0, 1.0).to(y.dtype).view(1, C, 1, 1)
+        p = F.max_pool2d(y * sign, kernel, kernel) * sign
+    else:
+        p = F.max_pool2d(y, kernel, kernel)
+    return torch.addcmul(beta.view(1, C, 1, 1), p, alpha.view(1, C, 1, 1)).relu_().to(y.dtype)
 
 
 BANDED_MAX_FREQ = 2      # _banded_conv for inputs this narrow in frequency (wider: oneDNN's 2-D kernel wins)
