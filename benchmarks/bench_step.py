@@ -11,7 +11,10 @@ Figures, each with the reference it is a ratio of (measured in this run):
 * seconds per step, eager baseline (the plain modules, for-loop Adam, float32)
   against the optimised step (mvbook's fast paths, fused Adam; and the same
   under bfloat16 autocast), the speed-up, achieved FLOP/s and its fraction of
-  the peak; variants run interleaved, best of ``--reps``;
+  the peak; variants run interleaved, best of ``--reps``; also the process's
+  CPU seconds per step, which other processes on the same cores do not inflate
+  (with one thread it is the step time of an idle machine; with more it also
+  counts threads waiting for each other);
 * peak memory during a step: resident set size sampled every 2 ms (CPU), or
   ``torch.cuda.max_memory_allocated`` (GPU);
 * the data loader's share of a step (segment cutting, standardisation and the
@@ -87,20 +90,20 @@ class PeakRSS:
         self.peak = max(self.peak, self.now())
 
 
-def matmul_peak(dev, dtype, n=None, reps=5) -> float:
-    """Best FLOP/s of an n×n by n×n product."""
+def matmul_peak(dev, dtype, n=None, reps=5) -> tuple[float, float]:
+    """Best FLOP/s of an n×n by n×n product, per wall second and per CPU second."""
     n = n or (8192 if dev.type == "cuda" else 2048)
     a = torch.randn(n, n, device=dev).to(dtype)
     b = torch.randn(n, n, device=dev).to(dtype)
     a @ b
-    best = float("inf")
+    best, best_cpu = float("inf"), float("inf")
     for _ in range(reps):
         sync(dev)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         a @ b
         sync(dev)
-        best = min(best, time.perf_counter() - t)
-    return 2 * n ** 3 / best
+        best, best_cpu = min(best, time.perf_counter() - t), min(best_cpu, time.process_time() - c)
+    return 2 * n ** 3 / best, 2 * n ** 3 / best_cpu
 
 
 def inputs(B, sr, views, dev, seed=0):
@@ -155,6 +158,7 @@ def time_steps(dev, width, views, raw_bands, B, reps, bf16, sr=44100, warmup=1):
             opts[fused].step()
 
     times = {k: [] for k in V}
+    cpu = {k: [] for k in V}
     mem = {k: 0.0 for k in V}
     for k, cfg in V.items():
         for _ in range(warmup):
@@ -165,13 +169,14 @@ def time_steps(dev, width, views, raw_bands, B, reps, bf16, sr=44100, warmup=1):
                 torch.cuda.reset_peak_memory_stats(dev)
             sync(dev)
             with PeakRSS() if dev.type == "cpu" else nullcontext() as rss:
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 step(*cfg)
                 sync(dev)
                 times[k].append(time.perf_counter() - t)
+                cpu[k].append(time.process_time() - c)
             m = torch.cuda.max_memory_allocated(dev) / 2 ** 20 if dev.type == "cuda" else rss.peak
             mem[k] = max(mem[k], m)
-    return times, mem
+    return times, cpu, mem
 
 
 def loader_seconds(ds, feats, transforms, B, dev, n=20) -> float:
@@ -239,28 +244,31 @@ def main():
           f"device {dev}{' (' + torch.cuda.get_device_name(dev) + ')' if dev.type == 'cuda' else ''}, "
           f"load average {os.getloadavg()[0]:.2f}")
 
-    peak = matmul_peak(dev, torch.float32)
-    peak_bf = matmul_peak(dev, torch.bfloat16)
-    print(f"\nmatmul peak (this run): float32 {peak / 1e9:8.1f} GFLOP/s, bfloat16 {peak_bf / 1e9:8.1f} GFLOP/s "
-          f"(x{peak_bf / peak:.2f})")
+    peak, peak_cpu = matmul_peak(dev, torch.float32)
+    peak_bf, _ = matmul_peak(dev, torch.bfloat16)
+    print(f"\nmatmul peak (this run): float32 {peak / 1e9:8.1f} GFLOP/s ({peak_cpu / 1e9:.1f} per CPU second), "
+          f"bfloat16 {peak_bf / 1e9:8.1f} GFLOP/s (x{peak_bf / peak:.2f})")
 
     step_time = {}
     for w in (float(s) for s in args.widths.split(",") if s):
         bands = models.N_RAW_BANDS
         flops = step_flops(w, models.VIEWS, bands, B)
-        times, mem = time_steps(dev, w, models.VIEWS, bands, B, args.reps, bf16)
+        times, cpu_times, mem = time_steps(dev, w, models.VIEWS, bands, B, args.reps, bf16)
         step_time[(w, bands, B)] = min(times["optimised"])
         base = min(times["eager"])
         print(f"\nwidth {w:g}, batch {B}, all four views, {bands} raw bands: {flops / 1e9:.1f} GFLOP per step "
               f"(forward + backward, FlopCounterMode)")
+        cbase = min(cpu_times["eager"])
         print(f"  {'variant':15} {'seconds / step':>30} {'speed-up':>9} {'GFLOP/s':>8} {'of fp32 peak':>13} "
-              f"{'peak mem MiB':>13}")
+              f"{'peak mem MiB':>13} {'CPU s / step':>13} {'speed-up':>9} {'CPU GFLOP/s':>12} {'of peak':>8}")
         for k, ts in times.items():
             rate = flops / min(ts)
             ref = peak_bf if "bf16" in k or (dev.type == "cuda" and k == "optimised") else peak
             tag = "bf16 peak" if ref is peak_bf else ""
             print(f"  {k:15} {fmt_s(ts):>30} {base / min(ts):8.2f}x {rate / 1e9:8.1f} {rate / peak:12.1%} "
-                  f"{mem[k]:13.0f}" + (f"   ({rate / ref:.1%} of {tag})" if tag else ""))
+                  f"{mem[k]:13.0f} {min(cpu_times[k]):13.3f} {cbase / min(cpu_times[k]):8.2f}x "
+                  f"{flops / min(cpu_times[k]) / 1e9:12.1f} {flops / min(cpu_times[k]) / peak_cpu:8.1%}"
+                  + (f"   ({rate / ref:.1%} of {tag})" if tag else ""))
 
     if args.presets:
         try:
@@ -275,7 +283,7 @@ def main():
             bands = getattr(p, "raw_bands", models.N_RAW_BANDS)
             key = (p.width, bands, p.batch_size)
             if key not in step_time:
-                ts, _ = time_steps(dev, p.width, models.VIEWS, bands, p.batch_size, args.reps, False, sr=ds.sr)
+                ts, _, _ = time_steps(dev, p.width, models.VIEWS, bands, p.batch_size, args.reps, False, sr=ds.sr)
                 step_time[key] = min(ts["optimised"])
             t_load = loader_seconds(ds, feats, transforms, p.batch_size, dev)
             st = step_time[key]
@@ -289,10 +297,11 @@ def main():
         print(f"  {'system':10} " + " ".join(f"{k:>16}" for k in variants(dev, bf16)) + "   speed-up")
         for system in args.systems.split(","):
             views, _ = system_spec(system)
-            ts, _ = time_steps(dev, p.width, views, bands, p.batch_size, args.reps, bf16)
-            best = {k: min(v) for k, v in ts.items()}
+            ts, cs, _ = time_steps(dev, p.width, views, bands, p.batch_size, args.reps, bf16)
+            best, cbest = {k: min(v) for k, v in ts.items()}, {k: min(v) for k, v in cs.items()}
             print(f"  {system:10} " + " ".join(f"{v:16.3f}" for v in best.values()) + "   " +
-                  " ".join(f"x{best['eager'] / v:.2f}" for k, v in best.items() if k != "eager"))
+                  " ".join(f"x{best['eager'] / v:.2f}" for k, v in best.items() if k != "eager") +
+                  "   CPU s: " + " ".join(f"{v:.3f}" for v in cbest.values()))
     print(f"\nload average at the end {os.getloadavg()[0]:.2f} (other processes share these cores when > 0)")
 
 
