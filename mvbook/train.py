@@ -230,6 +230,7 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
     bar.close()
     record = _record(config, state, branches, sets["test"], ds, mode)
     record["provenance"] = provenance(dev, state["elapsed"], time.time() - t_start, code)
+    record["provenance"]["autocast"] = str(amp).removeprefix("torch.") if amp is not None else "none"
     path = write_record(record, Path(out) / record_path(ds.name, p.name, system, fold, seed))
     record["path"] = str(path)
     return record
