@@ -8,7 +8,7 @@ import argparse
 import sys
 import time
 
-from .config import ALL_SYSTEMS, PRESETS, TRAINED_SYSTEMS
+from .config import PRESETS, TRAINED_SYSTEMS
 from .data import DATASETS, DatasetError, describe, load_dataset
 
 

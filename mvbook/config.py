@@ -17,7 +17,6 @@ SYSTEMS = {v: ((v,), "single") for v in VIEWS}
 SYSTEMS.update({"concat": (VIEWS, "concat"), "multiview": (VIEWS, "blend"), "equal": (VIEWS, "equal")})
 DERIVED = {"late": VIEWS}   # late fusion: mean posteriors of the single-view runs
 TRAINED_SYSTEMS = tuple(SYSTEMS)
-ALL_SYSTEMS = ("mel", "gam", "cqt", "raw", "late", "concat", "multiview", "equal")
 
 PAPER_EPOCHS = {"esc50": 3000, "esc10": 3000, "dcase2016": 1500, "gtzan": 1500, "synthetic": 1500}
 
