@@ -8,7 +8,7 @@ import argparse
 import sys
 import time
 
-from .config import PRESETS, TRAINED_SYSTEMS
+from .config import PAPER_SYSTEMS, PRESETS, TRAINED_SYSTEMS
 from .data import DATASETS, DatasetError, describe, load_dataset
 
 
@@ -39,7 +39,8 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("features", help="extract and cache the four views of a dataset")
     _common(p)
     p.add_argument("--dataset", default="synthetic", choices=sorted(DATASETS))
-    p.add_argument("--views", nargs="+", default=["mel", "gam", "cqt", "raw"])
+    p.add_argument("--views", nargs="+", default=["mel", "gam", "cqt", "raw"],
+                   help="mel gam cqt raw (the paper's), harm perc (HPSS, extra)")
 
     p = sub.add_parser("train", help="train one system on one fold and write its results record")
     _train_args(p)
@@ -50,8 +51,8 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("grid", help="run systems × folds through the training notebook (papermill), "
                                      "skipping cells whose record exists")
     _train_args(p)
-    p.add_argument("--systems", nargs="+", default=[s for s in ("mel", "gam", "cqt", "raw", "concat", "multiview")],
-                   choices=TRAINED_SYSTEMS)
+    p.add_argument("--systems", nargs="+", default=list(PAPER_SYSTEMS), choices=TRAINED_SYSTEMS,
+                   help="default: the six trained systems of Table 3")
     p.add_argument("--folds", nargs="+", type=int, default=None, help="default: every fold of the dataset")
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="default: --seed")
     p.add_argument("--direct", action="store_true",
@@ -63,6 +64,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="esc10")
     p.add_argument("--preset", default="cpu")
     p.add_argument("--folds", action="store_true", help="also print the accuracy of every fold")
+    p.add_argument("--extended", action="store_true", help="add the rows that are not in the paper (†)")
+    p.add_argument("--compare", nargs="?", const="multiview", default=None, metavar="SYSTEM",
+                   help="paired tests of SYSTEM (default multiview) against every other row")
     return ap
 
 
@@ -130,10 +134,14 @@ def cmd_grid(args) -> int:
 def cmd_table(args) -> int:
     from .results import fold_accuracies, format_table3, load_records
     recs = load_records(args.results, args.dataset, args.preset)
-    print(format_table3(recs, args.dataset, args.preset))
+    print(format_table3(recs, args.dataset, args.preset, extended=args.extended))
     if args.folds and recs:
         print()
         print(fold_accuracies(recs).round(2).to_string())
+    if args.compare and recs:
+        from .results import paired_comparison
+        print(f"\n{args.compare} minus each row, paired over (fold, seed) runs (percentage points):")
+        print(paired_comparison(recs, args.compare).round(4).to_string())
     return 0
 
 

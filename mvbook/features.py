@@ -9,7 +9,15 @@ view      what                                                         shape
 ``cqt``   log constant-Q transform (``librosa.cqt``), 64 bins,         T × 64
           12 per octave, librosa's default f_min (C1 ≈ 32.7 Hz)
 ``raw``   the waveform, float32                                        samples
+``harm``  log Mel spectrogram of the harmonic part (median-filtering   T × 64
+          HPSS of the Mel view's STFT, ``librosa.decompose.hpss``)
+``perc``  the same for the percussive part                             T × 64
 ========  ===========================================================  ==========
+
+``harm`` and ``perc`` are not views of the paper: they are two of the inputs of
+FusionNet (Ng et al.), offered as extra views (``EXTRA_VIEWS``). They share the
+Mel view's frames, filters and log rule; their STFT magnitudes add up to the
+Mel view's (HPSS's two soft masks sum to one).
 
 Mel and Gammatone frames are 40 ms long with a 20 ms hop and are not centred
 (30 s at 44.1 kHz → 1499 frames); the CQT is centred with a hop of 1024
@@ -64,6 +72,9 @@ from gammatone.gtgram import gtgram
 from tqdm.auto import tqdm
 
 VIEWS = ("mel", "gam", "cqt", "raw")
+EXTRA_VIEWS = ("harm", "perc")     # HPSS views (FusionNet), not in the paper
+ALL_VIEWS = VIEWS + EXTRA_VIEWS
+HPSS_KERNEL = 31            # median filter length, frames and bins (librosa's default)
 N_BANDS = 64
 WIN_SECONDS = 0.04          # Mel / Gammatone window (§3.1.2)
 HOP_SECONDS = 0.02          # 50 % overlap
@@ -71,7 +82,7 @@ GAM_FMIN = 50.0             # Hz; gtgram(wave, sr, 0.04, 0.02, 64, 50)
 CQT_BINS_PER_OCTAVE = 12
 CQT_HOP_44K = 1024          # 512 at 22.05 kHz: the hop scales with sr
 LOG_EPS = 1e-10
-SEGMENT_FRAMES = {"mel": 75, "gam": 75, "cqt": 65}   # training inputs (§3.1.3)
+SEGMENT_FRAMES = {"mel": 75, "gam": 75, "cqt": 65, "harm": 75, "perc": 75}   # training inputs (§3.1.3)
 RAW_SEGMENT = {44100: 66650, 22050: 33330}            # the paper's two raw input lengths
 SR_RANGE = (8000, 192000)
 FEATURE_VERSION = 1         # bump when an algorithm changes: it is part of every cache key
@@ -81,8 +92,8 @@ FEATURE_VERSION = 1         # bump when an algorithm changes: it is part of ever
 
 def check_view(view: str) -> str:
     """``view`` itself, or a ValueError naming the valid views."""
-    if view not in VIEWS:
-        raise ValueError(f"unknown view {view!r}; expected one of {VIEWS}")
+    if view not in ALL_VIEWS:
+        raise ValueError(f"unknown view {view!r}; expected one of {ALL_VIEWS}")
     return view
 
 
@@ -112,7 +123,7 @@ def cqt_hop_length(sr: int) -> int:
 
 def hop_seconds(view: str, sr: int) -> float:
     """Time between consecutive frames (samples for ``raw``) of ``view``."""
-    hop = {"mel": hop_length, "gam": hop_length, "cqt": cqt_hop_length,
+    hop = {"mel": hop_length, "gam": hop_length, "harm": hop_length, "perc": hop_length, "cqt": cqt_hop_length,
            "raw": lambda s: 1}[check_view(view)](sr)
     return hop / check_sr(sr)
 
@@ -146,11 +157,13 @@ def view_params(view: str, sr: int) -> dict:
     sr = check_sr(sr)
     common = {"view": check_view(view), "sr": sr, "n_bands": N_BANDS, "log_eps": LOG_EPS,
               "version": FEATURE_VERSION}
-    if view in ("mel", "gam"):
+    if view in ("mel", "gam", "harm", "perc"):
         common.update(win=win_length(sr), hop=hop_length(sr), center=False, fmax=sr / 2)
-    if view == "mel":
+    if view in ("mel", "harm", "perc"):
         common.update(n_fft=win_length(sr), window="hann", power=2, fmin=0.0, norm="slaney",
                       htk=False)
+    if view in EXTRA_VIEWS:
+        common.update(hpss_kernel=HPSS_KERNEL, hpss_power=2.0, hpss_margin=1.0)
     elif view == "gam":
         common.update(fmin=GAM_FMIN, value="mean square")
     elif view == "cqt":
@@ -181,7 +194,21 @@ def reference_power(view: str, wave: np.ndarray, sr: int) -> np.ndarray:
         C = librosa.cqt(wave, sr=sr, hop_length=cqt_hop_length(sr), n_bins=N_BANDS,
                         bins_per_octave=CQT_BINS_PER_OCTAVE)
         return np.abs(C) ** 2
+    if view in EXTRA_VIEWS:
+        return hpss_power(view, wave[None], sr)[0].T
     raise ValueError(f"{view!r} is not a 2D view")
+
+
+def hpss_power(view: str, waves: np.ndarray, sr: int) -> np.ndarray:
+    """Mel power of the harmonic (``harm``) or percussive (``perc``) part,
+    (N, frames, 64): the Mel view's STFT, split by ``librosa.decompose.hpss``
+    (median filters of ``HPSS_KERNEL`` frames / bins, soft masks), then the
+    Mel filters."""
+    n = win_length(sr)
+    S = librosa.stft(np.asarray(waves, dtype=np.float32), n_fft=n, hop_length=hop_length(sr), win_length=n,
+                     window="hann", center=False)
+    part = librosa.decompose.hpss(np.abs(S), kernel_size=HPSS_KERNEL)[0 if view == "harm" else 1]
+    return np.swapaxes(mel_filters(sr) @ (part ** 2), -1, -2).astype(np.float32)
 
 
 # --- fast Mel: batched torch STFT ------------------------------------------------------
@@ -321,6 +348,8 @@ def extract_batch(view: str, waves, sr: int, device=None) -> np.ndarray:
     if view == "mel":
         P = mel_power_torch(waves, sr, _device(device))
         return torch.log(P + LOG_EPS).cpu().numpy()
+    if view in EXTRA_VIEWS:
+        return log_power(hpss_power(view, waves, sr))
     if view == "gam":
         with ThreadPoolExecutor(max_workers=min(len(waves), _n_cpus())) as pool:
             return np.stack([log_power(P) for P in pool.map(lambda w: gammatone_power(w, sr), waves)])

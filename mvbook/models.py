@@ -158,33 +158,60 @@ class MultiViewNet(nn.Module):
 
     ``forward(dict view → tensor)`` returns ``dict branch → logits`` with
     branches ``views`` (+ ``"mv"`` when there is more than one view).
+    Beyond the paper: ``coder="fcn"`` puts FusionNet's feature coding network
+    (:mod:`mvbook.fusionnet`) in place of each CRNN, with a centre loss per view;
+    ``head="cab"`` makes the ⊕ branch CAB-CNN's classifier attention
+    (:mod:`mvbook.cab`); ``views`` may include the HPSS views ``harm``, ``perc``.
     """
 
     def __init__(self, n_classes: int, sr: int = 44100, width: float = 1.0, views=VIEWS,
-                 raw_bands: int = N_RAW_BANDS):
+                 raw_bands: int = N_RAW_BANDS, coder: str = "crnn", head: str = "fc"):
         super().__init__()
-        self.views = tuple(views)
-        unknown = set(self.views) - set(VIEWS)
+        from .features import ALL_VIEWS
+        self.views, self.coder, self.head = tuple(views), coder, head
+        unknown = set(self.views) - set(ALL_VIEWS)
         if unknown:
-            raise ValueError(f"unknown views {sorted(unknown)}; choose from {VIEWS}")
-        self.subnets = nn.ModuleDict({v: CRNN1D(width, sr, raw_bands) if v == "raw" else CRNN2D(width) for v in self.views})
+            raise ValueError(f"unknown views {sorted(unknown)}; choose from {ALL_VIEWS}")
+        if coder == "crnn":
+            self.subnets = nn.ModuleDict({v: CRNN1D(width, sr, raw_bands) if v == "raw" else CRNN2D(width)
+                                          for v in self.views})
+        elif coder == "fcn":
+            from .fusionnet import CenterLoss, FeatureCodingNet
+            self.subnets = nn.ModuleDict({v: FeatureCodingNet(v, width, sr, raw_bands) for v in self.views})
+            self.centers = nn.ModuleDict({v: CenterLoss(n_classes, self.subnets[v].dim) for v in self.views})
+        else:
+            raise ValueError(f"unknown coder {coder!r}; choose 'crnn' or 'fcn'")
         dims = {v: net.dim for v, net in self.subnets.items()}
         self.heads = nn.ModuleDict({v: Classifier(dims[v], scaled(1024, width), n_classes) for v in self.views})
         if len(self.views) > 1:
-            self.heads["mv"] = Classifier(sum(dims.values()), scaled(4096, width), n_classes)
+            if head == "fc":
+                self.heads["mv"] = Classifier(sum(dims.values()), scaled(4096, width), n_classes)
+            elif head == "cab":
+                from .cab import ClassifierAttention
+                self.heads["mv"] = ClassifierAttention(sum(dims.values()), n_classes)
+            else:
+                raise ValueError(f"unknown head {head!r}; choose 'fc' or 'cab'")
         self.branches = tuple(self.heads)
 
     def embed(self, x: dict) -> dict:
         """Embeddings per view (B, 512·width)."""
         return {v: self.subnets[v](x[v]) for v in self.views}
 
-    def forward(self, x: dict) -> dict:
+    def forward(self, x: dict, embeddings: bool = False):
+        """Logits per branch; with ``embeddings``, (logits, embeddings per view)."""
         z = self.embed(x)
         with float32_on_cpu(z[self.views[0]]):
             out = {v: self.heads[v](z[v]) for v in self.views}
             if "mv" in self.heads:
                 out["mv"] = self.heads["mv"](torch.cat([z[v] for v in self.views], dim=1))
-        return out
+        return (out, z) if embeddings else out
+
+    def center_loss(self, z: dict, y: torch.Tensor) -> torch.Tensor:
+        """FusionNet's centre loss (Eq. 12, mean over the batch), summed over views;
+        zero for CRNN coders."""
+        if self.coder != "fcn":
+            return torch.zeros((), device=y.device)
+        return sum(self.centers[v](z[v].float(), y) for v in self.views)
 
 
 def n_params(module: nn.Module) -> int:

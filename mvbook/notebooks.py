@@ -93,7 +93,8 @@ def load_model(record: dict, checkpoints=None, which: str = "best.pt"):
         return None
     cfg = record["config"]
     net = MultiViewNet(cfg["n_classes"], sr=cfg["sr"], width=cfg["preset"]["width"], views=cfg["views"],
-                       raw_bands=cfg["preset"].get("raw_bands", 64))
+                       raw_bands=cfg["preset"].get("raw_bands", 64), coder=cfg.get("coder", "crnn"),
+                       head=cfg.get("head", "fc"))
     net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return net.eval()
 

@@ -34,6 +34,19 @@ PAPER_TABLE3 = pd.DataFrame(
 ROW_NAMES = {"self_ensemble": "Self-ensemble", "multiview": "Multi-view", "late": "Late fusion",
              "concat": "Concat. fusion", "equal": "Equal-weight five losses (extra)", "mel": "Mel",
              "gam": "Gammatone", "cqt": "CQT", "raw": "Raw"}
+# Rows that are not in the paper (part *Beyond the paper*), marked † in tables.
+EXTRA_ROW_NAMES = {"fusionnet": "FusionNet meta-classifier †", "sumrule": "FusionNet sum rule †",
+                   "cabcnn": "CAB-CNN classifier attention †", "multiview6": "Multi-view + HPSS views †",
+                   "multiview6_se": "Multi-view + HPSS, self-ensemble †",
+                   "mv_initial": "Ablation: initial-loss references †", "mv_power1": "Ablation: O instead of O² †",
+                   "mv_w1": "Ablation: W = 1 †", "mv_w6": "Ablation: W = 6 †",
+                   "mv_eval10": "Ablation: evaluate every 10 steps †",
+                   "mv_eval40": "Ablation: evaluate every 40 steps †",
+                   "fcn_mel": "FusionNet coder, Mel †", "fcn_gam": "FusionNet coder, Gammatone †",
+                   "fcn_cqt": "FusionNet coder, CQT †", "fcn_raw": "FusionNet coder, raw †",
+                   "harm": "Harmonic (HPSS) †", "perc": "Percussive (HPSS) †"}
+ALL_ROW_NAMES = ROW_NAMES | EXTRA_ROW_NAMES
+SELF_ENSEMBLE_ROWS = {"multiview": "self_ensemble", "multiview6": "multiview6_se"}
 
 
 def record_path(dataset: str, preset: str, system: str, fold: int, seed: int) -> Path:
@@ -125,17 +138,18 @@ def load_records(root="results", dataset=None, preset=None) -> list[dict]:
     return recs
 
 
-def late_fusion(single: dict) -> dict:
-    """Late fusion (§3.1.4): mean of the single-view runs' test posteriors.
+def late_fusion(single: dict, members=DERIVED["late"]) -> dict:
+    """Late fusion (§3.1.4): mean of the single-view runs' test posteriors
+    (with ``members=DERIVED["sumrule"]``: FusionNet's sum rule over its coders).
 
-    ``single``: view → record of the same dataset, fold, seed and preset.
+    ``single``: system → record of the same dataset, fold, seed and preset.
     Returns {"accuracy", "probs", "labels"}.
     """
-    recs = [single[v] for v in DERIVED["late"]]
+    recs = [single[v] for v in members]
     keys = recs[0]["test"]["keys"]
     for r in recs[1:]:
         if r["test"]["keys"] != keys:
-            raise ValueError("late fusion needs single-view runs on the same test files")
+            raise ValueError(f"fusing {', '.join(members)} needs runs on the same test files")
     P = np.mean([np.asarray(r["test"]["probs"][r["main_branch"]]) for r in recs], axis=0)
     labels = np.asarray(recs[0]["test"]["labels"])
     return {"accuracy": float(np.mean(P.argmax(1) == labels)), "probs": P, "labels": labels}
@@ -150,29 +164,61 @@ def fold_accuracies(records: list[dict]) -> pd.DataFrame:
     for r in records:
         cell[(r["system"], (r["fold"], r["seed"]))] = 100 * r["system_accuracy"]
         by_run.setdefault((r["fold"], r["seed"]), {})[r["system"]] = r
-        if r["system"] == "multiview":
-            cell[("self_ensemble", (r["fold"], r["seed"]))] = 100 * r["accuracy"]["self_ensemble"]
+        if r["system"] in SELF_ENSEMBLE_ROWS:
+            cell[(SELF_ENSEMBLE_ROWS[r["system"]], (r["fold"], r["seed"]))] = 100 * r["accuracy"]["self_ensemble"]
     for run, systems in by_run.items():
-        if all(v in systems for v in DERIVED["late"]):
-            cell[("late", run)] = 100 * late_fusion(systems)["accuracy"]
+        for name, members in DERIVED.items():
+            if all(v in systems for v in members):
+                cell[(name, run)] = 100 * late_fusion(systems, members)["accuracy"]
     if not cell:
         return pd.DataFrame()
     s = pd.Series(cell)
     df = s.unstack()
-    order = [k for k in ROW_NAMES if k in df.index]
+    order = [k for k in ALL_ROW_NAMES if k in df.index]
     return df.loc[order]
 
 
 def table3(records: list[dict]) -> pd.DataFrame:
-    """Mean, std and number of (fold, seed) runs per system, in Table 3's order."""
+    """Mean, std, number of (fold, seed) runs and the half-width of a 95 %
+    t-interval of the mean per system, in Table 3's order. (Runs of one fold
+    share their test files, so the interval is a rough guide, not a guarantee.)"""
+    from scipy import stats
     df = fold_accuracies(records)
     if df.empty:
-        return pd.DataFrame(columns=["mean", "std", "n"])
-    return pd.DataFrame({"mean": df.mean(axis=1), "std": df.std(axis=1, ddof=1), "n": df.notna().sum(axis=1)})
+        return pd.DataFrame(columns=["mean", "std", "n", "ci95"])
+    n = df.notna().sum(axis=1)
+    std = df.std(axis=1, ddof=1)
+    ci = pd.Series([stats.t.ppf(0.975, k - 1) * sd / np.sqrt(k) if k > 1 else np.nan for k, sd in zip(n, std)],
+                   index=df.index)
+    return pd.DataFrame({"mean": df.mean(axis=1), "std": std, "n": n, "ci95": ci})
 
 
-def format_table3(records: list[dict], dataset: str, preset: str) -> str:
-    """Table 3 as text: our mean ± std over folds beside the paper's column."""
+def paired_comparison(records: list[dict], system: str = "multiview", baselines=None) -> pd.DataFrame:
+    """``system`` against each baseline on the (fold, seed) runs both have:
+    number of pairs, mean difference (percentage points), wins/ties/losses, and
+    the p-values of a paired t-test and of a Wilcoxon signed-rank test
+    (two-sided; NaN when there are too few pairs or no differences)."""
+    from scipy import stats
+    df = fold_accuracies(records)
+    rows = {}
+    if df.empty or system not in df.index:
+        return pd.DataFrame(columns=["pairs", "mean_diff", "wins", "ties", "losses", "p_t", "p_wilcoxon"])
+    for b in baselines or [k for k in df.index if k != system]:
+        if b not in df.index or b == system:
+            continue
+        both = df.loc[[system, b]].dropna(axis=1)
+        d = (both.loc[system] - both.loc[b]).to_numpy()
+        n = len(d)
+        p_t = stats.ttest_rel(both.loc[system], both.loc[b]).pvalue if n > 1 and np.any(d != d[0]) else np.nan
+        p_w = stats.wilcoxon(d).pvalue if n > 1 and np.any(d != 0) else np.nan
+        rows[b] = {"pairs": n, "mean_diff": d.mean() if n else np.nan, "wins": int((d > 0).sum()),
+                   "ties": int((d == 0).sum()), "losses": int((d < 0).sum()), "p_t": p_t, "p_wilcoxon": p_w}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def format_table3(records: list[dict], dataset: str, preset: str, extended: bool = False) -> str:
+    """Table 3 as text: our mean ± std over folds beside the paper's column;
+    ``extended`` adds the rows that are not in the paper (marked †)."""
     t = table3(records)
     paper_col = "esc50" if dataset in ("esc50", "esc10") else dataset
     lines = [f"Table 3 — {dataset}, preset {preset!r} (accuracy %, mean ± std over folds × seeds)"]
@@ -182,7 +228,9 @@ def format_table3(records: list[dict], dataset: str, preset: str) -> str:
             lines.append("reduced from the paper: " + "; ".join(red))
     head = f"{'system':<34}{'ours':>16}{'runs':>6}{'paper (' + paper_col + ')':>18}"
     lines += [head, "-" * len(head)]
-    for key, name in ROW_NAMES.items():
+    for key, name in (ALL_ROW_NAMES if extended else ROW_NAMES).items():
+        if key in EXTRA_ROW_NAMES and key not in t.index:
+            continue
         paper = PAPER_TABLE3[paper_col].get(key, float("nan")) if paper_col in PAPER_TABLE3 else float("nan")
         if key in t.index:
             m, s, n = t.loc[key, "mean"], t.loc[key, "std"], int(t.loc[key, "n"])
@@ -191,6 +239,8 @@ def format_table3(records: list[dict], dataset: str, preset: str) -> str:
             ours, n = "no runs", 0
         lines.append(f"{name:<34}{ours:>16}{n:>6}{paper:>18.2f}" if paper == paper else
                      f"{name:<34}{ours:>16}{n:>6}{'—':>18}")
+    if extended:
+        lines.append("† not in the paper (part *Beyond the paper*)")
     if paper_col != dataset:
         lines.append(f"(the paper reports ESC-50, 50 classes; {dataset} is not the paper's dataset)")
     return "\n".join(lines)

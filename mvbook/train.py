@@ -18,12 +18,15 @@ from tqdm.auto import tqdm
 
 from . import evaluate
 from .blending import AdaptiveBlender
-from .config import Preset, get_preset, system_spec
+from .config import Preset, get_preset, system_preset, system_spec
 from .data import load_dataset
 from .features import Standardizer, load_views
 from .models import MultiViewNet, n_params
 from .results import atomic_torch_save, code_version, provenance, record_path, write_record
 from .segments import Segmenter, train_batches
+
+
+CENTER_LAMBDA = 1e-3    # λ of FusionNet's Eq. 13 (Ng et al. chose 0.001)
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -102,9 +105,15 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
     with a checkpoint there resumes from it unless ``fresh``. ``callback(info)``
     is called after every evaluation. ``overrides`` change preset fields.
     """
+    spec = system_spec(system)
+    if spec.loss == "meta":
+        from .fusionnet import train_meta
+        return train_meta(dataset=dataset, system=system, fold=fold, preset=preset, seed=seed, device=device,
+                          root=root, out=out, checkpoints=checkpoints, cache_dir=cache_dir, progress=progress,
+                          fresh=fresh, callback=callback, split_seed=split_seed, **overrides)
     t_start, code = time.time(), code_version()
-    p = get_preset(preset, **overrides)
-    views, mode = system_spec(system)
+    p = system_preset(system, get_preset(preset, **overrides))
+    views, mode = spec.views, spec.loss
     dev = resolve_device(device)
     ds = load_dataset(dataset, root)
     split = ds.split(fold, split_seed)
@@ -117,7 +126,8 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
     seg = Segmenter(feats, ds.sr, ds.clip_seconds, transforms)
 
     torch.manual_seed(seed)
-    model = MultiViewNet(len(ds.classes), sr=ds.sr, width=p.width, views=views, raw_bands=p.raw_bands).to(dev)
+    model = MultiViewNet(len(ds.classes), sr=ds.sr, width=p.width, views=views, raw_bands=p.raw_bands,
+                         coder=spec.coder, head=spec.head).to(dev)
     branches = model.branches
     # fused: one kernel for all parameters (same Adam update; CPU and CUDA)
     opt = torch.optim.Adam(model.parameters(), lr=p.lr_warmup, fused=dev.type in ("cpu", "cuda"))
@@ -133,7 +143,8 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
             for idx in [_subsample(idx, p.eval_clips)]}
 
     config = {"system": system, "dataset": ds.name, "fold": fold, "seed": seed, "split_seed": split_seed,
-              "preset": p.to_dict(), "views": list(views), "loss": mode, "epochs": E,
+              "preset": p.to_dict(), "views": list(views), "loss": mode, "coder": spec.coder, "head": spec.head,
+              "system_overrides": dict(spec.overrides), "epochs": E,
               "steps_per_epoch": steps_per_epoch, "steps": total_steps, "n_classes": len(ds.classes),
               "classes": list(ds.classes), "sr": ds.sr, "clip_seconds": ds.clip_seconds,
               "dataset_fingerprint": ds.fingerprint(), "n_params": n_params(model),
@@ -215,9 +226,11 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
         x = {v: to_device(a, dev) for v, a in seg.batch(clips, t0).items()}
         y = to_device(labels[clips], dev)
         with autocast() if autocast else nullcontext():
-            logits = model(x)
+            logits, z = model(x, embeddings=True)
         losses = {k: F.cross_entropy(logits[k].float(), y) for k in branches}
         loss = sum(weights[k] * losses[k] for k in branches if weights[k] > 0)       # Eq. 2
+        if spec.coder == "fcn":
+            loss = loss + CENTER_LAMBDA * model.center_loss(z, y)                     # FusionNet, Eq. 13
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

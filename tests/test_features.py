@@ -294,3 +294,38 @@ def test_standardizer_uses_only_the_given_clips():
     np.testing.assert_array_equal(back.std, s.std)
     with pytest.raises(ValueError):
         F.Standardizer.fit(X, [])
+
+
+# --- the HPSS views (FusionNet's, not the paper's) ----------------------------------------
+
+def tone_and_clicks(sr, seconds=2.0):
+    x = tone(1000, seconds, sr) * 0.5
+    x[:: sr // 4] += 1.0                       # a click every 0.25 s
+    return x
+
+
+def test_hpss_views_are_librosa_hpss_then_the_mel_filters():
+    sr, x = 22050, tone_and_clicks(22050)
+    S = np.abs(librosa.stft(x, n_fft=882, hop_length=441, win_length=882, center=False))
+    H, P = librosa.decompose.hpss(S, kernel_size=31)
+    np.testing.assert_allclose(H + P, S, rtol=1e-5, atol=1e-6)   # the soft masks sum to one
+    for view, part in (("harm", H), ("perc", P)):
+        direct = librosa.feature.melspectrogram(S=part ** 2, sr=sr, n_fft=882, n_mels=64, fmin=0.0, fmax=sr / 2)
+        expected = np.log(direct.T.astype(np.float64) + 1e-10).astype(np.float32)
+        got = F.extract(view, x, sr)
+        assert got.shape == (F.n_frames("mel", len(x), sr), 64)
+        np.testing.assert_allclose(got, expected, atol=1e-4)
+        np.testing.assert_array_equal(F.extract_batch(view, np.stack([x, x]), sr)[1], got)
+
+
+def test_hpss_separates_a_tone_from_clicks():
+    sr, x = 22050, tone_and_clicks(22050)
+    harm, perc = F.extract("harm", x, sr), F.extract("perc", x, sr)
+    band = int(np.argmax(F.extract("mel", tone(1000, 2.0, sr), sr).mean(0)))   # the tone's Mel band
+    assert np.median(harm[:, band] - perc[:, band]) > 3            # tone: > 20× more power in harm
+    high = slice(48, 64)                                           # only the clicks reach these bands
+    clicks = F.extract("mel", x, sr)[:, high].mean(1) > np.log(1e-10) + 5     # frames holding a click
+    assert 5 <= clicks.sum() <= 20
+    assert np.median(perc[clicks][:, high] - harm[clicks][:, high]) > 1
+    assert F.segment_length("harm", sr) == F.segment_length("mel", sr) == 75
+    assert F.view_params("harm", sr) != F.view_params("perc", sr)  # separate cache files

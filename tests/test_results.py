@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mvbook.results import (PAPER_TABLE3, fold_accuracies, format_table3, late_fusion, load_records,
-                            record_path, table3, write_record)
+                            paired_comparison, record_path, table3, write_record)
 
 
 def fake(system, fold, acc, probs=None, labels=(0, 1), se=None):
@@ -66,3 +66,34 @@ def test_failed_write_leaves_the_old_record(tmp_path):
         write_record({"bad": object()}, path)
     assert json.loads(path.read_text())["system_accuracy"] == 0.5
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_sumrule_row_is_the_mean_of_the_fusionnet_coders():
+    P = {"fcn_mel": [[.6, .4], [.4, .6]], "fcn_gam": [[.2, .8], [.4, .6]], "fcn_cqt": [[.7, .3], [.9, .1]],
+         "fcn_raw": [[.9, .1], [.1, .9]]}
+    recs = [fake(v, 1, 0.5, P[v]) for v in P]
+    df = fold_accuracies(recs)
+    assert df.loc["sumrule"].tolist() == [100.0]          # mean [[.6,.4],[.45,.55]] → both right
+    assert "late" not in df.index                       # no paper single-view runs
+    assert "FusionNet sum rule †" in format_table3(recs, "esc10", "cpu", extended=True)
+    assert "FusionNet" not in format_table3(recs, "esc10", "cpu")
+
+
+def test_ci95_and_paired_comparison_by_hand():
+    from scipy import stats
+    mv = [0.80, 0.90, 0.70, 0.85]
+    mel = [0.75, 0.80, 0.70, 0.90]
+    recs = []
+    for k, (a, b) in enumerate(zip(mv, mel), start=1):
+        recs += [fake("multiview", k, a, se=a), fake("mel", k, b)]
+    recs.append(fake("mel", 5, 0.5))                    # no partner: not paired
+    t = table3(recs)
+    sd = np.std([80, 90, 70, 85], ddof=1)
+    assert t.loc["multiview", "ci95"] == pytest.approx(stats.t.ppf(0.975, 3) * sd / 2)
+    cmp = paired_comparison(recs, "multiview")
+    row = cmp.loc["mel"]
+    d = np.array([5, 10, 0, -5])
+    assert row["pairs"] == 4 and row["mean_diff"] == pytest.approx(d.mean())
+    assert (row["wins"], row["ties"], row["losses"]) == (2, 1, 1)
+    assert row["p_t"] == pytest.approx(stats.ttest_rel([80, 90, 70, 85], [75, 80, 70, 90]).pvalue)
+    assert row["p_wilcoxon"] == pytest.approx(stats.wilcoxon(d).pvalue)

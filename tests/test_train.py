@@ -97,3 +97,26 @@ def test_checkpoint_of_another_run_is_refused(tmp_path, full):
     with pytest.raises(RuntimeError, match="different run configuration"):
         train("synthetic", "mel", 1, "smoke", seed=3, out=tmp_path, checkpoints=ckpts, progress=False,
               cache_dir=tmp_path.parent / "cache", epochs=3)
+
+
+def test_ablation_system_trains_with_its_override_and_records_it(tmp_path):
+    rec = train("synthetic", "mv_initial", 1, "smoke", seed=0, out=tmp_path, progress=False,
+                cache_dir=tmp_path / "cache", epochs=1)
+    cfg = rec["config"]
+    assert cfg["preset"]["reference"] == "initial" and cfg["system_overrides"] == {"reference": "initial"}
+    assert rec["preset"] == "smoke" and not any("reference" in r for r in rec["reduced"])
+    assert Path(rec["path"]).parent.name == "mv_initial"
+    w = rec["curves"]["weights"]
+    assert all(abs(sum(w[k][i] for k in w) - 1) < 1e-6 for i in range(len(rec["curves"]["step"])))
+
+
+@pytest.mark.parametrize("system, branches", [("cabcnn", 5), ("multiview6", 7)])
+def test_beyond_the_paper_systems_train(tmp_path, system, branches):
+    rec = train("synthetic", system, 1, "smoke", seed=0, out=tmp_path, progress=False,
+                cache_dir=tmp_path.parent / "cache", epochs=1)
+    assert len(rec["test"]["probs"]) == branches and 0 <= rec["system_accuracy"] <= 1
+    P = np.array(rec["test"]["probs"]["mv"])
+    assert np.allclose(P.sum(1), 1, atol=1e-3)
+    assert rec["config"]["head"] == ("cab" if system == "cabcnn" else "fc")
+    if system == "cabcnn":                               # trained on the ⊕ loss only, like concat
+        assert set(rec["best"]["weights"].values()) == {0.0, 1.0} and rec["best"]["weights"]["mv"] == 1.0

@@ -1,0 +1,47 @@
+"""Classifier attention (Lu et al., CAB-CNN): a bank of small classifiers whose
+posteriors an attention block weighs, used as the ⊕ branch of the multi-view
+network (system ``cabcnn``). Not in the paper. Chapter: *Other fusion strategies*.
+
+For an input :math:`a` (here the concatenated view embeddings), classifier
+:math:`i = 1..n` gives posteriors :math:`c_i = \\mathrm{softmax}(f_i(a))` and the
+attention block importance weights :math:`\\alpha = \\mathrm{softmax}(g(a))`; the
+block's output is :math:`p = \\sum_i \\alpha_i c_i`. Sizes as in the paper's
+Table 2: 40 classifiers of two fully connected layers (8 and 4 units, ReLU),
+attention of 160 and 80 units.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+N_CLASSIFIERS = 40
+CLASSIFIER_UNITS = (8, 4)
+ATTENTION_UNITS = (160, 80)
+
+
+def _mlp(sizes, out: int) -> nn.Sequential:
+    layers = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(a, b), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers, nn.Linear(sizes[-1], out))
+
+
+class ClassifierAttention(nn.Module):
+    """CAB-CNN's attention-based classifier block. ``forward`` returns
+    :math:`\\log p` (log posteriors), usable as logits by a cross-entropy loss:
+    softmax of :math:`\\log p` is :math:`p`."""
+
+    def __init__(self, dim: int, n_classes: int, n_classifiers: int = N_CLASSIFIERS,
+                 units=CLASSIFIER_UNITS, attention=ATTENTION_UNITS):
+        super().__init__()
+        self.classifiers = nn.ModuleList(_mlp((dim, *units), n_classes) for _ in range(n_classifiers))
+        self.attention = _mlp((dim, *attention), n_classifiers)
+
+    def weights(self, a: torch.Tensor) -> torch.Tensor:
+        """Importance weights α, (B, n), rows summing to one."""
+        return torch.softmax(self.attention(a), dim=1)
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        log_c = torch.stack([torch.log_softmax(f(a), dim=1) for f in self.classifiers], dim=1)   # (B, n, C)
+        log_alpha = torch.log_softmax(self.attention(a), dim=1)                                 # (B, n)
+        return torch.logsumexp(log_alpha.unsqueeze(2) + log_c, dim=1)                          # log Σ α_i c_i
