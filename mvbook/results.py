@@ -244,3 +244,38 @@ def format_table3(records: list[dict], dataset: str, preset: str, extended: bool
     if paper_col != dataset:
         lines.append(f"(the paper reports ESC-50, 50 classes; {dataset} is not the paper's dataset)")
     return "\n".join(lines)
+
+
+# The paper's qualitative findings (§3.2), as (claim, the row or rows that should be higher,
+# the rows they should beat): a side of several rows takes their minimum (left) or maximum (right).
+CLAIMS = (
+    ("Mel and Gammatone above CQT and raw", ("mel", "gam"), ("cqt", "raw")),
+    ("concatenation above every single view", ("concat",), ("mel", "gam", "cqt", "raw")),
+    ("late fusion above every single view", ("late",), ("mel", "gam", "cqt", "raw")),
+    ("multi-view above every single view", ("multiview",), ("mel", "gam", "cqt", "raw")),
+    ("multi-view above concatenation", ("multiview",), ("concat",)),
+    ("multi-view above late fusion", ("multiview",), ("late",)),
+    ("self-ensemble above multi-view", ("self_ensemble",), ("multiview",)),
+)
+
+
+def check_claims(records: list[dict], claims=CLAIMS) -> pd.DataFrame:
+    """Each claim on the mean accuracies and fold by fold: the margin (percentage
+    points) of the weakest row of the left side over the strongest of the right,
+    on the means and on every (fold, seed) run that has all the rows, and in how
+    many of those runs the claim holds."""
+    df = fold_accuracies(records)
+    out = []
+    for claim, left, right in claims:
+        row = {"claim": claim, "verdict": "not enough runs", "mean margin": np.nan, "runs where it holds": "",
+               "margin per run": ""}
+        if not df.empty and all(k in df.index for k in left + right):
+            mean = df.mean(axis=1)
+            row["mean margin"] = mean[list(left)].min() - mean[list(right)].max()
+            both = df.loc[list(left + right)].dropna(axis=1)
+            per = both.loc[list(left)].min() - both.loc[list(right)].max()
+            row["verdict"] = "holds" if row["mean margin"] > 0 else "does not hold"
+            row["runs where it holds"] = f"{int((per > 0).sum())} of {len(per)}"
+            row["margin per run"] = ", ".join(f"{m:+.2f}" for m in per)
+        out.append(row)
+    return pd.DataFrame(out).set_index("claim")

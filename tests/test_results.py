@@ -97,3 +97,24 @@ def test_ci95_and_paired_comparison_by_hand():
     assert (row["wins"], row["ties"], row["losses"]) == (2, 1, 1)
     assert row["p_t"] == pytest.approx(stats.ttest_rel([80, 90, 70, 85], [75, 80, 70, 90]).pvalue)
     assert row["p_wilcoxon"] == pytest.approx(stats.wilcoxon(d).pvalue)
+
+
+def test_claims_on_means_and_per_fold():
+    from mvbook.results import check_claims
+    acc = {1: dict(mel=.80, gam=.70, cqt=.60, raw=.50, concat=.85, multiview=.90),
+           2: dict(mel=.70, gam=.80, cqt=.75, raw=.50, concat=.70, multiview=.76)}
+    recs = [fake(s, k, a, se=a + .01 if s == "multiview" else None) for k, d in acc.items() for s, a in d.items()]
+    c = check_claims(recs)
+    # Mel & Gam above CQT & raw: min(75, 75) − max(67.5, 50) = 7.5 on the means; per fold 10, −5
+    assert c.loc["Mel and Gammatone above CQT and raw", "mean margin"] == pytest.approx(7.5)
+    assert c.loc["Mel and Gammatone above CQT and raw", "runs where it holds"] == "1 of 2"
+    assert c.loc["Mel and Gammatone above CQT and raw", "margin per run"] == "+10.00, -5.00"
+    # multi-view above concat: 83 − 77.5
+    assert c.loc["multi-view above concatenation", "verdict"] == "holds"
+    assert c.loc["multi-view above concatenation", "mean margin"] == pytest.approx(5.5)
+    # concat above every single view: 77.5 − max(75, 75, 67.5, 50) = 2.5 on means, but +5, −10 per fold
+    assert c.loc["concatenation above every single view", "runs where it holds"] == "1 of 2"
+    assert c.loc["self-ensemble above multi-view", "mean margin"] == pytest.approx(1.0)
+    # late fusion: the fake posteriors make every single-view run right on both files → 100 %
+    assert c.loc["late fusion above every single view", "verdict"] == "holds"
+    assert check_claims([]).loc["multi-view above late fusion", "verdict"] == "not enough runs"
