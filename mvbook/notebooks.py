@@ -221,6 +221,29 @@ class GridReport:
         return "\n".join(lines)
 
 
+def with_dependencies(systems) -> list:
+    """``systems`` in order, each preceded by the trained systems whose runs it
+    needs (:func:`mvbook.config.dependencies`: FusionNet's four coders) unless
+    they come earlier already; no system twice. An unknown name is kept as it
+    is (its cell fails and is reported like any other)."""
+    from .config import dependencies
+    ordered = []
+
+    def add(system):
+        try:
+            deps = dependencies(system)
+        except ValueError:
+            deps = ()
+        for d in deps:
+            add(d)
+        if system not in ordered:
+            ordered.append(system)
+
+    for s in systems:
+        add(s)
+    return ordered
+
+
 def run_grid(dataset: str, systems, folds, seeds=(0,), preset: str = "cpu", out="results",
              device: str = "auto", data_root=None, cache_dir=None, checkpoints=None, epochs=None,
              direct: bool = False, log=print, log_output: bool = False) -> GridReport:
@@ -231,10 +254,15 @@ def run_grid(dataset: str, systems, folds, seeds=(0,), preset: str = "cpu", out=
     A cell whose record exists is skipped (delete the record to redo it). A
     failing cell is logged and the grid goes on; the report lists failures.
     ``direct=True`` calls :func:`mvbook.train.train` in this process instead
-    (no notebook is kept).
+    (no notebook is kept). Systems that need other runs (``fusionnet``) get
+    those systems added before them (:func:`with_dependencies`).
     """
     report = GridReport()
     out = Path(out)
+    requested, systems = list(systems), with_dependencies(systems)
+    added = [s for s in systems if s not in requested]
+    if added:
+        log(f"adding {', '.join(added)}: runs that a requested system needs, trained first")
     for seed in seeds:
         for fold in folds:
             for system in systems:

@@ -94,3 +94,26 @@ def test_grid_runs_the_notebook_keeps_it_skips_and_reports_failures(tmp_path, mo
             "--out", str(tmp_path / "results")]
     assert main(args) == 0
     assert main(args[:-4] + ["--folds", "9", "--out", str(tmp_path / "results")]) == 2
+
+
+def test_grid_runs_the_systems_a_system_needs_first(tmp_path):
+    from mvbook.results import record_path
+    coders = ["fcn_mel", "fcn_gam", "fcn_cqt", "fcn_raw"]
+    assert nbk.with_dependencies(["fusionnet", "mel"]) == coders + ["fusionnet", "mel"]
+    assert nbk.with_dependencies(["fcn_gam", "fusionnet", "fcn_mel"]) == ["fcn_gam", "fcn_mel", "fcn_cqt", "fcn_raw",
+                                                                          "fusionnet"]
+    assert nbk.with_dependencies(["late", "cqt"]) == ["late", "cqt"]       # not trained: its cell fails as before
+    # the coders' records exist (so they are skipped), their checkpoints do not: fusionnet comes after
+    # them and fails, naming what is missing; nothing is trained
+    for s in coders:
+        rec = tmp_path / "r" / record_path("synthetic", "smoke", s, 1, 0)
+        rec.parent.mkdir(parents=True)
+        rec.write_text("{}")
+    log = []
+    report = nbk.run_grid("synthetic", ["fusionnet"], [1], preset="smoke", out=tmp_path / "r", direct=True,
+                          log=log.append)
+    assert report.skipped == [f"synthetic/smoke/{s} fold 1 seed 0" for s in coders]
+    assert [f[0] for f in report.failed] == ["synthetic/smoke/fusionnet fold 1 seed 0"] and not report.done
+    assert "4 best.pt checkpoint(s) missing" in report.failed[0][1]
+    assert "delete those records" in report.failed[0][1]             # the grid would skip them
+    assert log[0].startswith("adding fcn_mel, fcn_gam, fcn_cqt, fcn_raw")
