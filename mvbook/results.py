@@ -279,3 +279,14 @@ def check_claims(records: list[dict], claims=CLAIMS) -> pd.DataFrame:
             row["margin per run"] = ", ".join(f"{m:+.2f}" for m in per)
         out.append(row)
     return pd.DataFrame(out).set_index("claim")
+
+
+def weight_shares(records: list[dict], system: str = "multiview") -> pd.DataFrame:
+    """Mean weight (Algorithm 1) of each branch over every evaluation of each
+    ``system`` run, one row per (fold, seed): where the training signal went."""
+    rows = {}
+    for r in records:
+        if r["system"] == system:
+            w = r["curves"]["weights"]
+            rows[(r["fold"], r["seed"])] = {k: float(np.mean(v)) for k, v in w.items()}
+    return pd.DataFrame.from_dict(rows, orient="index").sort_index()

@@ -118,3 +118,12 @@ def test_claims_on_means_and_per_fold():
     # late fusion: the fake posteriors make every single-view run right on both files → 100 %
     assert c.loc["late fusion above every single view", "verdict"] == "holds"
     assert check_claims([]).loc["multi-view above late fusion", "verdict"] == "not enough runs"
+
+
+def test_weight_shares_by_hand():
+    from mvbook.results import weight_shares
+    r = fake("multiview", 2, 0.5, se=0.5)
+    r["curves"] = {"weights": {"mel": [0.2, 0.0, 0.0], "raw": [0.2, 1.0, 0.7], "mv": [0.6, 0.0, 0.3]}}
+    w = weight_shares([r, fake("mel", 2, 0.5)])
+    assert list(w.index) == [(2, 0)]
+    assert w.loc[(2, 0), "raw"] == pytest.approx(1.9 / 3) and w.loc[(2, 0), "mv"] == pytest.approx(0.3)
