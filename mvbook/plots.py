@@ -11,7 +11,7 @@ from results records (``mvbook.results``), never from numbers typed in.
 - :func:`table3_html`: Table 3, each cell linked to its notebook and record.
 
 Chapters: *Four views*, *The CRNNs*, *The multi-view network*, *Adaptive
-gradient blending*, *Training*, *Results*.
+gradient blending*, *Training*, *Results*, *Beyond the paper*.
 """
 from __future__ import annotations
 
@@ -22,7 +22,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .results import PAPER_TABLE3, REPO, ROW_NAMES, fold_accuracies, record_path
+from .config import DERIVED, PAPER_SYSTEMS
+from .results import (
+    ALL_ROW_NAMES,
+    PAPER_TABLE3,
+    REPO,
+    ROW_NAMES,
+    SELF_ENSEMBLE_ROWS,
+    fold_accuracies,
+    record_path,
+)
 
 BRANCH_LABEL = {"mel": "Mel", "gam": "Gammatone", "cqt": "CQT", "raw": "Raw", "mv": "⊕ multi-view"}
 BRANCH_COLOR = {"mel": "#1f77b4", "gam": "#ff7f0e", "cqt": "#2ca02c", "raw": "#d62728", "mv": "#222222",
@@ -442,6 +451,11 @@ def missing_html(missing: list[dict], dataset: str, preset: str, results_dir: st
             need.setdefault(s, set()).add(m["fold"])
     need = {s: f for s, f in need.items() if f}
     grid = f"python -m mvbook grid --dataset {dataset} --preset {preset} --out {results_dir}"
+    if set(need) - set(PAPER_SYSTEMS):                  # the grid's default is the paper's six systems
+        grid += " --systems " + " ".join(need)
+    seeds = sorted({m.get("seed", 0) for m in missing})
+    if seeds != [0]:
+        grid += " --seeds " + " ".join(map(str, seeds))
     runs = "; ".join(f"<code>{html.escape(s)}</code> fold{'s' if len(f) > 1 else ''} "
                      f"{', '.join(map(str, sorted(f)))}" for s, f in need.items())
     items = "".join(f"<li>{html.escape(m['row'])}, fold {m['fold']}: {html.escape(m['why'])} — "
@@ -453,11 +467,15 @@ def missing_html(missing: list[dict], dataset: str, preset: str, results_dir: st
 
 
 def table3_html(records: list[dict], dataset: str, preset: str, folds=None, seeds=(0,),
-                base: str = "../", results_dir: str = "results") -> tuple[str, list[str]]:
+                base: str = "../", results_dir: str = "results", extended: bool = False,
+                rows=None) -> tuple[str, list[str]]:
     """Table 3 as HTML: the paper's column beside ours (mean ± std over the
     runs), then one column per (fold, seed) whose cells link to the executed
     notebook and the record of the run that produced them. ``base`` is the
     path from the page to the repository root as the built book lays it out.
+    ``extended`` adds every row that is not in the paper (names marked †,
+    part *Beyond the paper*); ``rows`` (row keys of ``ALL_ROW_NAMES``) shows
+    those rows only, in that order.
     Returns (html, missing): ``missing`` has one dict per empty cell with the
     row's name, ``fold``, ``seed``, ``why`` it is empty, the trained
     ``systems`` it needs and the ``command`` that fills it."""
@@ -466,12 +484,19 @@ def table3_html(records: list[dict], dataset: str, preset: str, folds=None, seed
     cols = sorted(set(df.columns) | {(f, s) for f in (folds or []) for s in seeds})
     paper_col = "esc50" if dataset in ("esc50", "esc10") else dataset
     has_paper = paper_col in PAPER_TABLE3
-    rows, missing = [], []
+    names = ALL_ROW_NAMES if extended or rows is not None else ROW_NAMES
+    unknown = [k for k in rows or () if k not in names]
+    if unknown:
+        raise ValueError(f"unknown rows {unknown}; choose from {list(names)}")
+    keys = list(rows) if rows is not None else list(names)
+    source = {row: system for system, row in SELF_ENSEMBLE_ROWS.items()}   # self-ensemble row → its run
+    body, missing = [], []
     grid = (f"python -m mvbook grid --dataset {dataset} --preset {preset} --out {results_dir}")
     head = ["system", f"paper ({'ESC-50' if paper_col == 'esc50' else paper_col})" if has_paper else "paper",
             "ours: mean ± std (runs)"] + [f"fold {f}" + (f", seed {s}" if len(seeds) > 1 else "") for f, s in cols]
-    for key, name in ROW_NAMES.items():
-        if key == "equal" and not any(k[0] == "equal" for k in runs):
+    for key in keys:
+        name = names[key]
+        if key == "equal" and keys == list(ROW_NAMES) and not any(k[0] == "equal" for k in runs):
             continue
         paper = PAPER_TABLE3[paper_col].get(key) if has_paper else None
         vals = df.loc[key] if key in df.index else pd.Series(dtype=float)
@@ -487,27 +512,29 @@ def table3_html(records: list[dict], dataset: str, preset: str, folds=None, seed
         for f, s in cols:
             v = vals.get((f, s))
             if v is not None and v == v:
-                if key == "late":
-                    srcs = " ".join(_link(runs[(m, f, s)]["path"], base, m, "mv-json") for m in ("mel", "gam", "cqt", "raw"))
+                if key in DERIVED:
+                    srcs = " ".join(_link(runs[(m, f, s)]["path"], base, m, "mv-json") for m in DERIVED[key])
                     cells.append(f"<td>{v:.2f}<br><small>{srcs}</small></td>")
                 else:
-                    rec = runs[("multiview" if key == "self_ensemble" else key, f, s)]
+                    rec = runs[(source.get(key, key), f, s)]
                     cells.append(f"<td>{v:.2f}<br><small>{_run_links(rec, base)}</small></td>")
                 continue
-            if key == "late":
-                need = [m for m in ("mel", "gam", "cqt", "raw") if (m, f, s) not in runs]
-                why = f"late fusion needs the {', '.join(need)} run(s) of this fold"
+            if key in DERIVED:
+                need = [m for m in DERIVED[key] if (m, f, s) not in runs]
+                why = f"{name.rstrip(' †').lower()} needs the {', '.join(need)} run(s) of this fold"
             else:
-                need = ["multiview" if key == "self_ensemble" else key]
+                need = [source.get(key, key)]
                 why = f"no record {results_dir}/{record_path(dataset, preset, need[0], f, s).as_posix()}"
             cmd = f"{grid} --systems {' '.join(need)} --folds {f} --seeds {s}"
             missing.append({"row": name, "fold": f, "seed": s, "why": why, "systems": need, "command": cmd})
             cells.append(f"<td class='mv-missing' title='{html.escape(why + '. Run: ' + cmd)}'>·</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
     caption = (f"Table 3 — {html.escape(dataset)}, preset <code>{html.escape(preset)}</code>: accuracy (%) on the "
                f"test folds. Ours: mean ± sample std over runs (number of runs). Paper: ESC-50 (50 classes)"
                if paper_col == "esc50" else f"Table 3 — {html.escape(dataset)}, preset {html.escape(preset)}")
+    if any(k not in ROW_NAMES for k in keys):
+        caption += ". † not in the paper"
     table = ("<table class='mv-table3'><caption>" + caption + "</caption><thead><tr>"
              + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"
-             + "".join(rows) + "</tbody></table>")
+             + "".join(body) + "</tbody></table>")
     return table, missing

@@ -39,7 +39,8 @@ def fake_curves(n=12, window=3, reference="best", seed=0, branches=BRANCHES):
 
 
 def fake_record(tmp_path, system, fold, acc=0.5, seed=0, n_classes=3, n_test=6, notebook=False):
-    views = {"multiview": models.VIEWS, "concat": models.VIEWS, "equal": models.VIEWS}.get(system, (system,))
+    views = {"multiview": models.VIEWS, "concat": models.VIEWS, "equal": models.VIEWS, "mv_initial": models.VIEWS,
+             "multiview6": models.VIEWS + ("harm", "perc")}.get(system, (system,))
     branches = views + ("mv",) if len(views) > 1 else views
     main = "mv" if len(views) > 1 else views[0]
     labels = [i % n_classes for i in range(n_test)]
@@ -124,6 +125,38 @@ def test_table3_html_links_every_cell_and_explains_the_empty_ones(tmp_path, monk
 def test_table3_html_with_no_records(tmp_path):
     html, missing = plots.table3_html([], "esc10", "cpu", folds=range(1, 6))
     assert len(missing) == 8 * 5 and "mv-missing" in html and "<a " not in html
+
+
+def test_table3_html_extended_rows(tmp_path, monkeypatch):
+    from mvbook.results import ALL_ROW_NAMES, EXTRA_ROW_NAMES, ROW_NAMES
+    monkeypatch.setattr(plots, "REPO", tmp_path)
+    systems = ("mel", "gam", "cqt", "raw", "concat", "multiview", "fcn_mel", "fcn_gam", "fcn_cqt", "fcn_raw",
+               "multiview6", "mv_initial")
+    recs = [fake_record(tmp_path, s, 1, notebook=True) for s in systems]
+    recs.append(fake_record(tmp_path, "mv_initial", 2, acc=0.7))
+    html, missing = plots.table3_html(recs, "esc10", "cpu", folds=range(1, 3), base="../../", extended=True)
+    assert html.count("<tr>") == 1 + len(ALL_ROW_NAMES)                 # every row, "equal" included
+    assert html.count("†") == len(EXTRA_ROW_NAMES) + 1                  # the marked names and the caption's note
+    assert 'href="../../results/esc10/cpu/fcn_raw/fold1-seed0.json"' in html      # sum rule → its four coders
+    assert 'href="../../results/esc10/cpu/multiview6/fold1-seed0.html"' in html   # HPSS self-ensemble → its run
+    assert "60.00 ± 14.14 (2)" in html                                   # mv_initial: folds 1 and 2
+    cells = {(m["row"], m["fold"]): m for m in missing}
+    assert cells[(ALL_ROW_NAMES["sumrule"], 2)]["systems"] == ["fcn_mel", "fcn_gam", "fcn_cqt", "fcn_raw"]
+    assert cells[(ALL_ROW_NAMES["multiview6_se"], 2)]["systems"] == ["multiview6"]
+    assert cells[(ALL_ROW_NAMES["fusionnet"], 1)]["command"].endswith("--systems fusionnet --folds 1 --seeds 0")
+    assert (ALL_ROW_NAMES["sumrule"], 1) not in cells and (ALL_ROW_NAMES["multiview6_se"], 1) not in cells
+    text = plots.missing_html(missing, "esc10", "cpu")
+    assert "--systems " in text.split("</code> makes all")[0]           # extra systems: the grid must name them
+    # a chosen subset of rows, in the order given; the plain table is unchanged
+    sub, sub_missing = plots.table3_html(recs, "esc10", "cpu", folds=[1], rows=["multiview", "mv_initial"])
+    assert sub.count("<tr>") == 3 and sub.index("Multi-view") < sub.index("initial-loss")
+    assert [(m["row"], m["fold"]) for m in sub_missing] == [("Multi-view", 2)]      # fold 2 has a record of mv_initial
+    plain, _ = plots.table3_html(recs, "esc10", "cpu", folds=[1])
+    assert plain.count("<tr>") == 1 + len(ROW_NAMES) - 1 and "†" not in plain     # no "equal" runs: row left out
+    with pytest.raises(ValueError, match="unknown rows"):
+        plots.table3_html(recs, "esc10", "cpu", rows=["nope"])
+    seeds = plots.missing_html([dict(m, seed=1) for m in sub_missing], "esc10", "cpu")
+    assert "--seeds 1" in seeds and "--systems" not in seeds.split("</code> makes all")[0]
 
 
 def test_fig2_and_plot_curves(tmp_path, monkeypatch):
