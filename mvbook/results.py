@@ -207,9 +207,9 @@ def paired_comparison(records: list[dict], system: str = "multiview", baselines=
         if b not in df.index or b == system:
             continue
         both = df.loc[[system, b]].dropna(axis=1)
-        d = (both.loc[system] - both.loc[b]).to_numpy()
+        d = np.round((both.loc[system] - both.loc[b]).to_numpy(), 6)     # float noise is not a difference
         n = len(d)
-        p_t = stats.ttest_rel(both.loc[system], both.loc[b]).pvalue if n > 1 and np.any(d != d[0]) else np.nan
+        p_t = stats.ttest_1samp(d, 0.0).pvalue if n > 1 and np.any(d != d[0]) else np.nan   # = paired t-test
         p_w = stats.wilcoxon(d).pvalue if n > 1 and np.any(d != 0) else np.nan
         rows[b] = {"pairs": n, "mean_diff": d.mean() if n else np.nan, "wins": int((d > 0).sum()),
                    "ties": int((d == 0).sum()), "losses": int((d < 0).sum()), "p_t": p_t, "p_wilcoxon": p_w}
