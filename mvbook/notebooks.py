@@ -27,15 +27,11 @@ import os
 import shutil
 import time
 import traceback
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .results import REPO, load_records, record_path
 
-# The chapters report training progress in plain lines, not widgets: keep
-# tqdm.auto from warning, on import, that ipywidgets is missing.
-warnings.filterwarnings("ignore", message="IProgress not found")
 
 TRAINING_NOTEBOOK = REPO / "book" / "training.md"
 RESULTS = REPO / "results"
