@@ -36,6 +36,12 @@ from .results import REPO, load_records, record_path
 TRAINING_NOTEBOOK = REPO / "book" / "training.md"
 RESULTS = REPO / "results"
 PRESET_RANK = {"paper": 0, "cpu": 1, "smoke": 2}   # the better-trained record first
+N_FOLDS = {"esc10": 5, "esc50": 5, "synthetic": 5, "gtzan": 10, "dcase2016": 1}   # the protocols of §3.1.3
+
+
+def protocol_folds(dataset: str) -> range:
+    """The test folds of ``dataset``'s protocol (§3.1.3), for the columns of a table."""
+    return range(1, N_FOLDS.get(dataset, 1) + 1)
 
 
 # --- the settings chapters run with ------------------------------------------------------

@@ -117,3 +117,11 @@ def test_grid_runs_the_systems_a_system_needs_first(tmp_path):
     assert "4 best.pt checkpoint(s) missing" in report.failed[0][1]
     assert "delete those records" in report.failed[0][1]             # the grid would skip them
     assert log[0].startswith("adding fcn_mel, fcn_gam, fcn_cqt, fcn_raw")
+
+
+def test_protocol_folds():
+    from mvbook.data import load_dataset
+    from mvbook.notebooks import protocol_folds
+    assert list(protocol_folds("esc10")) == [1, 2, 3, 4, 5] and list(protocol_folds("gtzan")) == list(range(1, 11))
+    assert list(protocol_folds("dcase2016")) == [1]
+    assert len(protocol_folds("synthetic")) == load_dataset("synthetic").n_folds
