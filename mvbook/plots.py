@@ -33,9 +33,10 @@ from .results import (
     record_path,
 )
 
-BRANCH_LABEL = {"mel": "Mel", "gam": "Gammatone", "cqt": "CQT", "raw": "Raw", "mv": "⊕ multi-view"}
-BRANCH_COLOR = {"mel": "#1f77b4", "gam": "#ff7f0e", "cqt": "#2ca02c", "raw": "#d62728", "mv": "#222222",
-                "self_ensemble": "#9467bd"}
+BRANCH_LABEL = {"mel": "Mel", "gam": "Gammatone", "cqt": "CQT", "raw": "Raw", "harm": "Harmonic",
+                "perc": "Percussive", "mv": "⊕ multi-view"}
+BRANCH_COLOR = {"mel": "#1f77b4", "gam": "#ff7f0e", "cqt": "#2ca02c", "raw": "#d62728", "harm": "#17becf",
+                "perc": "#bcbd22", "mv": "#222222", "self_ensemble": "#9467bd"}
 SYSTEM_COLOR = {"multiview": "#222222", "concat": "#8c564b", "equal": "#7f7f7f", "mel": BRANCH_COLOR["mel"],
                 "gam": BRANCH_COLOR["gam"], "cqt": BRANCH_COLOR["cqt"], "raw": BRANCH_COLOR["raw"]}
 VIEW_AXIS = {"mel": "Mel band", "gam": "Gammatone channel", "cqt": "CQT bin"}

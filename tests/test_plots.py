@@ -201,3 +201,10 @@ def test_band_frequencies_and_frame_times():
     t = plots.frame_times("mel", 3, 44100)
     np.testing.assert_allclose(t, [0.02, 0.04, 0.06])                   # uncentred 40 ms frames
     np.testing.assert_allclose(plots.frame_times("cqt", 2, 44100), [0, 1024 / 44100])
+
+
+def test_every_view_and_branch_has_a_label_and_a_colour():
+    from mvbook.features import ALL_VIEWS
+    for k in (*ALL_VIEWS, "mv"):
+        assert k in plots.BRANCH_LABEL and k in plots.BRANCH_COLOR, k
+    assert len(set(plots.BRANCH_COLOR.values())) == len(plots.BRANCH_COLOR)     # all distinct
