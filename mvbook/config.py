@@ -43,7 +43,8 @@ ABLATIONS = {"mv_initial": (("reference", "initial"),), "mv_power1": (("power", 
              "mv_eval10": (("eval_every", 10),), "mv_eval40": (("eval_every", 40),)}
 SYSTEMS.update({k: System(VIEWS, "blend", overrides=o, origin="ablation") for k, o in ABLATIONS.items()})
 # Ng et al. (FusionNet): one feature coding network per view, then a meta-classifier.
-SYSTEMS.update({f"fcn_{v}": System((v,), "single", coder="fcn", origin="fusionnet") for v in VIEWS})
+FCN_CODERS = {v: f"fcn_{v}" for v in VIEWS}          # view → its coder's system
+SYSTEMS.update({name: System((v,), "single", coder="fcn", origin="fusionnet") for v, name in FCN_CODERS.items()})
 SYSTEMS["fusionnet"] = System(VIEWS, "meta", coder="fcn", origin="fusionnet")
 # Lu et al. (CAB-CNN): classifier attention as the ⊕ branch, trained end to end.
 SYSTEMS["cabcnn"] = System(VIEWS, "concat", head="cab", origin="cabcnn")
@@ -53,7 +54,7 @@ SYSTEMS["multiview6"] = System(VIEWS + EXTRA_VIEWS, "blend", origin="hpss")
 
 # Systems read from other runs' posteriors (no training of their own).
 DERIVED = {"late": VIEWS,                                   # §3.1.4: mean of the single-view runs
-           "sumrule": tuple(f"fcn_{v}" for v in VIEWS)}     # FusionNet's sum rule over its coders
+           "sumrule": tuple(FCN_CODERS.values())}           # FusionNet's sum rule over its coders
 TRAINED_SYSTEMS = tuple(SYSTEMS)
 PAPER_SYSTEMS = ("mel", "gam", "cqt", "raw", "concat", "multiview")
 
@@ -121,7 +122,7 @@ def system_spec(system: str) -> System:
 def dependencies(system: str) -> tuple:
     """Trained systems whose finished runs ``system`` needs (FusionNet's coders)."""
     spec = system_spec(system)
-    return tuple(f"fcn_{v}" for v in spec.views) if spec.loss == "meta" else ()
+    return tuple(FCN_CODERS[v] for v in spec.views) if spec.loss == "meta" else ()
 
 
 def system_preset(system: str, preset: Preset) -> Preset:
