@@ -88,26 +88,35 @@ class Preset:
         return asdict(self)
 
 
+# What each reduced preset changes, in words, keyed by the fields each text describes.
+REDUCTIONS = {
+    "paper": {},
+    "cpu": {("width",): "width 0.25 (channels and units ×0.25)",
+            ("raw_bands",): "raw: 16 conv02 bands instead of 64",
+            ("epochs",): "120 epochs instead of 3000/1500",
+            ("warmup_epochs",): "2 warm-up epochs instead of 10",
+            ("eval_every", "window"): "evaluation every 20 steps, W = 3"},
+    "smoke": {("width",): "width 1/16", ("raw_bands",): "raw: 4 conv02 bands", ("epochs",): "2 epochs",
+              ("batch_size",): "batch 16", ("eval_clips",): "12 files per evaluation set", (): "for tests only"},
+}
 PRESETS = {
     "paper": Preset("paper"),
     "cpu": Preset("cpu", width=0.25, epochs=120, warmup_epochs=2, eval_every=20, window=3, raw_bands=16,
-                  reduced=("width 0.25 (channels and units ×0.25)", "raw: 16 conv02 bands instead of 64",
-                           "120 epochs instead of 3000/1500", "2 warm-up epochs instead of 10",
-                           "evaluation every 20 steps, W = 3")),
+                  reduced=tuple(REDUCTIONS["cpu"].values())),
     "smoke": Preset("smoke", width=1 / 16, epochs=2, warmup_epochs=1, batch_size=16, eval_every=8,
-                    window=2, eval_clips=12, raw_bands=4,
-                    reduced=("width 1/16", "raw: 4 conv02 bands", "2 epochs", "batch 16", "12 files per evaluation set",
-                             "for tests only")),
+                    window=2, eval_clips=12, raw_bands=4, reduced=tuple(REDUCTIONS["smoke"].values())),
 }
 
 
 def get_preset(name: str, **overrides) -> Preset:
-    """A preset by name, optionally with fields overridden (recorded as reductions)."""
+    """A preset by name, optionally with fields overridden. An override is recorded
+    as a reduction and replaces the preset's own text for that field."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
     p = PRESETS[name]
     if overrides:
-        p = replace(p, **overrides, reduced=p.reduced + tuple(f"{k}={v}" for k, v in overrides.items()))
+        kept = tuple(text for keys, text in REDUCTIONS[name].items() if not set(keys) & set(overrides))
+        p = replace(p, **overrides, reduced=kept + tuple(f"{k}={v}" for k, v in overrides.items()))
     return p
 
 

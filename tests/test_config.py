@@ -1,7 +1,7 @@
 """The systems registry and presets (mvbook.config)."""
 import pytest
 
-from mvbook.config import (DERIVED, PAPER_SYSTEMS, SYSTEMS, dependencies, get_preset, system_preset,
+from mvbook.config import (DERIVED, PAPER_SYSTEMS, REDUCTIONS, SYSTEMS, dependencies, get_preset, system_preset,
                            system_spec)
 from mvbook.features import ALL_VIEWS, VIEWS
 
@@ -40,3 +40,17 @@ def test_fusionnet_dependencies_and_unknown_systems():
         system_spec("late")
     with pytest.raises(ValueError, match="unknown system"):
         system_spec("mfcc")
+
+
+def test_an_override_replaces_the_presets_own_reduction():
+    p = get_preset("cpu", epochs=20)
+    assert p.epochs == 20 and "epochs=20" in p.reduced
+    assert not any("120 epochs" in r for r in p.reduced)
+    assert set(p.reduced) - {"epochs=20"} == set(get_preset("cpu").reduced) - {"120 epochs instead of 3000/1500"}
+    w = get_preset("cpu", window=6).reduced
+    assert "window=6" in w and not any("W = 3" in r for r in w)
+    assert get_preset("paper", lr=1e-3).reduced == ("lr=0.001",)
+    for name, texts in REDUCTIONS.items():
+        assert get_preset(name).reduced == tuple(texts.values())
+        for keys in texts:
+            assert all(hasattr(get_preset(name), k) for k in keys), (name, keys)
