@@ -296,7 +296,7 @@ def main():
         print(f"\nseconds per step at the cpu preset (width {p.width:g}, batch {p.batch_size}, {bands} raw bands):")
         print(f"  {'system':10} " + " ".join(f"{k:>16}" for k in variants(dev, bf16)) + "   speed-up")
         for system in args.systems.split(","):
-            views, _ = system_spec(system)
+            views = system_spec(system).views
             ts, cs, _ = time_steps(dev, p.width, views, bands, p.batch_size, args.reps, bf16)
             best, cbest = {k: min(v) for k, v in ts.items()}, {k: min(v) for k, v in cs.items()}
             print(f"  {system:10} " + " ".join(f"{v:16.3f}" for v in best.values()) + "   " +

@@ -257,6 +257,7 @@ def layer_shapes(net: nn.Module, x: torch.Tensor) -> list[tuple[str, tuple]]:
 # ---------------------------------------------------------------------------
 
 _FAST = {"enabled": True}
+_EPS_EXACT = 2.0 ** -20     # a float32-exact eps: (1 − eps) + eps == 1 with no rounding
 
 
 @contextmanager
@@ -351,7 +352,9 @@ class _BNReLUMaxPool(torch.autograd.Function):
             if y.dtype == out.dtype:
                 dy = torch.addcmul(Bc.view(1, C, 1, 1), y, A.view(1, C, 1, 1))
             else:                                                # y·A + B in float32, rounded once to y's type
-                dy = F.batch_norm(y, torch.zeros_like(A), torch.ones_like(A), A, Bc, False, 0.0, 0.0)
+                # eps must be > 0 (torch 2.11 checks); var = 1 − eps keeps 1/√(var + eps) exactly 1
+                dy = F.batch_norm(y, torch.zeros_like(A), torch.full_like(A, 1 - _EPS_EXACT), A, Bc,
+                                  False, 0.0, _EPS_EXACT)
         else:
             dy = torch.zeros_like(y)
         src = (g * alpha.view(1, C, 1, 1)).to(dy.dtype)

@@ -166,7 +166,9 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
             blender.load_state_dict(ck["blender"])
         weights = ck["weights"]
         rng.bit_generator.state = ck["numpy_rng"]
-        torch.set_rng_state(ck["torch_rng"])
+        torch.set_rng_state(ck["torch_rng"].cpu())              # map_location moved it to dev
+        if dev.type == "cuda" and ck.get("cuda_rng") is not None:  # dropout draws from the GPU's generator
+            torch.cuda.set_rng_state(ck["cuda_rng"].cpu(), dev)
         state = ck["state"]
 
     amp = autocast_dtype(dev)
@@ -207,6 +209,7 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
         atomic_torch_save({"config": config, "model": model.state_dict(), "optimizer": opt.state_dict(),
                            "blender": blender.state_dict() if blender else None, "weights": weights,
                            "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                           "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
                            "state": state}, ckpt_path)
         if callback:
             callback({"step": step, "total_steps": total_steps, "curves": state["curves"], "best": state["best"]})

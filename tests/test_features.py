@@ -21,6 +21,15 @@ ESC_AUDIO = DATA / "ESC-50" / "audio"
 TOL = {"mel": 1e-4, "gam": 1e-5, "cqt": 1e-5}
 
 
+def assert_same_features(a, b):
+    """Bit-identical on CPU. On CUDA (extraction's default device there) cuFFT's
+    batched and single plans may round differently: within 1e-5 of a log value."""
+    if torch.cuda.is_available():
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+    else:
+        np.testing.assert_array_equal(a, b)
+
+
 def noise(seconds, sr, seed=0):
     return (0.1 * np.random.default_rng(seed).standard_normal(round(seconds * sr))).astype(np.float32)
 
@@ -121,7 +130,7 @@ def test_fast_equals_reference_synthetic(sr):
         fast = F.extract_batch(view, waves, sr)
         for w, f in zip(waves, fast):
             assert_close_logs(f, F.extract(view, w, sr, method="reference"), view)
-            np.testing.assert_array_equal(F.extract(view, w, sr), f)   # single = batch
+            assert_same_features(F.extract(view, w, sr), f)   # single = batch
 
 
 def test_fast_gammatone_power_equals_gtgram():
@@ -216,7 +225,7 @@ def test_load_views_computes_once_and_memory_maps(tmp_path):
     for view in ("mel", "gam", "cqt"):
         assert V[view].shape == (5, F.n_frames(view, ds.n_samples, ds.sr), 64)
         assert isinstance(V[view], np.memmap) and V[view].dtype == np.float32
-        np.testing.assert_array_equal(V[view][3], F.extract(view, ds.load(3), ds.sr))
+        assert_same_features(V[view][3], F.extract(view, ds.load(3), ds.sr))
     ds.loads = 0
     again = F.load_views(ds, cache_dir=tmp_path, progress=False)
     assert ds.loads == 0                                         # read from the cache

@@ -257,6 +257,19 @@ def test_fusionnet_record_plots(fusion):
     plt.close(fig)
 
 
+def _numbers(tree) -> list:
+    """The numbers of a nested dict/list, in order."""
+    if isinstance(tree, dict):
+        return [x for k in sorted(tree) for x in _numbers(tree[k])]
+    if isinstance(tree, (list, tuple)):
+        return [x for v in tree for x in _numbers(v)]
+    return [tree] if isinstance(tree, (int, float)) else []
+
+
 def test_fusionnet_same_seed_same_result(fusion):
     again = train(system="fusionnet", **fusion["kw"])
-    assert again["curves"] == fusion["meta"]["curves"] and again["test"] == fusion["meta"]["test"]
+    if torch.cuda.is_available():   # CUDA's atomics (NetVLAD's backward) may round differently run to run
+        got = _numbers([again["curves"], again["test"]])
+        assert got == pytest.approx(_numbers([fusion["meta"]["curves"], fusion["meta"]["test"]]), rel=1e-5)
+    else:                           # on CPU: bit-identical
+        assert again["curves"] == fusion["meta"]["curves"] and again["test"] == fusion["meta"]["test"]
