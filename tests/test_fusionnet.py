@@ -268,7 +268,7 @@ def _numbers(tree) -> list:
 
 def test_fusionnet_same_seed_same_result(fusion):
     again = train(system="fusionnet", **fusion["kw"])
-    if torch.cuda.is_available():   # CUDA's atomics (NetVLAD's backward) may round differently run to run
+    if torch.cuda.is_available():   # CUDA kernels (atomic adds in backward passes) may round differently
         got = _numbers([again["curves"], again["test"]])
         assert got == pytest.approx(_numbers([fusion["meta"]["curves"], fusion["meta"]["test"]]), rel=1e-5)
     else:                           # on CPU: bit-identical
