@@ -8,8 +8,10 @@ import argparse
 import sys
 import time
 
-from .config import PAPER_SYSTEMS, PRESETS, TRAINED_SYSTEMS
+from . import __version__
+from .config import PRESETS
 from .data import DATASETS, DatasetError, describe, load_dataset
+from .systems import PAPER_SYSTEMS, TRAINED_SYSTEMS
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -31,6 +33,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m mvbook", description=__doc__.splitlines()[0])
+    ap.add_argument("--version", action="version", version=f"mvbook {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("datasets", help="list the datasets and check what the data root holds")
@@ -85,7 +88,7 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_features(args) -> int:
-    from .features import load_views
+    from .cache import load_views
     ds = load_dataset(args.dataset, args.data_root)
     t = time.time()
     views = load_views(ds, tuple(args.views), cache_dir=args.cache_dir)
@@ -118,7 +121,7 @@ def cmd_grid(args) -> int:
     kept beside its record as ``<out>/<dataset>/<preset>/<system>/fold<k>-seed<s>.ipynb``.
     Cells whose record exists are skipped; a failed cell does not stop the grid
     and is reported at the end (exit status 1)."""
-    from .notebooks import run_grid
+    from .grid import run_grid
     ds = load_dataset(args.dataset, args.data_root)
     folds = args.folds or list(range(1, ds.n_folds + 1))
     bad = [f for f in folds if not 1 <= f <= ds.n_folds]
@@ -132,14 +135,14 @@ def cmd_grid(args) -> int:
 
 
 def cmd_table(args) -> int:
-    from .results import fold_accuracies, format_table3, load_records
+    from .records import load_records
+    from .results import fold_accuracies, format_table3, paired_comparison
     recs = load_records(args.results, args.dataset, args.preset)
     print(format_table3(recs, args.dataset, args.preset, extended=args.extended))
     if args.folds and recs:
         print()
         print(fold_accuracies(recs).round(2).to_string())
     if args.compare and recs:
-        from .results import paired_comparison
         print(f"\n{args.compare} minus each row, paired over (fold, seed) runs (percentage points):")
         print(paired_comparison(recs, args.compare).round(4).to_string())
     return 0

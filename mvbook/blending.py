@@ -33,8 +33,63 @@ from __future__ import annotations
 import numpy as np
 
 
+def initial_weights(branches, mode: str) -> dict:
+    """Branch weights of Eq. 2 for each loss mode: ``single`` (its one branch),
+    ``concat`` (the ⊕ branch only), else uniform (``equal``; ``blend`` starts so)."""
+    if mode == "single":
+        return {k: 1.0 for k in branches}
+    if mode == "concat":
+        return {k: float(k == "mv") for k in branches}
+    return {k: 1.0 / len(branches) for k in branches}
+
+
+class FixedWeights:
+    """The weight rule of a system whose weights never change (the interface of
+    :class:`AdaptiveBlender`: ``update``, ``state_dict``, ``load_state_dict``)."""
+
+    def __init__(self, weights: dict):
+        self.weights = dict(weights)
+
+    def update(self, train_losses: dict, val_losses: dict) -> dict:
+        return dict(self.weights)
+
+    def state_dict(self) -> None:
+        return None
+
+    def load_state_dict(self, state) -> None:
+        pass
+
+
 class AdaptiveBlender:
-    """Algorithm 1 for a set of branches; ``update`` returns the new weights."""
+    r"""Algorithm 1 for a set of branches; ``update`` returns the new weights.
+
+    Parameters
+    ----------
+    branches : sequence of str
+        The branch names k (``"mel", "gam", "cqt", "raw", "mv"`` in the paper).
+    window : int
+        W, the number of measurements averaged into :math:`\bar L`.
+    reference : {"best", "initial"}
+        Algorithm 1's best-so-far references, or Wang et al.'s initial ones.
+    eps : float
+        Added to :math:`|O|^{power}` (edge-case rule 3).
+    power : float
+        The exponent of :math:`|O|` in Eq. 5.
+
+    After each :meth:`update`, ``G``, ``O``, ``ratio`` (Eq. 5 before 1/Z),
+    ``L_tr_bar`` and ``L_va_bar`` hold that measurement's values per branch.
+
+    Examples
+    --------
+    >>> b = AdaptiveBlender(("a", "b"), window=1)
+    >>> b.update({"a": 1.0, "b": 1.0}, {"a": 1.0, "b": 1.0})      # references set: G = 0
+    {'a': 0.5, 'b': 0.5}
+    >>> w = b.update({"a": 0.8, "b": 0.9}, {"a": 0.9, "b": 0.99})  # a generalises better
+    >>> round(b.G["a"], 6), round(b.O["a"], 6), w["a"] > w["b"]
+    (0.1, 0.1, True)
+
+    Chapter: *Adaptive gradient blending*.
+    """
 
     def __init__(self, branches, window: int = 5, reference: str = "best",
                  eps: float = 1e-6, power: float = 2.0):
@@ -51,6 +106,9 @@ class AdaptiveBlender:
         self.weights = {k: 1.0 / len(self.branches) for k in self.branches}
         self.G: dict[str, float] = {}
         self.O: dict[str, float] = {}
+        self.ratio: dict[str, float] = {}
+        self.L_tr_bar: dict[str, float] = {}
+        self.L_va_bar: dict[str, float] = {}
 
     def update(self, train_losses: dict, val_losses: dict) -> dict:
         """Append one measurement per branch and return the weights w(n)."""
@@ -63,7 +121,8 @@ class AdaptiveBlender:
         L_va_bar = {k: float(np.mean(self.L_va[k][-self.W:])) for k in self.branches}
         if not self.L_tr_star:                                   # references start here
             self.L_tr_star, self.L_va_star = dict(L_tr_bar), dict(L_va_bar)
-        ratio = {}
+        self.L_tr_bar, self.L_va_bar = L_tr_bar, L_va_bar
+        ratio = self.ratio = {}
         for k in self.branches:
             G = self.L_va_star[k] - L_va_bar[k]                                  # Eq. 3
             O = (self.L_tr_star[k] - L_tr_bar[k]) - (self.L_va_star[k] - L_va_bar[k])  # Eq. 4

@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .models import MultiViewNet
+
 N_CLASSIFIERS = 40
 CLASSIFIER_UNITS = (8, 4)
 ATTENTION_UNITS = (160, 80)
@@ -45,3 +47,10 @@ class ClassifierAttention(nn.Module):
         log_c = torch.stack([torch.log_softmax(f(a), dim=1) for f in self.classifiers], dim=1)   # (B, n, C)
         log_alpha = torch.log_softmax(self.attention(a), dim=1)                                 # (B, n)
         return torch.logsumexp(log_alpha.unsqueeze(2) + log_c, dim=1)                          # log Σ α_i c_i
+
+
+class CABNet(MultiViewNet):
+    """The multi-view network with :class:`ClassifierAttention` as its ⊕ branch."""
+
+    def make_fusion_head(self, dim: int, n_classes: int, width: float) -> nn.Module:
+        return ClassifierAttention(dim, n_classes)

@@ -1,62 +1,12 @@
-"""Systems (§3.1.4) and training presets (§3.1.3).
+"""Training presets (§3.1.3) and the learning-rate schedule.
 
 ``paper`` is exactly the recipe of §3.1.3; ``cpu`` and ``smoke`` change only
 what they list in ``reduced`` (shown in every results record and table).
-Chapter: *Training*.
+The systems (§3.1.4) are in :mod:`mvbook.systems`. Chapter: *Training*.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import NamedTuple
-
-from .features import EXTRA_VIEWS, VIEWS
-
-
-class System(NamedTuple):
-    """A trained system: the views of its network, its loss, and how it departs
-    from Fig. 1.
-
-    ``loss``: ``"single"`` (its own branch only), ``"concat"`` (the ⊕ branch
-    only), ``"blend"`` (Eq. 2 with the weights of Algorithm 1), ``"equal"``
-    (Eq. 2 with fixed equal weights) or ``"meta"`` (FusionNet's meta-classifier,
-    trained on the features of finished ``coder="fcn"`` runs).
-    ``coder``: the per-view network, ``"crnn"`` (Tables 1–2) or ``"fcn"``
-    (FusionNet's feature coding network). ``head``: the ⊕ branch, ``"fc"``
-    (Fig. 1) or ``"cab"`` (CAB-CNN's classifier attention). ``overrides``:
-    preset fields an ablation changes, as (name, value) pairs. ``origin``:
-    ``"paper"`` for the rows of Table 3, else what the row comes from.
-    """
-    views: tuple
-    loss: str
-    coder: str = "crnn"
-    head: str = "fc"
-    overrides: tuple = ()
-    origin: str = "paper"
-
-
-SYSTEMS = {v: System((v,), "single") for v in VIEWS}
-SYSTEMS.update({"concat": System(VIEWS, "concat"), "multiview": System(VIEWS, "blend"),
-                "equal": System(VIEWS, "equal", origin="extra")})
-# Ablations of adaptive blending (all else as ``multiview``).
-ABLATIONS = {"mv_initial": (("reference", "initial"),), "mv_power1": (("power", 1.0),),
-             "mv_w1": (("window", 1),), "mv_w6": (("window", 6),),
-             "mv_eval10": (("eval_every", 10),), "mv_eval40": (("eval_every", 40),)}
-SYSTEMS.update({k: System(VIEWS, "blend", overrides=o, origin="ablation") for k, o in ABLATIONS.items()})
-# Ng et al. (FusionNet): one feature coding network per view, then a meta-classifier.
-FCN_CODERS = {v: f"fcn_{v}" for v in VIEWS}          # view → its coder's system
-SYSTEMS.update({name: System((v,), "single", coder="fcn", origin="fusionnet") for v, name in FCN_CODERS.items()})
-SYSTEMS["fusionnet"] = System(VIEWS, "meta", coder="fcn", origin="fusionnet")
-# Lu et al. (CAB-CNN): classifier attention as the ⊕ branch, trained end to end.
-SYSTEMS["cabcnn"] = System(VIEWS, "concat", head="cab", origin="cabcnn")
-# FusionNet's harmonic and percussive views, alone and as extra views of the multi-view network.
-SYSTEMS.update({v: System((v,), "single", origin="hpss") for v in EXTRA_VIEWS})
-SYSTEMS["multiview6"] = System(VIEWS + EXTRA_VIEWS, "blend", origin="hpss")
-
-# Systems read from other runs' posteriors (no training of their own).
-DERIVED = {"late": VIEWS,                                   # §3.1.4: mean of the single-view runs
-           "sumrule": tuple(FCN_CODERS.values())}           # FusionNet's sum rule over its coders
-TRAINED_SYSTEMS = tuple(SYSTEMS)
-PAPER_SYSTEMS = ("mel", "gam", "cqt", "raw", "concat", "multiview")
 
 PAPER_EPOCHS = {"esc50": 3000, "esc10": 3000, "dcase2016": 1500, "gtzan": 1500, "synthetic": 1500}
 
@@ -120,20 +70,8 @@ def get_preset(name: str, **overrides) -> Preset:
     return p
 
 
-def system_spec(system: str) -> System:
-    """The :class:`System` of a trained system."""
-    if system not in SYSTEMS:
-        hint = " (derived from other runs' posteriors: `mvbook table`)" if system in DERIVED else ""
-        raise ValueError(f"unknown system {system!r}{hint}; trained systems: {', '.join(SYSTEMS)}")
-    return SYSTEMS[system]
-
-
-def dependencies(system: str) -> tuple:
-    """Trained systems whose finished runs ``system`` needs (FusionNet's coders)."""
-    spec = system_spec(system)
-    return tuple(FCN_CODERS[v] for v in spec.views) if spec.loss == "meta" else ()
-
-
-def system_preset(system: str, preset: Preset) -> Preset:
-    """``preset`` with the system's ablation ``overrides`` applied (not reductions)."""
-    return replace(preset, **dict(system_spec(system).overrides))
+def learning_rate(epoch: float, p: Preset, E: int) -> float:
+    """§3.1.3: ``lr_warmup`` for the warm-up epochs, then ``lr`` × 0.8 per passed decay point (0.1E, 0.2E, 0.3E)."""
+    if epoch < p.warmup_epochs:
+        return p.lr_warmup
+    return p.lr * p.decay ** sum(epoch >= f * E for f in p.decay_at)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .device import to_device
 from .ensemble import predict, self_ensemble
 from .segments import Segmenter, eval_segments
 
@@ -24,6 +25,24 @@ class EvalSet:
 
     def segments(self, seg: Segmenter):
         return eval_segments(self.clips, seg.test_starts())
+
+
+def subsample(idx, n: int | None) -> np.ndarray:
+    """``n`` evenly spaced entries of ``idx`` (all when ``n`` is None)."""
+    idx = np.asarray(idx)
+    return idx if n is None or n >= len(idx) else idx[np.linspace(0, len(idx) - 1, n).round().astype(int)]
+
+
+def eval_sets(split, labels: np.ndarray, seed: int, eval_clips: int | None = None) -> dict:
+    """The three sets measured at every evaluation: ``train`` (a fixed random
+    subset of the training clips, as large as the validation set; drawn from
+    ``seed``), ``val`` and ``test``; each capped at ``eval_clips`` files."""
+    sub_rng = np.random.default_rng([seed, 1])
+    n_sub = min(len(split.val), len(split.train))
+    train_sub = np.sort(sub_rng.choice(split.train, n_sub, replace=False))
+    return {name: EvalSet(name, idx, labels[idx])
+            for name, idx in (("train", train_sub), ("val", split.val), ("test", split.test))
+            for idx in [subsample(idx, eval_clips)]}
 
 
 @torch.inference_mode()
@@ -41,10 +60,9 @@ def run(model, seg: Segmenter, es: EvalSet, device, batch_size: int = 64, autoca
     clips, t0 = es.segments(seg)
     S = len(seg.test_starts())
     y = torch.as_tensor(np.repeat(es.labels, S), device=device)
-    pin = device.type == "cuda"
     loss_sum, probs = {}, {}
     for a in range(0, len(clips), batch_size):
-        x = {v: _to(arr, device, pin) for v, arr in seg.batch(clips[a:a + batch_size], t0[a:a + batch_size]).items()}
+        x = {v: to_device(arr, device) for v, arr in seg.batch(clips[a:a + batch_size], t0[a:a + batch_size]).items()}
         with autocast() if autocast else nullcontext():
             out = model(x)
         for k, logits in out.items():
@@ -59,11 +77,6 @@ def run(model, seg: Segmenter, es: EvalSet, device, batch_size: int = 64, autoca
         result["probs"][k] = P
         result["accuracy"][k] = accuracy(P, es.labels)
     return result
-
-
-def _to(a: np.ndarray, device: torch.device, pin: bool) -> torch.Tensor:
-    t = torch.from_numpy(np.ascontiguousarray(a))
-    return t.pin_memory().to(device, non_blocking=True) if pin else t.to(device)
 
 
 def accuracy(P: np.ndarray, labels: np.ndarray) -> float:

@@ -53,15 +53,10 @@ signals and real ESC-10 clips): ``mel`` ≤ 1e-4 (measured 2e-6), ``gam`` ≤ 1e
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import re
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from math import gcd
-from pathlib import Path
 
 import librosa
 import numba
@@ -69,88 +64,29 @@ import numpy as np
 import torch
 from gammatone.filters import centre_freqs, make_erb_filters
 from gammatone.gtgram import gtgram
-from tqdm.auto import tqdm
 
-VIEWS = ("mel", "gam", "cqt", "raw")
-EXTRA_VIEWS = ("harm", "perc")     # HPSS views (FusionNet), not in the paper
-ALL_VIEWS = VIEWS + EXTRA_VIEWS
+from .device import resolve_device
+from .framing import (
+    EXTRA_VIEWS,
+    HOP_SECONDS,
+    N_BANDS,
+    WIN_SECONDS,
+    check_sr,
+    check_view,
+    cqt_hop_length,
+    hop_length,
+    n_frames,
+    win_length,
+)
+
 HPSS_KERNEL = 31            # median filter length, frames and bins (librosa's default)
-N_BANDS = 64
-WIN_SECONDS = 0.04          # Mel / Gammatone window (§3.1.2)
-HOP_SECONDS = 0.02          # 50 % overlap
 GAM_FMIN = 50.0             # Hz; gtgram(wave, sr, 0.04, 0.02, 64, 50)
 CQT_BINS_PER_OCTAVE = 12
-CQT_HOP_44K = 1024          # 512 at 22.05 kHz: the hop scales with sr
 LOG_EPS = 1e-10
-SEGMENT_FRAMES = {"mel": 75, "gam": 75, "cqt": 65, "harm": 75, "perc": 75}   # training inputs (§3.1.3)
-RAW_SEGMENT = {44100: 66650, 22050: 33330}            # the paper's two raw input lengths
-SR_RANGE = (8000, 192000)
 FEATURE_VERSION = 1         # bump when an algorithm changes: it is part of every cache key
 
 
-# --- parameters and framing ---------------------------------------------------------------
-
-def check_view(view: str) -> str:
-    """``view`` itself, or a ValueError naming the valid views."""
-    if view not in ALL_VIEWS:
-        raise ValueError(f"unknown view {view!r}; expected one of {ALL_VIEWS}")
-    return view
-
-
-def check_sr(sr) -> int:
-    """``sr`` as an int, or a ValueError: the views are defined for integer rates in ``SR_RANGE``."""
-    if int(sr) != sr or not SR_RANGE[0] <= sr <= SR_RANGE[1]:
-        raise ValueError(f"unsupported sample rate {sr!r}: need an integer in "
-                         f"{SR_RANGE[0]}..{SR_RANGE[1]} Hz (the paper uses 44100 and 22050)")
-    return int(sr)
-
-
-def win_length(sr: int) -> int:
-    """Mel/Gammatone window in samples: 1764 at 44.1 kHz, 882 at 22.05 kHz (also the FFT size)."""
-    return round(WIN_SECONDS * check_sr(sr))
-
-
-def hop_length(sr: int) -> int:
-    """Mel/Gammatone hop in samples: 882 at 44.1 kHz, 441 at 22.05 kHz."""
-    return round(HOP_SECONDS * check_sr(sr))
-
-
-def cqt_hop_length(sr: int) -> int:
-    """CQT hop: 1024 at 44.1 kHz, 512 at 22.05 kHz; other rates scale it, kept a
-    multiple of 32 so that librosa's six-octave multirate CQT can halve it five times."""
-    return 32 * round(CQT_HOP_44K / 32 * check_sr(sr) / 44100)
-
-
-def hop_seconds(view: str, sr: int) -> float:
-    """Time between consecutive frames (samples for ``raw``) of ``view``."""
-    hop = {"mel": hop_length, "gam": hop_length, "harm": hop_length, "perc": hop_length, "cqt": cqt_hop_length,
-           "raw": lambda s: 1}[check_view(view)](sr)
-    return hop / check_sr(sr)
-
-
-def n_frames(view: str, n_samples: int, sr: int) -> int:
-    """Frames of ``view`` for a clip of ``n_samples``: ``1 + (n - win) // hop`` for the
-    uncentred Mel and Gammatone, ``1 + n // hop`` for the centred CQT, ``n`` for ``raw``."""
-    if check_view(view) == "raw":
-        return int(n_samples)
-    if view == "cqt":
-        return 1 + n_samples // cqt_hop_length(sr)
-    if n_samples < win_length(sr):
-        raise ValueError(f"{n_samples} samples is shorter than one {view} window "
-                         f"({win_length(sr)} samples at {sr} Hz)")
-    return 1 + (n_samples - win_length(sr)) // hop_length(sr)
-
-
-def segment_length(view: str, sr: int) -> int:
-    """The paper's training input length (§3.1.3), ≈1.51 s in every view: 75 Mel or
-    Gammatone frames, 65 CQT frames, 66 650 raw samples at 44.1 kHz or 33 330 at
-    22.05 kHz (other rates scale 66 650 by ``sr / 44100``)."""
-    if check_view(view) == "raw":
-        sr = check_sr(sr)
-        return RAW_SEGMENT.get(sr, round(RAW_SEGMENT[44100] * sr / 44100))
-    check_sr(sr)
-    return SEGMENT_FRAMES[view]
-
+# --- parameters ---------------------------------------------------------------------------
 
 def view_params(view: str, sr: int) -> dict:
     """Every parameter that determines ``view`` at ``sr`` (part of the cache key)."""
@@ -318,11 +254,6 @@ def _n_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _device(device) -> torch.device:
-    return torch.device(device if device is not None else
-                        ("cuda" if torch.cuda.is_available() else "cpu"))
-
-
 def extract(view: str, wave, sr: int, method: str = "fast") -> np.ndarray:
     """One view of one mono clip (§2.1): float32 (frames, 64) for the 2D views
     (the log rule of the module docstring), the waveform itself for ``raw``.
@@ -346,7 +277,7 @@ def extract_batch(view: str, waves, sr: int, device=None) -> np.ndarray:
     if view == "raw":
         return waves.copy()
     if view == "mel":
-        P = mel_power_torch(waves, sr, _device(device))
+        P = mel_power_torch(waves, sr, resolve_device(device or "auto"))
         return torch.log(P + LOG_EPS).cpu().numpy()
     if view in EXTRA_VIEWS:
         return log_power(hpss_power(view, waves, sr))
@@ -354,92 +285,6 @@ def extract_batch(view: str, waves, sr: int, device=None) -> np.ndarray:
         with ThreadPoolExecutor(max_workers=min(len(waves), _n_cpus())) as pool:
             return np.stack([log_power(P) for P in pool.map(lambda w: gammatone_power(w, sr), waves)])
     return log_power(np.swapaxes(reference_power("cqt", waves, sr), 1, 2))
-
-
-# --- the on-disk cache -------------------------------------------------------------------
-
-def cache_root(cache_dir=None) -> Path:
-    """``cache_dir`` if given, else ``$MVBOOK_CACHE``, else ``~/.cache/mvbook``."""
-    root = cache_dir or os.environ.get("MVBOOK_CACHE") or Path.home() / ".cache" / "mvbook"
-    return Path(root).expanduser()
-
-
-def cache_path(dataset, view: str, cache_dir=None) -> Path:
-    """Where ``view`` of ``dataset`` is cached: the name carries a hash of the
-    dataset's fingerprint, its clip length and every parameter of the view."""
-    key = {"dataset": dataset.fingerprint(), "n_samples": int(dataset.n_samples),
-           "n_clips": len(dataset), **view_params(view, dataset.sr)}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", str(dataset.name))
-    return cache_root(cache_dir) / f"{name}-{view}-{dataset.sr}-{digest}.npy"
-
-
-def view_shape(dataset, view: str) -> tuple:
-    """Shape of the stacked ``view`` of every clip of ``dataset``."""
-    T = n_frames(view, dataset.n_samples, dataset.sr)
-    return (len(dataset), T) if view == "raw" else (len(dataset), T, N_BANDS)
-
-
-def _is_cached(path: Path, shape: tuple) -> bool:
-    if not path.is_file():
-        return False
-    try:
-        X = np.load(path, mmap_mode="r")
-    except ValueError:
-        return False
-    return X.shape == shape and X.dtype == np.float32
-
-
-def _write_views(dataset, views, paths, progress, device, batch_size) -> None:
-    """Extract ``views`` for all clips into temporary .npy files, then rename them into
-    place (``os.replace`` is atomic), so an interrupted run leaves no partial cache file."""
-    tmp = {v: paths[v].with_name(f".{paths[v].name}.{uuid.uuid4().hex}.tmp") for v in views}
-    try:
-        out = {v: np.lib.format.open_memmap(tmp[v], mode="w+", dtype=np.float32,
-                                            shape=view_shape(dataset, v)) for v in views}
-        bar = tqdm(total=len(dataset), desc=f"{dataset.name}: {'+'.join(views)}",
-                   unit="clip", disable=not progress)
-        for start in range(0, len(dataset), batch_size):
-            idx = range(start, min(start + batch_size, len(dataset)))
-            waves = np.stack([_load_clip(dataset, i) for i in idx])
-            for v in views:
-                out[v][idx.start:idx.stop] = extract_batch(v, waves, dataset.sr, device=device)
-            bar.update(len(idx))
-        bar.close()
-        for v in views:
-            out[v].flush()
-            del out[v]
-            os.replace(tmp[v], paths[v])
-    finally:
-        for t in tmp.values():
-            t.unlink(missing_ok=True)
-
-
-def _load_clip(dataset, i: int) -> np.ndarray:
-    wave = np.asarray(dataset.load(i), dtype=np.float32)
-    if wave.shape != (dataset.n_samples,):
-        raise ValueError(f"{dataset.name}: clip {i} has shape {wave.shape}, "
-                         f"expected ({dataset.n_samples},)")
-    return wave
-
-
-def load_views(dataset, views=VIEWS, cache_dir=None, progress: bool = True, device=None,
-               batch_size: int = 16) -> dict:
-    """Every clip's views, stacked in clip order and memory-mapped from the cache:
-    (n_clips, frames, 64) for the 2D views, (n_clips, n_samples) for ``raw``.
-
-    Views not yet cached are computed with the fast path in one pass over the
-    clips (each clip is loaded once, ``batch_size`` at a time) and cached as .npy
-    under :func:`cache_root`, named by :func:`cache_path`.
-    """
-    views = tuple(check_view(v) for v in ((views,) if isinstance(views, str) else views))
-    check_sr(dataset.sr)
-    paths = {v: cache_path(dataset, v, cache_dir) for v in views}
-    todo = [v for v in views if not _is_cached(paths[v], view_shape(dataset, v))]
-    if todo:
-        cache_root(cache_dir).mkdir(parents=True, exist_ok=True)
-        _write_views(dataset, todo, paths, progress, device, batch_size)
-    return {v: np.load(paths[v], mmap_mode="r") for v in views}
 
 
 # --- per-band standardisation --------------------------------------------------------------

@@ -1,29 +1,14 @@
-"""Results records (one JSON per run, with provenance), late fusion, Table 3.
-
-A record: ``system, dataset, fold, seed, preset, reduced, accuracy`` (per
-branch and ``self_ensemble``), ``system_accuracy``, ``config``, ``best``,
-``curves`` (per evaluation: losses per split and branch, weights, lr,
-accuracies), ``test`` (file keys, labels, per-branch posteriors of the selected
-model) and ``provenance`` (git commit, machine, device, date, wall time).
+"""What the results records (:mod:`mvbook.records`) say together: late
+fusion, Table 3 with intervals, paired tests, the paper's claims checked.
 Chapter: *Results*.
 """
 from __future__ import annotations
 
-import datetime
-import json
-import os
-import platform
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from .config import DERIVED
-
-REPO = Path(__file__).resolve().parents[1]
+from .systems import DERIVED
 
 # Table 3 of the paper (accuracy %), keyed like our systems.
 PAPER_TABLE3 = pd.DataFrame(
@@ -47,95 +32,6 @@ EXTRA_ROW_NAMES = {"fusionnet": "FusionNet meta-classifier †", "sumrule": "Fus
                    "harm": "Harmonic (HPSS) †", "perc": "Percussive (HPSS) †"}
 ALL_ROW_NAMES = ROW_NAMES | EXTRA_ROW_NAMES
 SELF_ENSEMBLE_ROWS = {"multiview": "self_ensemble", "multiview6": "multiview6_se"}
-
-
-def record_path(dataset: str, preset: str, system: str, fold: int, seed: int) -> Path:
-    """Relative path of a run's record: ``<dataset>/<preset>/<system>/fold<k>-seed<s>.json``."""
-    return Path(dataset) / preset / system / f"fold{fold}-seed{seed}.json"
-
-
-def _atomic(path: Path, write) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)                 # mkstemp makes it private
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_record(record: dict, path) -> Path:
-    """Write a record as JSON atomically (a reader never sees half a file)."""
-    _atomic(Path(path), lambda f: f.write(json.dumps(record, indent=1).encode()))
-    return Path(path)
-
-
-def atomic_torch_save(obj, path) -> None:
-    """``torch.save`` through a temporary file and ``os.replace``."""
-    import torch
-    _atomic(Path(path), lambda f: torch.save(obj, f))
-
-
-def _git(*args) -> str:
-    try:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
-def code_version() -> dict:
-    """The git commit of the library and whether tracked files differ from it.
-    Taken when a run starts (the tree may change while it trains)."""
-    return {"git_commit": _git("rev-parse", "HEAD") or "unknown",
-            "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no"))}
-
-
-def provenance(device, train_seconds: float, wall_seconds: float, code: dict | None = None) -> dict:
-    """Where, when and from which code (``code_version()`` at the start) a run came."""
-    import torch
-    dev = str(device)
-    if dev.startswith("cuda"):
-        dev += f" ({torch.cuda.get_device_name()})"
-    return {**(code or code_version()),
-            "machine": f"{platform.node()}: {_cpu_model()}, {os.cpu_count()} cores",
-            "device": dev, "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version(),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "train_seconds": round(train_seconds, 1), "wall_seconds": round(wall_seconds, 1),
-            "command": " ".join(sys.argv)}
-
-
-def load_records(root="results", dataset=None, preset=None) -> list[dict]:
-    """Every record under ``root`` (optionally one dataset/preset), with its path."""
-    recs = []
-    for path in sorted(Path(root).rglob("*.json")):
-        try:
-            rec = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not a valid results record ({e})") from e
-        if rec.get("schema") != "mvbook.record/1":
-            continue
-        if (dataset and rec["dataset"] != dataset) or (preset and rec["preset"] != preset):
-            continue
-        rec["path"] = str(path)
-        recs.append(rec)
-    return recs
 
 
 def late_fusion(single: dict, members=DERIVED["late"]) -> dict:
@@ -182,7 +78,6 @@ def table3(records: list[dict]) -> pd.DataFrame:
     """Mean, std, number of (fold, seed) runs and the half-width of a 95 %
     t-interval of the mean per system, in Table 3's order. (Runs of one fold
     share their test files, so the interval is a rough guide, not a guarantee.)"""
-    from scipy import stats
     df = fold_accuracies(records)
     if df.empty:
         return pd.DataFrame(columns=["mean", "std", "n", "ci95"])
@@ -198,7 +93,6 @@ def paired_comparison(records: list[dict], system: str = "multiview", baselines=
     number of pairs, mean difference (percentage points), wins/ties/losses, and
     the p-values of a paired t-test and of a Wilcoxon signed-rank test
     (two-sided; NaN when there are too few pairs or no differences)."""
-    from scipy import stats
     df = fold_accuracies(records)
     rows = {}
     if df.empty or system not in df.index:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .features import hop_seconds, segment_length
+from .framing import hop_seconds, segment_length
 
 
 class Segmenter:

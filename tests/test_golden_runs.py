@@ -19,6 +19,9 @@ import numpy as np
 import pytest
 import torch
 
+from mvbook.systems import get_system
+from mvbook.train import train
+
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).with_name("golden")
 # system → epochs of its smoke run (None: the preset's 2); fcn_* are fusionnet's coders
@@ -46,7 +49,6 @@ def normalise(rec: dict, out: Path) -> dict:
 
 
 def smoke_records(out: Path, cache: Path) -> dict:
-    from mvbook.train import train
     recs = {}
     for system, epochs in RUNS.items():
         kw = {} if epochs is None else {"epochs": epochs}
@@ -57,13 +59,9 @@ def smoke_records(out: Path, cache: Path) -> dict:
 
 def network_keys() -> dict:
     """system → (state-dict keys in order, parameter names in order) of its smoke network."""
-    from mvbook.config import system_spec
-    from mvbook.models import MultiViewNet
     keys = {}
     for system in NETWORKS:
-        spec = system_spec(system)
-        net = MultiViewNet(8, sr=22050, width=1 / 16, views=spec.views, raw_bands=4, coder=spec.coder,
-                           head=spec.head)
+        net = get_system(system).build(8, sr=22050, width=1 / 16, raw_bands=4)
         keys[system] = {"state_dict": list(net.state_dict()), "parameters": [k for k, _ in net.named_parameters()]}
     return keys
 

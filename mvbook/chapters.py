@@ -1,0 +1,160 @@
+"""What the book's chapters share: the settings they run with, the runs they
+show, library source beside the equations, and the records of ``results/``
+in the built book. Imported by chapters only; the library never imports it.
+
+- :func:`book_dataset`, :func:`book_preset`, :func:`runs_dir`: ``esc10`` when
+  ``$MVBOOK_DATA`` holds it, else ``synthetic``; ``$MVBOOK_PRESET`` (default
+  ``smoke``); ``$MVBOOK_RUNS`` (default ``runs/book``) for the runs the book
+  trains itself.
+- :func:`main_records`: the committed records a chapter's tables are made of.
+- :func:`committed_record`, :func:`book_run`, :func:`trained_run`: a trained
+  run for a chapter, committed when there is one, else trained once and reused.
+- :func:`show_source`: the library source of a function, as a code block.
+- :func:`copy_records`: the records of ``results/`` into the built book.
+
+Chapters: all.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import shutil
+from pathlib import Path
+
+from .data import DatasetError, load_dataset
+from .records import REPO, RunPaths, load_records
+from .train import train
+
+RESULTS = REPO / "results"
+PRESET_RANK = {"paper": 0, "cpu": 1, "smoke": 2}   # the better-trained record first
+N_FOLDS = {"esc10": 5, "esc50": 5, "synthetic": 5, "gtzan": 10, "dcase2016": 1}   # the protocols of §3.1.3
+
+
+def protocol_folds(dataset: str) -> range:
+    """The test folds of ``dataset``'s protocol (§3.1.3), for the columns of a table."""
+    return range(1, N_FOLDS.get(dataset, 1) + 1)
+
+
+# --- the settings chapters run with ------------------------------------------------------
+
+def book_preset() -> str:
+    """``$MVBOOK_PRESET``, default ``smoke`` (the book build and the tests)."""
+    return os.environ.get("MVBOOK_PRESET") or "smoke"
+
+
+def real_data_available(root=None) -> bool:
+    """True when the data root (``root`` or ``$MVBOOK_DATA``) holds ESC-10."""
+    try:
+        load_dataset("esc10", root)
+    except DatasetError:
+        return False
+    return True
+
+
+def book_dataset(root=None) -> str:
+    """``$MVBOOK_DATASET`` if set, else ``esc10`` when the data root holds it,
+    else the offline ``synthetic`` task."""
+    return os.environ.get("MVBOOK_DATASET") or ("esc10" if real_data_available(root) else "synthetic")
+
+
+def runs_dir() -> Path:
+    """Where the book's own runs go: ``$MVBOOK_RUNS``, default ``runs/book`` (git-ignored)."""
+    return Path(os.environ.get("MVBOOK_RUNS") or REPO / "runs" / "book")
+
+
+def resolve(value, default):
+    """A notebook parameter: ``"auto"`` (or None) means ``default()``."""
+    return default() if value in (None, "auto") else value
+
+
+def book_run(system: str = "multiview", dataset=None, preset=None, fold: int = 1, seed: int = 0,
+             progress: bool = False) -> dict:
+    """A run of ``system`` with the book's settings, trained once into
+    :func:`runs_dir` and reused afterwards (its record says when and how it was
+    trained). Returns the record, with ``"path"``."""
+    dataset, preset = dataset or book_dataset(), preset or book_preset()
+    paths = RunPaths(runs_dir(), dataset, preset, system, fold, seed)
+    if paths.record.exists() and paths.best.exists():
+        return json.loads(paths.record.read_text()) | {"path": str(paths.record)}
+    return train(dataset=dataset, system=system, fold=fold, preset=preset, seed=seed,
+                 out=runs_dir(), progress=progress)
+
+
+def record_groups(root=RESULTS) -> dict:
+    """(dataset, preset) → the records under ``root`` (none when it is absent)."""
+    groups = {}
+    for r in load_records(root) if Path(root).is_dir() else []:
+        groups.setdefault((r["dataset"], r["preset"]), []).append(r)
+    return groups
+
+
+def main_records(root=RESULTS) -> tuple[tuple[str, str], list[dict]]:
+    """((dataset, preset), records) of the group the book's tables show: ESC-10
+    at the ``cpu`` preset when ``root`` has it, else the largest group."""
+    groups = record_groups(root)
+    main = ("esc10", "cpu") if ("esc10", "cpu") in groups or not groups else max(groups, key=lambda g: len(groups[g]))
+    return main, groups.get(main, [])
+
+
+def committed_record(system: str = "multiview", fold: int = 1, dataset=None, root=RESULTS):
+    """The committed record of a real run of ``system`` on ``fold`` (seed 0) in
+    ``results/``, or None. Preference: the book's dataset, then ESC-10, then any;
+    within one, preset ``paper`` before ``cpu`` before ``smoke``."""
+    dataset = dataset or book_dataset()
+    recs = [r for r in load_records(root) if r["system"] == system and r["fold"] == fold
+            and r["seed"] == 0] if Path(root).is_dir() else []
+    if not recs:
+        return None
+    return min(recs, key=lambda r: (r["dataset"] != dataset, r["dataset"] != "esc10",
+                                    PRESET_RANK.get(r["preset"], 9), r["dataset"], r["preset"]))
+
+
+def trained_run(system: str = "multiview", fold: int = 1) -> tuple[dict, str]:
+    """A committed real run if there is one, else the book's own run.
+    Returns (record, a sentence saying which)."""
+    rec = committed_record(system, fold)
+    if rec is not None:
+        where = Path(rec["path"]).relative_to(REPO) if Path(rec["path"]).is_relative_to(REPO) else rec["path"]
+        return rec, (f"the committed record `{where}` of a real run ({rec['dataset']}, preset "
+                     f"`{rec['preset']}`, fold {rec['fold']}, trained on {rec['provenance']['device']}, "
+                     f"{rec['provenance']['date'][:10]})")
+    rec = book_run(system, fold=fold)
+    return rec, (f"a run this book trained itself ({rec['dataset']}, preset `{rec['preset']}`, fold "
+                 f"{rec['fold']}, {rec['provenance']['train_seconds']:.0f} s on {rec['provenance']['device']}); "
+                 f"no committed record of a real `{system}` run was found in `results/`")
+
+
+def show_source(obj, marker: str | None = None, before: int = 3, after: int = 1):
+    """The library source of ``obj`` (a function, class or method) as a
+    highlighted block; with ``marker``, only the lines around the first line
+    containing it. Chapters show code this way instead of copying it."""
+    from IPython.display import Code    # optional: chapters run in IPython
+    lines, start = inspect.getsourcelines(obj)
+    if marker is not None:
+        hit = next((i for i, line in enumerate(lines) if marker in line), None)
+        if hit is None:
+            raise ValueError(f"{marker!r} not found in the source of {obj.__qualname__}")
+        lo, hi = max(0, hit - before), min(len(lines), hit + after + 1)
+        lines, start = lines[lo:hi], start + lo
+    src = inspect.cleandoc("".join(lines)) if marker is not None else "".join(lines)
+    file = Path(inspect.getsourcefile(obj)).resolve()
+    where = file.relative_to(REPO) if file.is_relative_to(REPO) else file.name
+    return Code(f"# {where}, line {start}\n{src}", language="python")
+
+
+def copy_records(results=RESULTS, dest="_build/html/results") -> list[Path]:
+    """Copy every record (JSON) under ``results`` to ``dest`` (same relative
+    paths), so that the built book can link each Table 3 cell to its record;
+    the executed notebooks beside them are pages of the book (part *Runs*).
+    Returns the files copied."""
+    results, dest = Path(results), Path(dest)
+    copied = []
+    for src in sorted(results.rglob("*.json")) if results.is_dir() else []:
+        if "checkpoints" in src.parts:
+            continue
+        target = dest / src.relative_to(results)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, target)
+        copied.append(target)
+    return copied

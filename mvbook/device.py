@@ -1,0 +1,66 @@
+"""Where tensors live and at which precision: the device choice, host-to-device
+copies, and mixed precision (autocast) on and off. Chapter: *Training*.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+
+
+def resolve_device(device="auto") -> torch.device:
+    """``auto`` → CUDA when present, else CPU; a name or a ``torch.device`` as it is.
+    Asking for CUDA where torch sees none is an error, not a silent CPU run."""
+    if isinstance(device, torch.device):
+        device = str(device)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' asked for, but torch sees no CUDA GPU; use --device cpu or auto")
+    return torch.device(device)
+
+
+def to_device(a: np.ndarray, dev: torch.device) -> torch.Tensor:
+    """numpy → tensor on ``dev``; to a GPU through pinned memory, asynchronously."""
+    t = torch.from_numpy(np.ascontiguousarray(a))
+    if dev.type == "cuda":
+        return t.pin_memory().to(dev, non_blocking=True)
+    return t.to(dev)
+
+
+def autocast_dtype(dev: torch.device) -> torch.dtype | None:
+    """Mixed precision of the forward pass: bfloat16 on CUDA; on CPU float32 unless
+    the environment sets ``MVBOOK_CPU_BF16=1``: bfloat16 autocast for the
+    convolutions only (batch-norm statistics, the biGRU, attention, the heads and
+    the losses stay float32). On a CPU with AVX512-BF16 that makes a paper-scale
+    step 1.5x faster (7.6 → 5.1 s on 2 Zen 4 cores), a ``cpu``-preset step 1.1x;
+    see benchmarks/README.md. ``MVBOOK_AMP=0`` turns autocast off on CUDA too."""
+    if os.environ.get("MVBOOK_AMP", "1") == "0":
+        return None
+    if dev.type == "cuda":
+        return torch.bfloat16
+    if dev.type == "cpu" and os.environ.get("MVBOOK_CPU_BF16", "0") == "1":
+        return torch.bfloat16
+    return None
+
+
+def autocast(dev: torch.device):
+    """A factory of autocast contexts for ``dev`` (:func:`autocast_dtype`), or None
+    when the forward pass runs in full precision."""
+    amp = autocast_dtype(dev)
+    return (lambda: torch.autocast(dev.type, dtype=amp)) if amp is not None else None
+
+
+def autocast_name(dev: torch.device) -> str:
+    """The autocast dtype of ``dev`` as a record states it (``"none"`` without)."""
+    amp = autocast_dtype(dev)
+    return str(amp).removeprefix("torch.") if amp is not None else "none"
+
+
+def full_precision(x: torch.Tensor):
+    """Context: autocast off on ``x``'s device, where it is on (else a no-op)."""
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.autocast(x.device.type, enabled=False)
+    return nullcontext()

@@ -1,0 +1,126 @@
+"""The views' names and framing facts, in one table (:data:`VIEW_INFO`) that
+the extraction, the segments, the figures and the chapters read.
+
+Mel, Gammatone and the HPSS views share 40 ms frames with a 20 ms hop, not
+centred (frame i covers [i·hop, i·hop + 40 ms]; 30 s at 44.1 kHz → 1499
+frames); the CQT is centred (frame i is centred on i·hop) with a hop of 1024
+samples at 44.1 kHz, 512 at 22.05 kHz (30 s → 1292 frames); ``raw`` is the
+waveform, one "frame" per sample. Plain arithmetic only: importing this
+module imports no signal-processing or deep-learning library.
+Chapter: *Four views*.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+VIEWS = ("mel", "gam", "cqt", "raw")
+EXTRA_VIEWS = ("harm", "perc")     # HPSS views (FusionNet), not in the paper
+ALL_VIEWS = VIEWS + EXTRA_VIEWS
+N_BANDS = 64
+WIN_SECONDS = 0.04          # Mel / Gammatone window (§3.1.2)
+HOP_SECONDS = 0.02          # 50 % overlap
+CQT_HOP_44K = 1024          # 512 at 22.05 kHz: the hop scales with sr
+RAW_SEGMENT = {44100: 66650, 22050: 33330}            # the paper's two raw input lengths
+SR_RANGE = (8000, 192000)
+
+
+class ViewInfo(NamedTuple):
+    """What a view is framed like. ``hop``: ``"stft"`` (20 ms), ``"cqt"`` or
+    ``"sample"``; ``centred``: frame i centred on i·hop (else it starts there);
+    ``segment``: frames of a training input (§3.1.3; ``None``: raw, by rate);
+    ``label`` and ``axis``: names for figures (``axis``: the band axis)."""
+    label: str
+    axis: str
+    hop: str
+    centred: bool
+    segment: int | None
+
+
+VIEW_INFO = {
+    "mel": ViewInfo("Mel", "Mel band", "stft", False, 75),
+    "gam": ViewInfo("Gammatone", "Gammatone channel", "stft", False, 75),
+    "cqt": ViewInfo("CQT", "CQT bin", "cqt", True, 65),
+    "raw": ViewInfo("Raw", "sample", "sample", False, None),
+    "harm": ViewInfo("Harmonic", "Mel band", "stft", False, 75),
+    "perc": ViewInfo("Percussive", "Mel band", "stft", False, 75),
+}
+
+
+def check_view(view: str) -> str:
+    """``view`` itself, or a ValueError naming the valid views."""
+    if view not in VIEW_INFO:
+        raise ValueError(f"unknown view {view!r}; expected one of {ALL_VIEWS}")
+    return view
+
+
+def check_sr(sr) -> int:
+    """``sr`` as an int, or a ValueError: the views are defined for integer rates in ``SR_RANGE``."""
+    if int(sr) != sr or not SR_RANGE[0] <= sr <= SR_RANGE[1]:
+        raise ValueError(f"unsupported sample rate {sr!r}: need an integer in "
+                         f"{SR_RANGE[0]}..{SR_RANGE[1]} Hz (the paper uses 44100 and 22050)")
+    return int(sr)
+
+
+def win_length(sr: int) -> int:
+    """Mel/Gammatone window in samples: 1764 at 44.1 kHz, 882 at 22.05 kHz (also the FFT size)."""
+    return round(WIN_SECONDS * check_sr(sr))
+
+
+def hop_length(sr: int) -> int:
+    """Mel/Gammatone hop in samples: 882 at 44.1 kHz, 441 at 22.05 kHz."""
+    return round(HOP_SECONDS * check_sr(sr))
+
+
+def cqt_hop_length(sr: int) -> int:
+    """CQT hop: 1024 at 44.1 kHz, 512 at 22.05 kHz; other rates scale it, kept a
+    multiple of 32 so that librosa's six-octave multirate CQT can halve it five times."""
+    return 32 * round(CQT_HOP_44K / 32 * check_sr(sr) / 44100)
+
+
+def hop_samples(view: str, sr: int) -> int:
+    """Samples between consecutive frames of ``view``."""
+    hop = VIEW_INFO[check_view(view)].hop
+    return {"stft": hop_length, "cqt": cqt_hop_length, "sample": lambda s: 1}[hop](sr)
+
+
+def hop_seconds(view: str, sr: int) -> float:
+    """Time between consecutive frames (samples for ``raw``) of ``view``."""
+    return hop_samples(view, sr) / check_sr(sr)
+
+
+def n_frames(view: str, n_samples: int, sr: int) -> int:
+    """Frames of ``view`` for a clip of ``n_samples``: ``1 + (n - win) // hop`` for the
+    uncentred Mel and Gammatone, ``1 + n // hop`` for the centred CQT, ``n`` for ``raw``.
+
+    >>> n_frames("mel", 30 * 44100, 44100), n_frames("cqt", 30 * 44100, 44100)
+    (1499, 1292)
+    """
+    info = VIEW_INFO[check_view(view)]
+    if info.hop == "sample":
+        return int(n_samples)
+    if info.centred:
+        return 1 + n_samples // hop_samples(view, sr)
+    if n_samples < win_length(sr):
+        raise ValueError(f"{n_samples} samples is shorter than one {view} window "
+                         f"({win_length(sr)} samples at {sr} Hz)")
+    return 1 + (n_samples - win_length(sr)) // hop_length(sr)
+
+
+def frame_times(view: str, n: int, sr: int) -> np.ndarray:
+    """Centre time (s) of each of ``n`` frames of ``view`` (of each sample for ``raw``)."""
+    info = VIEW_INFO[check_view(view)]
+    offset = 0.0 if info.centred or info.hop == "sample" else WIN_SECONDS / 2
+    return np.arange(n) * hop_seconds(view, sr) + offset
+
+
+def segment_length(view: str, sr: int) -> int:
+    """The paper's training input length (§3.1.3), ≈1.51 s in every view: 75 Mel or
+    Gammatone frames, 65 CQT frames, 66 650 raw samples at 44.1 kHz or 33 330 at
+    22.05 kHz (other rates scale 66 650 by ``sr / 44100``)."""
+    sr = check_sr(sr)
+    segment = VIEW_INFO[check_view(view)].segment
+    if segment is None:
+        return RAW_SEGMENT.get(sr, round(RAW_SEGMENT[44100] * sr / 44100))
+    return segment

@@ -1,0 +1,171 @@
+"""Results records: one JSON per run, with provenance, and the paths of a run.
+
+A record: ``system, dataset, fold, seed, preset, reduced, accuracy`` (per
+branch and ``self_ensemble``), ``system_accuracy``, ``config``, ``best``,
+``curves`` (per evaluation: losses per split and branch, weights, lr,
+accuracies), ``test`` (file keys, labels, per-branch posteriors of the selected
+model) and ``provenance`` (git commit, machine, device, date, wall time).
+Chapter: *Results*.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = "mvbook.record/1"
+
+
+def record_path(dataset: str, preset: str, system: str, fold: int, seed: int) -> Path:
+    """Relative path of a run's record: ``<dataset>/<preset>/<system>/fold<k>-seed<s>.json``."""
+    return Path(dataset) / preset / system / f"fold{fold}-seed{seed}.json"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Every file of one run: its record (and the executed notebook beside it)
+    under ``out``, its checkpoints under ``checkpoints`` (default ``<out>/checkpoints``)."""
+    out: Path
+    dataset: str
+    preset: str
+    system: str
+    fold: int
+    seed: int
+    checkpoints: Path | None = None
+
+    @classmethod
+    def of_record(cls, record: dict, checkpoints=None) -> "RunPaths":
+        """The paths of a loaded record's run (its ``path`` is ``<out>/<dataset>/…``)."""
+        return cls(Path(record["path"]).parents[3], record["dataset"], record["preset"], record["system"],
+                   record["fold"], record["seed"], None if checkpoints is None else Path(checkpoints))
+
+    @property
+    def rel(self) -> Path:
+        return record_path(self.dataset, self.preset, self.system, self.fold, self.seed)
+
+    @property
+    def record(self) -> Path:
+        return Path(self.out) / self.rel
+
+    @property
+    def notebook(self) -> Path:
+        return self.record.with_suffix(".ipynb")
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return Path(self.checkpoints or Path(self.out) / "checkpoints") / self.rel.with_suffix("")
+
+    @property
+    def checkpoint(self) -> Path:
+        """The resumable state, rewritten at every evaluation."""
+        return self.checkpoint_dir / "checkpoint.pt"
+
+    @property
+    def best(self) -> Path:
+        """The weights of the selected (best-validation) model."""
+        return self.checkpoint_dir / "best.pt"
+
+
+def grid_command(dataset: str, preset: str, systems=None, folds=None, seeds=None, out=None, checkpoints=None,
+                 data_root=None, epochs=None) -> str:
+    """The ``python -m mvbook grid`` command line that makes these runs' records
+    (``None``: the grid's default for that option)."""
+    cmd = ["python", "-m", "mvbook", "grid", "--dataset", dataset, "--preset", preset]
+    for flag, values in (("--systems", systems), ("--folds", folds), ("--seeds", seeds)):
+        cmd += [flag, *map(str, values)] if values else []
+    for flag, value in (("--out", out), ("--checkpoints", checkpoints), ("--data-root", data_root),
+                        ("--epochs", epochs)):
+        cmd += [flag, str(value)] if value is not None else []
+    return shlex.join(cmd)
+
+
+def _atomic(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)                 # mkstemp makes it private
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_record(record: dict, path) -> Path:
+    """Write a record as JSON atomically (a reader never sees half a file)."""
+    _atomic(Path(path), lambda f: f.write(json.dumps(record, indent=1).encode()))
+    return Path(path)
+
+
+def atomic_torch_save(obj, path) -> None:
+    """``torch.save`` through a temporary file and ``os.replace``."""
+    import torch
+    _atomic(Path(path), lambda f: torch.save(obj, f))
+
+
+def _git(*args) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def code_version() -> dict:
+    """The git commit of the library and whether tracked files differ from it.
+    Taken when a run starts (the tree may change while it trains)."""
+    return {"git_commit": _git("rev-parse", "HEAD") or "unknown",
+            "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no"))}
+
+
+def provenance(device, train_seconds: float, wall_seconds: float, code: dict | None = None) -> dict:
+    """Where, when and from which code (``code_version()`` at the start) a run came."""
+    import torch
+    dev = str(device)
+    if dev.startswith("cuda"):
+        dev += f" ({torch.cuda.get_device_name()})"
+    return {**(code or code_version()),
+            "machine": f"{platform.node()}: {_cpu_model()}, {os.cpu_count()} cores",
+            "device": dev, "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "train_seconds": round(train_seconds, 1), "wall_seconds": round(wall_seconds, 1),
+            "command": " ".join(sys.argv)}
+
+
+def load_records(root="results", dataset=None, preset=None) -> list[dict]:
+    """Every record under ``root`` (optionally one dataset/preset), with its path."""
+    recs = []
+    for path in sorted(Path(root).rglob("*.json")):
+        try:
+            rec = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not a valid results record ({e})") from e
+        if rec.get("schema") != SCHEMA:
+            continue
+        if (dataset and rec["dataset"] != dataset) or (preset and rec["preset"] != preset):
+            continue
+        rec["path"] = str(path)
+        recs.append(rec)
+    return recs

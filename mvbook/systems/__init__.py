@@ -1,0 +1,53 @@
+"""Every trained system (§3.1.4 and *Beyond the paper*), by name.
+
+Each system is an object of the protocol in :mod:`mvbook.systems.base`,
+defined in the module that :data:`REGISTRY` names; :func:`get_system` imports
+that module when the system is first asked for (so that listing the names, as
+``python -m mvbook --help`` does, imports no deep-learning library). A new
+fusion strategy is one new module here plus its lines in :data:`REGISTRY`.
+Chapters: *Training*, *Beyond the paper*.
+"""
+from __future__ import annotations
+
+from importlib import import_module
+
+from ..framing import EXTRA_VIEWS, VIEWS
+
+# system → the module of mvbook.systems that defines it
+REGISTRY = {
+    **{v: "paper" for v in VIEWS}, "concat": "paper", "multiview": "paper", "equal": "paper",
+    "mv_initial": "paper", "mv_power1": "paper", "mv_w1": "paper", "mv_w6": "paper",
+    "mv_eval10": "paper", "mv_eval40": "paper",
+    **{f"fcn_{v}": "fusionnet" for v in VIEWS}, "fusionnet": "fusionnet",
+    "cabcnn": "cabcnn",
+    **{v: "hpss" for v in EXTRA_VIEWS}, "multiview6": "hpss",
+}
+TRAINED_SYSTEMS = tuple(REGISTRY)
+PAPER_SYSTEMS = ("mel", "gam", "cqt", "raw", "concat", "multiview")
+# Systems read from other runs' posteriors (no training of their own).
+DERIVED = {"late": VIEWS,                                          # §3.1.4: mean of the single-view runs
+           "sumrule": tuple(f"fcn_{v}" for v in VIEWS)}            # FusionNet's sum rule over its coders
+
+
+def get_system(name: str):
+    """The :class:`~mvbook.systems.base.System` called ``name``."""
+    if name not in REGISTRY:
+        hint = " (derived from other runs' posteriors: `mvbook table`)" if name in DERIVED else ""
+        raise ValueError(f"unknown system {name!r}{hint}; trained systems: {', '.join(REGISTRY)}")
+    return import_module(f"{__name__}.{REGISTRY[name]}").SYSTEMS[name]
+
+
+def all_systems() -> dict:
+    """name → system, for every trained system (imports every system module)."""
+    return {name: get_system(name) for name in REGISTRY}
+
+
+def dependencies(name: str) -> tuple:
+    """Trained systems whose finished runs ``name`` needs (FusionNet's coders)."""
+    return get_system(name).needs
+
+
+def load_network(record: dict, checkpoints=None, which: str = "best.pt"):
+    """The network of a finished run (its record) with the weights of its selected
+    checkpoint, on CPU, in eval mode; None when the checkpoint is not on this machine."""
+    return get_system(record["system"]).load(record, checkpoints, which)

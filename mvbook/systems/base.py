@@ -1,0 +1,232 @@
+"""The protocol between a system and the training loop (:func:`mvbook.train.train`).
+
+A :class:`System` names its views and where it comes from and can rebuild the
+network of a finished run from its record; :meth:`System.prepare` turns one
+run's request (a :class:`Run`) into a :class:`Training`: the network, its
+branches, the evaluation sets, the batches, the loss and its weight rule, the
+optimiser and schedule, the evaluation interval and the record's config. The
+loop drives a :class:`Training` and knows no particular system.
+
+:class:`BranchSystem` is the family of Fig. 1: a network whose branches each
+have a cross-entropy loss (Eq. 1), weighted by Eq. 2, trained on random
+aligned segments with the recipe of §3.1.3 — the paper's systems, CAB-CNN,
+FusionNet's coders and the HPSS systems are all of it.
+Chapter: *Training*.
+"""
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import evaluate
+from ..blending import AdaptiveBlender, FixedWeights, initial_weights
+from ..cache import load_views
+from ..config import Preset, learning_rate
+from ..data import Dataset, Split
+from ..device import autocast, to_device
+from ..features import Standardizer
+from ..models import MultiViewNet, n_params
+from ..records import RunPaths
+from ..segments import Segmenter, train_batches
+
+
+@dataclass
+class Run:
+    """One run as :func:`mvbook.train.train` was asked for it: the dataset and
+    split, the preset with the system's overrides applied, the device, where
+    its files go, and the preset fields overridden by the caller."""
+    dataset: Dataset
+    split: Split
+    fold: int
+    seed: int
+    split_seed: int
+    preset: Preset
+    device: torch.device
+    paths: RunPaths
+    cache_dir: Path | None = None
+    progress: bool = True
+    data_root: Path | None = None
+    overrides: dict | None = None
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([c.label for c in self.dataset.clips])
+
+
+class Training(ABC):
+    """A system prepared for one run: what the loop drives.
+
+    Attributes: ``model`` (on the run's device), ``branches`` (the names of its
+    outputs; ``main`` the one that selects the checkpoint), ``sets``
+    (:class:`~mvbook.evaluate.EvalSet` per name: ``train``, ``val``, ``test``),
+    ``optimizer``, ``rule`` (the weight rule: :class:`~mvbook.blending.AdaptiveBlender`
+    or :class:`~mvbook.blending.FixedWeights`), ``steps_per_epoch``,
+    ``total_steps``, ``eval_every`` (steps between evaluations), ``config``
+    (the record's ``config``: a resumed checkpoint must match it) and
+    ``setup_seconds`` (counted as training time).
+    """
+    model: nn.Module
+    branches: tuple
+    sets: dict
+    optimizer: torch.optim.Optimizer
+    rule: object
+    steps_per_epoch: int
+    total_steps: int
+    eval_every: int
+    config: dict
+    setup_seconds: float = 0.0
+
+    @property
+    def main(self) -> str:
+        """The branch whose validation accuracy selects the model: ⊕ where there is one."""
+        return "mv" if "mv" in self.branches else self.branches[0]
+
+    @abstractmethod
+    def learning_rate(self, step: int) -> float:
+        """The learning rate of the step that follows ``step`` steps."""
+
+    @abstractmethod
+    def batches(self, rng: np.random.Generator) -> Iterator:
+        """Endless training batches, drawn from ``rng`` (checkpointed with the run)."""
+
+    @abstractmethod
+    def loss(self, batch, weights: dict) -> torch.Tensor:
+        """The training loss of one batch with the current branch weights."""
+
+    @abstractmethod
+    def evaluate(self) -> dict:
+        """set name → {"loss", "probs", "accuracy"}, each a dict over the branches."""
+
+
+class System(ABC):
+    """A trainable system. ``views``: the views it reads; ``loss``: the record's
+    name of its loss (``single``, ``concat``, ``blend``, ``equal``, ``meta``);
+    ``origin``: ``"paper"`` for the rows of Table 3, else the source of the row;
+    ``needs``: trained systems whose finished runs it reads; ``overrides``:
+    preset fields it changes, as (name, value) pairs."""
+    coder = "crnn"
+    head = "fc"
+
+    def __init__(self, name: str, views: tuple, loss: str, origin: str = "paper", needs: tuple = (),
+                 overrides: tuple = ()):
+        self.name, self.views, self.loss, self.origin = name, tuple(views), loss, origin
+        self.needs, self.overrides = tuple(needs), tuple(overrides)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, views={self.views}, loss={self.loss!r})"
+
+    def preset(self, preset: Preset) -> Preset:
+        """``preset`` with the system's ``overrides`` applied (they are not reductions)."""
+        return replace(preset, **dict(self.overrides))
+
+    @abstractmethod
+    def prepare(self, run: Run) -> Training:
+        """Everything the loop needs for ``run``; seeds torch with ``run.seed`` just
+        before it builds the network, so that the initial weights are the seed's."""
+
+    @abstractmethod
+    def network(self, config: dict) -> nn.Module:
+        """An untrained network of a run with this record ``config``."""
+
+    def load(self, record: dict, checkpoints=None, which: str = "best.pt") -> nn.Module | None:
+        """The network of a finished run with the weights of its selected checkpoint
+        (``which``), on CPU, in eval mode; None when the checkpoint is not on this machine."""
+        path = RunPaths.of_record(record, checkpoints).checkpoint_dir / which
+        if not path.exists():
+            return None
+        net = self.network(record["config"])
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return net.eval()
+
+    def run_config(self, run: Run, model: nn.Module, sets: dict, epochs: int, steps_per_epoch: int,
+                   **extra) -> dict:
+        """The record's ``config`` of ``run`` (``extra`` appended)."""
+        ds, p = run.dataset, run.preset
+        return {"system": self.name, "dataset": ds.name, "fold": run.fold, "seed": run.seed,
+                "split_seed": run.split_seed, "preset": p.to_dict(), "views": list(self.views), "loss": self.loss,
+                "coder": self.coder, "head": self.head, "system_overrides": dict(self.overrides),
+                "epochs": epochs, "steps_per_epoch": steps_per_epoch, "steps": epochs * steps_per_epoch,
+                "n_classes": len(ds.classes), "classes": list(ds.classes), "sr": ds.sr,
+                "clip_seconds": ds.clip_seconds, "dataset_fingerprint": ds.fingerprint(),
+                "n_params": n_params(model),
+                "split": {k: len(v.clips) for k, v in sets.items()} | {"train_all": len(run.split.train)},
+                **extra}
+
+
+class BranchSystem(System):
+    """Fig. 1's family: ``network_class`` on the system's views, one loss per
+    branch weighted by Eq. 2 — by Algorithm 1 (``loss="blend"``) or fixed
+    (:func:`~mvbook.blending.initial_weights`) — and the recipe of §3.1.3."""
+    network_class = MultiViewNet
+
+    def build(self, n_classes: int, sr: int, width: float, raw_bands: int) -> nn.Module:
+        return self.network_class(n_classes, sr=sr, width=width, views=self.views, raw_bands=raw_bands)
+
+    def network(self, config: dict) -> nn.Module:
+        p = config["preset"]
+        return self.build(config["n_classes"], config["sr"], p["width"], p.get("raw_bands", 64))
+
+    def extra_loss(self, model: nn.Module, z: dict, y: torch.Tensor) -> torch.Tensor | None:
+        """A loss term beyond Eq. 2 on the embeddings ``z`` (none here)."""
+        return None
+
+    def prepare(self, run: Run) -> Training:
+        return BranchTraining(self, run)
+
+
+class BranchTraining(Training):
+    """A :class:`BranchSystem` prepared for one run (see :class:`Training`)."""
+
+    def __init__(self, system: BranchSystem, run: Run):
+        p, ds, split, dev = run.preset, run.dataset, run.split, run.device
+        self.system, self.p, self.device = system, p, dev
+        self.E = p.epochs_for(ds.name)
+        self.steps_per_epoch = math.ceil(len(split.train) / p.batch_size)
+        self.total_steps = self.E * self.steps_per_epoch
+        self.eval_every = p.eval_every
+        feats = load_views(ds, system.views, cache_dir=run.cache_dir, progress=run.progress)
+        transforms = {v: Standardizer.fit(feats[v], split.train) for v in system.views if v != "raw"}
+        self.seg = Segmenter(feats, ds.sr, ds.clip_seconds, transforms)
+        torch.manual_seed(run.seed)
+        self.model = system.build(len(ds.classes), ds.sr, p.width, p.raw_bands).to(dev)
+        self.branches = self.model.branches
+        # fused: one kernel for all parameters (same Adam update; CPU and CUDA)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=p.lr_warmup,
+                                          fused=dev.type in ("cpu", "cuda"))
+        self.rule = (AdaptiveBlender(self.branches, p.window, p.reference, power=p.power) if system.loss == "blend"
+                     else FixedWeights(initial_weights(self.branches, system.loss)))
+        self.labels = run.labels
+        self.sets = evaluate.eval_sets(split, self.labels, run.seed, p.eval_clips)
+        self.train_clips = split.train
+        self.config = system.run_config(run, self.model, self.sets, self.E, self.steps_per_epoch)
+        self.autocast = autocast(dev)
+
+    def learning_rate(self, step: int) -> float:
+        return learning_rate(step / self.steps_per_epoch, self.p, self.E)
+
+    def batches(self, rng):
+        for clips, t0 in train_batches(self.train_clips, self.p.batch_size, self.seg.t_max, rng):
+            x = {v: to_device(a, self.device) for v, a in self.seg.batch(clips, t0).items()}
+            yield x, to_device(self.labels[clips], self.device)
+
+    def loss(self, batch, weights: dict) -> torch.Tensor:
+        x, y = batch
+        with self.autocast() if self.autocast else nullcontext():
+            logits, z = self.model(x, embeddings=True)
+        losses = {k: F.cross_entropy(logits[k].float(), y) for k in self.branches}                # Eq. 1
+        loss = sum(weights[k] * losses[k] for k in self.branches if weights[k] > 0)              # Eq. 2
+        extra = self.system.extra_loss(self.model, z, y)
+        return loss if extra is None else loss + extra
+
+    def evaluate(self) -> dict:
+        return {name: evaluate.run(self.model, self.seg, es, self.device, autocast=self.autocast)
+                for name, es in self.sets.items()}

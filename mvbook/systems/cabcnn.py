@@ -1,0 +1,17 @@
+"""CAB-CNN (Lu et al.): the multi-view network with classifier attention
+(:class:`mvbook.cab.CABNet`) as its ⊕ branch, trained on the ⊕ loss only,
+like ``concat``. Chapter: *Beyond the paper: fusion strategies*.
+"""
+from __future__ import annotations
+
+from ..cab import CABNet
+from ..framing import VIEWS
+from .base import BranchSystem
+
+
+class CABSystem(BranchSystem):
+    network_class = CABNet
+    head = "cab"
+
+
+SYSTEMS = {"cabcnn": CABSystem("cabcnn", VIEWS, "concat", origin="cabcnn")}
