@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mvbook.blending import AdaptiveBlender
+from mvbook.blending import AdaptiveBlender, FixedWeights, initial_weights
 
 # Two branches, W = 2. Measurements n = 1..4 of (train loss, validation loss).
 HISTORY = {"a": [(1.0, 1.0), (0.8, 0.9), (0.6, 0.8), (0.5, 0.78)],
@@ -95,3 +95,27 @@ def test_bad_arguments():
         AdaptiveBlender(["a"], reference="worst")
     with pytest.raises(ValueError, match="window"):
         AdaptiveBlender(["a"], window=0)
+
+
+def test_loss_weights_per_mode():
+    b = ("mel", "gam", "cqt", "raw", "mv")
+    assert initial_weights(b, "concat") == {"mel": 0, "gam": 0, "cqt": 0, "raw": 0, "mv": 1}
+    assert initial_weights(b, "blend") == dict.fromkeys(b, 0.2) == initial_weights(b, "equal")
+    assert initial_weights(("mel",), "single") == {"mel": 1.0}
+    rule = FixedWeights(initial_weights(b, "concat"))
+    assert rule.update({k: 1.0 for k in b}, {k: 0.5 for k in b}) == initial_weights(b, "concat")
+    assert rule.state_dict() is None
+
+
+def test_the_stored_quantities_are_those_of_eq_3_to_5():
+    b = AdaptiveBlender(("x", "y"), window=2, eps=1e-6)
+    for tr, va in [((1.0, 1.0), (1.0, 1.0)), ((0.9, 0.8), (0.95, 0.99)), ((0.7, 0.6), (0.9, 0.97))]:
+        w = b.update(dict(zip("xy", tr)), dict(zip("xy", va)))
+    # W = 2: L̄ = mean of the last two; references: the first smoothed losses, then the best so far
+    assert b.L_tr_bar == pytest.approx({"x": 0.8, "y": 0.7}) and b.L_va_bar == pytest.approx({"x": 0.925, "y": 0.98})
+    G = {"x": 0.975 - 0.925, "y": 0.995 - 0.98}
+    O = {"x": (0.95 - 0.8) - G["x"], "y": (0.9 - 0.7) - G["y"]}
+    assert b.G == pytest.approx(G) and b.O == pytest.approx(O)
+    ratio = {k: G[k] / (O[k] ** 2 + 1e-6) for k in "xy"}
+    assert b.ratio == pytest.approx(ratio)
+    assert w == pytest.approx({k: ratio[k] / sum(ratio.values()) for k in "xy"})

@@ -36,3 +36,16 @@ def test_module_entry_point_help():
     out = subprocess.run([sys.executable, "-m", "mvbook", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
     assert all(c in out.stdout for c in ("datasets", "features", "train", "grid", "table"))
+
+
+def test_help_and_version_import_no_deep_learning_library():
+    code = ("import sys, contextlib, io\n"
+            "from mvbook.__main__ import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try: main(['--help'])\n"
+            "    except SystemExit: pass\n"
+            "print(sorted(m for m in ('torch', 'librosa', 'numba', 'gammatone') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    version = subprocess.run([sys.executable, "-m", "mvbook", "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("mvbook ")

@@ -1,45 +1,25 @@
-"""The systems registry and presets (mvbook.config)."""
+"""The presets and the learning-rate schedule (mvbook.config)."""
 import pytest
 
-from mvbook.config import (DERIVED, PAPER_SYSTEMS, REDUCTIONS, SYSTEMS, dependencies, get_preset, system_preset,
-                           system_spec)
-from mvbook.features import ALL_VIEWS, VIEWS
+from mvbook.config import REDUCTIONS, get_preset, learning_rate
 
 
-def test_the_paper_systems():
-    assert PAPER_SYSTEMS == ("mel", "gam", "cqt", "raw", "concat", "multiview")
-    assert all(SYSTEMS[s].origin == "paper" for s in PAPER_SYSTEMS)
-    assert system_spec("multiview").views == VIEWS and system_spec("multiview").loss == "blend"
-    assert system_spec("concat").loss == "concat" and system_spec("mel").views == ("mel",)
-    assert DERIVED["late"] == VIEWS
+def test_paper_preset_is_the_paper():
+    p = get_preset("paper")
+    assert (p.width, p.batch_size, p.lr, p.lr_warmup, p.decay, p.decay_at, p.warmup_epochs) == \
+        (1.0, 64, 2e-4, 2e-5, 0.8, (0.1, 0.2, 0.3), 10)
+    assert p.epochs_for("esc50") == 3000 and p.epochs_for("gtzan") == 1500 and p.reduced == ()
 
 
-def test_every_system_is_well_formed():
-    for name, s in SYSTEMS.items():
-        assert set(s.views) <= set(ALL_VIEWS), name
-        assert s.loss in ("single", "concat", "blend", "equal", "meta"), name
-        assert s.coder in ("crnn", "fcn") and s.head in ("fc", "cab"), name
-        assert (len(s.views) == 1) == (s.loss == "single"), name
-        for field, _ in s.overrides:
-            assert hasattr(get_preset("cpu"), field), name
-
-
-def test_ablations_change_only_their_field_and_are_not_reductions():
-    cpu = get_preset("cpu")
-    p = system_preset("mv_initial", cpu)
-    assert p.reference == "initial" and p.reduced == cpu.reduced
-    assert p.to_dict() | {"reference": "best"} == cpu.to_dict()
-    assert system_preset("mv_power1", cpu).power == 1.0 and system_preset("mv_w6", cpu).window == 6
-    assert system_preset("multiview", cpu) == cpu
-
-
-def test_fusionnet_dependencies_and_unknown_systems():
-    assert dependencies("fusionnet") == ("fcn_mel", "fcn_gam", "fcn_cqt", "fcn_raw") == DERIVED["sumrule"]
-    assert dependencies("multiview") == ()
-    with pytest.raises(ValueError, match="derived"):
-        system_spec("late")
-    with pytest.raises(ValueError, match="unknown system"):
-        system_spec("mfcc")
+def test_learning_rate_schedule_by_hand():
+    p = get_preset("paper")
+    E = 3000
+    assert learning_rate(0, p, E) == 2e-5 and learning_rate(9.99, p, E) == 2e-5      # warm-up
+    assert learning_rate(10, p, E) == 2e-4 and learning_rate(299.9, p, E) == 2e-4
+    assert learning_rate(300, p, E) == pytest.approx(1.6e-4)                          # × 0.8 after 0.1E
+    assert learning_rate(600, p, E) == pytest.approx(1.28e-4)
+    assert learning_rate(900, p, E) == pytest.approx(1.024e-4)
+    assert learning_rate(2999, p, E) == pytest.approx(1.024e-4)
 
 
 def test_an_override_replaces_the_presets_own_reduction():
@@ -54,3 +34,8 @@ def test_an_override_replaces_the_presets_own_reduction():
         assert get_preset(name).reduced == tuple(texts.values())
         for keys in texts:
             assert all(hasattr(get_preset(name), k) for k in keys), (name, keys)
+
+
+def test_unknown_preset():
+    with pytest.raises(ValueError, match="unknown preset"):
+        get_preset("fast")

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from mvbook import fusionnet as fn
-from mvbook.config import dependencies
-from mvbook.models import CRNN1D, CRNN2D, MultiViewNet, n_params
-from mvbook.results import load_records, record_path
+from mvbook.models import CRNN1D, CRNN2D, n_params
+from mvbook.records import load_records, record_path
+from mvbook.systems import dependencies, load_network
 from mvbook.train import train
 
 SMOKE_W = 1 / 16
@@ -153,7 +153,7 @@ def test_meta_cnn_shapes_and_gradients():
 
 
 def test_multiview_net_with_fcn_coders_has_centres_per_view():
-    net = MultiViewNet(8, sr=22050, width=SMOKE_W, views=("mel", "raw"), raw_bands=4, coder="fcn")
+    net = fn.CodingNet(8, sr=22050, width=SMOKE_W, views=("mel", "raw"), raw_bands=4)
     x = {"mel": torch.randn(4, 75, 64), "raw": torch.randn(4, 33330)}
     y = torch.tensor([0, 1, 2, 3])
     logits, z = net(x, embeddings=True)
@@ -195,7 +195,7 @@ def fusion(tmp_path_factory):
         train(system="fusionnet", callback=kill, **kw)
     killed_left_a_record = (out / record_path("synthetic", "smoke", "fusionnet", 1, 0)).exists()
     seen = []
-    meta = train(system="fusionnet", callback=seen.append, **kw)
+    meta = train(system="fusionnet", callback=seen.append, **kw)    # resumes from the checkpoint
     return {"out": out, "coders": coders, "meta": meta, "kw": kw, "seen": seen,
             "killed_left_a_record": killed_left_a_record}
 
@@ -203,7 +203,7 @@ def fusion(tmp_path_factory):
 def test_fcn_coder_run(fusion):
     rec = fusion["coders"]["fcn_mel"]
     assert rec["config"]["coder"] == "fcn" and rec["config"]["views"] == ["mel"] and rec["main_branch"] == "mel"
-    net = MultiViewNet(8, sr=22050, width=SMOKE_W, views=("mel",), raw_bands=4, coder="fcn")
+    net = fn.CodingNet(8, sr=22050, width=SMOKE_W, views=("mel",), raw_bands=4)
     assert rec["config"]["n_params"] == n_params(net)            # the centres are counted too
     assert rec["config"]["steps"] >= 1 and rec["curves"]["step"][-1] == rec["config"]["steps"]
     assert 0.0 <= rec["system_accuracy"] <= 1.0
@@ -240,8 +240,13 @@ def test_fusionnet_record(fusion):
     assert on_disk["accuracy"]["mv"] == pytest.approx(np.mean(P.argmax(1) == labels))
     assert on_disk["test"]["keys"] == fusion["coders"]["fcn_mel"]["test"]["keys"]    # the coders' test files
     assert {"git_commit", "device", "train_seconds", "wall_seconds"} <= set(on_disk["provenance"])
-    assert [i["step"] for i in fusion["seen"]] == c["step"]     # the callback after every evaluation
-    assert (out / "checkpoints/synthetic/smoke/fusionnet/fold1-seed0/meta.pt").is_file()
+    assert [i["step"] for i in fusion["seen"]] == c["step"][1:]   # resumed after step 0: every later evaluation
+    ckpt = out / "checkpoints/synthetic/smoke/fusionnet/fold1-seed0"
+    assert {"checkpoint.pt", "best.pt", "features.pt"} <= {p.name for p in ckpt.iterdir()}
+    stats = torch.load(ckpt / "features.pt", weights_only=False)
+    assert stats["mean"].shape == stats["std"].shape == (cfg["meta"]["n_features"],)
+    net = load_network(on_disk | {"path": rec["path"]})
+    assert isinstance(net, fn.MetaCNN) and not net.training
     recs = load_records(out)
     assert sorted(r["system"] for r in recs) == sorted(["fusionnet", *dependencies("fusionnet")])
 
@@ -267,7 +272,8 @@ def _numbers(tree) -> list:
 
 
 def test_fusionnet_same_seed_same_result(fusion):
-    again = train(system="fusionnet", **fusion["kw"])
+    """A fresh run equals the killed-and-resumed one of the fixture."""
+    again = train(system="fusionnet", fresh=True, **fusion["kw"])
     if torch.cuda.is_available():   # CUDA kernels (atomic adds in backward passes) may round differently
         got = _numbers([again["curves"], again["test"]])
         assert got == pytest.approx(_numbers([fusion["meta"]["curves"], fusion["meta"]["test"]]), rel=1e-5)

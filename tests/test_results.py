@@ -1,11 +1,8 @@
-"""Records, late fusion and Table 3 from hand-made records."""
-import json
-
+"""Late fusion, Table 3, paired tests and the claims, from hand-made records."""
 import numpy as np
 import pytest
 
-from mvbook.results import (PAPER_TABLE3, fold_accuracies, format_table3, late_fusion, load_records,
-                            paired_comparison, record_path, table3, write_record)
+from mvbook.results import PAPER_TABLE3, fold_accuracies, format_table3, late_fusion, paired_comparison, table3
 
 
 def fake(system, fold, acc, probs=None, labels=(0, 1), se=None):
@@ -48,24 +45,6 @@ def test_table3_mean_std_and_derived_rows():
     text = format_table3(recs, "esc10", "cpu")
     assert "75.00 ±  7.07" in text and f"{PAPER_TABLE3.loc['mel', 'esc50']:.2f}" in text
     assert "width 0.25" in text and "no runs" in text   # concat has no runs
-
-
-def test_write_and_load_records(tmp_path):
-    r = fake("mel", 3, 0.5)
-    path = write_record(r, tmp_path / record_path("esc10", "cpu", "mel", 3, 0))
-    assert path.name == "fold3-seed0.json" and json.loads(path.read_text())["fold"] == 3
-    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
-    (tmp_path / "other.json").write_text("{}")           # not a record: ignored
-    assert [x["fold"] for x in load_records(tmp_path, "esc10", "cpu")] == [3]
-    assert load_records(tmp_path, "esc10", "paper") == []
-
-
-def test_failed_write_leaves_the_old_record(tmp_path):
-    path = write_record(fake("mel", 1, 0.5), tmp_path / "r.json")
-    with pytest.raises(TypeError):
-        write_record({"bad": object()}, path)
-    assert json.loads(path.read_text())["system_accuracy"] == 0.5
-    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
 
 
 def test_sumrule_row_is_the_mean_of_the_fusionnet_coders():

@@ -1,37 +1,16 @@
-"""The recipe of §3.1.3: schedule, records, determinism, kill-and-resume."""
+"""The training loop (mvbook.train): records, determinism, kill-and-resume,
+and a system it has never heard of."""
 import json
+import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mvbook.config import get_preset
-from mvbook.train import initial_weights, learning_rate, train
-
-
-def test_learning_rate_schedule_by_hand():
-    p = get_preset("paper")
-    E = 3000
-    assert learning_rate(0, p, E) == 2e-5 and learning_rate(9.99, p, E) == 2e-5      # warm-up
-    assert learning_rate(10, p, E) == 2e-4 and learning_rate(299.9, p, E) == 2e-4
-    assert learning_rate(300, p, E) == pytest.approx(1.6e-4)                          # × 0.8 after 0.1E
-    assert learning_rate(600, p, E) == pytest.approx(1.28e-4)
-    assert learning_rate(900, p, E) == pytest.approx(1.024e-4)
-    assert learning_rate(2999, p, E) == pytest.approx(1.024e-4)
-
-
-def test_loss_weights_per_mode():
-    b = ("mel", "gam", "cqt", "raw", "mv")
-    assert initial_weights(b, "concat") == {"mel": 0, "gam": 0, "cqt": 0, "raw": 0, "mv": 1}
-    assert initial_weights(b, "blend") == dict.fromkeys(b, 0.2)
-    assert initial_weights(("mel",), "single") == {"mel": 1.0}
-
-
-def test_paper_preset_is_the_paper():
-    p = get_preset("paper")
-    assert (p.width, p.batch_size, p.lr, p.lr_warmup, p.decay, p.decay_at, p.warmup_epochs) == \
-        (1.0, 64, 2e-4, 2e-5, 0.8, (0.1, 0.2, 0.3), 10)
-    assert p.epochs_for("esc50") == 3000 and p.epochs_for("gtzan") == 1500 and p.reduced == ()
+import mvbook.systems
+from mvbook.cab import CABNet
+from mvbook.systems.base import BranchSystem
+from mvbook.train import train
 
 
 def _run(tmp_path, name, **kw):
@@ -120,3 +99,26 @@ def test_beyond_the_paper_systems_train(tmp_path, system, branches):
     assert rec["config"]["head"] == ("cab" if system == "cabcnn" else "fc")
     if system == "cabcnn":                               # trained on the ⊕ loss only, like concat
         assert set(rec["best"]["weights"].values()) == {0.0, 1.0} and rec["best"]["weights"]["mv"] == 1.0
+
+
+class _HalfHead(CABNet):
+    """A toy fusion strategy: CAB-CNN's network, nothing else."""
+
+
+class _ToySystem(BranchSystem):
+    network_class = _HalfHead
+    head = "toy"
+
+
+def test_a_new_system_is_one_module_and_one_registry_line(tmp_path, monkeypatch):
+    """The loop trains a system it has never heard of, given only a module of
+    mvbook.systems that defines it and its registry line."""
+    module = types.ModuleType("mvbook.systems.toy")
+    module.SYSTEMS = {"toy": _ToySystem("toy", ("mel", "cqt"), "equal", origin="test")}
+    monkeypatch.setitem(__import__("sys").modules, "mvbook.systems.toy", module)
+    monkeypatch.setitem(mvbook.systems.REGISTRY, "toy", "toy")
+    rec = train("synthetic", "toy", 1, "smoke", seed=0, out=tmp_path, progress=False,
+                cache_dir=tmp_path.parent / "cache", epochs=1)
+    assert rec["config"]["head"] == "toy" and set(rec["test"]["probs"]) == {"mel", "cqt", "mv"}
+    assert rec["best"]["weights"] == {"mel": 1 / 3, "cqt": 1 / 3, "mv": 1 / 3}
+    assert Path(rec["path"]) == tmp_path / "synthetic/smoke/toy/fold1-seed0.json"

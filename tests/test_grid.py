@@ -1,0 +1,77 @@
+"""mvbook.grid: the training notebook run by papermill, the grid, its order.
+One real smoke training (synthetic, CQT only, ~1 min)."""
+import json
+from pathlib import Path
+
+import nbformat
+
+from mvbook import grid
+from mvbook.__main__ import main
+from mvbook.records import record_path
+
+
+def test_training_notebook_has_a_papermill_parameters_cell():
+    nb = grid.training_notebook(title="Run: x")
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    for name in ("dataset", "system", "fold", "preset", "seed", "device", "data_root", "out"):
+        assert f"\n{name} = " in "\n" + tagged[0].source
+    assert nb.cells[0].source.startswith("# Run: x")
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+def test_grid_runs_the_notebook_keeps_it_skips_and_reports_failures(tmp_path, monkeypatch):
+    monkeypatch.setenv("MVBOOK_CACHE", str(tmp_path / "cache"))
+    log = []
+    kw = dict(dataset="synthetic", systems=["cqt"], preset="smoke", out=tmp_path / "results", log=log.append,
+              epochs=1)
+    report = grid.run_grid(folds=[9, 1], **kw)                          # fold 9 does not exist: that cell fails
+    rec = tmp_path / "results/synthetic/smoke/cqt/fold1-seed0.json"
+    nb_path = rec.with_suffix(".ipynb")
+    assert report.done == ["synthetic/smoke/cqt fold 1 seed 0"]
+    assert [f[0] for f in report.failed] == ["synthetic/smoke/cqt fold 9 seed 0"]
+    assert "ValueError" in report.failed[0][1] and "fold" in report.failed[0][1]
+    assert report.failed[0][2] and Path(report.failed[0][2]).exists()   # the failed notebook is kept, with its error
+    assert rec.exists() and nb_path.exists()
+    record = json.loads(rec.read_text())
+    assert record["system"] == "cqt" and record["preset"] == "smoke" and record["fold"] == 1
+    nb = nbformat.read(nb_path, as_version=4)
+    assert nb.cells[0].source.startswith("# Run: synthetic · smoke · cqt · fold 1 · seed 0")
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and 'system = "cqt"' in injected[0].source
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any(o.output_type == "display_data" and "image/png" in o.get("data", {}) for o in outputs)
+    assert "FAILED synthetic/smoke/cqt fold 9" in log[-1]
+    # again: the finished cell is skipped, the failing one tried and reported again
+    mtime = rec.stat().st_mtime
+    report = grid.run_grid(folds=[9, 1], **kw)
+    assert report.skipped == ["synthetic/smoke/cqt fold 1 seed 0"] and len(report.failed) == 1 and not report.done
+    assert rec.stat().st_mtime == mtime
+    # the CLI: every cell done → exit 0; a bad fold is refused before anything runs
+    args = ["grid", "--dataset", "synthetic", "--preset", "smoke", "--systems", "cqt", "--folds", "1",
+            "--out", str(tmp_path / "results")]
+    assert main(args) == 0
+    assert main(args[:-4] + ["--folds", "9", "--out", str(tmp_path / "results")]) == 2
+
+
+def test_grid_runs_the_systems_a_system_needs_first(tmp_path):
+    coders = ["fcn_mel", "fcn_gam", "fcn_cqt", "fcn_raw"]
+    assert grid.with_dependencies(["fusionnet", "mel"]) == coders + ["fusionnet", "mel"]
+    assert grid.with_dependencies(["fcn_gam", "fusionnet", "fcn_mel"]) == ["fcn_gam", "fcn_mel", "fcn_cqt", "fcn_raw",
+                                                                          "fusionnet"]
+    assert grid.with_dependencies(["late", "cqt"]) == ["late", "cqt"]       # not trained: its cell fails as before
+    # the coders' records exist (so they are skipped), their checkpoints do not: fusionnet comes after
+    # them and fails, naming what is missing; nothing is trained
+    for s in coders:
+        rec = tmp_path / "r" / record_path("synthetic", "smoke", s, 1, 0)
+        rec.parent.mkdir(parents=True)
+        rec.write_text("{}")
+    log = []
+    report = grid.run_grid("synthetic", ["fusionnet"], [1], preset="smoke", out=tmp_path / "r", direct=True,
+                          log=log.append)
+    assert report.skipped == [f"synthetic/smoke/{s} fold 1 seed 0" for s in coders]
+    assert [f[0] for f in report.failed] == ["synthetic/smoke/fusionnet fold 1 seed 0"] and not report.done
+    assert "4 best.pt checkpoint(s) missing" in report.failed[0][1]
+    assert "delete those records" in report.failed[0][1]             # the grid would skip them
+    assert log[0].startswith("adding fcn_mel, fcn_gam, fcn_cqt, fcn_raw")

@@ -1,0 +1,77 @@
+"""The systems registry (mvbook.systems) and the protocol every system follows."""
+import importlib
+import pkgutil
+
+import pytest
+import torch
+
+import mvbook.systems as systems_pkg
+from mvbook.config import get_preset
+from mvbook.framing import ALL_VIEWS, VIEWS
+from mvbook.models import MultiViewNet
+from mvbook.systems import (DERIVED, PAPER_SYSTEMS, REGISTRY, TRAINED_SYSTEMS, all_systems, dependencies,
+                            get_system)
+from mvbook.systems.base import BranchSystem, System
+
+
+def test_the_paper_systems():
+    assert PAPER_SYSTEMS == ("mel", "gam", "cqt", "raw", "concat", "multiview")
+    assert all(get_system(s).origin == "paper" for s in PAPER_SYSTEMS)
+    assert get_system("multiview").views == VIEWS and get_system("multiview").loss == "blend"
+    assert get_system("concat").loss == "concat" and get_system("mel").views == ("mel",)
+    assert DERIVED["late"] == VIEWS
+
+
+def test_registry_lines_match_the_modules_that_define_the_systems():
+    defined = {}
+    for info in pkgutil.iter_modules(systems_pkg.__path__):
+        module = importlib.import_module(f"mvbook.systems.{info.name}")
+        for name in getattr(module, "SYSTEMS", {}):
+            assert name not in defined, f"{name} defined in {defined.get(name)} and {info.name}"
+            defined[name] = info.name
+    assert defined == REGISTRY
+    assert TRAINED_SYSTEMS == tuple(REGISTRY)
+
+
+def test_every_system_is_well_formed():
+    for name, s in all_systems().items():
+        assert isinstance(s, System) and s.name == name
+        assert set(s.views) <= set(ALL_VIEWS), name
+        assert s.loss in ("single", "concat", "blend", "equal", "meta"), name
+        assert s.coder in ("crnn", "fcn") and s.head in ("fc", "cab", "meta"), name
+        assert (len(s.views) == 1) == (s.loss == "single"), name
+        assert all(n in REGISTRY for n in s.needs), name
+        for field, _ in s.overrides:
+            assert hasattr(get_preset("cpu"), field), name
+
+
+@pytest.mark.parametrize("name", [n for n in REGISTRY if n != "fusionnet"])
+def test_a_branch_system_rebuilds_the_network_of_its_record_config(name):
+    s = get_system(name)
+    assert isinstance(s, BranchSystem)
+    torch.manual_seed(0)
+    built = s.build(8, sr=22050, width=1 / 16, raw_bands=4)
+    config = {"n_classes": 8, "sr": 22050, "preset": {"width": 1 / 16, "raw_bands": 4}}
+    torch.manual_seed(0)
+    again = s.network(config)
+    assert isinstance(built, MultiViewNet) and built.views == s.views
+    assert list(built.state_dict()) == list(again.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(built.state_dict().values(), again.state_dict().values()))
+
+
+def test_ablations_change_only_their_field_and_are_not_reductions():
+    cpu = get_preset("cpu")
+    p = get_system("mv_initial").preset(cpu)
+    assert p.reference == "initial" and p.reduced == cpu.reduced
+    assert p.to_dict() | {"reference": "best"} == cpu.to_dict()
+    assert get_system("mv_power1").preset(cpu).power == 1.0 and get_system("mv_w6").preset(cpu).window == 6
+    assert get_system("multiview").preset(cpu) == cpu
+
+
+def test_fusionnet_dependencies_and_unknown_systems():
+    assert dependencies("fusionnet") == ("fcn_mel", "fcn_gam", "fcn_cqt", "fcn_raw") == DERIVED["sumrule"]
+    assert dependencies("multiview") == ()
+    with pytest.raises(ValueError, match="derived"):
+        get_system("late")
+    with pytest.raises(ValueError, match="unknown system"):
+        get_system("mfcc")
