@@ -42,11 +42,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mvbook import models
-from mvbook.config import PRESETS, system_spec
-from mvbook.models import MultiViewNet, fast_paths
+from mvbook.config import PRESETS
+from mvbook.device import resolve_device, to_device
+from mvbook.fastpaths import fast_paths
+from mvbook.framing import VIEWS
+from mvbook.models import N_RAW_BANDS, MultiViewNet
 from mvbook.segments import Segmenter, train_batches
-from mvbook.train import to_device
+from mvbook.systems import get_system
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -137,11 +139,12 @@ def variants(dev, bf16: bool):
     return v
 
 
-def time_steps(dev, width, views, raw_bands, B, reps, bf16, sr=44100, warmup=1):
-    """Interleaved timing of the step variants on one model; per variant the list
-    of seconds and the peak memory (MiB)."""
+def time_steps(dev, width, views, raw_bands, B, reps, bf16, sr=44100, warmup=1, network=MultiViewNet):
+    """Interleaved timing of the step variants on one model (``network``: the class,
+    the multi-view network or a subclass); per variant the list of seconds and the
+    peak memory (MiB)."""
     torch.manual_seed(0)
-    model = MultiViewNet(50, sr=sr, width=width, views=views, raw_bands=raw_bands).to(dev).train()
+    model = network(50, sr=sr, width=width, views=views, raw_bands=raw_bands).to(dev).train()
     x = inputs(B, sr, views, dev)
     y = torch.randint(0, 50, (B,), device=dev)
     V = variants(dev, bf16)
@@ -199,7 +202,8 @@ def loader_seconds(ds, feats, transforms, B, dev, n=20) -> float:
 
 def load_features(name, root, cache_dir):
     from mvbook.data import load_dataset
-    from mvbook.features import Standardizer, load_views
+    from mvbook.cache import load_views
+    from mvbook.features import Standardizer
     ds = load_dataset(name, root)
     feats = load_views(ds, cache_dir=cache_dir, progress=False)
     split = ds.split(1, 0)
@@ -229,8 +233,7 @@ def main():
                                                   "mel,gam,cqt,raw,multiview")
     args = ap.parse_args()
 
-    dev = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if args.device == "auto" else args.device))
+    dev = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     bf16 = dev.type == "cpu" and not args.no_bf16
@@ -251,9 +254,9 @@ def main():
 
     step_time = {}
     for w in (float(s) for s in args.widths.split(",") if s):
-        bands = models.N_RAW_BANDS
-        flops = step_flops(w, models.VIEWS, bands, B)
-        times, cpu_times, mem = time_steps(dev, w, models.VIEWS, bands, B, args.reps, bf16)
+        bands = N_RAW_BANDS
+        flops = step_flops(w, VIEWS, bands, B)
+        times, cpu_times, mem = time_steps(dev, w, VIEWS, bands, B, args.reps, bf16)
         step_time[(w, bands, B)] = min(times["optimised"])
         base = min(times["eager"])
         print(f"\nwidth {w:g}, batch {B}, all four views, {bands} raw bands: {flops / 1e9:.1f} GFLOP per step "
@@ -280,10 +283,10 @@ def main():
         print(f"  {'preset':7} {'batch':>5} {'width':>6} {'bands':>5} {'loader s':>9} {'step s':>8} {'share':>7}")
         for name in args.presets.split(","):
             p = PRESETS[name]
-            bands = getattr(p, "raw_bands", models.N_RAW_BANDS)
+            bands = getattr(p, "raw_bands", N_RAW_BANDS)
             key = (p.width, bands, p.batch_size)
             if key not in step_time:
-                ts, _, _ = time_steps(dev, p.width, models.VIEWS, bands, p.batch_size, args.reps, False, sr=ds.sr)
+                ts, _, _ = time_steps(dev, p.width, VIEWS, bands, p.batch_size, args.reps, False, sr=ds.sr)
                 step_time[key] = min(ts["optimised"])
             t_load = loader_seconds(ds, feats, transforms, p.batch_size, dev)
             st = step_time[key]
@@ -292,12 +295,13 @@ def main():
 
     if args.systems:
         p = PRESETS["cpu"]
-        bands = getattr(p, "raw_bands", models.N_RAW_BANDS)
+        bands = getattr(p, "raw_bands", N_RAW_BANDS)
         print(f"\nseconds per step at the cpu preset (width {p.width:g}, batch {p.batch_size}, {bands} raw bands):")
         print(f"  {'system':10} " + " ".join(f"{k:>16}" for k in variants(dev, bf16)) + "   speed-up")
         for system in args.systems.split(","):
-            views = system_spec(system).views
-            ts, cs, _ = time_steps(dev, p.width, views, bands, p.batch_size, args.reps, bf16)
+            spec = get_system(system)
+            ts, cs, _ = time_steps(dev, p.width, spec.views, bands, p.batch_size, args.reps, bf16,
+                                   network=getattr(spec, "network_class", MultiViewNet))
             best, cbest = {k: min(v) for k, v in ts.items()}, {k: min(v) for k, v in cs.items()}
             print(f"  {system:10} " + " ".join(f"{v:16.3f}" for v in best.values()) + "   " +
                   " ".join(f"x{best['eager'] / v:.2f}" for k, v in best.items() if k != "eager") +

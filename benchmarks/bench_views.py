@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from mvbook import features as F
+from mvbook.cache import load_views
 from mvbook.data import load_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,8 +74,8 @@ def main():
     gam_one_thread(waves, ds.sr)
 
     with tempfile.TemporaryDirectory() as cache:
-        t_ext, _ = seconds(lambda: F.load_views(ds, cache_dir=cache, progress=False))
-        t_open, V = seconds(lambda: F.load_views(ds, cache_dir=cache, progress=False))
+        t_ext, _ = seconds(lambda: load_views(ds, cache_dir=cache, progress=False))
+        t_open, V = seconds(lambda: load_views(ds, cache_dir=cache, progress=False))
         t_read, _ = seconds(lambda: [float(np.asarray(x).sum()) for x in V.values()])
         size = sum(p.stat().st_size for p in Path(cache).iterdir()) / 2 ** 20
     print(f"\nall four views of {len(ds)} ESC-10 clips ({size:.0f} MiB cached):")

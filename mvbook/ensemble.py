@@ -14,7 +14,28 @@ import numpy as np
 
 
 def self_ensemble(probs: dict, weights: dict) -> np.ndarray:
-    """Eq. 6: weighted mean of the branch posteriors, (N, C)."""
+    """Eq. 6: the weighted mean of the branch posteriors. Chapter: *Self-ensemble*.
+
+    Parameters
+    ----------
+    probs : dict
+        branch k → posteriors :math:`P^{(k)}`, (N, C).
+    weights : dict
+        branch k → :math:`w_\\diamond^{(k)}`, the same branches.
+
+    Returns
+    -------
+    np.ndarray, float64, (N, C)
+        :math:`\\frac1K \\sum_k w^{(k)} P^{(k)}` (rows sum to Σw / K).
+
+    Examples
+    --------
+    >>> P = {"mel": [[0.9, 0.1]], "mv": [[0.3, 0.7]]}
+    >>> self_ensemble(P, {"mel": 0.25, "mv": 0.75}).round(3).tolist()
+    [[0.225, 0.275]]
+    >>> predict(self_ensemble(P, {"mel": 0.25, "mv": 0.75})).tolist()
+    [1]
+    """
     if set(probs) != set(weights):
         raise ValueError(f"branches differ: probs {sorted(probs)} vs weights {sorted(weights)}")
     K = len(probs)

@@ -1,8 +1,7 @@
 """CAB-CNN's classifier attention (mvbook.cab)."""
 import torch
 
-from mvbook.cab import ClassifierAttention
-from mvbook.models import MultiViewNet
+from mvbook.cab import CABNet, ClassifierAttention
 
 
 def test_output_is_the_attention_weighted_mixture_of_the_classifiers():
@@ -33,7 +32,7 @@ def test_paper_sizes_and_gradients_reach_every_classifier():
 
 
 def test_multiview_net_with_a_cab_head():
-    net = MultiViewNet(4, sr=22050, width=1 / 16, raw_bands=4, head="cab").eval()
+    net = CABNet(4, sr=22050, width=1 / 16, raw_bands=4).eval()
     x = {"mel": torch.randn(2, 75, 64), "gam": torch.randn(2, 75, 64), "cqt": torch.randn(2, 65, 64),
          "raw": torch.randn(2, 33330)}
     out = net(x)

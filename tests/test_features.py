@@ -1,5 +1,6 @@
-"""Tests of mvbook.features: framing, reference = libraries, fast = reference,
-hand-derived band positions, segment lengths, the cache and the Standardizer."""
+"""Tests of mvbook.features: shapes, reference = libraries, fast = reference,
+hand-derived band positions, the Standardizer and the HPSS views. The framing
+arithmetic is tested in test_framing.py, the cache in test_cache.py."""
 
 import json
 import os
@@ -10,9 +11,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from gammatone.gtgram import gtgram, gtgram_strides
+from gammatone.gtgram import gtgram
 
 from mvbook import features as F
+from mvbook.framing import n_frames, segment_length
 
 DATA = Path(os.environ.get("MVBOOK_TEST_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 ESC_AUDIO = DATA / "ESC-50" / "audio"
@@ -46,16 +48,7 @@ def chirp_plus_noise(sr, seconds=1.0):
     return x.astype(np.float32)
 
 
-# --- framing (§3.1.2: 30 s at 44.1 kHz → 1499 × 64 and 1292 × 64) ----------------------
-
-@pytest.mark.parametrize("sr", [44100, 22050])
-def test_frame_counts_of_the_paper(sr):
-    n = 30 * sr
-    assert F.n_frames("mel", n, sr) == F.n_frames("gam", n, sr) == 1499
-    assert F.n_frames("cqt", n, sr) == 1292
-    assert F.n_frames("raw", n, sr) == n
-    assert gtgram_strides(sr, 0.04, 0.02, n)[2] == 1499        # gtgram's own framing
-
+# --- shapes and arguments (§3.1.2: 30 s at 44.1 kHz → 1499 × 64 and 1292 × 64) ----------
 
 @pytest.mark.parametrize("sr", [44100, 22050])
 def test_thirty_second_shapes(sr):
@@ -66,24 +59,6 @@ def test_thirty_second_shapes(sr):
     for view in ("mel", "cqt"):
         assert F.extract(view, x, sr, method="reference").shape == F.extract(view, x, sr).shape
     assert F.extract("raw", x, sr).shape == x.shape
-
-
-def test_window_and_hop_lengths():
-    assert (F.win_length(44100), F.hop_length(44100), F.cqt_hop_length(44100)) == (1764, 882, 1024)
-    assert (F.win_length(22050), F.hop_length(22050), F.cqt_hop_length(22050)) == (882, 441, 512)
-    assert F.hop_seconds("mel", 44100) == F.hop_seconds("gam", 22050) == pytest.approx(0.02)
-    assert F.hop_seconds("cqt", 44100) == 1024 / 44100
-    assert F.hop_seconds("raw", 22050) == 1 / 22050
-
-
-def test_segment_lengths():
-    for sr in (44100, 22050):
-        assert [F.segment_length(v, sr) for v in ("mel", "gam", "cqt")] == [75, 75, 65]
-        # the four training inputs cover the same ≈1.51 s (§3.1.3)
-        seconds = [(F.segment_length(v, sr) - 1) * F.hop_seconds(v, sr) for v in F.VIEWS]
-        assert max(seconds) - min(seconds) < 0.04
-    assert F.segment_length("raw", 44100) == 66650
-    assert F.segment_length("raw", 22050) == 33330
 
 
 def test_bad_arguments():
@@ -98,7 +73,7 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="1-D"):
         F.extract("mel", x[None], 22050)
     with pytest.raises(ValueError, match="shorter"):
-        F.n_frames("gam", 100, 22050)
+        F.extract("gam", x[:100], 22050)
 
 
 # --- reference path = the libraries called directly -----------------------------------
@@ -194,96 +169,6 @@ def test_tone_peaks_in_its_gammatone_channel(channel, method):
     assert mean_spectrum("gam", tone(f, 0.5, sr), sr, method).argmax() == channel
 
 
-# --- the cache -----------------------------------------------------------------------------
-
-class FakeDataset:
-    """The dataset interface that load_views needs, counting its loads."""
-
-    def __init__(self, n=5, sr=22050, seconds=1.0, tag="a", fail_at=None):
-        self.name, self.sr, self.n_samples = "fake/set", sr, round(sr * seconds)
-        self.clips = [f"clip{i}" for i in range(n)]
-        self.tag, self.fail_at, self.loads = tag, fail_at, 0
-
-    def __len__(self):
-        return len(self.clips)
-
-    def load(self, i):
-        if i == self.fail_at:
-            raise RuntimeError("killed")
-        self.loads += 1
-        return noise(self.n_samples / self.sr, self.sr, seed=i)
-
-    def fingerprint(self):
-        return f"fake-{self.tag}"
-
-
-def test_load_views_computes_once_and_memory_maps(tmp_path):
-    ds = FakeDataset()
-    V = F.load_views(ds, cache_dir=tmp_path, progress=False)
-    assert ds.loads == len(ds)                                   # one pass for all views
-    assert V["raw"].shape == (5, ds.n_samples)
-    for view in ("mel", "gam", "cqt"):
-        assert V[view].shape == (5, F.n_frames(view, ds.n_samples, ds.sr), 64)
-        assert isinstance(V[view], np.memmap) and V[view].dtype == np.float32
-        assert_same_features(V[view][3], F.extract(view, ds.load(3), ds.sr))
-    ds.loads = 0
-    again = F.load_views(ds, cache_dir=tmp_path, progress=False)
-    assert ds.loads == 0                                         # read from the cache
-    np.testing.assert_array_equal(again["gam"], V["gam"])
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        F.cache_path(ds, v, tmp_path).name for v in F.VIEWS)
-
-
-def test_load_views_computes_only_missing_views(tmp_path):
-    ds = FakeDataset()
-    F.load_views(ds, views=("mel",), cache_dir=tmp_path, progress=False)
-    ds.loads = 0
-    V = F.load_views(ds, views=("mel", "cqt"), cache_dir=tmp_path, progress=False)
-    assert ds.loads == len(ds) and set(V) == {"mel", "cqt"}
-    assert len(list(tmp_path.iterdir())) == 2
-
-
-def test_interrupted_extraction_leaves_no_file(tmp_path):
-    with pytest.raises(RuntimeError, match="killed"):
-        F.load_views(FakeDataset(fail_at=3), cache_dir=tmp_path, progress=False, batch_size=2)
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_invalid_cache_file_is_recomputed(tmp_path):
-    ds = FakeDataset()
-    path = F.cache_path(ds, "mel", tmp_path)
-    tmp_path.mkdir(exist_ok=True)
-    np.save(path, np.zeros((2, 3), np.float32))                  # wrong shape
-    V = F.load_views(ds, views=("mel",), cache_dir=tmp_path, progress=False)
-    assert ds.loads == len(ds) and V["mel"].shape[0] == 5
-
-
-def test_cache_key(tmp_path, monkeypatch):
-    ds = FakeDataset()
-    path = F.cache_path(ds, "gam", tmp_path)
-    assert path.parent == tmp_path and path.name.startswith("fake_set-gam-22050-")
-    assert F.cache_path(FakeDataset(), "gam", tmp_path) == path
-    assert len({F.cache_path(ds, v, tmp_path) for v in F.VIEWS}) == 4
-    changed = [F.cache_path(FakeDataset(tag="b"), "gam", tmp_path),
-               F.cache_path(FakeDataset(sr=44100), "gam", tmp_path),
-               F.cache_path(FakeDataset(seconds=1.1), "gam", tmp_path),
-               F.cache_path(FakeDataset(n=6), "gam", tmp_path)]
-    for name, value in (("GAM_FMIN", 100.0), ("LOG_EPS", 1e-8), ("FEATURE_VERSION", 99),
-                        ("HOP_SECONDS", 0.01)):
-        with monkeypatch.context() as m:
-            m.setattr(F, name, value)
-            changed.append(F.cache_path(ds, "gam", tmp_path))
-    assert path not in changed and len(set(changed)) == len(changed)
-
-
-def test_cache_dir_precedence(tmp_path, monkeypatch):
-    monkeypatch.setenv("MVBOOK_CACHE", str(tmp_path / "env"))
-    assert F.cache_root() == tmp_path / "env"
-    assert F.cache_root(tmp_path / "arg") == tmp_path / "arg"
-    monkeypatch.delenv("MVBOOK_CACHE")
-    assert F.cache_root() == Path.home() / ".cache" / "mvbook"
-
-
 # --- Standardizer ----------------------------------------------------------------------------
 
 def test_standardizer_uses_only_the_given_clips():
@@ -322,7 +207,7 @@ def test_hpss_views_are_librosa_hpss_then_the_mel_filters():
         direct = librosa.feature.melspectrogram(S=part ** 2, sr=sr, n_fft=882, n_mels=64, fmin=0.0, fmax=sr / 2)
         expected = np.log(direct.T.astype(np.float64) + 1e-10).astype(np.float32)
         got = F.extract(view, x, sr)
-        assert got.shape == (F.n_frames("mel", len(x), sr), 64)
+        assert got.shape == (n_frames("mel", len(x), sr), 64)
         np.testing.assert_allclose(got, expected, atol=1e-4)
         np.testing.assert_array_equal(F.extract_batch(view, np.stack([x, x]), sr)[1], got)
 
@@ -336,5 +221,5 @@ def test_hpss_separates_a_tone_from_clicks():
     clicks = F.extract("mel", x, sr)[:, high].mean(1) > np.log(1e-10) + 5     # frames holding a click
     assert 5 <= clicks.sum() <= 20
     assert np.median(perc[clicks][:, high] - harm[clicks][:, high]) > 1
-    assert F.segment_length("harm", sr) == F.segment_length("mel", sr) == 75
+    assert segment_length("harm", sr) == segment_length("mel", sr) == 75
     assert F.view_params("harm", sr) != F.view_params("perc", sr)  # separate cache files

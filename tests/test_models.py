@@ -87,3 +87,50 @@ def test_attention_pooling_equations():
         att.temporal[2].weight.zero_()
     alpha, _ = att.weights(H)
     assert torch.allclose(alpha, torch.full((3, 5), 0.2))
+
+
+def test_subclass_hooks_and_registration_order():
+    """A subclass's make_coder / add_view_modules / make_fusion_head are used, and its
+    modules are registered subnets → add_view_modules' → heads (the state-dict order
+    that checkpoints are written in)."""
+    from mvbook.cab import CABNet, ClassifierAttention
+    from mvbook.fusionnet import CodingNet, FeatureCodingNet
+    from mvbook.models import Classifier
+
+    net = CodingNet(3, sr=22050, width=1 / 16, views=("mel", "raw"), raw_bands=4)
+    assert all(isinstance(net.subnets[v], FeatureCodingNet) for v in ("mel", "raw"))
+    assert set(net.centers) == {"mel", "raw"} and net.branches == ("mel", "raw", "mv")
+    assert isinstance(net.heads["mv"], Classifier)
+    keys = [k.split(".")[0] for k in net.state_dict()]
+    assert {"subnets", "centers", "heads"} == set(keys)
+    first = {name: keys.index(name) for name in ("subnets", "centers", "heads")}
+    last = {name: len(keys) - 1 - keys[::-1].index(name) for name in first}
+    assert last["subnets"] < first["centers"] and last["centers"] < first["heads"]
+    assert list(dict(net.named_children())) == ["subnets", "centers", "heads"]
+
+    cab = CABNet(3, sr=22050, width=1 / 16, views=("mel", "gam"))
+    assert isinstance(cab.heads["mv"], ClassifierAttention)
+    assert all(isinstance(m, Classifier) for v, m in cab.heads.items() if v != "mv")
+
+    class Hooked(MultiViewNet):
+        calls = []
+
+        def make_coder(self, view, width, sr, raw_bands):
+            self.calls.append(("coder", view, width, sr, raw_bands))
+            return super().make_coder(view, width, sr, raw_bands)
+
+        def add_view_modules(self, n_classes):
+            self.calls.append(("modules", n_classes, tuple(self.subnets)))
+            self.extra = torch.nn.Linear(1, 1)
+
+        def make_fusion_head(self, dim, n_classes, width):
+            self.calls.append(("fusion", dim, n_classes, width))
+            return torch.nn.Linear(dim, n_classes)
+
+    net = Hooked(5, sr=22050, width=0.25, views=("gam", "cqt"), raw_bands=8)
+    assert Hooked.calls == [("coder", "gam", 0.25, 22050, 8), ("coder", "cqt", 0.25, 22050, 8),
+                            ("modules", 5, ("gam", "cqt")), ("fusion", 256, 5, 0.25)]
+    assert isinstance(net.heads["mv"], torch.nn.Linear)
+    assert list(dict(net.named_children())) == ["subnets", "extra", "heads"]
+    single = Hooked(5, views=("mel",), width=0.25)
+    assert "mv" not in single.heads and Hooked.calls[-1][0] == "modules"   # no ⊕ branch: no fusion hook

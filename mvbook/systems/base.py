@@ -108,11 +108,36 @@ class Training(ABC):
 
 
 class System(ABC):
-    """A trainable system. ``views``: the views it reads; ``loss``: the record's
-    name of its loss (``single``, ``concat``, ``blend``, ``equal``, ``meta``);
-    ``origin``: ``"paper"`` for the rows of Table 3, else the source of the row;
-    ``needs``: trained systems whose finished runs it reads; ``overrides``:
-    preset fields it changes, as (name, value) pairs."""
+    """A trainable system: what :func:`mvbook.train.train` needs to know of it.
+    Chapter: *Training*.
+
+    Parameters
+    ----------
+    name : str
+        Its registry name (:data:`mvbook.systems.REGISTRY`).
+    views : tuple of str
+        The views it reads.
+    loss : str
+        The record's name of its loss: ``single``, ``concat``, ``blend``, ``equal`` or ``meta``.
+    origin : str
+        ``"paper"`` for the rows of Table 3, else where the row comes from.
+    needs : tuple of str
+        Trained systems whose finished runs it reads (FusionNet's coders).
+    overrides : tuple of (str, value)
+        Preset fields it changes (the ablations).
+
+    A subclass supplies :meth:`prepare` (one run → a :class:`Training`) and
+    :meth:`network` (a record's config → its untrained network); ``coder`` and
+    ``head`` name its parts in the record.
+
+    Examples
+    --------
+    >>> from mvbook.config import get_preset
+    >>> from mvbook.systems import get_system
+    >>> s = get_system("mv_w6")
+    >>> s.views, s.loss, s.overrides, s.preset(get_preset("cpu")).window
+    (('mel', 'gam', 'cqt', 'raw'), 'blend', (('window', 6),), 6)
+    """
     coder = "crnn"
     head = "fc"
 

@@ -1,0 +1,118 @@
+"""The rules that keep the library's house in order, checked on its source
+with ``ast``: no import cycle, no private name imported across modules, the
+training loop blind to particular systems, system modules independent of each
+other, the library free of the book's modules, imports at the top, and small
+files and functions."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "mvbook"
+BOOK_MODULES = {"mvbook.chapters", "mvbook.report", "mvbook.plots"}
+MAX_LINES, MAX_FUNCTION = 400, 60
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PKG.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in sorted(PKG.rglob("*.py"))}
+
+
+def _resolve(module: str, node: ast.ImportFrom) -> str:
+    if not node.level:
+        return node.module or ""
+    is_pkg = MODULES[module].name == "__init__.py"
+    base = module.split(".")[: len(module.split(".")) - node.level + (1 if is_pkg else 0)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def imports(module: str):
+    """(imported mvbook module, imported names, line, at module level?) for each import."""
+    tree = ast.parse(MODULES[module].read_text())
+    top = {id(n) for n in tree.body}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith("mvbook"):
+                    yield a.name, [], node.lineno, id(node) in top
+        elif isinstance(node, ast.ImportFrom):
+            target = _resolve(module, node)
+            if not target.startswith("mvbook"):
+                continue
+            names = [a.name for a in node.names]
+            subs = [f"{target}.{n}" for n in names if f"{target}.{n}" in MODULES]
+            for t in subs or [target]:
+                yield t, [] if subs else names, node.lineno, id(node) in top
+
+
+def graph() -> dict:
+    return {m: {t for t, _, _, _ in imports(m) if t in MODULES and t != m} for m in MODULES}
+
+
+def test_no_import_cycle():
+    g, state, cycles = graph(), {}, []
+
+    def visit(m, stack):
+        state[m] = "open"
+        for t in sorted(g[m]):
+            if state.get(t) == "open":
+                cycles.append(stack[stack.index(t):] + [t])
+            elif t not in state:
+                visit(t, stack + [t])
+        state[m] = "done"
+
+    for m in sorted(g):
+        if m not in state:
+            visit(m, [m])
+    assert not cycles, cycles
+
+
+def test_no_private_name_is_imported_across_modules():
+    bad = [(m, t, n, line) for m in MODULES for t, names, line, _ in imports(m) for n in names
+           if n.startswith("_") and n != "__version__"]
+    assert not bad, bad
+
+
+def test_the_training_loop_imports_no_particular_system():
+    systems = {t for t, _, _, _ in imports("mvbook.train") if t.startswith("mvbook.systems")}
+    assert systems == {"mvbook.systems", "mvbook.systems.base"}
+
+
+def test_system_modules_do_not_import_each_other():
+    concrete = {m for m in MODULES if m.startswith("mvbook.systems.") and m != "mvbook.systems.base"}
+    bad = {m: graph()[m] & concrete for m in concrete if graph()[m] & concrete}
+    assert not bad, bad
+
+
+def test_the_library_never_imports_the_books_modules():
+    bad = {m: graph()[m] & BOOK_MODULES for m in MODULES if m not in BOOK_MODULES and graph()[m] & BOOK_MODULES}
+    assert not bad, bad
+
+
+def test_no_function_local_imports_of_mvbook_modules_outside_the_cli():
+    bad = [(m, t, line) for m in MODULES if m != "mvbook.__main__" for t, _, line, top in imports(m) if not top]
+    assert not bad, bad
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_files_and_functions_are_small(module):
+    source = MODULES[module].read_text()
+    assert len(source.splitlines()) <= MAX_LINES, f"{module}: {len(source.splitlines())} lines"
+    if module == "mvbook.plots":            # figure drawing may take more lines
+        return
+    long = [(n.name, n.end_lineno - n.lineno + 1) for n in ast.walk(ast.parse(source))
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.end_lineno - n.lineno + 1 > MAX_FUNCTION]
+    assert not long, f"{module}: {long}"
+
+
+def test_the_rules_see_the_package():
+    """The checks above would pass vacuously on an empty graph."""
+    g = graph()
+    assert {"mvbook.train", "mvbook.systems", "mvbook.systems.base", "mvbook.models"} <= set(g)
+    assert "mvbook.systems.base" in g["mvbook.train"] and "mvbook.models" in g["mvbook.systems.base"]
+    assert sum(map(len, g.values())) > 40

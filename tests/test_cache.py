@@ -1,0 +1,126 @@
+"""Tests of mvbook.cache: computed once and memory-mapped, only missing views
+computed, atomic writes, invalid files recomputed, the cache key and its root."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mvbook import cache as C
+from mvbook import features as F
+from mvbook import framing
+from mvbook.framing import VIEWS, n_frames
+
+
+def assert_same_features(a, b):
+    """Bit-identical on CPU; on CUDA within 1e-5 of a log value (as in test_features.py)."""
+    if torch.cuda.is_available():
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+    else:
+        np.testing.assert_array_equal(a, b)
+
+
+def noise(seconds, sr, seed=0):
+    return (0.1 * np.random.default_rng(seed).standard_normal(round(seconds * sr))).astype(np.float32)
+
+
+# --- the cache -----------------------------------------------------------------------------
+
+class FakeDataset:
+    """The dataset interface that load_views needs, counting its loads."""
+
+    def __init__(self, n=5, sr=22050, seconds=1.0, tag="a", fail_at=None):
+        self.name, self.sr, self.n_samples = "fake/set", sr, round(sr * seconds)
+        self.clips = [f"clip{i}" for i in range(n)]
+        self.tag, self.fail_at, self.loads = tag, fail_at, 0
+
+    def __len__(self):
+        return len(self.clips)
+
+    def load(self, i):
+        if i == self.fail_at:
+            raise RuntimeError("killed")
+        self.loads += 1
+        return noise(self.n_samples / self.sr, self.sr, seed=i)
+
+    def fingerprint(self):
+        return f"fake-{self.tag}"
+
+
+def test_load_views_computes_once_and_memory_maps(tmp_path):
+    ds = FakeDataset()
+    V = C.load_views(ds, cache_dir=tmp_path, progress=False)
+    assert ds.loads == len(ds)                                   # one pass for all views
+    assert V["raw"].shape == (5, ds.n_samples)
+    for view in ("mel", "gam", "cqt"):
+        assert V[view].shape == (5, n_frames(view, ds.n_samples, ds.sr), 64)
+        assert isinstance(V[view], np.memmap) and V[view].dtype == np.float32
+        assert_same_features(V[view][3], F.extract(view, ds.load(3), ds.sr))
+    ds.loads = 0
+    again = C.load_views(ds, cache_dir=tmp_path, progress=False)
+    assert ds.loads == 0                                         # read from the cache
+    np.testing.assert_array_equal(again["gam"], V["gam"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        C.cache_path(ds, v, tmp_path).name for v in VIEWS)
+
+
+def test_load_views_computes_only_missing_views(tmp_path):
+    ds = FakeDataset()
+    C.load_views(ds, views=("mel",), cache_dir=tmp_path, progress=False)
+    ds.loads = 0
+    V = C.load_views(ds, views=("mel", "cqt"), cache_dir=tmp_path, progress=False)
+    assert ds.loads == len(ds) and set(V) == {"mel", "cqt"}
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_interrupted_extraction_leaves_no_file(tmp_path):
+    with pytest.raises(RuntimeError, match="killed"):
+        C.load_views(FakeDataset(fail_at=3), cache_dir=tmp_path, progress=False, batch_size=2)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_invalid_cache_file_is_recomputed(tmp_path):
+    ds = FakeDataset()
+    path = C.cache_path(ds, "mel", tmp_path)
+    tmp_path.mkdir(exist_ok=True)
+    np.save(path, np.zeros((2, 3), np.float32))                  # wrong shape
+    V = C.load_views(ds, views=("mel",), cache_dir=tmp_path, progress=False)
+    assert ds.loads == len(ds) and V["mel"].shape[0] == 5
+
+
+def test_view_shape_and_one_view_by_name(tmp_path):
+    ds = FakeDataset(n=3, sr=44100)
+    assert C.view_shape(ds, "raw") == (3, 44100)
+    assert C.view_shape(ds, "mel") == C.view_shape(ds, "harm") == (3, n_frames("mel", 44100, 44100), 64)
+    assert C.view_shape(ds, "cqt") == (3, 1 + 44100 // 1024, 64)
+    V = C.load_views(ds, views="perc", cache_dir=tmp_path, progress=False)   # a name, not a tuple
+    assert list(V) == ["perc"] and V["perc"].shape == C.view_shape(ds, "perc")
+    with pytest.raises(ValueError, match="unknown view"):
+        C.load_views(ds, views=("mfcc",), cache_dir=tmp_path, progress=False)
+
+
+def test_cache_key(tmp_path, monkeypatch):
+    ds = FakeDataset()
+    path = C.cache_path(ds, "gam", tmp_path)
+    assert path.parent == tmp_path and path.name.startswith("fake_set-gam-22050-")
+    assert C.cache_path(FakeDataset(), "gam", tmp_path) == path
+    assert len({C.cache_path(ds, v, tmp_path) for v in VIEWS}) == 4
+    changed = [C.cache_path(FakeDataset(tag="b"), "gam", tmp_path),
+               C.cache_path(FakeDataset(sr=44100), "gam", tmp_path),
+               C.cache_path(FakeDataset(seconds=1.1), "gam", tmp_path),
+               C.cache_path(FakeDataset(n=6), "gam", tmp_path)]
+    for module, name, value in ((F, "GAM_FMIN", 100.0), (F, "LOG_EPS", 1e-8), (F, "FEATURE_VERSION", 99),
+                                (framing, "HOP_SECONDS", 0.01)):
+        with monkeypatch.context() as m:
+            m.setattr(module, name, value)
+            changed.append(C.cache_path(ds, "gam", tmp_path))
+    assert path not in changed and len(set(changed)) == len(changed)
+
+
+def test_cache_dir_precedence(tmp_path, monkeypatch):
+    monkeypatch.setenv("MVBOOK_CACHE", str(tmp_path / "env"))
+    assert C.cache_root() == tmp_path / "env"
+    assert C.cache_root(tmp_path / "arg") == tmp_path / "arg"
+    monkeypatch.delenv("MVBOOK_CACHE")
+    assert C.cache_root() == Path.home() / ".cache" / "mvbook"
