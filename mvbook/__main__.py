@@ -99,7 +99,7 @@ def cmd_features(args) -> int:
 
 
 def _train_kwargs(args) -> dict:
-    kw = dict(dataset=args.dataset, preset=args.preset, device=args.device, root=args.data_root,
+    kw = dict(dataset=args.dataset, preset=args.preset, device=args.device, data_root=args.data_root,
               out=args.out, checkpoints=args.checkpoints, cache_dir=args.cache_dir, progress=not args.no_progress)
     if args.epochs is not None:
         kw["epochs"] = args.epochs

@@ -134,7 +134,7 @@ def run_grid(dataset: str, systems, folds, seeds=(0,), preset: str = "cpu", out=
                     if direct:
                         kw = {} if epochs is None else {"epochs": epochs}
                         train(dataset=dataset, system=system, fold=fold, preset=preset, seed=seed,
-                              device=device, root=data_root, out=out, checkpoints=checkpoints,
+                              device=device, data_root=data_root, out=out, checkpoints=checkpoints,
                               cache_dir=cache_dir, progress=False, **kw)
                     else:
                         params = {"dataset": dataset, "system": system, "fold": fold, "preset": preset,

@@ -24,7 +24,7 @@ from .systems.base import Run, Training
 
 
 def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, preset: str = "smoke",
-          seed: int = 0, device: str = "auto", root=None, out="runs", checkpoints=None,
+          seed: int = 0, device: str = "auto", data_root=None, out="runs", checkpoints=None,
           cache_dir=None, progress: bool = True, fresh: bool = False, callback=None,
           split_seed: int = 0, **overrides) -> dict:
     """Train one system on one fold and write its results record.
@@ -35,7 +35,7 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
         What to train (:data:`mvbook.systems.TRAINED_SYSTEMS`, :data:`mvbook.config.PRESETS`).
     device : str
         ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1`` …
-    root, out, checkpoints, cache_dir : path or None
+    data_root, out, checkpoints, cache_dir : path or None
         The data root (default ``$MVBOOK_DATA``); where the record goes
         (``<out>/<dataset>/<preset>/<system>/fold<k>-seed<s>.json``); the
         checkpoint folder (default ``<out>/checkpoints``); the feature cache.
@@ -63,10 +63,10 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
     sys_ = get_system(system)
     p = sys_.preset(get_preset(preset, **overrides))
     dev = resolve_device(device)
-    ds = load_dataset(dataset, root)
+    ds = load_dataset(dataset, data_root)
     paths = RunPaths(Path(out), ds.name, p.name, system, fold, seed, None if checkpoints is None else Path(checkpoints))
     run = Run(ds, ds.split(fold, split_seed), fold, seed, split_seed, p, dev, paths, cache_dir, progress,
-              root, overrides)
+              data_root, overrides)
     tr = sys_.prepare(run)
     state = _loop(tr, paths, dev, seed, fresh, f"{system} fold {fold}", progress, callback)
     record = _record(tr, state, ds)
