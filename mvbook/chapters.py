@@ -6,10 +6,12 @@ in the built book. Imported by chapters only; the library never imports it.
   ``$MVBOOK_DATA`` holds it, else ``synthetic``; ``$MVBOOK_PRESET`` (default
   ``smoke``); ``$MVBOOK_RUNS`` (default ``runs/book``) for the runs the book
   trains itself.
-- :func:`main_records`: the committed records a chapter's tables are made of.
+- :func:`record_groups`, :func:`main_records`: the committed records by
+  (dataset, preset), and the group a chapter's tables are made of.
 - :func:`committed_record`, :func:`book_run`, :func:`trained_run`: a trained
   run for a chapter, committed when there is one, else trained once and reused.
-- :func:`show_source`: the library source of a function, as a code block.
+- :func:`show_source`: the library source of a function, as a code block;
+  :func:`bash_block`: command lines (made by the library) as one.
 - :func:`copy_records`: the records of ``results/`` into the built book.
 
 Chapters: all.
@@ -20,6 +22,7 @@ import inspect
 import json
 import os
 import shutil
+import textwrap
 from pathlib import Path
 
 from .data import DatasetError, load_dataset
@@ -137,10 +140,22 @@ def show_source(obj, marker: str | None = None, before: int = 3, after: int = 1)
             raise ValueError(f"{marker!r} not found in the source of {obj.__qualname__}")
         lo, hi = max(0, hit - before), min(len(lines), hit + after + 1)
         lines, start = lines[lo:hi], start + lo
-    src = inspect.cleandoc("".join(lines)) if marker is not None else "".join(lines)
+    src = textwrap.dedent("".join(lines)).rstrip("\n")           # a method's lines start at its own indent
     file = Path(inspect.getsourcefile(obj)).resolve()
     where = file.relative_to(REPO) if file.is_relative_to(REPO) else file.name
     return Code(f"# {where}, line {start}\n{src}", language="python")
+
+
+def bash_block(commands):
+    """Shell commands as a highlighted block, for the command lines chapters
+    print (from :func:`mvbook.records.grid_command`, never typed in):
+    ``commands`` are strings or (command, comment) pairs."""
+    from IPython.display import Markdown    # optional: chapters run in IPython
+    lines = [c if isinstance(c, str) else c[0] for c in commands]
+    notes = ["" if isinstance(c, str) else c[1] for c in commands]
+    width = max((len(line) for line, note in zip(lines, notes) if note), default=0)   # comments aligned
+    body = "\n".join(f"{line:<{width}}  # {note}" if note else line for line, note in zip(lines, notes))
+    return Markdown(f"```bash\n{body}\n```")
 
 
 def copy_records(results=RESULTS, dest="_build/html/results") -> list[Path]:

@@ -8,64 +8,42 @@ from results records (``mvbook.results``), never from numbers typed in.
   every intermediate quantity in a table.
 - :func:`plot_curves`: the curves of one run (the *Training* notebook).
 - :func:`fig2`: Fig. 2 (a), (b), (c) of the paper from records.
-- :func:`table3_html`: Table 3, each cell linked to its notebook and record.
 
 Chapters: *Four views*, *The CRNNs*, *The multi-view network*, *Adaptive
 gradient blending*, *Training*, *Results*, *Beyond the paper*.
 """
 from __future__ import annotations
 
-import html
-from pathlib import Path
-
+import librosa
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from gammatone.filters import centre_freqs
 
-from .config import DERIVED, PAPER_SYSTEMS
-from .results import (
-    ALL_ROW_NAMES,
-    PAPER_TABLE3,
-    REPO,
-    ROW_NAMES,
-    SELF_ENSEMBLE_ROWS,
-    fold_accuracies,
-    record_path,
-)
+from .blending import AdaptiveBlender
+from .features import CQT_BINS_PER_OCTAVE, GAM_FMIN
+from .framing import ALL_VIEWS, N_BANDS, VIEW_INFO, frame_times
+from .results import ROW_NAMES
 
-BRANCH_LABEL = {"mel": "Mel", "gam": "Gammatone", "cqt": "CQT", "raw": "Raw", "harm": "Harmonic",
-                "perc": "Percussive", "mv": "⊕ multi-view"}
+BRANCH_LABEL = {v: VIEW_INFO[v].label for v in ALL_VIEWS} | {"mv": "⊕ multi-view"}
 BRANCH_COLOR = {"mel": "#1f77b4", "gam": "#ff7f0e", "cqt": "#2ca02c", "raw": "#d62728", "harm": "#17becf",
                 "perc": "#bcbd22", "mv": "#222222", "self_ensemble": "#9467bd"}
 SYSTEM_COLOR = {"multiview": "#222222", "concat": "#8c564b", "equal": "#7f7f7f", "mel": BRANCH_COLOR["mel"],
                 "gam": BRANCH_COLOR["gam"], "cqt": BRANCH_COLOR["cqt"], "raw": BRANCH_COLOR["raw"]}
-VIEW_AXIS = {"mel": "Mel band", "gam": "Gammatone channel", "cqt": "CQT bin"}
 
 
 # --- the four views ----------------------------------------------------------------------
 
 def band_frequencies(view: str, sr: int) -> np.ndarray:
-    """Centre frequency (Hz) of each of the 64 bands of a 2D view, low to high."""
-    import librosa
-    from . import features as F
-    if view == "mel":
-        return librosa.mel_frequencies(n_mels=F.N_BANDS + 2, fmin=0.0, fmax=sr / 2)[1:-1]
+    """Centre frequency (Hz) of each of the 64 bands of a 2D view, low to high
+    (the HPSS views have the Mel view's bands)."""
+    if view in ("mel", "harm", "perc"):
+        return librosa.mel_frequencies(n_mels=N_BANDS + 2, fmin=0.0, fmax=sr / 2)[1:-1]
     if view == "gam":
-        from gammatone.filters import centre_freqs
-        return np.sort(centre_freqs(sr, F.N_BANDS, F.GAM_FMIN))
+        return np.sort(centre_freqs(sr, N_BANDS, GAM_FMIN))
     if view == "cqt":
-        return librosa.cqt_frequencies(F.N_BANDS, fmin=librosa.note_to_hz("C1"),
-                                       bins_per_octave=F.CQT_BINS_PER_OCTAVE)
+        return librosa.cqt_frequencies(N_BANDS, fmin=librosa.note_to_hz("C1"), bins_per_octave=CQT_BINS_PER_OCTAVE)
     raise ValueError(f"{view!r} is not a 2D view")
-
-
-def frame_times(view: str, n: int, sr: int) -> np.ndarray:
-    """Centre time (s) of each of ``n`` frames: Mel and Gammatone frames are not
-    centred (frame i covers [i·hop, i·hop + 40 ms]); CQT frames are centred on i·hop."""
-    from . import features as F
-    hop = F.hop_seconds(view, sr)
-    offset = F.WIN_SECONDS / 2 if view in ("mel", "gam") else 0.0
-    return np.arange(n) * hop + offset
 
 
 def _spectrogram(ax, X, view, sr, t0=0.0, cmap="magma"):
@@ -76,7 +54,7 @@ def _spectrogram(ax, X, view, sr, t0=0.0, cmap="magma"):
     f = band_frequencies(view, sr)
     ticks = [0, 16, 32, 48, 63]
     ax.set_yticks(ticks, [f"{f[i]:.0f}" if f[i] < 1000 else f"{f[i] / 1000:.1f}k" for i in ticks])
-    ax.set_ylabel(f"{VIEW_AXIS[view]}\n(centre, Hz)")
+    ax.set_ylabel(f"{VIEW_INFO[view].axis}\n(centre, Hz)")
     return im
 
 
@@ -277,7 +255,6 @@ def blending_trace(curves: dict, window: int, reference: str = "best", eps: floa
     (``record["curves"]``) and return one row per measurement n and branch k
     with every quantity of Eq. 3–5: the measured losses, their means over the
     last W, the references used at n, G, O, the unnormalised ratio and w."""
-    from .blending import AdaptiveBlender
     branches = list(curves["weights"])
     blender = AdaptiveBlender(branches, window, reference, eps=eps, power=power)
     rows = []
@@ -287,12 +264,10 @@ def blending_trace(curves: dict, window: int, reference: str = "best", eps: floa
         w = blender.update(tr, va)
         for k in branches:
             row = {"n": n, "step": step, "branch": k, "L_tr": tr[k], "L_va": va[k]}
-            if n + 1 >= window:
-                Lbar_tr = float(np.mean(blender.L_tr[k][-window:]))
-                Lbar_va = float(np.mean(blender.L_va[k][-window:]))
-                G, O = blender.G[k], blender.O[k]
+            if n + 1 >= window:                                  # the quantities of this update (Eq. 3–5)
+                Lbar_tr, Lbar_va, G, O = blender.L_tr_bar[k], blender.L_va_bar[k], blender.G[k], blender.O[k]
                 row.update(Lbar_tr=Lbar_tr, Lbar_va=Lbar_va, Lstar_tr=Lbar_tr + G + O, Lstar_va=Lbar_va + G,
-                           G=G, O=O, ratio=G / (abs(O) ** power + eps) if G > 0 else 0.0)
+                           G=G, O=O, ratio=blender.ratio[k])
             row["w"] = w[k]
             rows.append(row)
     return pd.DataFrame(rows)
@@ -419,123 +394,3 @@ def fig2(records: list[dict], fold: int = 1, axes=None, title: str | None = None
     return axes
 
 
-# --- Table 3 --------------------------------------------------------------------------------
-
-def _rel(path, base: str) -> str:
-    path = Path(path).resolve()
-    rel = path.relative_to(REPO) if path.is_relative_to(REPO) else path
-    return base + rel.as_posix()
-
-
-def _link(path, base: str, label: str, cls: str = "") -> str:
-    return f'<a class="{cls}" href="{html.escape(_rel(path, base))}">{html.escape(label)}</a>'
-
-
-def _run_links(rec: dict, base: str) -> str:
-    """'notebook · json' links of one run (the notebook only when it was kept)."""
-    nb = Path(rec["path"]).with_suffix(".ipynb")
-    parts = []
-    if nb.exists():
-        parts.append(_link(nb.with_suffix(".html"), base, "nb", "mv-nb"))
-    parts.append(_link(rec["path"], base, "json", "mv-json"))
-    return " ".join(parts)
-
-
-def missing_html(missing: list[dict], dataset: str, preset: str, results_dir: str = "results") -> str:
-    """What :func:`table3_html` found missing, as HTML: the runs to make, grouped
-    by system, then every empty cell with its reason in a collapsed list."""
-    if not missing:
-        return ""
-    need = {s: set() for s in ("mel", "gam", "cqt", "raw", "concat", "multiview", "equal")}
-    for m in missing:
-        for s in m["systems"]:
-            need.setdefault(s, set()).add(m["fold"])
-    need = {s: f for s, f in need.items() if f}
-    grid = f"python -m mvbook grid --dataset {dataset} --preset {preset} --out {results_dir}"
-    if set(need) - set(PAPER_SYSTEMS):                  # the grid's default is the paper's six systems
-        grid += " --systems " + " ".join(need)
-    seeds = sorted({m.get("seed", 0) for m in missing})
-    if seeds != [0]:
-        grid += " --seeds " + " ".join(map(str, seeds))
-    runs = "; ".join(f"<code>{html.escape(s)}</code> fold{'s' if len(f) > 1 else ''} "
-                     f"{', '.join(map(str, sorted(f)))}" for s, f in need.items())
-    items = "".join(f"<li>{html.escape(m['row'])}, fold {m['fold']}: {html.escape(m['why'])} — "
-                    f"<code>{html.escape(m['command'])}</code></li>" for m in missing)
-    return (f"<p><b>{len(missing)} empty cell(s)</b>, marked ·. Runs missing: {runs}. "
-            f"<code>{html.escape(grid)}</code> makes all of them (finished runs are skipped); "
-            f"then rebuild the book.</p><details><summary>Each empty cell, why, and the command that fills "
-            f"it</summary><ul>{items}</ul></details>")
-
-
-def table3_html(records: list[dict], dataset: str, preset: str, folds=None, seeds=(0,),
-                base: str = "../", results_dir: str = "results", extended: bool = False,
-                rows=None) -> tuple[str, list[str]]:
-    """Table 3 as HTML: the paper's column beside ours (mean ± std over the
-    runs), then one column per (fold, seed) whose cells link to the executed
-    notebook and the record of the run that produced them. ``base`` is the
-    path from the page to the repository root as the built book lays it out.
-    ``extended`` adds every row that is not in the paper (names marked †,
-    part *Beyond the paper*); ``rows`` (row keys of ``ALL_ROW_NAMES``) shows
-    those rows only, in that order.
-    Returns (html, missing): ``missing`` has one dict per empty cell with the
-    row's name, ``fold``, ``seed``, ``why`` it is empty, the trained
-    ``systems`` it needs and the ``command`` that fills it."""
-    df = fold_accuracies(records)
-    runs = {(r["system"], r["fold"], r["seed"]): r for r in records}
-    cols = sorted(set(df.columns) | {(f, s) for f in (folds or []) for s in seeds})
-    paper_col = "esc50" if dataset in ("esc50", "esc10") else dataset
-    has_paper = paper_col in PAPER_TABLE3
-    names = ALL_ROW_NAMES if extended or rows is not None else ROW_NAMES
-    unknown = [k for k in rows or () if k not in names]
-    if unknown:
-        raise ValueError(f"unknown rows {unknown}; choose from {list(names)}")
-    keys = list(rows) if rows is not None else list(names)
-    source = {row: system for system, row in SELF_ENSEMBLE_ROWS.items()}   # self-ensemble row → its run
-    body, missing = [], []
-    grid = (f"python -m mvbook grid --dataset {dataset} --preset {preset} --out {results_dir}")
-    head = ["system", f"paper ({'ESC-50' if paper_col == 'esc50' else paper_col})" if has_paper else "paper",
-            "ours: mean ± std (runs)"] + [f"fold {f}" + (f", seed {s}" if len(seeds) > 1 else "") for f, s in cols]
-    for key in keys:
-        name = names[key]
-        if key == "equal" and keys == list(ROW_NAMES) and not any(k[0] == "equal" for k in runs):
-            continue
-        paper = PAPER_TABLE3[paper_col].get(key) if has_paper else None
-        vals = df.loc[key] if key in df.index else pd.Series(dtype=float)
-        vals = vals.dropna()
-        if len(vals) > 1:
-            ours = f"{vals.mean():.2f} ± {vals.std(ddof=1):.2f} ({len(vals)})"
-        elif len(vals) == 1:
-            ours = f"{vals.iloc[0]:.2f} (1)"
-        else:
-            ours = "—"
-        cells = [f"<th>{html.escape(name)}</th>", f"<td>{'—' if paper is None else f'{paper:.2f}'}</td>",
-                 f"<td class='mv-mean'>{ours}</td>"]
-        for f, s in cols:
-            v = vals.get((f, s))
-            if v is not None and v == v:
-                if key in DERIVED:
-                    srcs = " ".join(_link(runs[(m, f, s)]["path"], base, m, "mv-json") for m in DERIVED[key])
-                    cells.append(f"<td>{v:.2f}<br><small>{srcs}</small></td>")
-                else:
-                    rec = runs[(source.get(key, key), f, s)]
-                    cells.append(f"<td>{v:.2f}<br><small>{_run_links(rec, base)}</small></td>")
-                continue
-            if key in DERIVED:
-                need = [m for m in DERIVED[key] if (m, f, s) not in runs]
-                why = f"{name.rstrip(' †').lower()} needs the {', '.join(need)} run(s) of this fold"
-            else:
-                need = [source.get(key, key)]
-                why = f"no record {results_dir}/{record_path(dataset, preset, need[0], f, s).as_posix()}"
-            cmd = f"{grid} --systems {' '.join(need)} --folds {f} --seeds {s}"
-            missing.append({"row": name, "fold": f, "seed": s, "why": why, "systems": need, "command": cmd})
-            cells.append(f"<td class='mv-missing' title='{html.escape(why + '. Run: ' + cmd)}'>·</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    caption = (f"Table 3 — {html.escape(dataset)}, preset <code>{html.escape(preset)}</code>: accuracy (%) on the "
-               f"test folds. Ours: mean ± sample std over runs (number of runs). Paper: ESC-50 (50 classes)"
-               if paper_col == "esc50" else f"Table 3 — {html.escape(dataset)}, preset {html.escape(preset)}")
-    if any(k not in ROW_NAMES for k in keys):
-        caption += ". † not in the paper"
-    table = ("<table class='mv-table3'><caption>" + caption + "</caption><thead><tr>"
-             + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"
-             + "".join(body) + "</tbody></table>")
-    return table, missing

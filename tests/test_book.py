@@ -6,6 +6,7 @@ figures, audio players, working internal links and clean outputs.
 Takes a few minutes (the chapters train two smoke runs). Set
 ``MVBOOK_TEST_BOOK_DATA=1`` to build with ``$MVBOOK_DATA`` (real ESC-10) instead.
 """
+import ast
 import os
 import re
 import stat
@@ -136,6 +137,17 @@ def test_equations_1_to_7_and_algorithm_1_are_in_the_book(build):
         assert code in s.get_text() and s.find_all(class_="cell_output"), chapter
 
 
+def test_the_losses_are_shown_from_the_systems(build):
+    """Eq. 1, Eq. 2 and FusionNet's centre loss are shown where the systems compute them."""
+    html, _ = build
+    multiview = soup(html / "book" / "multiview.html").get_text()
+    assert "# mvbook/systems/base.py, line" in multiview and "weights[k] * losses[k]" in multiview
+    fusion = soup(html / "book" / "beyond" / "fusion.html").get_text()
+    assert "# mvbook/systems/fusionnet.py, line" in fusion and "model.center_loss(z, y)" in fusion
+    seeds = soup(html / "book" / "beyond" / "seeds.html").get_text()
+    assert "def paired_comparison" in seeds
+
+
 def test_figures_exist_and_every_chapter_has_its_own(build):
     html, _ = build
     for f, page in pages(html).items():
@@ -201,3 +213,50 @@ def test_binder_and_local_setup_files():
         if "```{code-cell}" in text:
             assert text.startswith("---\njupytext:") and "format_name: myst" in text, f
             assert "name: python3" in text, f
+
+
+# --- the chapters point at the library's code (no build needed) ---------------------------
+
+def chapter_sources() -> dict:
+    return {f: (REPO / f"{f}.md").read_text() for f in toc_files()}
+
+
+def code_cells(text: str) -> list[str]:
+    return re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", text, flags=re.S)
+
+
+def test_chapters_import_the_chapter_helpers_first():
+    for f, text in chapter_sources().items():
+        cells = [c for c in code_cells(text) if re.search(r"^(from|import) ", c, flags=re.M)]
+        if not cells:
+            continue
+        first = re.search(r"^(from|import) .*$", cells[0], flags=re.M).group(0)
+        assert first.startswith("from mvbook import chapters as ch"), (f, first)
+        assert "mvbook.notebooks" not in text and "notebooks as nbk" not in text and "nbk." not in text, f
+    ext = (REPO / "book" / "_ext" / "mvbook_book.py").read_text()
+    assert "from mvbook.chapters import copy_records" in ext and "mvbook.notebooks" not in ext
+
+
+def test_chapters_build_no_grid_command_of_their_own():
+    """Every grid command line a chapter shows comes from mvbook.records.grid_command."""
+    for f, text in chapter_sources().items():
+        assert not re.search(r"mvbook grid --", text), f
+    assert "groups.setdefault" not in "".join(chapter_sources().values())     # ch.main_records() instead
+
+
+def test_every_literalinclude_points_at_existing_code():
+    """A literalinclude whose object or marker is gone would show nothing, or the wrong code
+    (a ``show_source`` that points nowhere fails the build)."""
+    for f, text in chapter_sources().items():
+        for path, options in re.findall(r"```\{literalinclude\} (\S+)\n((?::\S+: .*\n)*)", text):
+            src = (REPO / f).parent / path
+            assert src.is_file(), (f, path)
+            code = src.read_text()
+            for key, value in re.findall(r"^:(\S+): (.*)$", options, flags=re.M):
+                if key == "pyobject":
+                    node, names = ast.parse(code), value.split(".")
+                    for name in names:
+                        node = next((n for n in ast.iter_child_nodes(node) if getattr(n, "name", None) == name), None)
+                        assert node is not None, (f, path, value)
+                elif key in ("start-at", "start-after", "end-before", "end-at"):
+                    assert value.strip('"') in code, (f, path, key, value)

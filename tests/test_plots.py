@@ -1,4 +1,5 @@
-"""mvbook.plots: the book's figures and tables, on made-up records (no training)."""
+"""mvbook.plots: the book's figures, on made-up records (no training). Table 3
+as HTML is tests/test_report.py."""
 import json
 
 import matplotlib
@@ -12,6 +13,7 @@ import torch  # noqa: E402
 
 from mvbook import models, plots  # noqa: E402
 from mvbook.blending import AdaptiveBlender  # noqa: E402
+from mvbook.framing import ALL_VIEWS, EXTRA_VIEWS, VIEWS, frame_times  # noqa: E402
 
 BRANCHES = ("mel", "gam", "cqt", "raw", "mv")
 
@@ -39,8 +41,8 @@ def fake_curves(n=12, window=3, reference="best", seed=0, branches=BRANCHES):
 
 
 def fake_record(tmp_path, system, fold, acc=0.5, seed=0, n_classes=3, n_test=6, notebook=False):
-    views = {"multiview": models.VIEWS, "concat": models.VIEWS, "equal": models.VIEWS, "mv_initial": models.VIEWS,
-             "multiview6": models.VIEWS + ("harm", "perc")}.get(system, (system,))
+    views = {"multiview": VIEWS, "concat": VIEWS, "equal": VIEWS, "mv_initial": VIEWS,
+             "multiview6": VIEWS + EXTRA_VIEWS}.get(system, (system,))
     branches = views + ("mv",) if len(views) > 1 else views
     main = "mv" if len(views) > 1 else views[0]
     labels = [i % n_classes for i in range(n_test)]
@@ -74,6 +76,8 @@ def test_blending_trace_reproduces_the_recorded_weights(reference):
     # the columns obey Eq. 3 and Eq. 4 with the smoothed losses
     np.testing.assert_allclose(full["G"], full["Lstar_va"] - full["Lbar_va"], atol=1e-12)
     np.testing.assert_allclose(full["O"], (full["Lstar_tr"] - full["Lbar_tr"]) - full["G"], atol=1e-12)
+    # ... and Eq. 5 before 1/Z, as the blender computed it (the trace reads it, never recomputes it)
+    np.testing.assert_allclose(full["ratio"], np.where(full["G"] > 0, full["G"] / (full["O"] ** 2 + 1e-6), 0.0))
     assert (full["n"] >= 2).all() and trace["n"].nunique() == 12
     first = full[full["n"] == 2]
     assert np.allclose(first["G"], 0) and np.allclose(first["O"], 0)     # references set at the first full window
@@ -99,68 +103,7 @@ def test_crnn_table_regenerates_tables_1_and_2():
     assert t2.loc["conv1", "filter"] == "(5, 3)"
 
 
-def test_table3_html_links_every_cell_and_explains_the_empty_ones(tmp_path, monkeypatch):
-    monkeypatch.setattr(plots, "REPO", tmp_path)
-    recs = [fake_record(tmp_path, s, 1, notebook=True) for s in ("mel", "gam", "cqt", "raw", "concat", "multiview")]
-    recs.append(fake_record(tmp_path, "mel", 2, acc=0.7))
-    html, missing = plots.table3_html(recs, "esc10", "cpu", folds=range(1, 4))
-    assert html.count("<tr>") == 1 + 8                                   # header + 8 rows of Table 3
-    assert 'href="../results/esc10/cpu/multiview/fold1-seed0.html"' in html   # executed notebook
-    assert 'href="../results/esc10/cpu/multiview/fold1-seed0.json"' in html   # record
-    assert 'href="../results/esc10/cpu/mel/fold2-seed0.json"' in html
-    assert 'fold2-seed0.html' not in html                                # no notebook kept for that run
-    assert "60.00 ± 14.14 (2)" in html                                   # mel: folds 1 and 2
-    assert "87.35" in html and "ESC-50" in html                          # the paper's column
-    cells = {(m["row"], m["fold"]): m for m in missing}
-    assert "--systems multiview --folds 2 " in cells[("Multi-view", 2)]["command"] + " "
-    assert cells[("Late fusion", 2)]["systems"] == ["gam", "cqt", "raw"]
-    assert cells[("Self-ensemble", 3)]["systems"] == ["multiview"]
-    assert not any(m["fold"] == 1 for m in missing)
-    text = plots.missing_html(missing, "esc10", "cpu")
-    assert "<code>mel</code> fold 3;" in text and "<code>multiview</code> folds 2, 3" in text
-    assert text.count("<li>") == len(missing) and plots.missing_html([], "esc10", "cpu") == ""
-    assert len(missing) == 8 * 3 - 6 - 2 - 1         # 24 cells: fold 1 has 6 runs + late + self-ensemble; mel fold 2
-
-
-def test_table3_html_with_no_records(tmp_path):
-    html, missing = plots.table3_html([], "esc10", "cpu", folds=range(1, 6))
-    assert len(missing) == 8 * 5 and "mv-missing" in html and "<a " not in html
-
-
-def test_table3_html_extended_rows(tmp_path, monkeypatch):
-    from mvbook.results import ALL_ROW_NAMES, EXTRA_ROW_NAMES, ROW_NAMES
-    monkeypatch.setattr(plots, "REPO", tmp_path)
-    systems = ("mel", "gam", "cqt", "raw", "concat", "multiview", "fcn_mel", "fcn_gam", "fcn_cqt", "fcn_raw",
-               "multiview6", "mv_initial")
-    recs = [fake_record(tmp_path, s, 1, notebook=True) for s in systems]
-    recs.append(fake_record(tmp_path, "mv_initial", 2, acc=0.7))
-    html, missing = plots.table3_html(recs, "esc10", "cpu", folds=range(1, 3), base="../../", extended=True)
-    assert html.count("<tr>") == 1 + len(ALL_ROW_NAMES)                 # every row, "equal" included
-    assert html.count("†") == len(EXTRA_ROW_NAMES) + 1                  # the marked names and the caption's note
-    assert 'href="../../results/esc10/cpu/fcn_raw/fold1-seed0.json"' in html      # sum rule → its four coders
-    assert 'href="../../results/esc10/cpu/multiview6/fold1-seed0.html"' in html   # HPSS self-ensemble → its run
-    assert "60.00 ± 14.14 (2)" in html                                   # mv_initial: folds 1 and 2
-    cells = {(m["row"], m["fold"]): m for m in missing}
-    assert cells[(ALL_ROW_NAMES["sumrule"], 2)]["systems"] == ["fcn_mel", "fcn_gam", "fcn_cqt", "fcn_raw"]
-    assert cells[(ALL_ROW_NAMES["multiview6_se"], 2)]["systems"] == ["multiview6"]
-    assert cells[(ALL_ROW_NAMES["fusionnet"], 1)]["command"].endswith("--systems fusionnet --folds 1 --seeds 0")
-    assert (ALL_ROW_NAMES["sumrule"], 1) not in cells and (ALL_ROW_NAMES["multiview6_se"], 1) not in cells
-    text = plots.missing_html(missing, "esc10", "cpu")
-    assert "--systems " in text.split("</code> makes all")[0]           # extra systems: the grid must name them
-    # a chosen subset of rows, in the order given; the plain table is unchanged
-    sub, sub_missing = plots.table3_html(recs, "esc10", "cpu", folds=[1], rows=["multiview", "mv_initial"])
-    assert sub.count("<tr>") == 3 and sub.index("Multi-view") < sub.index("initial-loss")
-    assert [(m["row"], m["fold"]) for m in sub_missing] == [("Multi-view", 2)]      # fold 2 has a record of mv_initial
-    plain, _ = plots.table3_html(recs, "esc10", "cpu", folds=[1])
-    assert plain.count("<tr>") == 1 + len(ROW_NAMES) - 1 and "†" not in plain     # no "equal" runs: row left out
-    with pytest.raises(ValueError, match="unknown rows"):
-        plots.table3_html(recs, "esc10", "cpu", rows=["nope"])
-    seeds = plots.missing_html([dict(m, seed=1) for m in sub_missing], "esc10", "cpu")
-    assert "--seeds 1" in seeds and "--systems" not in seeds.split("</code> makes all")[0]
-
-
-def test_fig2_and_plot_curves(tmp_path, monkeypatch):
-    monkeypatch.setattr(plots, "REPO", tmp_path)
+def test_fig2_and_plot_curves(tmp_path):
     recs = [fake_record(tmp_path, s, f) for s in ("mel", "raw", "multiview") for f in (1, 2)]
     axes = plots.fig2(recs)
     assert len(axes[0].lines) == 5 and len(axes[1].lines) == 5 and len(axes[2].lines) == 3
@@ -193,18 +136,34 @@ def test_figures_of_the_method_chapters():
     plt.close("all")
 
 
-def test_band_frequencies_and_frame_times():
-    for v in ("mel", "gam", "cqt"):
+def test_band_frequencies():
+    for v in ("mel", "gam", "cqt", "harm", "perc"):
         f = plots.band_frequencies(v, 44100)
         assert f.shape == (64,) and np.all(np.diff(f) > 0) and f[-1] < 22050
     assert plots.band_frequencies("cqt", 44100)[-1] == pytest.approx(32.703 * 2 ** (63 / 12), rel=1e-3)
-    t = plots.frame_times("mel", 3, 44100)
-    np.testing.assert_allclose(t, [0.02, 0.04, 0.06])                   # uncentred 40 ms frames
-    np.testing.assert_allclose(plots.frame_times("cqt", 2, 44100), [0, 1024 / 44100])
+    for v in ("harm", "perc"):                                          # the HPSS views have the Mel view's bands
+        np.testing.assert_array_equal(plots.band_frequencies(v, 22050), plots.band_frequencies("mel", 22050))
+    with pytest.raises(ValueError, match="not a 2D view"):
+        plots.band_frequencies("raw", 44100)
+    assert plots.frame_times is frame_times                             # one home: mvbook.framing
+
+
+def test_hpss_views_are_drawn_on_their_own_axes():
+    """The spectrogram panels read the framing and band tables of every 2D view, HPSS included."""
+    sr, X = 22050, np.zeros((50, 64), dtype=np.float32)
+    _, ax = plt.subplots()
+    extent = {}
+    for v in ("mel", "harm", "perc", "cqt"):
+        plots._spectrogram(ax, X, v, sr)
+        assert ax.get_ylabel() == f"{plots.VIEW_INFO[v].axis}\n(centre, Hz)"
+        extent[v] = ax.images[-1].get_extent()[:2]
+    t = frame_times("mel", 50, sr)
+    np.testing.assert_allclose(extent["mel"], [t[0] - 0.01, t[-1] + 0.01])      # frame centres ± half a hop
+    assert extent["harm"] == extent["perc"] == extent["mel"] != extent["cqt"]    # HPSS: the Mel view's frames
+    plt.close("all")
 
 
 def test_every_view_and_branch_has_a_label_and_a_colour():
-    from mvbook.features import ALL_VIEWS
     for k in (*ALL_VIEWS, "mv"):
         assert k in plots.BRANCH_LABEL and k in plots.BRANCH_COLOR, k
     assert len(set(plots.BRANCH_COLOR.values())) == len(plots.BRANCH_COLOR)     # all distinct

@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 def _copy_records(app, exception):
     if exception is not None or app.builder.format != "html":
         return
-    from mvbook.notebooks import copy_records
+    from mvbook.chapters import copy_records
     copied = copy_records(Path(app.srcdir) / "results", Path(app.outdir) / "results")
     logger.info(f"mvbook: copied {len(copied)} results records into the HTML")
 

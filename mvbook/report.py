@@ -1,0 +1,141 @@
+"""Table 3 and what it is missing, as HTML: the paper's column beside ours,
+one column per (fold, seed), each cell linked to the executed notebook and
+the record of the run that produced it. Chapters: *Results*, *Beyond the paper*.
+"""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import pandas as pd
+
+from .records import REPO, grid_command, record_path
+from .results import ALL_ROW_NAMES, PAPER_TABLE3, ROW_NAMES, SELF_ENSEMBLE_ROWS, fold_accuracies
+from .systems import DERIVED, PAPER_SYSTEMS
+
+
+def _rel(path, base: str) -> str:
+    path = Path(path).resolve()
+    rel = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+    return base + rel.as_posix()
+
+
+def _link(path, base: str, label: str, cls: str = "") -> str:
+    return f'<a class="{cls}" href="{html.escape(_rel(path, base))}">{html.escape(label)}</a>'
+
+
+def _run_links(rec: dict, base: str) -> str:
+    """'notebook · json' links of one run (the notebook only when it was kept)."""
+    nb = Path(rec["path"]).with_suffix(".ipynb")
+    parts = []
+    if nb.exists():
+        parts.append(_link(nb.with_suffix(".html"), base, "nb", "mv-nb"))
+    parts.append(_link(rec["path"], base, "json", "mv-json"))
+    return " ".join(parts)
+
+
+SOURCE = {row: system for system, row in SELF_ENSEMBLE_ROWS.items()}     # self-ensemble row → the run it is read from
+
+
+def _ours(vals: pd.Series) -> str:
+    """'mean ± std (runs)' of a row's accuracies."""
+    if len(vals) > 1:
+        return f"{vals.mean():.2f} ± {vals.std(ddof=1):.2f} ({len(vals)})"
+    return f"{vals.iloc[0]:.2f} (1)" if len(vals) == 1 else "—"
+
+
+def _sources(key: str, runs: dict, fold: int, seed: int, base: str) -> str:
+    """The links of a filled cell: a derived row's member records, else its run's notebook and record."""
+    if key in DERIVED:
+        return " ".join(_link(runs[(m, fold, seed)]["path"], base, m, "mv-json") for m in DERIVED[key])
+    return _run_links(runs[(SOURCE.get(key, key), fold, seed)], base)
+
+
+def _missing(key: str, name: str, runs: dict, fold: int, seed: int, dataset: str, preset: str,
+             results_dir: str) -> dict:
+    """An empty cell: its row, fold, seed, why it is empty, the systems it needs and the command that runs them."""
+    if key in DERIVED:
+        need = [m for m in DERIVED[key] if (m, fold, seed) not in runs]
+        why = f"{name.rstrip(' †').lower()} needs the {', '.join(need)} run(s) of this fold"
+    else:
+        need = [SOURCE.get(key, key)]
+        why = f"no record {results_dir}/{record_path(dataset, preset, need[0], fold, seed).as_posix()}"
+    return {"row": name, "fold": fold, "seed": seed, "why": why, "systems": need,
+            "command": grid_command(dataset, preset, need, [fold], [seed], out=results_dir)}
+
+
+def missing_html(missing: list[dict], dataset: str, preset: str, results_dir: str = "results") -> str:
+    """What :func:`table3_html` found missing, as HTML: the runs to make, grouped
+    by system, then every empty cell with its reason in a collapsed list."""
+    if not missing:
+        return ""
+    need = {s: set() for s in ("mel", "gam", "cqt", "raw", "concat", "multiview", "equal")}
+    for m in missing:
+        for s in m["systems"]:
+            need.setdefault(s, set()).add(m["fold"])
+    need = {s: f for s, f in need.items() if f}
+    seeds = sorted({m.get("seed", 0) for m in missing})
+    grid = grid_command(dataset, preset, list(need) if set(need) - set(PAPER_SYSTEMS) else None,   # default: the six
+                        seeds=seeds if seeds != [0] else None, out=results_dir)
+    runs = "; ".join(f"<code>{html.escape(s)}</code> fold{'s' if len(f) > 1 else ''} "
+                     f"{', '.join(map(str, sorted(f)))}" for s, f in need.items())
+    items = "".join(f"<li>{html.escape(m['row'])}, fold {m['fold']}: {html.escape(m['why'])} — "
+                    f"<code>{html.escape(m['command'])}</code></li>" for m in missing)
+    return (f"<p><b>{len(missing)} empty cell(s)</b>, marked ·. Runs missing: {runs}. "
+            f"<code>{html.escape(grid)}</code> makes all of them (finished runs are skipped); "
+            f"then rebuild the book.</p><details><summary>Each empty cell, why, and the command that fills "
+            f"it</summary><ul>{items}</ul></details>")
+
+
+def table3_html(records: list[dict], dataset: str, preset: str, folds=None, seeds=(0,),
+                base: str = "../", results_dir: str = "results", extended: bool = False,
+                rows=None) -> tuple[str, list[str]]:
+    """Table 3 as HTML: the paper's column beside ours (mean ± std over the
+    runs), then one column per (fold, seed) whose cells link to the executed
+    notebook and the record of the run that produced them. ``base`` is the
+    path from the page to the repository root as the built book lays it out.
+    ``extended`` adds every row that is not in the paper (names marked †,
+    part *Beyond the paper*); ``rows`` (row keys of ``ALL_ROW_NAMES``) shows
+    those rows only, in that order.
+    Returns (html, missing): ``missing`` has one dict per empty cell with the
+    row's name, ``fold``, ``seed``, ``why`` it is empty, the trained
+    ``systems`` it needs and the ``command`` that fills it."""
+    df = fold_accuracies(records)
+    runs = {(r["system"], r["fold"], r["seed"]): r for r in records}
+    cols = sorted(set(df.columns) | {(f, s) for f in (folds or []) for s in seeds})
+    paper_col = "esc50" if dataset in ("esc50", "esc10") else dataset
+    has_paper = paper_col in PAPER_TABLE3
+    names = ALL_ROW_NAMES if extended or rows is not None else ROW_NAMES
+    unknown = [k for k in rows or () if k not in names]
+    if unknown:
+        raise ValueError(f"unknown rows {unknown}; choose from {list(names)}")
+    keys = list(rows) if rows is not None else list(names)
+    body, missing = [], []
+    head = ["system", f"paper ({'ESC-50' if paper_col == 'esc50' else paper_col})" if has_paper else "paper",
+            "ours: mean ± std (runs)"] + [f"fold {f}" + (f", seed {s}" if len(seeds) > 1 else "") for f, s in cols]
+    for key in keys:
+        name = names[key]
+        if key == "equal" and keys == list(ROW_NAMES) and not any(k[0] == "equal" for k in runs):
+            continue
+        paper = PAPER_TABLE3[paper_col].get(key) if has_paper else None
+        vals = (df.loc[key] if key in df.index else pd.Series(dtype=float)).dropna()
+        cells = [f"<th>{html.escape(name)}</th>", f"<td>{'—' if paper is None else f'{paper:.2f}'}</td>",
+                 f"<td class='mv-mean'>{_ours(vals)}</td>"]
+        for f, s in cols:
+            v = vals.get((f, s))
+            if v is not None and v == v:
+                cells.append(f"<td>{v:.2f}<br><small>{_sources(key, runs, f, s, base)}</small></td>")
+                continue
+            m = _missing(key, name, runs, f, s, dataset, preset, results_dir)
+            missing.append(m)
+            cells.append(f"<td class='mv-missing' title='{html.escape(m['why'] + '. Run: ' + m['command'])}'>·</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    caption = (f"Table 3 — {html.escape(dataset)}, preset <code>{html.escape(preset)}</code>: accuracy (%) on the "
+               f"test folds. Ours: mean ± sample std over runs (number of runs). Paper: ESC-50 (50 classes)"
+               if paper_col == "esc50" else f"Table 3 — {html.escape(dataset)}, preset {html.escape(preset)}")
+    if any(k not in ROW_NAMES for k in keys):
+        caption += ". † not in the paper"
+    table = ("<table class='mv-table3'><caption>" + caption + "</caption><thead><tr>"
+             + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"
+             + "".join(body) + "</tbody></table>")
+    return table, missing

@@ -1,0 +1,85 @@
+"""mvbook.report: Table 3 as HTML, each cell linked to its run, and what it is
+missing, on made-up records (no training)."""
+import pytest
+
+from mvbook import report
+from mvbook.records import grid_command
+from mvbook.results import ALL_ROW_NAMES, EXTRA_ROW_NAMES, ROW_NAMES
+from test_plots import fake_record
+
+
+def test_table3_html_links_every_cell_and_explains_the_empty_ones(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "REPO", tmp_path)
+    recs = [fake_record(tmp_path, s, 1, notebook=True) for s in ("mel", "gam", "cqt", "raw", "concat", "multiview")]
+    recs.append(fake_record(tmp_path, "mel", 2, acc=0.7))
+    html, missing = report.table3_html(recs, "esc10", "cpu", folds=range(1, 4))
+    assert html.count("<tr>") == 1 + 8                                   # header + 8 rows of Table 3
+    assert 'href="../results/esc10/cpu/multiview/fold1-seed0.html"' in html   # executed notebook
+    assert 'href="../results/esc10/cpu/multiview/fold1-seed0.json"' in html   # record
+    assert 'href="../results/esc10/cpu/mel/fold2-seed0.json"' in html
+    assert 'fold2-seed0.html' not in html                                # no notebook kept for that run
+    assert "60.00 ± 14.14 (2)" in html                                   # mel: folds 1 and 2
+    assert "87.35" in html and "ESC-50" in html                          # the paper's column
+    cells = {(m["row"], m["fold"]): m for m in missing}
+    assert "--systems multiview --folds 2 " in cells[("Multi-view", 2)]["command"] + " "
+    assert cells[("Late fusion", 2)]["systems"] == ["gam", "cqt", "raw"]
+    assert cells[("Self-ensemble", 3)]["systems"] == ["multiview"]
+    assert not any(m["fold"] == 1 for m in missing)
+    text = report.missing_html(missing, "esc10", "cpu")
+    assert "<code>mel</code> fold 3;" in text and "<code>multiview</code> folds 2, 3" in text
+    assert text.count("<li>") == len(missing) and report.missing_html([], "esc10", "cpu") == ""
+    assert len(missing) == 8 * 3 - 6 - 2 - 1         # 24 cells: fold 1 has 6 runs + late + self-ensemble; mel fold 2
+
+
+def test_every_command_is_the_grid_command_of_mvbook_records(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "REPO", tmp_path)
+    recs = [fake_record(tmp_path, s, 1) for s in ("mel", "gam")]
+    _, missing = report.table3_html(recs, "esc10", "cpu", folds=[1, 2], seeds=(0, 1))
+    for m in missing:
+        assert m["command"] == grid_command("esc10", "cpu", m["systems"], [m["fold"]], [m["seed"]], out="results")
+    multiview = next(m for m in missing if m["row"] == "Multi-view" and m["fold"] == 1 and m["seed"] == 0)
+    assert multiview["why"] == "no record results/esc10/cpu/multiview/fold1-seed0.json"
+    text = report.missing_html(missing, "esc10", "cpu", results_dir="elsewhere")
+    assert grid_command("esc10", "cpu", seeds=[0, 1], out="elsewhere") in text    # the six systems: the default
+
+
+def test_table3_html_with_no_records():
+    html, missing = report.table3_html([], "esc10", "cpu", folds=range(1, 6))
+    assert len(missing) == 8 * 5 and "mv-missing" in html and "<a " not in html
+
+
+def test_table3_html_extended_rows(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "REPO", tmp_path)
+    systems = ("mel", "gam", "cqt", "raw", "concat", "multiview", "fcn_mel", "fcn_gam", "fcn_cqt", "fcn_raw",
+               "multiview6", "mv_initial")
+    recs = [fake_record(tmp_path, s, 1, notebook=True) for s in systems]
+    recs.append(fake_record(tmp_path, "mv_initial", 2, acc=0.7))
+    html, missing = report.table3_html(recs, "esc10", "cpu", folds=range(1, 3), base="../../", extended=True)
+    assert html.count("<tr>") == 1 + len(ALL_ROW_NAMES)                 # every row, "equal" included
+    assert html.count("†") == len(EXTRA_ROW_NAMES) + 1                  # the marked names and the caption's note
+    assert 'href="../../results/esc10/cpu/fcn_raw/fold1-seed0.json"' in html      # sum rule → its four coders
+    assert 'href="../../results/esc10/cpu/multiview6/fold1-seed0.html"' in html   # HPSS self-ensemble → its run
+    assert "60.00 ± 14.14 (2)" in html                                   # mv_initial: folds 1 and 2
+    cells = {(m["row"], m["fold"]): m for m in missing}
+    assert cells[(ALL_ROW_NAMES["sumrule"], 2)]["systems"] == ["fcn_mel", "fcn_gam", "fcn_cqt", "fcn_raw"]
+    assert cells[(ALL_ROW_NAMES["multiview6_se"], 2)]["systems"] == ["multiview6"]
+    assert cells[(ALL_ROW_NAMES["fusionnet"], 1)]["command"].endswith("--systems fusionnet --folds 1 --seeds 0 "
+                                                                      "--out results")
+    assert (ALL_ROW_NAMES["sumrule"], 1) not in cells and (ALL_ROW_NAMES["multiview6_se"], 1) not in cells
+    text = report.missing_html(missing, "esc10", "cpu")
+    assert "--systems " in text.split("</code> makes all")[0]           # extra systems: the grid must name them
+    # a chosen subset of rows, in the order given; the plain table is unchanged
+    sub, sub_missing = report.table3_html(recs, "esc10", "cpu", folds=[1], rows=["multiview", "mv_initial"])
+    assert sub.count("<tr>") == 3 and sub.index("Multi-view") < sub.index("initial-loss")
+    assert [(m["row"], m["fold"]) for m in sub_missing] == [("Multi-view", 2)]      # fold 2 has a record of mv_initial
+    plain, _ = report.table3_html(recs, "esc10", "cpu", folds=[1])
+    assert plain.count("<tr>") == 1 + len(ROW_NAMES) - 1 and "†" not in plain     # no "equal" runs: row left out
+    with pytest.raises(ValueError, match="unknown rows"):
+        report.table3_html(recs, "esc10", "cpu", rows=["nope"])
+    seeds = report.missing_html([dict(m, seed=1) for m in sub_missing], "esc10", "cpu")
+    assert "--seeds 1" in seeds and "--systems" not in seeds.split("</code> makes all")[0]
+
+
+def test_table3_html_lives_in_report_only():
+    from mvbook import plots
+    assert not hasattr(plots, "table3_html") and not hasattr(plots, "missing_html")
