@@ -15,7 +15,7 @@ smoothed losses so far, updated after each weight (Algorithm 1, lines 13–14);
 ``reference="initial"`` keeps the first smoothed losses, as Wang et al. (CVPR
 2020) use the losses at initialisation.
 
-Edge-case rule (the paper leaves it open), so weights stay finite,
+Edge cases (the paper leaves them open), so weights stay finite,
 non-negative and sum to 1:
 
 1. uniform weights until W measurements exist (the references are set then);
@@ -23,14 +23,66 @@ non-negative and sum to 1:
    its reference gets no weight;
 3. :math:`O^2` becomes :math:`O^2 + \varepsilon` (``eps``), so :math:`O \approx 0`
    gives a large but finite ratio;
-4. if every ratio is 0, the previous weights are kept.
+4. what happens when every ratio is 0, a floor on the ratios, a warm-up and
+   the estimator of G and O: a :class:`BlendRule` (:data:`RULES`). ``literal``
+   keeps the previous weights (this book's first reading); ``authors`` is the
+   practice of the paper's first author's own code (XSleepNet, Phan et al.
+   2022: ``gradient_policy1.py``, ``gradient_policy2.py``, ``train_xsleepnet2.py``):
+   uniform weights when all are 0, ratios floored at 10⁻⁵, and no adaptive
+   weight before a warm-up as long as the smoothing window (XSleepNet2 waits
+   20 evaluations and smooths over 20); ``slope`` adds XSleepNet2's estimate
+   of G and O from the slopes of line fits (:func:`slope_G_O`).
 
 ``power`` is the exponent of :math:`|O|` (2 in Eq. 5; 1 for the ablation).
 Chapter: *Adaptive gradient blending*.
 """
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import numpy as np
+
+
+@dataclass(frozen=True)
+class BlendRule:
+    """How Algorithm 1 fills what the paper leaves open (every record of a
+    blending system states its rule).
+
+    ``fallback``: when every ratio is 0, ``"keep"`` the previous weights or go
+    back to ``"uniform"`` ones (XSleepNet); ``floor``: lower bound of every
+    ratio before normalisation (XSleepNet 10⁻⁵, G-Blend 10⁻⁸; 0: none), so that
+    no branch is switched off entirely; ``warmup_windows``: measurements before
+    the first adaptive weight, in units of the window W (XSleepNet2: 1, its
+    20-evaluation warm-up equals its 20-point window); ``estimator``: ``"mean"``
+    (Eq. 3–4 on the means of the last W) or ``"slope"`` (:func:`slope_G_O`)."""
+    name: str
+    fallback: str = "keep"
+    floor: float = 0.0
+    warmup_windows: int = 0
+    estimator: str = "mean"
+
+    def __post_init__(self):
+        if self.fallback not in ("keep", "uniform") or self.estimator not in ("mean", "slope") \
+                or self.floor < 0 or self.warmup_windows < 0:
+            raise ValueError(f"invalid blending rule {self}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+RULES = {"literal": BlendRule("literal"),
+         "authors": BlendRule("authors", fallback="uniform", floor=1e-5, warmup_windows=1),
+         "slope": BlendRule("slope", fallback="uniform", floor=1e-5, warmup_windows=1, estimator="slope")}
+
+
+def line_slope(y) -> float:
+    """Slope of the least-squares line through ``y`` at t = 0, 1, …"""
+    return float(np.polyfit(np.arange(len(y)), np.asarray(y, dtype=np.float64), 1)[0])
+
+
+def smoothed(L: list, W: int) -> list:
+    """The running mean over the last W measurements (fewer at the start), as XSleepNet2 smooths."""
+    return [float(np.mean(L[max(0, n + 1 - W):n + 1])) for n in range(len(L))]
 
 
 def initial_weights(branches, mode: str) -> dict:
@@ -52,6 +104,9 @@ class FixedWeights:
 
     def update(self, train_losses: dict, val_losses: dict) -> dict:
         return dict(self.weights)
+
+    def diagnostics(self, steps: list, weights: dict, selected: dict) -> None:
+        return None
 
     def state_dict(self) -> None:
         return None
@@ -92,13 +147,13 @@ class AdaptiveBlender:
     """
 
     def __init__(self, branches, window: int = 5, reference: str = "best",
-                 eps: float = 1e-6, power: float = 2.0):
+                 eps: float = 1e-6, power: float = 2.0, rule: BlendRule = RULES["literal"]):
         if reference not in ("best", "initial"):
             raise ValueError(f"reference must be 'best' or 'initial', not {reference!r}")
         if window < 1:
             raise ValueError("window W must be at least 1")
         self.branches = tuple(branches)
-        self.W, self.reference, self.eps, self.power = window, reference, eps, power
+        self.W, self.reference, self.eps, self.power, self.rule = window, reference, eps, power, rule
         self.L_tr = {k: [] for k in self.branches}
         self.L_va = {k: [] for k in self.branches}
         self.L_tr_star: dict[str, float] = {}
@@ -109,38 +164,87 @@ class AdaptiveBlender:
         self.ratio: dict[str, float] = {}
         self.L_tr_bar: dict[str, float] = {}
         self.L_va_bar: dict[str, float] = {}
+        self.counts = {"updates": 0, "fallbacks": 0}
+
+    @property
+    def first(self) -> int:
+        """The number of measurements at which the first adaptive weight is computed."""
+        need = 3 if self.rule.estimator == "slope" else 1       # a line fit over the window before
+        return max(self.W, self.rule.warmup_windows * self.W + 1, need)
+
+    def _estimates(self) -> tuple[dict, dict]:
+        """This measurement's (train, validation) estimates per branch — the means of
+        the last W (Eq. 3–4) or the slopes of the smoothed losses — setting the
+        references the first time."""
+        if self.rule.estimator == "mean":
+            cur = [{k: float(np.mean(L[k][-self.W:])) for k in self.branches} for L in (self.L_tr, self.L_va)]
+            if not self.L_tr_star:                               # references start here
+                self.L_tr_star, self.L_va_star = dict(cur[0]), dict(cur[1])
+            return cur[0], cur[1]
+        H = max(self.W, 2)
+        S = [{k: smoothed(L[k], self.W) for k in self.branches} for L in (self.L_tr, self.L_va)]
+        if not self.L_tr_star:                                   # XSleepNet2: the fit before this point
+            self.L_tr_star, self.L_va_star = ({k: line_slope(s[k][-H - 1:-1]) for k in self.branches} for s in S)
+        return tuple({k: line_slope(s[k][-H:]) for k in self.branches} for s in S)
 
     def update(self, train_losses: dict, val_losses: dict) -> dict:
         """Append one measurement per branch and return the weights w(n)."""
         for k in self.branches:
             self.L_tr[k].append(float(train_losses[k]))
             self.L_va[k].append(float(val_losses[k]))
-        if len(self.L_tr[self.branches[0]]) < self.W:
+        if len(self.L_tr[self.branches[0]]) < self.first:
             return dict(self.weights)
-        L_tr_bar = {k: float(np.mean(self.L_tr[k][-self.W:])) for k in self.branches}
-        L_va_bar = {k: float(np.mean(self.L_va[k][-self.W:])) for k in self.branches}
-        if not self.L_tr_star:                                   # references start here
-            self.L_tr_star, self.L_va_star = dict(L_tr_bar), dict(L_va_bar)
-        self.L_tr_bar, self.L_va_bar = L_tr_bar, L_va_bar
+        L_tr_bar, L_va_bar = self.L_tr_bar, self.L_va_bar = self._estimates()
         ratio = self.ratio = {}
         for k in self.branches:
-            G = self.L_va_star[k] - L_va_bar[k]                                  # Eq. 3
-            O = (self.L_tr_star[k] - L_tr_bar[k]) - (self.L_va_star[k] - L_va_bar[k])  # Eq. 4
+            if self.rule.estimator == "mean":
+                G = self.L_va_star[k] - L_va_bar[k]                                  # Eq. 3
+                O = (self.L_tr_star[k] - L_tr_bar[k]) - (self.L_va_star[k] - L_va_bar[k])  # Eq. 4
+            else:                                                # XSleepNet2's slopes, its signs
+                G = L_va_bar[k] - self.L_va_star[k]
+                O = (L_va_bar[k] - L_tr_bar[k]) - (self.L_va_star[k] - self.L_tr_star[k])
             self.G[k], self.O[k] = G, O
             ratio[k] = G / (abs(O) ** self.power + self.eps) if G > 0 else 0.0     # Eq. 5, before 1/Z
+            ratio[k] = max(ratio[k], self.rule.floor)
         Z = sum(ratio.values())
         if Z > 0 and np.isfinite(Z):
             self.weights = {k: ratio[k] / Z for k in self.branches}
-        if self.reference == "best":                             # Algorithm 1, lines 13–14
-            for k in self.branches:
-                self.L_tr_star[k] = min(self.L_tr_star[k], L_tr_bar[k])
-                self.L_va_star[k] = min(self.L_va_star[k], L_va_bar[k])
+            self.counts["updates"] += 1
+        else:
+            self.counts["fallbacks"] += 1
+            if self.rule.fallback == "uniform":
+                self.weights = {k: 1.0 / len(self.branches) for k in self.branches}
+        self._move_references(L_tr_bar, L_va_bar)
         return dict(self.weights)
+
+    def _move_references(self, cur_tr: dict, cur_va: dict) -> None:
+        if self.reference != "best":
+            return
+        for k in self.branches:
+            if self.rule.estimator == "mean":                    # Algorithm 1, lines 13–14
+                self.L_tr_star[k] = min(self.L_tr_star[k], cur_tr[k])
+                self.L_va_star[k] = min(self.L_va_star[k], cur_va[k])
+            elif self.L_va_star[k] > cur_va[k]:                  # XSleepNet2: the steepest validation slope
+                self.L_tr_star[k], self.L_va_star[k] = cur_tr[k], cur_va[k]
+
+    def diagnostics(self, steps: list, weights: dict, selected: dict) -> dict:
+        """What the weights did over a run: per branch the share of training steps
+        it had weight 0 (weights at evaluation i hold until evaluation i + 1), the
+        number of adaptive updates and of all-zero fallbacks, and the entropy (nats)
+        of the selected model's weights (log K: uniform; 0: one branch)."""
+        span = np.diff(np.asarray(steps, dtype=float))
+        total = span.sum() or 1.0
+        zero = {k: float(span[np.asarray(weights[k][:-1]) == 0].sum() / total) for k in self.branches}
+        p = np.array([selected[k] for k in self.branches], dtype=float)
+        p = p[p > 0] / p.sum()
+        return {"zero_weight_share": zero, "updates": self.counts["updates"], "fallbacks": self.counts["fallbacks"],
+                "selected_entropy": float(-(p * np.log(p)).sum())}
 
     def state_dict(self) -> dict:
         """JSON-able state for checkpoints."""
         return {"L_tr": self.L_tr, "L_va": self.L_va, "L_tr_star": self.L_tr_star,
-                "L_va_star": self.L_va_star, "weights": self.weights, "G": self.G, "O": self.O}
+                "L_va_star": self.L_va_star, "weights": self.weights, "G": self.G, "O": self.O,
+                "counts": self.counts}
 
     def load_state_dict(self, state: dict) -> None:
         for name, value in state.items():

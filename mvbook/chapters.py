@@ -27,10 +27,11 @@ from pathlib import Path
 
 from .data import DatasetError, load_dataset
 from .records import REPO, RunPaths, load_records
+from .results import row_key
 from .train import train
 
 RESULTS = REPO / "results"
-PRESET_RANK = {"paper": 0, "cpu": 1, "smoke": 2}   # the better-trained record first
+PRESET_RANK = {"paper": 0, "long": 1, "cpu": 2, "smoke": 3}   # the better-trained record first
 N_FOLDS = {"esc10": 5, "esc50": 5, "synthetic": 5, "gtzan": 10, "dcase2016": 1}   # the protocols of §3.1.3
 
 
@@ -105,7 +106,7 @@ def committed_record(system: str = "multiview", fold: int = 1, dataset=None, roo
     ``results/``, or None. Preference: the book's dataset, then ESC-10, then any;
     within one, preset ``paper`` before ``cpu`` before ``smoke``."""
     dataset = dataset or book_dataset()
-    recs = [r for r in load_records(root) if r["system"] == system and r["fold"] == fold
+    recs = [r for r in load_records(root) if row_key(r) == system and r["fold"] == fold
             and r["seed"] == 0] if Path(root).is_dir() else []
     if not recs:
         return None

@@ -46,6 +46,11 @@ REDUCTIONS = {
             ("epochs",): "120 epochs instead of 3000/1500",
             ("warmup_epochs",): "2 warm-up epochs instead of 10",
             ("eval_every", "window"): "evaluation every 20 steps, W = 3"},
+    # the scale check of the blending study: the cpu network trained 5× longer, ~30 weight updates
+    "long": {("width",): "width 0.25 (channels and units ×0.25)",
+             ("raw_bands",): "raw: 16 conv02 bands instead of 64",
+             ("epochs",): "600 epochs instead of 3000/1500",
+             ("eval_every", "window"): "evaluation every 100 steps, W = 3"},
     "smoke": {("width",): "width 1/16", ("raw_bands",): "raw: 4 conv02 bands", ("epochs",): "2 epochs",
               ("batch_size",): "batch 16", ("eval_clips",): "12 files per evaluation set", (): "for tests only"},
 }
@@ -53,6 +58,8 @@ PRESETS = {
     "paper": Preset("paper"),
     "cpu": Preset("cpu", width=0.25, epochs=120, warmup_epochs=2, eval_every=20, window=3, raw_bands=16,
                   reduced=tuple(REDUCTIONS["cpu"].values())),
+    "long": Preset("long", width=0.25, epochs=600, eval_every=100, window=3, raw_bands=16,
+                   reduced=tuple(REDUCTIONS["long"].values())),
     "smoke": Preset("smoke", width=1 / 16, epochs=2, warmup_epochs=1, batch_size=16, eval_every=8,
                     window=2, eval_clips=12, raw_bands=4, reduced=tuple(REDUCTIONS["smoke"].values())),
 }

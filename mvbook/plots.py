@@ -19,11 +19,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from gammatone.filters import centre_freqs
+from torch import nn
 
 from .blending import AdaptiveBlender
 from .features import CQT_BINS_PER_OCTAVE, GAM_FMIN
 from .framing import ALL_VIEWS, N_BANDS, VIEW_INFO, frame_times
-from .results import ROW_NAMES
+from .models import layer_shapes, scaled
+from .results import ROW_NAMES, row_key
 
 BRANCH_LABEL = {v: VIEW_INFO[v].label for v in ALL_VIEWS} | {"mv": "⊕ multi-view"}
 BRANCH_COLOR = {"mel": "#1f77b4", "gam": "#ff7f0e", "cqt": "#2ca02c", "raw": "#d62728", "harm": "#17becf",
@@ -98,7 +100,6 @@ def draw_network(ax=None, n_classes: str = "C", width: float = 1.0):
     branches (one per view, one on the concatenated embedding ⊕) → five losses,
     blended with the weights of Algorithm 1. Solid arrows: forward pass; dashed:
     where each loss's gradient flows back."""
-    from .models import scaled
     if ax is None:
         _, ax = plt.subplots(figsize=(10, 5.4), constrained_layout=True)
     ax.set_xlim(-0.1, 16.5)
@@ -162,8 +163,6 @@ def crnn_table(net, x, head=None) -> pd.DataFrame:
     and its output shape (time, frequency, channel) measured by running ``net``
     on one un-batched input ``x`` (:func:`mvbook.models.layer_shapes`); ``head`` (a classification
     branch) adds the fc rows."""
-    from torch import nn
-    from .models import layer_shapes
     in_shape = (x.shape[0], x.shape[1], 1) if x.dim() == 2 else (x.shape[0], 1, 1)
     x = x[None]                                            # one example: (T, 64) or (samples,)
     rows = [dict(layer="input", filter="", stride="", filters="", padding="", output=in_shape)]
@@ -359,7 +358,7 @@ def fig2(records: list[dict], fold: int = 1, axes=None, title: str | None = None
         _, axes = plt.subplots(1, 3, figsize=(13.5, 3.8), constrained_layout=True)
     by_system = {}
     for r in records:
-        by_system.setdefault(r["system"], []).append(r)
+        by_system.setdefault(row_key(r), []).append(r)
     mv = by_system.get("multiview", [])
     ax = axes[0]
     for k in ("mel", "gam", "cqt", "raw", "mv"):

@@ -75,14 +75,14 @@ class RunPaths:
 
 
 def grid_command(dataset: str, preset: str, systems=None, folds=None, seeds=None, out=None, checkpoints=None,
-                 data_root=None, epochs=None) -> str:
+                 data_root=None, epochs=None, device=None) -> str:
     """The ``python -m mvbook grid`` command line that makes these runs' records
     (``None``: the grid's default for that option)."""
     cmd = ["python", "-m", "mvbook", "grid", "--dataset", dataset, "--preset", preset]
     for flag, values in (("--systems", systems), ("--folds", folds), ("--seeds", seeds)):
         cmd += [flag, *map(str, values)] if values else []
     for flag, value in (("--out", out), ("--checkpoints", checkpoints), ("--data-root", data_root),
-                        ("--epochs", epochs)):
+                        ("--epochs", epochs), ("--device", device)):
         cmd += [flag, str(value)] if value is not None else []
     return shlex.join(cmd)
 

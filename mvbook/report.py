@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from .records import REPO, grid_command, record_path
-from .results import ALL_ROW_NAMES, PAPER_TABLE3, ROW_NAMES, SELF_ENSEMBLE_ROWS, fold_accuracies
+from .results import ALL_ROW_NAMES, PAPER_TABLE3, ROW_NAMES, SELF_ENSEMBLE_ROWS, fold_accuracies, row_key
 from .systems import DERIVED, PAPER_SYSTEMS
 
 
@@ -34,7 +34,8 @@ def _run_links(rec: dict, base: str) -> str:
     return " ".join(parts)
 
 
-SOURCE = {row: system for system, row in SELF_ENSEMBLE_ROWS.items()}     # self-ensemble row → the run it is read from
+# self-ensemble row → the row of the run it is read from
+SOURCE = {row: system for system, rows in SELF_ENSEMBLE_ROWS.items() for row in rows}
 
 
 def _ours(vals: pd.Series) -> str:
@@ -101,7 +102,7 @@ def table3_html(records: list[dict], dataset: str, preset: str, folds=None, seed
     row's name, ``fold``, ``seed``, ``why`` it is empty, the trained
     ``systems`` it needs and the ``command`` that fills it."""
     df = fold_accuracies(records)
-    runs = {(r["system"], r["fold"], r["seed"]): r for r in records}
+    runs = {(row_key(r), r["fold"], r["seed"]): r for r in records}
     cols = sorted(set(df.columns) | {(f, s) for f in (folds or []) for s in seeds})
     paper_col = "esc50" if dataset in ("esc50", "esc10") else dataset
     has_paper = paper_col in PAPER_TABLE3

@@ -16,13 +16,18 @@ PAPER_TABLE3 = pd.DataFrame(
      "dcase2016": [85.38, 85.13, 82.05, 83.85, 77.18, 77.95, 75.38, 57.44],
      "gtzan": [91.10, 90.80, 89.70, 89.00, 87.30, 86.20, 83.10, 81.50]},
     index=["self_ensemble", "multiview", "late", "concat", "mel", "gam", "cqt", "raw"])
-ROW_NAMES = {"self_ensemble": "Self-ensemble", "multiview": "Multi-view", "late": "Late fusion",
+ROW_NAMES = {"self_ensemble": "Self-ensemble", "self_ensemble_uniform": "Self-ensemble, uniform weights",
+             "multiview": "Multi-view", "late": "Late fusion",
              "concat": "Concat. fusion", "equal": "Equal-weight five losses (extra)", "mel": "Mel",
              "gam": "Gammatone", "cqt": "CQT", "raw": "Raw"}
 # Rows that are not in the paper (part *Beyond the paper*), marked † in tables.
-EXTRA_ROW_NAMES = {"fusionnet": "FusionNet meta-classifier †", "sumrule": "FusionNet sum rule †",
+EXTRA_ROW_NAMES = {"mv_literal": "Multi-view, Algorithm 1 read literally †",
+                   "mv_literal_se": "… its self-ensemble †", "mv_literal_se_uniform": "… uniform self-ensemble †",
+                   "mv_slope": "Multi-view, XSleepNet2's slopes †",
+                   "fusionnet": "FusionNet meta-classifier †", "sumrule": "FusionNet sum rule †",
                    "cabcnn": "CAB-CNN classifier attention †", "multiview6": "Multi-view + HPSS views †",
                    "multiview6_se": "Multi-view + HPSS, self-ensemble †",
+                   "multiview6_se_uniform": "Multi-view + HPSS, uniform self-ensemble †",
                    "mv_initial": "Ablation: initial-loss references †", "mv_power1": "Ablation: O instead of O² †",
                    "mv_w1": "Ablation: W = 1 †", "mv_w6": "Ablation: W = 6 †",
                    "mv_eval10": "Ablation: evaluate every 10 steps †",
@@ -31,7 +36,30 @@ EXTRA_ROW_NAMES = {"fusionnet": "FusionNet meta-classifier †", "sumrule": "Fus
                    "fcn_cqt": "FusionNet coder, CQT †", "fcn_raw": "FusionNet coder, raw †",
                    "harm": "Harmonic (HPSS) †", "perc": "Percussive (HPSS) †"}
 ALL_ROW_NAMES = ROW_NAMES | EXTRA_ROW_NAMES
-SELF_ENSEMBLE_ROWS = {"multiview": "self_ensemble", "multiview6": "multiview6_se"}
+# row of a blending system → its self-ensemble rows: Eq. 6 with the selected model's weights
+# (the paper), and with uniform weights (the authors' test code, XSleepNet)
+SELF_ENSEMBLE_ROWS = {"multiview": ("self_ensemble", "self_ensemble_uniform"),
+                      "mv_literal": ("mv_literal_se", "mv_literal_se_uniform"),
+                      "multiview6": ("multiview6_se", "multiview6_se_uniform")}
+# Records of these systems whose config names no blending rule were made before the rules were
+# named: they ran Algorithm 1 read literally, so they are rows of ``mv_literal``.
+LEGACY_ROWS = {"multiview": "mv_literal"}
+
+
+def row_key(record: dict) -> str:
+    """The table row a record belongs to: its system, except that a record made
+    with a blending rule its system no longer uses (:data:`LEGACY_ROWS`) is a
+    row of the system that uses it now. No row mixes rules."""
+    config = record.get("config")
+    if config is not None and "blending" not in config and record["system"] in LEGACY_ROWS:
+        return LEGACY_ROWS[record["system"]]
+    return record["system"]
+
+
+def uniform_ensemble_accuracy(record: dict) -> float:
+    """Accuracy of the mean of every branch's stored test posteriors (uniform weights)."""
+    P = np.mean([np.asarray(p) for p in record["test"]["probs"].values()], axis=0)
+    return float(np.mean(P.argmax(1) == np.asarray(record["test"]["labels"])))
 
 
 def late_fusion(single: dict, members=DERIVED["late"]) -> dict:
@@ -52,16 +80,21 @@ def late_fusion(single: dict, members=DERIVED["late"]) -> dict:
 
 
 def fold_accuracies(records: list[dict]) -> pd.DataFrame:
-    """Accuracy (%) per system (rows) and (fold, seed) (columns), with the
-    derived rows: ``late`` (from the four single-view runs) and
-    ``self_ensemble`` (from the multiview runs)."""
+    """Accuracy (%) per row (:func:`row_key`) and (fold, seed) (columns), with the
+    derived rows: ``late`` (from the four single-view runs), the self-ensembles
+    of the blending runs (:data:`SELF_ENSEMBLE_ROWS`) and ``sumrule``."""
     cell = {}
     by_run = {}
     for r in records:
-        cell[(r["system"], (r["fold"], r["seed"]))] = 100 * r["system_accuracy"]
-        by_run.setdefault((r["fold"], r["seed"]), {})[r["system"]] = r
-        if r["system"] in SELF_ENSEMBLE_ROWS:
-            cell[(SELF_ENSEMBLE_ROWS[r["system"]], (r["fold"], r["seed"]))] = 100 * r["accuracy"]["self_ensemble"]
+        row, run = row_key(r), (r["fold"], r["seed"])
+        if (row, run) in cell:
+            raise ValueError(f"two records for row {row!r}, fold {run[0]}, seed {run[1]} (the second: {r.get('path')})")
+        cell[(row, run)] = 100 * r["system_accuracy"]
+        by_run.setdefault(run, {})[row] = r
+        if row in SELF_ENSEMBLE_ROWS:
+            selected, uniform = SELF_ENSEMBLE_ROWS[row]
+            cell[(selected, run)] = 100 * r["accuracy"]["self_ensemble"]
+            cell[(uniform, run)] = 100 * uniform_ensemble_accuracy(r)
     for run, systems in by_run.items():
         for name, members in DERIVED.items():
             if all(v in systems for v in members):
@@ -88,11 +121,17 @@ def table3(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame({"mean": df.mean(axis=1), "std": std, "n": n, "ci95": ci})
 
 
-def paired_comparison(records: list[dict], system: str = "multiview", baselines=None) -> pd.DataFrame:
+def paired_comparison(records: list[dict], system: str = "multiview", baselines=None,
+                      unit: str = "run") -> pd.DataFrame:
     """``system`` against each baseline on the (fold, seed) runs both have:
     number of pairs, mean difference (percentage points), wins/ties/losses, and
     the p-values of a paired t-test and of a Wilcoxon signed-rank test
-    (two-sided; NaN when there are too few pairs or no differences)."""
+    (two-sided; NaN when there are too few pairs or no differences).
+    ``unit="fold"`` pairs fold means instead (each fold's runs averaged first,
+    over the seeds both rows have there): runs of one fold share their test
+    files, so the folds are the independent units."""
+    if unit not in ("run", "fold"):
+        raise ValueError(f"unit must be 'run' or 'fold', not {unit!r}")
     df = fold_accuracies(records)
     rows = {}
     if df.empty or system not in df.index:
@@ -101,6 +140,8 @@ def paired_comparison(records: list[dict], system: str = "multiview", baselines=
         if b not in df.index or b == system:
             continue
         both = df.loc[[system, b]].dropna(axis=1)
+        if unit == "fold" and both.shape[1]:
+            both = both.T.groupby([fold for fold, _ in both.columns]).mean().T
         d = np.round((both.loc[system] - both.loc[b]).to_numpy(), 6)     # float noise is not a difference
         n = len(d)
         p_t = stats.ttest_1samp(d, 0.0).pvalue if n > 1 and np.any(d != d[0]) else np.nan   # = paired t-test
@@ -180,7 +221,7 @@ def weight_shares(records: list[dict], system: str = "multiview") -> pd.DataFram
     ``system`` run, one row per (fold, seed): where the training signal went."""
     rows = {}
     for r in records:
-        if r["system"] == system:
+        if row_key(r) == system:
             w = r["curves"]["weights"]
             rows[(r["fold"], r["seed"])] = {k: float(np.mean(v)) for k, v in w.items()}
     return pd.DataFrame.from_dict(rows, orient="index").sort_index()

@@ -184,6 +184,7 @@ def _record(tr: Training, state: dict, ds) -> dict:
     acc = dict(best["test_accuracy"])
     if len(tr.branches) > 1:
         acc["self_ensemble"] = evaluate.ensemble_accuracy(best["test_probs"], best["weights"], test.labels)
+    diagnostics = tr.rule.diagnostics(state["curves"]["step"], state["curves"]["weights"], best["weights"])
     return {"schema": SCHEMA, "system": config["system"], "dataset": config["dataset"],
             "fold": config["fold"], "seed": config["seed"], "preset": config["preset"]["name"],
             "reduced": list(config["preset"]["reduced"]), "main_branch": tr.main, "accuracy": acc,
@@ -191,4 +192,5 @@ def _record(tr: Training, state: dict, ds) -> dict:
             "best": {k: best[k] for k in ("step", "epoch", "val_accuracy", "val_loss", "weights")},
             "curves": state["curves"],
             "test": {"keys": [ds.clips[i].key for i in test.clips], "labels": test.labels.tolist(),
-                     "probs": {k: np.round(v, 5).tolist() for k, v in best["test_probs"].items()}}}
+                     "probs": {k: np.round(v, 5).tolist() for k, v in best["test_probs"].items()}},
+            **({"diagnostics": diagnostics} if diagnostics else {})}

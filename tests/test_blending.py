@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mvbook.blending import AdaptiveBlender, FixedWeights, initial_weights
+from mvbook.blending import RULES, AdaptiveBlender, BlendRule, FixedWeights, initial_weights
 
 # Two branches, W = 2. Measurements n = 1..4 of (train loss, validation loss).
 HISTORY = {"a": [(1.0, 1.0), (0.8, 0.9), (0.6, 0.8), (0.5, 0.78)],
@@ -119,3 +119,84 @@ def test_the_stored_quantities_are_those_of_eq_3_to_5():
     ratio = {k: G[k] / (O[k] ** 2 + 1e-6) for k in "xy"}
     assert b.ratio == pytest.approx(ratio)
     assert w == pytest.approx({k: ratio[k] / sum(ratio.values()) for k in "xy"})
+
+
+# --- the rules the paper leaves open (BlendRule), on histories worked by hand -------------
+
+RULE_HISTORY = [((1.0, 1.0), (1.0, 1.0)),       # sets the references (W = 1): G = 0 for both
+           ((0.8, 0.9), (0.9, 1.0)),       # a improves its validation loss, b does not
+           ((0.7, 0.8), (0.95, 1.05))]     # neither beats its best: every ratio is 0
+
+
+def _replay(rule, history=RULE_HISTORY, window=1):
+    b = AdaptiveBlender(("a", "b"), window=window, rule=rule)
+    return b, [b.update(dict(zip("ab", tr)), dict(zip("ab", va))) for tr, va in history]
+
+
+def test_all_zero_ratios_keep_or_reset_the_weights():
+    keep, w_keep = _replay(BlendRule("k"))
+    uni, w_uni = _replay(BlendRule("u", fallback="uniform"))
+    assert w_keep[0] == w_uni[0] == {"a": 0.5, "b": 0.5}           # first update: G = 0 (uniform start)
+    assert w_keep[1] == w_uni[1] == {"a": 1.0, "b": 0.0}           # O_a = 0.2 − 0.1 = 0.1 > 0, G_b = 0
+    assert w_keep[2] == {"a": 1.0, "b": 0.0}                       # literal: the previous weights
+    assert w_uni[2] == {"a": 0.5, "b": 0.5}                        # XSleepNet: uniform
+    assert keep.counts == uni.counts == {"updates": 1, "fallbacks": 2}
+
+
+def test_a_floor_keeps_every_branch_training():
+    b, w = _replay(BlendRule("f", floor=1e-5))
+    ratio_a = 0.1 / (0.1 ** 2 + 1e-6)
+    assert w[1]["b"] == pytest.approx(1e-5 / (ratio_a + 1e-5)) and w[1]["b"] > 0
+    assert w[2] == {"a": 0.5, "b": 0.5}                            # both floored: equal ratios
+    assert b.counts == {"updates": 3, "fallbacks": 0}
+
+
+def test_warmup_delays_the_first_adaptive_weight_and_the_references():
+    history = RULE_HISTORY + [((0.6, 0.7), (0.8, 0.9))]
+    b, w = _replay(BlendRule("w", warmup_windows=1), history, window=2)
+    assert b.first == 3
+    assert w[:3] == [{"a": 0.5, "b": 0.5}] * 3                     # nothing adaptive before measurement 3
+    # references from measurements 2–3 (the first full window after the warm-up):
+    # L*_va = (0.925, 1.025), L*_tr = (0.75, 0.85); measurement 4: L̄_va = (0.875, 0.975),
+    # L̄_tr = (0.65, 0.75), so G = (0.05, 0.05) and O = (0.1 − 0.05, 0.1 − 0.05)
+    assert b.G == pytest.approx({"a": 0.05, "b": 0.05}) and b.O == pytest.approx({"a": 0.05, "b": 0.05})
+    assert w[3] == pytest.approx({"a": 0.5, "b": 0.5})
+    assert b.L_va_star == pytest.approx({"a": 0.875, "b": 0.975})    # then the best so far
+
+
+def test_slope_estimator_is_xsleepnet2s():
+    # W = 2: smoothed s_n = mean(L_{n-1}, L_n); first weight at n = 3 with
+    # references = slope of (s_1, s_2) and current = slope of (s_2, s_3)
+    history = [((1.0, 1.0), (1.0, 1.0)), ((0.8, 0.9), (0.9, 0.96)), ((0.5, 0.7), (0.86, 0.96))]
+    b, w = _replay(BlendRule("s", estimator="slope"), history, window=2)
+    s_tr = {"a": [1.0, 0.9, 0.65], "b": [1.0, 0.95, 0.8]}
+    s_va = {"a": [1.0, 0.95, 0.88], "b": [1.0, 0.98, 0.96]}
+    for k in "ab":
+        ref_tr, ref_va = s_tr[k][1] - s_tr[k][0], s_va[k][1] - s_va[k][0]
+        cur_tr, cur_va = s_tr[k][2] - s_tr[k][1], s_va[k][2] - s_va[k][1]
+        assert b.G[k] == pytest.approx(cur_va - ref_va)              # XSleepNet2: slope − reference
+        assert b.O[k] == pytest.approx((cur_va - cur_tr) - (ref_va - ref_tr))
+    # G_a = −0.07 − (−0.05) < 0 → 0; G_b = −0.02 − (−0.02) = 0 → 0: all zero, previous weights kept
+    assert w[2] == {"a": 0.5, "b": 0.5} and b.counts["fallbacks"] == 1
+    # the reference moves to the steeper validation slope (a's), not b's
+    assert b.L_va_star["a"] == pytest.approx(-0.07) and b.L_va_star["b"] == pytest.approx(-0.02)
+
+
+def test_rules_of_the_systems_and_bad_rules():
+    assert RULES["literal"] == BlendRule("literal")
+    assert (RULES["authors"].fallback, RULES["authors"].floor, RULES["authors"].warmup_windows) == ("uniform", 1e-5, 1)
+    assert RULES["slope"].estimator == "slope"
+    with pytest.raises(ValueError):
+        BlendRule("x", fallback="random")
+    with pytest.raises(ValueError):
+        BlendRule("x", floor=-1)
+
+
+def test_diagnostics_by_hand():
+    b = AdaptiveBlender(("a", "b"), window=1)
+    b.counts = {"updates": 2, "fallbacks": 1}
+    d = b.diagnostics([0, 10, 20, 30], {"a": [0.5, 1.0, 0.0, 0.0], "b": [0.5, 0.0, 1.0, 1.0]}, {"a": 0.5, "b": 0.5})
+    assert d["zero_weight_share"] == pytest.approx({"a": 1 / 3, "b": 1 / 3})
+    assert d["updates"] == 2 and d["fallbacks"] == 1 and d["selected_entropy"] == pytest.approx(np.log(2))
+    assert b.diagnostics([0, 10], {"a": [1.0, 1.0], "b": [0.0, 0.0]}, {"a": 1.0, "b": 0.0})["selected_entropy"] == 0
+    assert FixedWeights({"a": 1.0}).diagnostics([0], {"a": [1.0]}, {"a": 1.0}) is None

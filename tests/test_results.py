@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from mvbook.results import PAPER_TABLE3, fold_accuracies, format_table3, late_fusion, paired_comparison, table3
+from mvbook.results import (PAPER_TABLE3, fold_accuracies, format_table3, late_fusion, paired_comparison, row_key,
+                            table3, uniform_ensemble_accuracy)
 
 
 def fake(system, fold, acc, probs=None, labels=(0, 1), se=None):
@@ -41,7 +42,7 @@ def test_table3_mean_std_and_derived_rows():
     assert t.loc["mel", "std"] == pytest.approx(np.std([80, 70], ddof=1))
     assert t.loc["self_ensemble", "mean"] == pytest.approx(90.0)
     assert t.loc["late", "n"] == 1                      # only fold 1 has all four single views
-    assert list(fold_accuracies(recs).index)[:2] == ["self_ensemble", "multiview"]
+    assert list(fold_accuracies(recs).index)[:3] == ["self_ensemble", "self_ensemble_uniform", "multiview"]
     text = format_table3(recs, "esc10", "cpu")
     assert "75.00 ±  7.07" in text and f"{PAPER_TABLE3.loc['mel', 'esc50']:.2f}" in text
     assert "width 0.25" in text and "no runs" in text   # concat has no runs
@@ -106,3 +107,39 @@ def test_weight_shares_by_hand():
     w = weight_shares([r, fake("mel", 2, 0.5)])
     assert list(w.index) == [(2, 0)]
     assert w.loc[(2, 0), "raw"] == pytest.approx(1.9 / 3) and w.loc[(2, 0), "mv"] == pytest.approx(0.3)
+
+
+def test_records_of_the_literal_rule_are_rows_of_mv_literal():
+    old = fake("multiview", 1, 0.6, se=0.5) | {"config": {"system": "multiview"}}          # no rule named
+    new = fake("multiview", 1, 0.7, se=0.8) | {"config": {"blending": {"name": "authors"}}}
+    assert row_key(old) == "mv_literal" and row_key(new) == "multiview"
+    assert row_key(fake("mel", 1, 0.5) | {"config": {}}) == "mel"
+    df = fold_accuracies([old, new])
+    assert df.loc["mv_literal"][(1, 0)] == 60 and df.loc["mv_literal_se"][(1, 0)] == 50
+    assert df.loc["multiview"][(1, 0)] == 70 and df.loc["self_ensemble"][(1, 0)] == 80
+    with pytest.raises(ValueError, match="two records for row 'multiview'"):
+        fold_accuracies([new, dict(new)])
+
+
+def test_uniform_self_ensemble_by_hand():
+    r = fake("multiview", 1, 0.5, se=0.5, labels=(0, 1))
+    r["test"]["probs"] = {"mel": [[0.9, 0.1], [0.6, 0.4]], "mv": [[0.2, 0.8], [0.1, 0.9]]}
+    # means [[0.55, 0.45], [0.35, 0.65]] → classes 0, 1: both right
+    assert uniform_ensemble_accuracy(r) == 1.0
+    r["test"]["labels"] = [1, 1]
+    assert uniform_ensemble_accuracy(r) == 0.5
+    assert fold_accuracies([r]).loc["self_ensemble_uniform"][(1, 0)] == 50
+
+
+def test_paired_comparison_over_fold_means():
+    recs = []
+    for fold, seed, a, b in [(1, 0, 0.8, 0.7), (1, 1, 0.6, 0.7), (2, 0, 0.9, 0.6), (2, 1, 0.7, 0.8)]:
+        recs += [fake("concat", fold, a) | {"seed": seed}, fake("mel", fold, b) | {"seed": seed}]
+    runs = paired_comparison(recs, "concat", ["mel"])
+    folds = paired_comparison(recs, "concat", ["mel"], unit="fold")
+    assert runs.loc["mel", "pairs"] == 4 and folds.loc["mel", "pairs"] == 2
+    # fold means: concat (70, 80), mel (70, 70): differences (0, 10)
+    assert folds.loc["mel", "mean_diff"] == pytest.approx(5.0)
+    assert (folds.loc["mel", "wins"], folds.loc["mel", "ties"]) == (1, 1)
+    with pytest.raises(ValueError, match="unit"):
+        paired_comparison(recs, "concat", ["mel"], unit="clip")

@@ -122,3 +122,18 @@ def test_a_new_system_is_one_module_and_one_registry_line(tmp_path, monkeypatch)
     assert rec["config"]["head"] == "toy" and set(rec["test"]["probs"]) == {"mel", "cqt", "mv"}
     assert rec["best"]["weights"] == {"mel": 1 / 3, "cqt": 1 / 3, "mv": 1 / 3}
     assert Path(rec["path"]) == tmp_path / "synthetic/smoke/toy/fold1-seed0.json"
+
+
+def test_blending_records_state_their_rule_and_what_the_weights_did(tmp_path):
+    from mvbook.blending import RULES
+    rec = train("synthetic", "multiview", 1, "smoke", seed=0, out=tmp_path, progress=False,
+                cache_dir=tmp_path.parent / "cache", epochs=1)
+    assert rec["config"]["blending"] == RULES["authors"].to_dict()
+    d = rec["diagnostics"]
+    assert set(d["zero_weight_share"]) == set(rec["config"]["views"]) | {"mv"}
+    assert all(0 <= v <= 1 for v in d["zero_weight_share"].values())
+    assert d["updates"] + d["fallbacks"] <= len(rec["curves"]["step"])
+    assert 0 <= d["selected_entropy"] <= np.log(5) + 1e-9
+    single = train("synthetic", "mel", 1, "smoke", seed=0, out=tmp_path, progress=False,
+                   cache_dir=tmp_path.parent / "cache", epochs=1)
+    assert "blending" not in single["config"] and "diagnostics" not in single

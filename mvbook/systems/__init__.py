@@ -16,7 +16,7 @@ from ..framing import EXTRA_VIEWS, VIEWS
 # system → the module of mvbook.systems that defines it
 REGISTRY = {
     **{v: "paper" for v in VIEWS}, "concat": "paper", "multiview": "paper", "equal": "paper",
-    "mv_initial": "paper", "mv_power1": "paper", "mv_w1": "paper", "mv_w6": "paper",
+    "mv_literal": "paper", "mv_slope": "paper", "mv_initial": "paper", "mv_power1": "paper", "mv_w1": "paper", "mv_w6": "paper",
     "mv_eval10": "paper", "mv_eval40": "paper",
     **{f"fcn_{v}": "fusionnet" for v in VIEWS}, "fusionnet": "fusionnet",
     "cabcnn": "cabcnn",

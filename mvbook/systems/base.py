@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import evaluate
-from ..blending import AdaptiveBlender, FixedWeights, initial_weights
+from ..blending import RULES, AdaptiveBlender, FixedWeights, initial_weights
 from ..cache import load_views
 from ..config import Preset, learning_rate
 from ..data import Dataset, Split
@@ -125,6 +125,8 @@ class System(ABC):
         Trained systems whose finished runs it reads (FusionNet's coders).
     overrides : tuple of (str, value)
         Preset fields it changes (the ablations).
+    rule : str or None
+        For ``loss="blend"``: its :data:`mvbook.blending.RULES` entry, stated in its records' config.
 
     A subclass supplies :meth:`prepare` (one run → a :class:`Training`) and
     :meth:`network` (a record's config → its untrained network); ``coder`` and
@@ -142,9 +144,11 @@ class System(ABC):
     head = "fc"
 
     def __init__(self, name: str, views: tuple, loss: str, origin: str = "paper", needs: tuple = (),
-                 overrides: tuple = ()):
+                 overrides: tuple = (), rule: str | None = None):
+        if (loss == "blend") != (rule is not None) or (rule is not None and rule not in RULES):
+            raise ValueError(f"{name}: a blending system names one of the rules {sorted(RULES)}, no other does")
         self.name, self.views, self.loss, self.origin = name, tuple(views), loss, origin
-        self.needs, self.overrides = tuple(needs), tuple(overrides)
+        self.needs, self.overrides, self.rule = tuple(needs), tuple(overrides), rule
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, views={self.views}, loss={self.loss!r})"
@@ -184,7 +188,7 @@ class System(ABC):
                 "clip_seconds": ds.clip_seconds, "dataset_fingerprint": ds.fingerprint(),
                 "n_params": n_params(model),
                 "split": {k: len(v.clips) for k, v in sets.items()} | {"train_all": len(run.split.train)},
-                **extra}
+                **({"blending": RULES[self.rule].to_dict()} if self.rule else {}), **extra}
 
 
 class BranchSystem(System):
@@ -227,8 +231,8 @@ class BranchTraining(Training):
         # fused: one kernel for all parameters (same Adam update; CPU and CUDA)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=p.lr_warmup,
                                           fused=dev.type in ("cpu", "cuda"))
-        self.rule = (AdaptiveBlender(self.branches, p.window, p.reference, power=p.power) if system.loss == "blend"
-                     else FixedWeights(initial_weights(self.branches, system.loss)))
+        self.rule = (AdaptiveBlender(self.branches, p.window, p.reference, power=p.power, rule=RULES[system.rule])
+                     if system.loss == "blend" else FixedWeights(initial_weights(self.branches, system.loss)))
         self.labels = run.labels
         self.sets = evaluate.eval_sets(split, self.labels, run.seed, p.eval_clips)
         self.train_clips = split.train

@@ -29,7 +29,7 @@ from ..segments import Segmenter, eval_segments
 from .base import BranchSystem, Run, System, Training
 
 META_LR = 1e-3
-META_EPOCHS = {"paper": 100, "cpu": 100}    # other presets (smoke): the preset's own epochs
+META_EPOCHS = {"paper": 100, "cpu": 100, "long": 100}    # other presets (smoke): their own epochs
 
 
 class CoderSystem(BranchSystem):
