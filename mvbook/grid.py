@@ -8,12 +8,14 @@ instead. Chapter: *Training*.
 """
 from __future__ import annotations
 
+import json
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .records import REPO, RunPaths
+from .results import row_key
 from .systems import dependencies
 from .train import train
 
@@ -125,8 +127,9 @@ def run_grid(dataset: str, systems, folds, seeds=(0,), preset: str = "cpu", out=
                 paths = RunPaths(out, dataset, preset, system, fold, seed)
                 rec, nb_path = paths.record, paths.notebook
                 if rec.exists():
-                    log(f"skip {cell}: {rec} exists")
-                    report.skipped.append(cell)
+                    stale = _stale(rec, system)
+                    log(f"FAIL {cell}: {stale}" if stale else f"skip {cell}: {rec} exists")
+                    report.failed.append((cell, stale, None)) if stale else report.skipped.append(cell)
                     continue
                 log(f"run  {cell}" + ("" if direct else f" -> {nb_path}"))
                 t = time.time()
@@ -156,6 +159,17 @@ def run_grid(dataset: str, systems, folds, seeds=(0,), preset: str = "cpu", out=
                     report.failed.append((cell, err, None if direct or not nb_path.exists() else str(nb_path)))
     log(report.summary())
     return report
+
+
+def _stale(path: Path, system: str) -> str | None:
+    """Why the record at ``path`` does not count as a finished run of ``system``
+    (it belongs to another row: made with a blending rule ``system`` no longer
+    uses), or None. Such a record is never overwritten."""
+    row = row_key(json.loads(path.read_text()))
+    if row == system:
+        return None
+    return (f"{path} is a record of row {row!r}, not of {system!r} (made with another blending rule); "
+            f"move it (with its notebook) to {path.parent.parent / row}/ or delete it, then run again")
 
 
 def _str(x):

@@ -21,7 +21,7 @@ ROW_NAMES = {"self_ensemble": "Self-ensemble", "self_ensemble_uniform": "Self-en
              "concat": "Concat. fusion", "equal": "Equal-weight five losses (extra)", "mel": "Mel",
              "gam": "Gammatone", "cqt": "CQT", "raw": "Raw"}
 # Rows that are not in the paper (part *Beyond the paper*), marked † in tables.
-EXTRA_ROW_NAMES = {"mv_literal": "Multi-view, Algorithm 1 read literally †",
+EXTRA_ROW_NAMES = {"mv_literal": "Multi-view, literal Alg. 1 †",
                    "mv_literal_se": "… its self-ensemble †", "mv_literal_se_uniform": "… uniform self-ensemble †",
                    "mv_slope": "Multi-view, XSleepNet2's slopes †",
                    "fusionnet": "FusionNet meta-classifier †", "sumrule": "FusionNet sum rule †",

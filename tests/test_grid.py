@@ -75,3 +75,16 @@ def test_grid_runs_the_systems_a_system_needs_first(tmp_path):
     assert "4 best.pt checkpoint(s) missing" in report.failed[0][1]
     assert "delete those records" in report.failed[0][1]             # the grid would skip them
     assert log[0].startswith("adding fcn_mel, fcn_gam, fcn_cqt, fcn_raw")
+
+
+def test_a_record_of_another_blending_rule_is_neither_skipped_nor_overwritten(tmp_path):
+    rec = tmp_path / record_path("synthetic", "smoke", "multiview", 1, 0)
+    rec.parent.mkdir(parents=True)
+    old = {"schema": "mvbook.record/1", "system": "multiview", "config": {"system": "multiview"}}   # no rule named
+    rec.write_text(json.dumps(old))
+    log = []
+    report = grid.run_grid("synthetic", ["multiview"], [1], preset="smoke", out=tmp_path, direct=True,
+                           log=log.append)
+    assert not report.done and not report.skipped and len(report.failed) == 1
+    assert "row 'mv_literal'" in report.failed[0][1] and "mv_literal/" in report.failed[0][1]
+    assert json.loads(rec.read_text()) == old
