@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .blending import RULES, AdaptiveBlender, BlendRule
 from .systems import DERIVED
 
 # Table 3 of the paper (accuracy %), keyed like our systems.
@@ -224,4 +225,48 @@ def weight_shares(records: list[dict], system: str = "multiview") -> pd.DataFram
         if row_key(r) == system:
             w = r["curves"]["weights"]
             rows[(r["fold"], r["seed"])] = {k: float(np.mean(v)) for k, v in w.items()}
+    return pd.DataFrame.from_dict(rows, orient="index").sort_index()
+
+
+def record_rule(record: dict) -> BlendRule:
+    """The blending rule a record of a blending system ran with (records that
+    name none ran Algorithm 1 read literally)."""
+    stated = record["config"].get("blending")
+    return BlendRule(**stated) if stated else RULES["literal"]
+
+
+def replay(record: dict) -> AdaptiveBlender:
+    """Algorithm 1 replayed on a blending record's measured losses with the
+    record's rule and preset (``window``, ``reference``, ``power``); its weights
+    are the recorded ones."""
+    p, c = record["config"]["preset"], record["curves"]
+    blender = AdaptiveBlender(list(c["weights"]), p["window"], p["reference"], power=p.get("power", 2.0),
+                              rule=record_rule(record))
+    for n in range(len(c["step"])):
+        blender.update({k: c["loss"]["train"][k][n] for k in blender.branches},
+                       {k: c["loss"]["val"][k][n] for k in blender.branches})
+    return blender
+
+
+def blending_diagnostics(record: dict) -> dict:
+    """What the weights did in a blending run (:meth:`AdaptiveBlender.diagnostics`):
+    the record's own ``diagnostics``, or, for records made before they were
+    recorded, the same figures from a :func:`replay` of its losses."""
+    if "diagnostics" in record:
+        return record["diagnostics"]
+    c = record["curves"]
+    return replay(record).diagnostics(c["step"], c["weights"], record["best"]["weights"])
+
+
+def diagnostics_table(records: list[dict], system: str) -> pd.DataFrame:
+    """One row per (fold, seed) run of ``system``'s row: the share of steps each
+    branch had weight 0, the adaptive updates, the all-zero fallbacks and the
+    selected weights' entropy."""
+    rows = {}
+    for r in records:
+        if row_key(r) == system:
+            d = blending_diagnostics(r)
+            rows[(r["fold"], r["seed"])] = {**{f"zero {k}": v for k, v in d["zero_weight_share"].items()},
+                                            "updates": d["updates"], "fallbacks": d["fallbacks"],
+                                            "selected entropy": d["selected_entropy"]}
     return pd.DataFrame.from_dict(rows, orient="index").sort_index()

@@ -143,3 +143,25 @@ def test_paired_comparison_over_fold_means():
     assert (folds.loc["mel", "wins"], folds.loc["mel", "ties"]) == (1, 1)
     with pytest.raises(ValueError, match="unit"):
         paired_comparison(recs, "concat", ["mel"], unit="clip")
+
+
+def test_diagnostics_of_a_legacy_record_come_from_its_replayed_losses():
+    import json
+    from pathlib import Path
+
+    from mvbook.results import blending_diagnostics, diagnostics_table, record_rule, replay
+    path = Path(__file__).parents[1] / "results/esc10/cpu/mv_literal/fold1-seed0.json"
+    if not path.exists():
+        pytest.skip("no committed literal-rule record")
+    rec = json.loads(path.read_text())
+    assert "blending" not in rec["config"] and record_rule(rec).name == "literal"
+    b = replay(rec)
+    assert b.weights == pytest.approx({k: v[-1] for k, v in rec["curves"]["weights"].items()})   # = recorded
+    d = blending_diagnostics(rec)
+    w = rec["curves"]["weights"]
+    steps = rec["curves"]["step"]
+    by_hand = sum(b - a for a, b, x in zip(steps[:-1], steps[1:], w["mv"][:-1]) if x == 0) / (steps[-1] - steps[0])
+    assert d["zero_weight_share"]["mv"] == pytest.approx(by_hand)
+    assert d["updates"] + d["fallbacks"] == len(steps) - rec["config"]["preset"]["window"] + 1
+    table = diagnostics_table([rec | {"path": str(path)}], "mv_literal")
+    assert table.loc[(1, 0), "zero mv"] == pytest.approx(by_hand)
