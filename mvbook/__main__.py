@@ -10,7 +10,7 @@ import time
 
 from . import __version__
 from .config import PRESETS
-from .data import DATASETS, DatasetError, describe, load_dataset
+from .data import DATASETS, DatasetError, check_datasets, describe, load_dataset
 from .systems import PAPER_SYSTEMS, TRAINED_SYSTEMS
 
 
@@ -31,6 +31,22 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
+def _engine_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("engine", "where the cells run (all but serial need `pip install \"mvbook[cluster]\"`)")
+    g.add_argument("--engine", default="serial", choices=("serial", "local", "dask", "slurm"),
+                   help="serial: one after another here (default); local: a Dask cluster on this machine "
+                        "(127.0.0.1), one worker per GPU or --workers CPU workers; dask: an existing cluster "
+                        "(--scheduler-address); slurm: worker jobs through dask-jobqueue (--jobs)")
+    g.add_argument("--workers", type=int, default=None,
+                   help="local: number of workers (default one per GPU, else one per core)")
+    g.add_argument("--scheduler-address", default=None, help="dask: tcp://host:8786 (or tls://… with Dask's TLS config)")
+    g.add_argument("--jobs", type=int, default=None, help="slurm: at most this many worker jobs at once")
+    g.add_argument("--gpus-per-cell", type=int, default=None,
+                   help="GPUs each cell asks for (Dask resource GPU; default 1 where workers have GPUs, else 0)")
+    g.add_argument("--threads", type=int, default=1, help="math-library threads per cell on Dask workers (default 1)")
+    g.add_argument("--retries", type=int, default=0, help="Dask engines: reruns of a failed cell (default 0)")
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m mvbook", description=__doc__.splitlines()[0])
     ap.add_argument("--version", action="version", version=f"mvbook {__version__}")
@@ -38,6 +54,9 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("datasets", help="list the datasets and check what the data root holds")
     _common(p)
+    p.add_argument("--check", action="store_true",
+                   help="decode every clip of each dataset found and list every bad one (exit 2 if any)")
+    p.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser("features", help="extract and cache the four views of a dataset")
     _common(p)
@@ -61,11 +80,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--direct", action="store_true",
                    help="train in this process instead of through the notebook (no executed notebook is kept)")
     p.add_argument("--log-output", action="store_true", help="echo each notebook's output while it runs")
+    _engine_args(p)
 
     p = sub.add_parser("table", help="print Table 3 from results records")
     p.add_argument("--results", default="results", help="folder of records")
     p.add_argument("--dataset", default="esc10")
     p.add_argument("--preset", default="cpu")
+    p.add_argument("--skip-bad", action="store_true", help="leave out malformed records with a warning")
     p.add_argument("--folds", action="store_true", help="also print the accuracy of every fold")
     p.add_argument("--extended", action="store_true", help="add the rows that are not in the paper (†)")
     p.add_argument("--compare", nargs="?", const="multiview", default=None, metavar="SYSTEM",
@@ -77,14 +98,17 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (DatasetError, ValueError, RuntimeError) as e:
+    except (DatasetError, ValueError, RuntimeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
 
 def cmd_datasets(args) -> int:
     print(describe(None, args.data_root))
-    return 0
+    errors = check_datasets(args.data_root, progress=not args.no_progress) if args.check else []
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+    return 2 if errors else 0
 
 
 def cmd_features(args) -> int:
@@ -120,24 +144,35 @@ def cmd_grid(args) -> int:
     notebook (``book/training.md``) with papermill; each executed notebook is
     kept beside its record as ``<out>/<dataset>/<preset>/<system>/fold<k>-seed<s>.ipynb``.
     Cells whose record exists are skipped; a failed cell does not stop the grid
-    and is reported at the end (exit status 1)."""
+    and is reported at the end (exit status 1). ``--engine local|dask|slurm``
+    runs the cells on Dask workers (:mod:`mvbook.engines`)."""
     from .grid import run_grid
     ds = load_dataset(args.dataset, args.data_root)
     folds = args.folds or list(range(1, ds.n_folds + 1))
     bad = [f for f in folds if not 1 <= f <= ds.n_folds]
     if bad:
         raise ValueError(f"{ds.name} has folds 1..{ds.n_folds}; got {bad}")
+    engine = {} if args.engine == "serial" else {
+        "workers": args.workers, "scheduler_address": args.scheduler_address, "jobs": args.jobs,
+        "gpus_per_cell": args.gpus_per_cell, "threads": args.threads, "retries": args.retries}
+    if engine:
+        try:
+            import distributed  # noqa: F401  (the optional extra)
+        except ImportError:
+            raise RuntimeError(f"--engine {args.engine} needs Dask: pip install \"mvbook[cluster]\" "
+                               "(dask[distributed], dask-jobqueue)") from None
     report = run_grid(ds.name, args.systems, folds, args.seeds or [args.seed], preset=args.preset,
                       out=args.out, device=args.device, data_root=args.data_root, cache_dir=args.cache_dir,
                       checkpoints=args.checkpoints, epochs=args.epochs, direct=args.direct,
-                      log=lambda m: print(m, flush=True), log_output=args.log_output)
+                      log=lambda m: print(m, flush=True), log_output=args.log_output, engine=args.engine,
+                      **engine)
     return 1 if report.failed else 0
 
 
 def cmd_table(args) -> int:
     from .records import load_records
     from .results import fold_accuracies, format_table3, paired_comparison
-    recs = load_records(args.results, args.dataset, args.preset)
+    recs = load_records(args.results, args.dataset, args.preset, skip_bad=args.skip_bad)
     print(format_table3(recs, args.dataset, args.preset, extended=args.extended))
     if args.folds and recs:
         print()

@@ -31,6 +31,21 @@ class Preset:
     raw_bands: int = 64            # conv02 filters of the 1D CRNN (Table 2: 64)
     reduced: tuple = field(default=())  # what differs from the paper, in words
 
+    def __post_init__(self):
+        """Impossible settings are refused before any work."""
+        positive = {"width": self.width, "batch_size": self.batch_size, "lr": self.lr, "lr_warmup": self.lr_warmup,
+                    "eval_every": self.eval_every, "window": self.window, "raw_bands": self.raw_bands}
+        if self.epochs is not None:
+            positive["epochs"] = self.epochs
+        if self.eval_clips is not None:
+            positive["eval_clips"] = self.eval_clips
+        bad = [f"{k} = {v}" for k, v in positive.items() if not v > 0]
+        bad += [f"{k} = {v}" for k, v in (("warmup_epochs", self.warmup_epochs),) if v < 0]
+        bad += [] if self.reference in ("best", "initial") else [f"reference = {self.reference!r}"]
+        if bad:
+            raise ValueError(f"preset {self.name!r}: impossible setting {'; '.join(bad)} (each must be positive; "
+                             "reference 'best' or 'initial')")
+
     def epochs_for(self, dataset: str) -> int:
         return self.epochs if self.epochs is not None else PAPER_EPOCHS[dataset]
 

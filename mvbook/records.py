@@ -104,9 +104,21 @@ def _atomic(path: Path, write) -> None:
 
 
 def write_record(record: dict, path) -> Path:
-    """Write a record as JSON atomically (a reader never sees half a file)."""
-    _atomic(Path(path), lambda f: f.write(json.dumps(record, indent=1).encode()))
+    """Write a record as strict JSON (no NaN or infinity) atomically (a reader never sees half a file)."""
+    try:
+        text = json.dumps(record, indent=1, allow_nan=False)
+    except ValueError as e:
+        raise ValueError(f"refusing to write a record with a non-finite number ({path}): {e}") from None
+    _atomic(Path(path), lambda f: f.write(text.encode()))
     return Path(path)
+
+
+def check_out(folder) -> Path:
+    """``folder`` as a Path, or a clear error when it exists and is not a folder."""
+    folder = Path(folder).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"not a folder ({folder}): records and checkpoints go into a folder; pass another path")
+    return folder
 
 
 def atomic_torch_save(obj, path) -> None:
@@ -154,15 +166,43 @@ def provenance(device, train_seconds: float, wall_seconds: float, code: dict | N
             "command": " ".join(sys.argv)}
 
 
-def load_records(root="results", dataset=None, preset=None) -> list[dict]:
-    """Every record under ``root`` (optionally one dataset/preset), with its path."""
+REQUIRED = ("system", "dataset", "fold", "seed", "preset", "accuracy", "system_accuracy", "config", "test")
+
+
+def _non_finite(token: str):
+    raise ValueError(f"a non-finite number ({token})")
+
+
+def read_record(path: Path) -> dict | None:
+    """The record in ``path``; None for a JSON file that is not a record (no
+    ``schema``); a ValueError naming the file for a broken one (not strict JSON,
+    NaN or infinity, fields missing)."""
+    try:
+        rec = json.loads(Path(path).read_text(), parse_constant=_non_finite)
+    except (json.JSONDecodeError, ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"not a valid results record ({path}): {e}") from None
+    if not isinstance(rec, dict) or rec.get("schema") != SCHEMA:
+        return None
+    missing = [k for k in REQUIRED if k not in rec]
+    if missing:
+        raise ValueError(f"not a valid results record ({path}): missing {', '.join(missing)}")
+    return rec
+
+
+def load_records(root="results", dataset=None, preset=None, skip_bad: bool = False, warn=None) -> list[dict]:
+    """Every record under ``root`` (optionally one dataset/preset), with its path.
+    A broken record is an error naming its file, or, with ``skip_bad``, left out
+    with a warning (``warn``, default: printed to stderr)."""
     recs = []
     for path in sorted(Path(root).rglob("*.json")):
         try:
-            rec = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not a valid results record ({e})") from e
-        if rec.get("schema") != SCHEMA:
+            rec = read_record(path)
+        except ValueError as e:
+            if not skip_bad:
+                raise
+            (warn or (lambda m: print(m, file=sys.stderr)))(f"warning: skipped {e}")
+            continue
+        if rec is None:
             continue
         if (dataset and rec["dataset"] != dataset) or (preset and rec["preset"] != preset):
             continue

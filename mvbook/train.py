@@ -7,6 +7,8 @@ Chapter: *Training*.
 """
 from __future__ import annotations
 
+import json
+import math
 import time
 from pathlib import Path
 
@@ -15,10 +17,11 @@ import torch
 from tqdm.auto import tqdm
 
 from . import evaluate
+from .checkpoints import RunLock, load_checkpoint, save_checkpoint
 from .config import get_preset
 from .data import load_dataset
 from .device import autocast_name, resolve_device
-from .records import RunPaths, SCHEMA, atomic_torch_save, code_version, provenance, write_record
+from .records import RunPaths, SCHEMA, atomic_torch_save, check_out, code_version, provenance, write_record
 from .systems import get_system
 from .systems.base import Run, Training
 
@@ -64,17 +67,45 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
     p = sys_.preset(get_preset(preset, **overrides))
     dev = resolve_device(device)
     ds = load_dataset(dataset, data_root)
-    paths = RunPaths(Path(out), ds.name, p.name, system, fold, seed, None if checkpoints is None else Path(checkpoints))
+    paths = RunPaths(check_out(out), ds.name, p.name, system, fold, seed,
+                     None if checkpoints is None else check_out(checkpoints))
     run = Run(ds, ds.split(fold, split_seed), fold, seed, split_seed, p, dev, paths, cache_dir, progress,
               data_root, overrides)
-    tr = sys_.prepare(run)
-    state = _loop(tr, paths, dev, seed, fresh, f"{system} fold {fold}", progress, callback)
+    with RunLock(paths.checkpoint_dir):
+        tr = sys_.prepare(run)
+        _refuse_other_record(paths.record, tr.config, fresh)
+        state = _loop(tr, paths, dev, seed, fresh, f"{system} fold {fold}", progress, callback)
     record = _record(tr, state, ds)
     record["provenance"] = provenance(dev, state["elapsed"], time.time() - t_start, code)
     record["provenance"]["autocast"] = autocast_name(dev)
     write_record(record, paths.record)
     record["path"] = str(paths.record)
     return record
+
+
+def _refuse_other_record(path: Path, config: dict, fresh: bool) -> None:
+    """A record is never replaced by one of another configuration without ``fresh``."""
+    if fresh or not path.is_file():
+        return
+    try:
+        old = json.loads(path.read_text()).get("config", {})
+    except (json.JSONDecodeError, AttributeError):
+        old = None
+    config = json.loads(json.dumps(config))                      # as the record stores it (tuples → lists)
+    if old != config:
+        diff = sorted(k for k in set(old or {}) | set(config) if (old or {}).get(k) != config.get(k))
+        raise RuntimeError(f"a record of this run with another configuration exists ({path}): it differs in "
+                           f"{', '.join(diff) or 'its format'}; pass --fresh (fresh=True) to replace it, or "
+                           "--out another folder to keep both")
+
+
+def _check_finite(res: dict, step: int, checkpoint: Path) -> None:
+    """Stop a run whose evaluation losses are not finite, naming the step, set and branch."""
+    for s, r in res.items():
+        bad = [k for k, v in r["loss"].items() if not math.isfinite(v)]
+        if bad:
+            raise RuntimeError(f"non-finite {s} loss of branch {', '.join(bad)} at step {step} ({checkpoint}): "
+                               "the run is stopped, its last good checkpoint kept; nothing is recorded")
 
 
 def _empty_curves(branches) -> dict:
@@ -90,7 +121,7 @@ def _resume(tr: Training, paths: RunPaths, dev: torch.device, fresh: bool, rng: 
     state = {"step": 0, "curves": _empty_curves(tr.branches), "best": None, "elapsed": tr.setup_seconds}
     if fresh or not paths.checkpoint.exists():
         return state, dict(tr.rule.weights)
-    ck = torch.load(paths.checkpoint, map_location=dev, weights_only=False)
+    ck = load_checkpoint(paths.checkpoint, dev)
     if ck["config"] != tr.config:
         raise RuntimeError(f"{paths.checkpoint} belongs to a different run configuration; "
                            "pass fresh=True (--fresh) to start over")
@@ -127,11 +158,16 @@ def _loop(tr: Training, paths: RunPaths, dev: torch.device, seed: int, fresh: bo
     state, weights = _resume(tr, paths, dev, fresh, rng)
     main = tr.main
     clock = time.time()
+    finite = torch.ones((), dtype=torch.bool, device=dev)        # all training losses finite (read at evaluations)
 
     def measure(step: int):
         """Evaluate, update the weights, select, checkpoint."""
         nonlocal weights, clock
+        if not bool(finite):
+            raise RuntimeError(f"non-finite training loss between steps {state['step']} and {step} "
+                               f"({paths.checkpoint}): the run is stopped, its last good checkpoint kept")
         res = tr.evaluate()
+        _check_finite(res, step, paths.checkpoint)
         weights = tr.rule.update(res["train"]["loss"], res["val"]["loss"])
         _append(state["curves"], tr, step, weights, res)
         b = state["best"]
@@ -144,11 +180,10 @@ def _loop(tr: Training, paths: RunPaths, dev: torch.device, seed: int, fresh: bo
         state["step"] = step
         state["elapsed"] += time.time() - clock
         clock = time.time()
-        atomic_torch_save({"config": tr.config, "model": tr.model.state_dict(), "optimizer": tr.optimizer.state_dict(),
-                           "blender": tr.rule.state_dict(), "weights": weights,
-                           "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                           "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
-                           "state": state}, paths.checkpoint)
+        save_checkpoint(paths.checkpoint, state, config=tr.config, model=tr.model.state_dict(),
+                        optimizer=tr.optimizer.state_dict(), blender=tr.rule.state_dict(), weights=weights,
+                        numpy_rng=rng.bit_generator.state, torch_rng=torch.get_rng_state(),
+                        cuda_rng=torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None)
         if callback:
             callback({"step": step, "total_steps": tr.total_steps, "curves": state["curves"], "best": state["best"]})
 
@@ -164,6 +199,7 @@ def _loop(tr: Training, paths: RunPaths, dev: torch.device, seed: int, fresh: bo
         for group in tr.optimizer.param_groups:
             group["lr"] = tr.learning_rate(step)
         loss = tr.loss(next(batches), weights)
+        finite &= torch.isfinite(loss.detach())
         tr.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         tr.optimizer.step()

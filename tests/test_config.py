@@ -39,3 +39,10 @@ def test_an_override_replaces_the_presets_own_reduction():
 def test_unknown_preset():
     with pytest.raises(ValueError, match="unknown preset"):
         get_preset("fast")
+
+
+@pytest.mark.parametrize("override", [{"epochs": 0}, {"epochs": -5}, {"batch_size": 0}, {"eval_every": 0},
+                                      {"window": 0}, {"width": 0.0}, {"lr": -1e-3}, {"reference": "worst"}])
+def test_impossible_settings_are_refused_before_any_work(override):
+    with pytest.raises(ValueError, match="impossible setting"):
+        get_preset("cpu", **override)

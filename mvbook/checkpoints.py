@@ -1,0 +1,97 @@
+"""A run's files on disk that must not lie or harm: checkpoints that load
+without running code (``torch.load(..., weights_only=True)``: tensors and plain
+types only), clear errors for damaged ones, and one writer per run (a lock).
+Chapter: *Training*.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import pickle
+import socket
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from numpy._core.multiarray import _reconstruct
+
+from .records import atomic_torch_save
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used: says which file and what to do."""
+
+
+def _arrays_to_tensors(best: dict | None) -> dict | None:
+    if best is None:
+        return None
+    return best | {"test_probs": {k: torch.from_numpy(np.asarray(v)) for k, v in best["test_probs"].items()}}
+
+
+def _tensors_to_arrays(best: dict | None) -> dict | None:
+    if best is None:
+        return None
+    return best | {"test_probs": {k: v.cpu().numpy() if isinstance(v, torch.Tensor) else v
+                                  for k, v in best["test_probs"].items()}}
+
+
+# Checkpoints written before the posteriors were stored as tensors hold numpy arrays: numpy's
+# array constructor (it builds an array from bytes and runs no code) is the one global allowed.
+NUMPY_ARRAYS = [_reconstruct, np.ndarray, np.dtype, np.dtypes.Float32DType, np.dtypes.Float64DType]
+
+
+def save_checkpoint(path: Path, state: dict, **parts) -> None:
+    """Write a resumable checkpoint atomically: the loop ``state`` (its selected
+    model's posteriors as tensors) and ``parts`` (tensors, state dicts, plain types)."""
+    atomic_torch_save({**parts, "state": state | {"best": _arrays_to_tensors(state["best"])}}, path)
+
+
+def load_checkpoint(path: Path, device: torch.device) -> dict:
+    """A checkpoint written by :func:`save_checkpoint`, loaded with
+    ``weights_only=True``; a truncated, empty, foreign or code-carrying file is
+    a :class:`CheckpointError` naming it and ``--fresh``."""
+    try:
+        with torch.serialization.safe_globals(NUMPY_ARRAYS):
+            ck = torch.load(path, map_location=device, weights_only=True)
+    except (pickle.UnpicklingError, EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError,
+            AttributeError, TypeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"unreadable checkpoint ({path}): {first[:200]}; "
+                              "it is damaged or not one of this library's (only tensors and plain types "
+                              "are loaded); pass --fresh (fresh=True) to start the run over") from None
+    if not isinstance(ck, dict) or not {"config", "model", "optimizer", "state"} <= set(ck):
+        raise CheckpointError(f"not a training checkpoint ({path}): pass --fresh (fresh=True) to start over")
+    ck["state"] = ck["state"] | {"best": _tensors_to_arrays(ck["state"]["best"])}
+    return ck
+
+
+class RunLock:
+    """An exclusive lock on a run's checkpoint folder while it trains: a second
+    process training the same run fails at once, naming the holder. The lock is
+    the kernel's (``flock``), so a killed holder leaves no stale lock."""
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / "lock"
+        self.fd = None
+
+    def __enter__(self) -> "RunLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RuntimeError(f"run in progress ({self.path.parent}): {holder} is training it; wait for it "
+                               "to finish or stop it (a killed run resumes from its checkpoint)") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"PID {os.getpid()} on {socket.gethostname()}".encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.ftruncate(self.fd, 0)
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+        self.fd = None

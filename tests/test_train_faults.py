@@ -1,0 +1,130 @@
+"""Faults a training run meets, and the exact behaviour for each: damaged
+checkpoints, a second writer, a record of another configuration, impossible
+settings, non-finite losses, strict records, a malformed record in a table."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from mvbook.__main__ import main
+from mvbook.records import RunPaths, load_records, write_record
+from mvbook.systems.base import BranchTraining
+from mvbook.train import train
+
+
+def _train(tmp_path, **kw):
+    return train("synthetic", "mel", 1, "smoke", seed=1, out=tmp_path / "out", progress=False,
+                 cache_dir=tmp_path.parent / "cache-faults", **{"epochs": 1, **kw})
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("done")
+    return tmp, _train(tmp)
+
+
+def test_a_damaged_checkpoint_stops_with_its_name_and_fresh_starts_over(tmp_path, done):
+    rec = _train(tmp_path)
+    ck = RunPaths.of_record(rec).checkpoint
+    good = ck.read_bytes()
+    for damage in (b"", b"not a checkpoint at all", good[:1000]):       # empty, garbage, truncated
+        ck.write_bytes(damage)
+        with pytest.raises(RuntimeError, match="unreadable checkpoint") as e:
+            _train(tmp_path)
+        assert str(ck) in str(e.value) and "--fresh" in str(e.value)
+    again = _train(tmp_path, fresh=True)
+    assert again["curves"] == done[1]["curves"]
+
+
+def test_a_record_of_another_configuration_is_not_replaced_without_fresh(tmp_path, done):
+    _train(tmp_path)
+    path = tmp_path / "out/synthetic/smoke/mel/fold1-seed1.json"
+    before = path.read_text()
+    with pytest.raises(RuntimeError, match="another configuration") as e:
+        _train(tmp_path, epochs=2, checkpoints=tmp_path / "other-ck")
+    assert "epochs" in str(e.value) and "--fresh" in str(e.value)
+    assert path.read_text() == before
+    assert _train(tmp_path, epochs=2, checkpoints=tmp_path / "other-ck", fresh=True)["config"]["epochs"] == 2
+
+
+def test_a_second_train_of_a_running_run_fails_at_once(tmp_path, done):
+    seen = []
+
+    def try_again(info):
+        if not seen:
+            with pytest.raises(RuntimeError, match="run in progress") as e:
+                _train(tmp_path)
+            seen.append(str(e.value))
+
+    _train(tmp_path, callback=try_again)
+    assert seen and "PID " in seen[0]
+
+
+def test_a_non_finite_loss_stops_the_run_naming_step_and_keeps_the_checkpoint(tmp_path, monkeypatch, done):
+    loss = BranchTraining.loss
+    calls = []
+
+    def poisoned(self, batch, weights):
+        calls.append(1)
+        value = loss(self, batch, weights)
+        return value * float("nan") if len(calls) == 3 else value
+
+    monkeypatch.setattr(BranchTraining, "loss", poisoned)
+    with pytest.raises(RuntimeError, match="non-finite training loss between steps 0 and ") as e:
+        _train(tmp_path)
+    assert "last good checkpoint kept" in str(e.value)
+    assert not list((tmp_path / "out").rglob("fold1-seed1.json"))
+    ck = torch.load(RunPaths(tmp_path / "out", "synthetic", "smoke", "mel", 1, 1).checkpoint, weights_only=True)
+    assert ck["state"]["step"] == 0                                  # the evaluation before the fault
+
+
+def test_records_are_strict_json(tmp_path):
+    with pytest.raises(ValueError, match="non-finite"):
+        write_record({"accuracy": float("nan")}, tmp_path / "r.json")
+    assert not (tmp_path / "r.json").exists()
+
+
+def _bad_trees(tmp_path, done) -> dict:
+    good = json.loads(Path(done[1]["path"]).read_text())
+    cases = {"nan": Path(done[1]["path"]).read_text().replace('"system_accuracy": ', '"system_accuracy": NaN, "x": ', 1),
+             "array": "[1, 2, 3]", "missing": json.dumps({k: v for k, v in good.items() if k != "test"}),
+             "truncated": Path(done[1]["path"]).read_text()[:500]}
+    trees = {}
+    for name, text in cases.items():
+        root = tmp_path / name / "synthetic/smoke"
+        (root / "mel").mkdir(parents=True)
+        (root / "mel/fold1-seed1.json").write_text(Path(done[1]["path"]).read_text())
+        (root / "mel/fold2-seed1.json").write_text(text)
+        trees[name] = tmp_path / name
+    return trees
+
+
+def test_table_names_a_broken_record_or_skips_it_with_a_warning(tmp_path, done, capsys):
+    for name, root in _bad_trees(tmp_path, done).items():
+        args = ["table", "--results", str(root), "--dataset", "synthetic", "--preset", "smoke"]
+        if name == "array":                                  # not a record at all: ignored
+            assert main(args) == 0 and len(load_records(root)) == 1
+            continue
+        assert main(args) == 2, name
+        err = capsys.readouterr().err
+        assert err.startswith("error: not a valid results record") and "fold2-seed1.json" in err, name
+        assert main(args + ["--skip-bad"]) == 0
+        captured = capsys.readouterr()
+        assert "warning: skipped" in captured.err and "Mel" in captured.out
+
+
+@pytest.mark.parametrize("args, text", [(["--epochs", "0"], "impossible setting epochs = 0"),
+                                        (["--epochs", "-5"], "impossible setting epochs = -5")])
+def test_impossible_settings_are_an_error_line(tmp_path, capsys, args, text):
+    assert main(["train", "--system", "mel", "--preset", "smoke", "--out", str(tmp_path), "--no-progress",
+                 *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and text in err and not list(tmp_path.rglob("*.json"))
+
+
+def test_out_pointing_at_a_file_is_an_error_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["train", "--system", "mel", "--preset", "smoke", "--out", str(tmp_path / "file"),
+                 "--no-progress", "--epochs", "1"]) == 2
+    assert "not a folder" in capsys.readouterr().err
