@@ -5,6 +5,7 @@ Run ``python -m mvbook <command> --help`` for each command's options.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import sys
 import time
 
@@ -87,6 +88,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="esc10")
     p.add_argument("--preset", default="cpu")
     p.add_argument("--skip-bad", action="store_true", help="leave out malformed records with a warning")
+    p.add_argument("--format", default="text", choices=("text", "markdown", "latex", "csv"),
+                   help="text (default), or a table to paste into a paper or a page")
     p.add_argument("--folds", action="store_true", help="also print the accuracy of every fold")
     p.add_argument("--extended", action="store_true", help="add the rows that are not in the paper (†)")
     p.add_argument("--compare", nargs="?", const="multiview", default=None, metavar="SYSTEM",
@@ -171,12 +174,21 @@ def cmd_grid(args) -> int:
 
 def cmd_table(args) -> int:
     from .records import load_records
-    from .results import fold_accuracies, format_table3, paired_comparison
+    from .results import export_table, fold_accuracies, format_table3, paired_comparison, run_labels, table3_rows
     recs = load_records(args.results, args.dataset, args.preset, skip_bad=args.skip_bad)
+    if not recs:
+        found = sorted({(r["dataset"], r["preset"]) for r in load_records(args.results, skip_bad=True)}) \
+            if Path(args.results).is_dir() else []
+        raise ValueError(f"no records of {args.dataset} at preset {args.preset} ({args.results}): "
+                         + (f"it holds {', '.join(f'{d}/{p}' for d, p in found)}" if found else "it holds none")
+                         + "; see --results, --dataset and --preset")
+    if args.format != "text":
+        print(export_table(table3_rows(recs, args.dataset, args.extended), args.format))
+        return 0
     print(format_table3(recs, args.dataset, args.preset, extended=args.extended))
     if args.folds and recs:
         print()
-        print(fold_accuracies(recs).round(2).to_string())
+        print(run_labels(fold_accuracies(recs)).round(2).to_string())
     if args.compare and recs:
         print(f"\n{args.compare} minus each row, paired over (fold, seed) runs (percentage points):")
         print(paired_comparison(recs, args.compare).round(4).to_string())

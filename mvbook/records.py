@@ -20,6 +20,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import __version__
+
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = "mvbook.record/1"
 
@@ -159,7 +161,8 @@ def provenance(device, train_seconds: float, wall_seconds: float, code: dict | N
         dev += f" ({torch.cuda.get_device_name()})"
     return {**(code or code_version()),
             "machine": f"{platform.node()}: {_cpu_model()}, {os.cpu_count()} cores",
-            "device": dev, "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "mvbook": __version__, "device": dev, "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
             "python": platform.python_version(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "train_seconds": round(train_seconds, 1), "wall_seconds": round(wall_seconds, 1),

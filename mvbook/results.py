@@ -182,6 +182,47 @@ def format_table3(records: list[dict], dataset: str, preset: str, extended: bool
     return "\n".join(lines)
 
 
+def table3_rows(records: list[dict], dataset: str, extended: bool = False) -> pd.DataFrame:
+    """Table 3 as a frame for export: system, ours (mean ± std), runs, 95 % CI
+    half-width, the paper's value; rows beyond the paper only when they have runs."""
+    t = table3(records)
+    paper_col = "esc50" if dataset in ("esc50", "esc10") else dataset
+    rows = []
+    for key, name in (ALL_ROW_NAMES if extended else ROW_NAMES).items():
+        if key in EXTRA_ROW_NAMES and key not in t.index:
+            continue
+        m = t.loc[key] if key in t.index else None
+        paper = PAPER_TABLE3[paper_col].get(key) if paper_col in PAPER_TABLE3 else None
+        rows.append({"system": name, "ours": "no runs" if m is None else
+                     (f"{m['mean']:.2f} ± {m['std']:.2f}" if m["n"] > 1 else f"{m['mean']:.2f}"),
+                     "runs": 0 if m is None else int(m["n"]),
+                     "ci95": "" if m is None or m["n"] < 2 else f"{m['ci95']:.2f}",
+                     "paper": "" if paper is None or paper != paper else f"{paper:.2f}"})
+    return pd.DataFrame(rows)
+
+
+def export_table(frame: pd.DataFrame, fmt: str) -> str:
+    """``frame`` as ``markdown`` (a pipe table), ``latex`` (booktabs-free tabular) or ``csv``."""
+    cols = [str(c) for c in frame.columns]
+    cells = [[str(v) for v in row] for row in frame.itertuples(index=False)]
+    if fmt == "csv":
+        return frame.to_csv(index=False).rstrip("\n")
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        return "\n".join(lines + ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells])
+    if fmt == "latex":
+        esc = lambda s: s.replace("%", r"\%").replace("&", r"\&").replace("_", r"\_").replace("±", r"$\pm$")  # noqa: E731
+        body = [" & ".join(esc(c) for c in row) + r" \\" for row in [cols] + cells]
+        return "\n".join([r"\begin{tabular}{l" + "r" * (len(cols) - 1) + "}", body[0], r"\hline", *body[1:],
+                          r"\end{tabular}"])
+    raise ValueError(f"unknown format {fmt!r}; choose text, markdown, latex or csv")
+
+
+def run_labels(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its (fold, seed) columns labelled ``fold k, seed s``."""
+    return df.rename(columns=lambda c: f"fold {c[0]}, seed {c[1]}" if isinstance(c, tuple) else c)
+
+
 # The paper's qualitative findings (§3.2), as (claim, the row or rows that should be higher,
 # the rows they should beat): a side of several rows takes their minimum (left) or maximum (right).
 CLAIMS = (
