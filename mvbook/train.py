@@ -99,6 +99,13 @@ def _refuse_other_record(path: Path, config: dict, fresh: bool) -> None:
                            "--out another folder to keep both")
 
 
+def _check_training(finite: torch.Tensor, last: int, step: int, checkpoint: Path) -> None:
+    """Stop a run whose training loss was not finite at some step since the last evaluation."""
+    if not bool(finite):
+        raise RuntimeError(f"non-finite training loss between steps {last} and {step} ({checkpoint}): "
+                           "the run is stopped, its last good checkpoint kept")
+
+
 def _check_finite(res: dict, step: int, checkpoint: Path) -> None:
     """Stop a run whose evaluation losses are not finite, naming the step, set and branch."""
     for s, r in res.items():
@@ -163,9 +170,7 @@ def _loop(tr: Training, paths: RunPaths, dev: torch.device, seed: int, fresh: bo
     def measure(step: int):
         """Evaluate, update the weights, select, checkpoint."""
         nonlocal weights, clock
-        if not bool(finite):
-            raise RuntimeError(f"non-finite training loss between steps {state['step']} and {step} "
-                               f"({paths.checkpoint}): the run is stopped, its last good checkpoint kept")
+        _check_training(finite, state["step"], step, paths.checkpoint)
         res = tr.evaluate()
         _check_finite(res, step, paths.checkpoint)
         weights = tr.rule.update(res["train"]["loss"], res["val"]["loss"])

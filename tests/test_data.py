@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mvbook.data import (DATASETS, AudioError, Clip, Dataset, DatasetError, data_root, describe,
-                         load_dataset, read_audio)
+from mvbook.data import (DATASETS, AudioError, Clip, ClipWarning, Dataset, DatasetError, data_root,
+                         describe, load_dataset, read_audio)
 
 
 def test_registry_names():
@@ -69,9 +69,11 @@ def test_read_audio_resamples(tmp_path):
 def test_read_audio_crops_and_pads(tmp_path):
     x = np.linspace(-0.5, 0.5, 500)
     sf.write(tmp_path / "ramp.wav", x, 8000, subtype="FLOAT")
-    cropped = read_audio(tmp_path / "ramp.wav", 8000, 200)
+    with pytest.warns(ClipWarning, match=r"long clip .*ramp\.wav.*150% of the clip length"):
+        cropped = read_audio(tmp_path / "ramp.wav", 8000, 200)
     np.testing.assert_allclose(cropped, x[:200], atol=1e-7)
-    padded = read_audio(tmp_path / "ramp.wav", 8000, 800)
+    with pytest.warns(ClipWarning, match=r"short clip .*ramp\.wav.*padding makes up 38%"):
+        padded = read_audio(tmp_path / "ramp.wav", 8000, 800)
     np.testing.assert_allclose(padded[:500], x, atol=1e-7)
     assert padded.shape == (800,) and not padded[500:].any()
 
@@ -82,7 +84,7 @@ def test_read_audio_reads_au(tmp_path):
 
 
 @pytest.mark.parametrize("content, problem", [
-    (b"", "cannot decode"),
+    (b"", "empty audio file"),
     (b"RIFF\x10\x00\x00\x00WAVEgarbage-not-a-real-chunk" * 3, "cannot decode"),
     (bytes(range(256)) * 8, "cannot decode"),
 ])

@@ -51,3 +51,8 @@ def test_describe_real(esc_root):
     text = describe(root=esc_root)
     assert "esc10: 400 clips, 10 classes, 5 fold(s), 44100 Hz x 5 s" in text
     assert "esc50: not available: 1600 of 2000" in text
+
+
+def test_esc10_clips_all_decode_strictly(esc10):
+    assert esc10.check_clips() == []
+    esc10.require_clips([0, 399])

@@ -2,6 +2,7 @@
 ESC-50 / ESC-10, GTZAN and DCASE2016 (stereo)."""
 
 import csv
+import os
 
 import numpy as np
 import pytest
@@ -9,10 +10,20 @@ import soundfile as sf
 
 from mvbook.data import DatasetError, load_dataset
 from mvbook.data.dcase2016 import recording_id
+from mvbook.data.esc50 import CATEGORIES, ESC10_TARGETS
 
 
 def tone(n=400, value=0.1):
     return np.full(n, value)
+
+
+def linked_clips(paths, write):
+    """Write the first of ``paths`` with ``write(path)`` and hard-link the rest to it
+    (fixture trees of full-length clips cost one file's disk space)."""
+    paths = list(paths)
+    write(paths[0])
+    for p in paths[1:]:
+        os.link(paths[0], p)
 
 
 def check_split(ds, split):
@@ -25,47 +36,46 @@ def check_split(ds, split):
 
 # ---------------------------------------------------------------- ESC-50 ----
 
-ESC_CATS = {0: "dog", 1: "rooster", 10: "rain", 38: "clock_tick"}   # target → category
-ESC10_TARGETS = {0, 10}
-
 
 def make_esc(root, drop=0):
-    """5 folds × 4 categories × 2 sources × takes A, B; source 999 spans two categories
-    in two folds (as a few do in the real metadata). Returns the rows."""
+    """5 folds × the 50 official categories × 2 sources × takes A, B; source 999 spans
+    two (non-ESC-10) categories in two folds (as a few do in the real metadata). Every
+    clip is a full-length 5 s constant 0.1 at 8 kHz. Returns the rows."""
     base = root / "ESC-50"
     (base / "meta").mkdir(parents=True)
     (base / "audio").mkdir()
     rows = []
     for fold in range(1, 6):
-        for target, cat in ESC_CATS.items():
+        for target, cat in enumerate(CATEGORIES):
             for s in range(2):
                 src = 100000 + 1000 * target + 10 * fold + s
                 for take in "AB":
                     rows.append((f"{fold}-{src}-{take}-{target}.wav", fold, target, cat,
                                  target in ESC10_TARGETS, src, take))
-    rows += [("1-999-A-1.wav", 1, 1, "rooster", False, 999, "A"),
-             ("2-999-A-38.wav", 2, 38, "clock_tick", False, 999, "A")]
+    rows += [("1-999-A-2.wav", 1, 2, "pig", False, 999, "A"),
+             ("2-999-A-39.wav", 2, 39, "glass_breaking", False, 999, "A")]
     with open(base / "meta" / "esc50.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["filename", "fold", "target", "category", "esc10", "src_file", "take"])
         w.writerows(rows)
-    for r in rows[drop:]:
-        sf.write(base / "audio" / r[0], tone(), 8000)
+    linked_clips((base / "audio" / r[0] for r in rows[drop:]),
+                 lambda p: sf.write(p, tone(40000), 8000))
     return rows
 
 
 def test_esc50_tree(tmp_path):
     rows = make_esc(tmp_path)
     ds = load_dataset("esc50", tmp_path)
-    assert ds.classes == ("dog", "rooster", "rain", "clock_tick")
+    assert ds.classes == CATEGORIES and ds.classes[:4] == ("dog", "rooster", "pig", "cow")
     assert (ds.sr, ds.n_samples, ds.n_folds, len(ds)) == (44100, 220500, 5, len(rows))
-    assert np.bincount(ds.labels).tolist() == [20, 21, 20, 21]
-    assert [sum(c.fold == f for c in ds.clips) for f in range(1, 6)] == [17, 17, 16, 16, 16]
+    assert len(rows) == 1002
+    assert np.bincount(ds.labels).tolist() == [20, 20, 21] + [20] * 36 + [21] + [20] * 10
+    assert [sum(c.fold == f for c in ds.clips) for f in range(1, 6)] == [201, 201, 200, 200, 200]
     for fold in range(1, 6):
         split = ds.split(fold)
         check_split(ds, split)
         assert {ds.clips[i].fold for i in split.test} == {fold}
-        for c in range(4):
+        for c in range(50):
             val_src = {ds.clips[i].group for i in split.val if ds.clips[i].label == c}
             assert len(val_src) in (2, 3)    # 3 only where source 999 of another class was drawn
         # every chosen source is taken whole: all its training-pool clips are in val
@@ -88,19 +98,21 @@ def test_esc_split_seeded(tmp_path):
 def test_esc10_reindexes(tmp_path):
     make_esc(tmp_path)
     ds = load_dataset("esc10", tmp_path)
-    assert ds.classes == ("dog", "rain") and len(ds) == 40
-    assert {c.key.split("-")[-1]: c.label for c in ds.clips} == {"0.wav": 0, "10.wav": 1}
+    assert ds.classes == tuple(CATEGORIES[t] for t in ESC10_TARGETS) and len(ds) == 200
+    assert ds.classes[:3] == ("dog", "rooster", "rain")
+    assert {int(c.key[:-4].split("-")[-1]): c.label for c in ds.clips} == \
+        {t: k for k, t in enumerate(ESC10_TARGETS)}
     split = ds.split(3, seed=1)
     check_split(ds, split)
-    assert len(split.test) == 8 and len(split.val) == 8 and len(split.train) == 24
-    w = ds.load(split.test[0])
+    assert len(split.test) == 40 and len(split.val) == 40 and len(split.train) == 120
+    w = ds.load(split.test[0])                 # 5 s at 8 kHz, resampled to 44.1 kHz
     assert w.dtype == np.float32 and w.shape == (220500,)
-    assert abs(w[1000] - 0.1) < 0.01 and not w[3000:].any()    # 400 samples at 8 kHz → 2205
+    assert np.abs(w[1000:-1000] - 0.1).max() < 0.01
 
 
 def test_esc_missing_clips(tmp_path):
     make_esc(tmp_path, drop=3)
-    with pytest.raises(DatasetError, match=r"3 of 82 clips are missing") as e:
+    with pytest.raises(DatasetError, match=r"3 of 1002 clips are missing") as e:
         load_dataset("esc50", tmp_path)
     assert "1-100010-A-0.wav" in str(e.value) and str(tmp_path / "ESC-50" / "audio") in str(e.value)
 
@@ -112,13 +124,14 @@ GENRES = ("blues", "classical", "country", "disco", "hiphop",
 
 
 def make_gtzan(genres_dir, n=20):
+    """``n`` clips per genre, 30 s of constant 0.1 at 22.05 kHz; blues in AU, the rest WAV."""
     for g in GENRES:
         (genres_dir / g).mkdir(parents=True)
-        for k in range(n):
-            ext, fmt = ("au", "AU") if g == "blues" else ("wav", "WAV")
-            sf.write(genres_dir / g / f"{g}.{k:05d}.{ext}", tone(220), 22050,
-                     format=fmt, subtype="PCM_16")
         (genres_dir / g / "notes.txt").write_text("ignored")
+    for ext, fmt in (("au", "AU"), ("wav", "WAV")):
+        paths = [genres_dir / g / f"{g}.{k:05d}.{ext}" for g in GENRES for k in range(n)
+                 if (g == "blues") == (ext == "au")]
+        linked_clips(paths, lambda p: sf.write(p, tone(661500), 22050, format=fmt, subtype="PCM_16"))
 
 
 def test_gtzan_tree(tmp_path):
@@ -136,7 +149,7 @@ def test_gtzan_tree(tmp_path):
         assert np.bincount(ds.labels[split.val], minlength=10).tolist() == [2] * 10  # 10 % of 18
     assert ds.split(4, seed=0) == ds.split(4, seed=0) != ds.split(4, seed=1)
     w = ds.load(0)
-    assert w.shape == (661500,) and abs(w[100] - 0.1) < 1e-3 and not w[220:].any()
+    assert w.shape == (661500,) and np.abs(w - 0.1).max() < 1e-3
 
 
 def test_gtzan_other_location_and_gaps(tmp_path):
@@ -174,9 +187,10 @@ def make_dcase(root, eval_meta="meta.txt"):
         (root / folder / "audio").mkdir(parents=True)
         (root / folder / "evaluation_setup").mkdir()
         (root / folder / meta).write_text("\n".join(lines) + "\n")
-        for line in lines:
-            x = np.stack([np.full(300, 0.3), np.full(300, -0.1)], axis=1)
-            sf.write(root / folder / line.split("\t")[0], x, 44100, subtype="PCM_24")
+    x = np.stack([np.full(1323000, 0.3), np.full(1323000, -0.1)], axis=1)     # 30 s
+    linked_clips((root / folder / line.split("\t")[0]
+                  for folder, lines in ((DEV, dev_lines), (EVA, eva_lines)) for line in lines),
+                 lambda p: sf.write(p, x, 44100, subtype="PCM_24"))
 
 
 def test_recording_id():
@@ -202,7 +216,7 @@ def test_dcase_tree(tmp_path):
     with pytest.raises(ValueError):
         ds.split(2)
     w = ds.load(split.test[0])
-    assert w.shape == (1323000,) and abs(w[100] - 0.1) < 1e-4 and not w[300:].any()
+    assert w.shape == (1323000,) and np.abs(w - 0.1).max() < 1e-4
 
 
 def test_dcase_eval_labels_from_evaluate_txt(tmp_path):

@@ -9,25 +9,33 @@ Real corpora live under a data root: the ``root`` argument, else the
 environment variable ``MVBOOK_DATA``. Layouts: ``<root>/ESC-50`` (esc50, esc10),
 ``<root>/GTZAN/genres`` (gtzan), ``<root>/TUT-acoustic-scenes-2016-{development,
 evaluation}`` (dcase2016). An absent or incomplete dataset raises
-:class:`DatasetError` saying where it looked and how to get the data.
+:class:`DatasetError` saying where it looked and how to get the data; malformed
+metadata raises :class:`MetadataError` listing every problem (file, line,
+key). Clips are read strictly (:mod:`mvbook.data.audio`): :meth:`Dataset.check_clips`
+decodes them all and lists every bad one, :meth:`Dataset.require_clips` raises
+them as one :class:`BadClipsError`, :func:`check_datasets` does it for every
+dataset found (``python -m mvbook datasets --check``).
 """
 
 from __future__ import annotations
 
 import os
+import time
+import warnings
 from functools import partial
 from pathlib import Path
 
-from .audio import AudioError, read_audio
-from .base import Clip, Dataset, DatasetError, Split
+from .audio import AudioError, ClipWarning, read_audio
+from .base import BadClipsError, Clip, ClipProblem, Dataset, DatasetError, MetadataError, Split
 from .dcase2016 import load_dcase2016
 from .download import fetch_esc50
 from .esc50 import load_esc
 from .gtzan import load_gtzan
 from .synthetic import load_synthetic
 
-__all__ = ["DATASETS", "AudioError", "Clip", "Dataset", "DatasetError", "Split",
-           "data_root", "describe", "fetch_esc50", "load_dataset", "read_audio"]
+__all__ = ["DATASETS", "AudioError", "BadClipsError", "Clip", "ClipProblem", "ClipWarning", "Dataset",
+           "DatasetError", "MetadataError", "Split", "check_datasets", "data_root", "describe",
+           "fetch_esc50", "load_dataset", "read_audio"]
 
 #: name → loader ``(root: Path) -> Dataset``
 DATASETS = {
@@ -71,3 +79,32 @@ def describe(name: str | None = None, root=None) -> str:
         lines.append(f"{n}: {len(ds)} clips, {len(ds.classes)} classes, {ds.n_folds} fold(s), "
                      f"{ds.sr} Hz x {ds.clip_seconds:g} s, {where}")
     return "\n".join(lines)
+
+
+def check_datasets(root=None, progress: bool = False, log=print) -> list[str]:
+    """Decode every clip of each dataset found under the root (not the synthetic
+    one, which has no files). ``log`` gets one line per dataset checked and a
+    ``warning: …`` line per :class:`ClipWarning`; returns the error messages:
+    malformed metadata, and every bad clip (a :class:`BadClipsError` each)."""
+    errors = []
+    for name in DATASETS:
+        if name == "synthetic":
+            continue
+        try:
+            ds = load_dataset(name, root)
+        except MetadataError as e:
+            errors.append(str(e))
+            continue
+        except DatasetError:
+            continue                            # absent or incomplete: describe() says so
+        t = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ClipWarning)
+            problems = ds.check_clips(progress=progress)
+        for w in caught:
+            log(f"warning: {w.message}")
+        if problems:
+            errors.append(str(BadClipsError(name, problems, len(ds), ds.root)))
+        log(f"{name}: {len(ds) - len(problems)} of {len(ds)} clips decode "
+            f"({time.perf_counter() - t:.1f} s)")
+    return errors

@@ -4,6 +4,12 @@ A :class:`Dataset` is a list of :class:`Clip` records plus the protocol that
 splits it: the test set of fold ``k`` is that official fold (or the DCASE
 evaluation set), and the validation set is drawn from the remaining clips by
 *source* (``Clip.group``), so that no source is in both training and validation.
+
+Errors are sentences, ``<what> (<file>[:<line>]): <hint>``. Metadata problems
+are collected per file by :class:`MetaProblems` and raised together as one
+:class:`MetadataError`; bad clips are found by :meth:`Dataset.check_clips`
+(every clip decoded, every failure kept) and raised together as a
+:class:`BadClipsError` by :meth:`Dataset.require_clips`.
 """
 
 from __future__ import annotations
@@ -12,14 +18,88 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+from tqdm import tqdm
 
-from .audio import read_audio
+from .audio import AudioError, read_audio
 
 
 class DatasetError(Exception):
     """A dataset is missing, incomplete or malformed; the message says where and what."""
+
+
+class MetadataError(DatasetError):
+    """A dataset is present but its metadata (or layout) is malformed."""
+
+
+class ClipProblem(NamedTuple):
+    """A clip that cannot be used: its file and why (``<what>: <hint>``)."""
+
+    path: Path
+    reason: str
+
+
+class BadClipsError(DatasetError):
+    """Some clips of a dataset cannot be used; ``problems`` lists every one of them."""
+
+    def __init__(self, name: str, problems: list[ClipProblem], n_clips: int, where=None):
+        self.problems = list(problems)
+        self._args = (name, self.problems, n_clips, where)
+        where = f" ({where})" if where else ""
+        lines = "".join(f"\n  {p.path}: {p.reason}" for p in self.problems)
+        super().__init__(f"{len(self.problems)} of {n_clips} clips of {name} cannot be used{where}: "
+                         f"fix or replace them (`python -m mvbook datasets --check` lists them):{lines}")
+
+
+    def __reduce__(self):                      # picklable across worker processes
+        return type(self), self._args
+
+
+class MetaProblems:
+    """Collects the problems of one metadata file; :meth:`raise_any` raises them
+    all as one :class:`DatasetError`, each as ``<what> (<file>:<line>): <hint>``."""
+
+    def __init__(self, name: str, path: Path):
+        self.name, self.path, self.items = name, Path(path), []
+
+    def add(self, line, what: str, hint: str, path=None) -> None:
+        """Record ``what`` at ``line`` of the file (``None``: the whole file, or ``path``)."""
+        where = f"{path or self.path}:{line}" if line else f"{path or self.path}"
+        self.items.append(f"{what} ({where}): {hint}")
+
+    def raise_any(self) -> None:
+        if len(self.items) == 1:
+            raise MetadataError(f"{self.name}: {self.items[0]}")
+        if self.items:
+            raise MetadataError(f"{self.name}: {len(self.items)} problems in the metadata "
+                               f"({self.path}): fix them:" + "".join(f"\n  {m}" for m in self.items))
+
+
+def parse_int(problems: MetaProblems, line: int, key: str, column: str, value: str, allowed=None):
+    """``int(value)``, or ``None`` after recording why not (unparseable, or not in ``allowed``)."""
+    try:
+        v = int(value.strip())
+    except ValueError:
+        problems.add(line, f"{column} {value!r} of {key} is not an integer", "correct the row")
+        return None
+    if allowed is not None and v not in allowed:
+        problems.add(line, f"{column} {v} of {key} is outside the protocol",
+                     f"{column}s are {min(allowed)}..{max(allowed)}")
+        return None
+    return v
+
+
+def duplicates(problems: MetaProblems, keyed_lines) -> None:
+    """Record every key that occurs on more than one line (``(key, line)`` pairs)."""
+    seen: dict = {}
+    for key, line in keyed_lines:
+        seen.setdefault(key, []).append(line)
+    for key, lines in seen.items():
+        if len(lines) > 1:
+            problems.add(lines[1], f"duplicate clip {key}", f"also on line(s) "
+                         f"{', '.join(map(str, lines[:1] + lines[2:]))}; keep one row per clip")
 
 
 @dataclass(frozen=True)
@@ -69,9 +149,12 @@ class Dataset:
 
     def __init__(self, name: str, sr: int, clip_seconds: float, classes, clips: list[Clip],
                  root: Path | None = None, n_folds: int = 1, val_per_class: int | float = 2):
-        keys = [c.key for c in clips]
-        if len(set(keys)) != len(keys):
-            raise DatasetError(f"{name}: duplicate clip keys")
+        first: dict = {}
+        dup = [f"{c.key!r} (clips {first[c.key]} and {i})" for i, c in enumerate(clips)
+               if first.setdefault(c.key, i) != i]
+        if dup:
+            raise MetadataError(f"{name}: duplicate clip keys {', '.join(dup[:5])}"
+                               f"{', ...' if len(dup) > 5 else ''}: each clip must occur once")
         self.name, self.sr, self.clip_seconds = name, int(sr), float(clip_seconds)
         self.classes = tuple(classes)
         self.clips = list(clips)
@@ -97,6 +180,24 @@ class Dataset:
     def load(self, i: int) -> np.ndarray:
         """Clip ``i`` as float32 mono at ``self.sr``, exactly ``n_samples`` long."""
         return read_audio(self.clips[i].path, self.sr, self.n_samples)
+
+    def check_clips(self, indices=None, progress: bool = False) -> list[ClipProblem]:
+        """Decode clips ``indices`` (default: all) and return every one that cannot
+        be used, as ``(path, reason)``; :class:`ClipWarning` s pass through."""
+        problems = []
+        indices = range(len(self)) if indices is None else indices
+        for i in tqdm(indices, desc=f"{self.name}: checking clips", unit="clip", disable=not progress):
+            try:
+                self.load(i)
+            except AudioError as e:
+                problems.append(ClipProblem(e.path, e.reason))
+        return problems
+
+    def require_clips(self, indices=None, progress: bool = False) -> None:
+        """:meth:`check_clips`, raising :class:`BadClipsError` listing every bad clip."""
+        problems = self.check_clips(indices, progress)
+        if problems:
+            raise BadClipsError(self.name, problems, len(self), self.root)
 
     def _is_test(self, clip: Clip, fold: int) -> bool:
         return clip.fold == fold if clip.fold is not None else clip.subset == "evaluation"

@@ -20,6 +20,11 @@ suffix (``a001_30_60.wav`` → ``a001``; a name without that suffix, like the
 evaluation set's ``1.wav``, is its own source). Per scene, 10 % of the
 development recordings (at least one), drawn with the seed, form the
 validation set.
+
+The metadata is validated, every problem reported at once as
+``<what> (meta.txt:<line>): <hint>``: a line without a label, a file listed
+twice (in one subset), an evaluation label absent from the development set,
+and a development class without evaluation clips.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .base import Clip, Dataset, DatasetError, require_files
+from .base import Clip, Dataset, DatasetError, MetadataError, MetaProblems, duplicates, require_files
 
 SUBSETS = {"development": "TUT-acoustic-scenes-2016-development",
            "evaluation": "TUT-acoustic-scenes-2016-evaluation"}
@@ -45,40 +50,63 @@ def recording_id(filename: str) -> str:
     return m.group(1) if m else stem
 
 
-def read_meta(meta: Path) -> list[tuple[str, str]]:
-    """``(relative audio path, scene label)`` pairs from a TUT ``meta.txt``."""
-    pairs = []
-    for n, line in enumerate(meta.read_text().splitlines(), 1):
+def read_meta(meta: Path) -> list[tuple[int, str, str]]:
+    """``(line number, relative audio path, scene label)`` of a TUT ``meta.txt``."""
+    rows, problems = [], MetaProblems("dcase2016", meta)
+    try:
+        text = meta.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise MetadataError(f"unreadable DCASE2016 metadata ({meta}): {e}; restore the file "
+                            f"from the release") from e
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         cols = line.rstrip("\n").split("\t")
-        if len(cols) < 2 or not cols[1].strip():
-            raise DatasetError(f"{meta}:{n}: expected '<audio file>\\t<scene label>', got {line!r}")
-        pairs.append((cols[0].strip(), cols[1].strip()))
-    return pairs
+        if len(cols) < 2 or not cols[1].strip() or not cols[0].strip():
+            problems.add(n, f"line {line!r} is not '<audio file>\\t<scene label>'",
+                         "correct or remove the line")
+            continue
+        rows.append((n, cols[0].strip(), cols[1].strip()))
+    duplicates(problems, [(rel, n) for n, rel, _ in rows])
+    problems.raise_any()
+    return rows
+
+
+def find_meta(root: Path, subset: str) -> Path:
+    """The metadata file of ``subset`` (evaluation: ``meta.txt`` or ``evaluate.txt``)."""
+    folder = root / SUBSETS[subset]
+    candidates = [folder / "meta.txt"]
+    if subset == "evaluation":
+        candidates.append(folder / "evaluation_setup" / "evaluate.txt")
+    meta = next((m for m in candidates if m.is_file()), None)
+    if meta is None:
+        raise DatasetError(f"dcase2016: no {subset} metadata; looked for "
+                           f"{' and '.join(map(str, candidates))}. {HOW_TO_GET}")
+    return meta
+
+
+def check_labels(eval_meta: Path, rows: list, classes: list) -> None:
+    """Every evaluation label is a development class, and every class is evaluated."""
+    problems = MetaProblems("dcase2016", eval_meta)
+    for n, rel, label in rows:
+        if label not in classes:
+            problems.add(n, f"evaluation label {label!r} of {rel} does not occur in the "
+                         f"development set", f"the development classes are {classes}")
+    for c in sorted(set(classes) - {label for _, _, label in rows}):
+        problems.add(None, f"class {c!r} has no evaluation clips", "restore its lines")
+    problems.raise_any()
 
 
 def load_dcase2016(root: Path) -> Dataset:
     """Development (training) and evaluation (test) sets of TUT Acoustic Scenes 2016."""
     root = Path(root)
-    metas = {}
-    for subset, folder in SUBSETS.items():
-        candidates = [root / folder / "meta.txt"]
-        if subset == "evaluation":
-            candidates.append(root / folder / "evaluation_setup" / "evaluate.txt")
-        meta = next((m for m in candidates if m.is_file()), None)
-        if meta is None:
-            raise DatasetError(f"dcase2016: no {subset} metadata; looked for "
-                               f"{' and '.join(map(str, candidates))}. {HOW_TO_GET}")
-        metas[subset] = read_meta(meta)
-    classes = sorted({label for _, label in metas["development"]})
-    unknown = sorted({label for _, label in metas["evaluation"]} - set(classes))
-    if unknown:
-        raise DatasetError(f"dcase2016: evaluation labels {unknown} do not occur in the "
-                           f"development set under {root / SUBSETS['development']}")
+    paths = {subset: find_meta(root, subset) for subset in SUBSETS}
+    metas = {subset: read_meta(meta) for subset, meta in paths.items()}
+    classes = sorted({label for _, _, label in metas["development"]})
+    check_labels(paths["evaluation"], metas["evaluation"], classes)
     clips = [Clip(key=f"{SUBSETS[subset]}/{rel}", path=root / SUBSETS[subset] / rel,
                   label=classes.index(label), fold=None, group=recording_id(rel), subset=subset)
-             for subset, pairs in metas.items() for rel, label in pairs]
+             for subset, rows in metas.items() for _, rel, label in rows]
     require_files("dcase2016", clips, root, HOW_TO_GET)
     return Dataset("dcase2016", 44100, 30.0, classes, clips, root=root,
                    n_folds=1, val_per_class=0.1)

@@ -14,6 +14,13 @@ in one fold; this reduces (it cannot remove) the artist repetition between
 training and test that Sturm (2013) documents. Every fold is stratified: one
 tenth of every genre. The group of a clip is its own key, so the validation set
 is 10 % of each genre's training clips, drawn with the seed.
+
+The layout is the metadata, and it is validated: every audio file
+(``.wav``/``.au``, not hidden) in a genre folder must be named
+``<genre>.000NN.<ext>`` for that folder's genre (a file of another genre, or
+of another name, is an error naming it), and every genre must hold the same
+contiguous numbering. Where both ``.au`` and ``.wav`` of one number exist
+(a converted copy beside the original) the ``.au`` is used.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .base import Clip, Dataset, DatasetError
+from .base import Clip, Dataset, DatasetError, MetaProblems
 
 GENRES = ("blues", "classical", "country", "disco", "hiphop",
           "jazz", "metal", "pop", "reggae", "rock")
@@ -42,17 +49,32 @@ def find_genres_dir(root: Path) -> Path:
     raise DatasetError(f"gtzan: no genres folder; looked for {looked}. {HOW_TO_GET}")
 
 
-def load_gtzan(root: Path) -> Dataset:
-    """GTZAN under ``root``; every genre must hold the same contiguous numbering."""
-    base = find_genres_dir(root)
+def genre_files(base: Path, problems: MetaProblems) -> dict[str, dict[int, Path]]:
+    """genre → clip number → file, recording every misnamed audio file."""
     per_genre: dict[str, dict[int, Path]] = {}
     for g in GENRES:
-        files = {}
-        for p in sorted((base / g).glob(f"{g}.*")) if (base / g).is_dir() else []:
+        files: dict[int, Path] = {}
+        found = sorted((base / g).iterdir()) if (base / g).is_dir() else []
+        for p in (p for p in found if p.suffix.lower() in (".wav", ".au") and not p.name.startswith(".")):
             m = FILE.match(p.name)
             if m and m.group(1) == g:
                 files.setdefault(int(m.group(2)), p)  # .au sorts before .wav: one per number
+            elif m:
+                problems.add(None, f"a {m.group(1)} clip in the {g} folder",
+                             "move it to its genre's folder or remove it", path=p)
+            else:
+                problems.add(None, f"unexpected audio file name in the {g} folder",
+                             f"GTZAN files are named {g}.000NN.wav or .au; rename or remove it", path=p)
         per_genre[g] = files
+    return per_genre
+
+
+def load_gtzan(root: Path) -> Dataset:
+    """GTZAN under ``root``; every genre must hold the same contiguous numbering."""
+    base = find_genres_dir(root)
+    problems = MetaProblems("gtzan", base)
+    per_genre = genre_files(base, problems)
+    problems.raise_any()
     n = max(len(f) for f in per_genre.values())
     if n == 0:
         raise DatasetError(f"gtzan: no <genre>.000NN.wav/.au files in the genre folders "
