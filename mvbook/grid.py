@@ -4,19 +4,22 @@ with papermill, its executed notebook kept beside the record it wrote.
 
 :func:`run_grid` skips cells whose record exists, carries on after a failed
 cell and reports it at the end; ``direct=True`` trains in this process
-instead. Chapter: *Training*.
+instead. The cells run one after another here (``engine="serial"``), or on
+Dask (:mod:`mvbook.engines`: a local cluster, an existing one, SLURM).
+Chapters: *Training*, *Running the grid on a cluster*.
 """
 from __future__ import annotations
 
 import json
-import time
-import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from .cache import cache_root, load_views
+from .data import load_dataset
+from .engines import GridReport, grid_cells, run_cells, with_dependencies
 from .records import REPO, RunPaths
 from .results import row_key
-from .systems import dependencies
+from .systems import REGISTRY, get_system
 from .train import train
 
 TRAINING_NOTEBOOK = REPO / "book" / "training.md"
@@ -64,46 +67,69 @@ def run_training_notebook(output, parameters: dict, log_output: bool = False,
                                progress_bar=progress_bar, cwd=str(cwd or TRAINING_NOTEBOOK.parent))
 
 
-@dataclass
-class GridReport:
-    """What a grid did: cells trained, skipped (record present) and failed."""
-    done: list = field(default_factory=list)
-    skipped: list = field(default_factory=list)
-    failed: list = field(default_factory=list)      # (cell, error, notebook or None)
+@dataclass(frozen=True)
+class NotebookRunner:
+    """What a grid cell is: the training notebook executed by papermill (or,
+    ``direct``, :func:`mvbook.train.train` in this process) writing the cell's
+    record under ``out``. The runner of :func:`mvbook.engines.run_cells`;
+    picklable, so that Dask workers run it."""
+    out: str
+    device: str = "auto"
+    data_root: str | None = None
+    cache_dir: str | None = None
+    checkpoints: str | None = None
+    epochs: int | None = None
+    direct: bool = False
+    log_output: bool = False
 
-    def summary(self) -> str:
-        lines = [f"grid: {len(self.done)} trained, {len(self.skipped)} skipped (record exists), "
-                 f"{len(self.failed)} failed"]
-        for cell, err, nb in self.failed:
-            lines.append(f"  FAILED {cell}: {err}" + (f"\n         notebook: {nb}" if nb else ""))
-        return "\n".join(lines)
+    def paths(self, cell) -> RunPaths:
+        return RunPaths(Path(self.out), cell.dataset, cell.preset, cell.system, cell.fold, cell.seed)
 
+    def check(self, cell):
+        """None when the cell is to run; ("skip", why) when its record exists;
+        ("fail", why) when that record is of another row (:func:`_stale`)."""
+        rec = self.paths(cell).record
+        if not rec.exists():
+            return None
+        stale = _stale(rec, cell.system)
+        return ("fail", stale) if stale else ("skip", f"{rec} exists")
 
-def with_dependencies(systems) -> list:
-    """``systems`` in order, each preceded by the trained systems whose runs it
-    needs (:func:`mvbook.systems.dependencies`: FusionNet's four coders) unless
-    they come earlier already; no system twice. An unknown name is kept as it
-    is (its cell fails and is reported like any other)."""
-    ordered = []
+    def describe(self, cell) -> str:
+        return "" if self.direct else f" -> {self.paths(cell).notebook}"
 
-    def add(system):
-        try:
-            deps = dependencies(system)
-        except ValueError:
-            deps = ()
-        for d in deps:
-            add(d)
-        if system not in ordered:
-            ordered.append(system)
+    def __call__(self, cell) -> dict:
+        paths = self.paths(cell)
+        if self.direct:
+            kw = {} if self.epochs is None else {"epochs": self.epochs}
+            train(dataset=cell.dataset, system=cell.system, fold=cell.fold, preset=cell.preset, seed=cell.seed,
+                  device=self.device, data_root=self.data_root, out=self.out, checkpoints=self.checkpoints,
+                  cache_dir=self.cache_dir, progress=False, **kw)
+        else:
+            params = {"dataset": cell.dataset, "system": cell.system, "fold": cell.fold, "preset": cell.preset,
+                      "seed": cell.seed, "device": self.device, "data_root": _str(self.data_root),
+                      "out": str(Path(self.out).resolve()), "checkpoints": _str(self.checkpoints),
+                      "cache_dir": _str(self.cache_dir), "epochs": self.epochs}
+            run_training_notebook(paths.notebook, params, log_output=self.log_output)
+        if not paths.record.exists():
+            raise RuntimeError(f"finished without writing {paths.record}")
+        return {"notebook": None if self.direct else str(paths.notebook)}
 
-    for s in systems:
-        add(s)
-    return ordered
+    def failure(self, cell, exc) -> tuple:
+        nb = self.paths(cell).notebook
+        return _short_error(exc), None if self.direct or not nb.exists() else str(nb)
+
+    def prepare(self, dataset: str, systems) -> None:
+        """Extract (or find cached) every view the ``systems`` train on, once."""
+        views = sorted({v for s in systems if s in REGISTRY for v in get_system(s).views})
+        if views:
+            load_views(load_dataset(dataset, self.data_root), tuple(views), cache_dir=self.cache_dir,
+                       progress=False)
 
 
 def run_grid(dataset: str, systems, folds, seeds=(0,), preset: str = "cpu", out="results",
              device: str = "auto", data_root=None, cache_dir=None, checkpoints=None, epochs=None,
-             direct: bool = False, log=print, log_output: bool = False) -> GridReport:
+             direct: bool = False, log=print, log_output: bool = False, engine: str = "serial",
+             **engine_options) -> GridReport:
     """Every system × fold × seed through the training notebook (papermill),
     each executed notebook kept as ``<record>.ipynb`` beside its record
     ``<out>/<dataset>/<preset>/<system>/fold<k>-seed<s>.json``.
@@ -113,59 +139,36 @@ def run_grid(dataset: str, systems, folds, seeds=(0,), preset: str = "cpu", out=
     ``direct=True`` calls :func:`mvbook.train.train` in this process instead
     (no notebook is kept). Systems that need other runs (``fusionnet``) get
     those systems added before them (:func:`with_dependencies`).
+
+    ``engine``: ``serial`` (one cell after another here), or ``local``,
+    ``dask``, ``slurm`` (Dask, :func:`mvbook.engines.run_cells`, whose options
+    ``engine_options`` are passed on: ``workers``, ``scheduler_address``,
+    ``jobs``, ``gpus_per_cell``, ``retries``, ``threads``, ``client``,
+    ``timeout``…); there, features are extracted once in this process before
+    the cells start, and a cell starts only after the cells it needs.
     """
-    report = GridReport()
-    out = Path(out)
-    requested, systems = list(systems), with_dependencies(systems)
-    added = [s for s in systems if s not in requested]
+    requested, ordered = list(systems), with_dependencies(systems)
+    added = [s for s in ordered if s not in requested]
     if added:
         log(f"adding {', '.join(added)}: runs that a requested system needs, trained first")
-    for seed in seeds:
-        for fold in folds:
-            for system in systems:
-                cell = f"{dataset}/{preset}/{system} fold {fold} seed {seed}"
-                paths = RunPaths(out, dataset, preset, system, fold, seed)
-                rec, nb_path = paths.record, paths.notebook
-                if rec.exists():
-                    stale = _stale(rec, system)
-                    log(f"FAIL {cell}: {stale}" if stale else f"skip {cell}: {rec} exists")
-                    report.failed.append((cell, stale, None)) if stale else report.skipped.append(cell)
-                    continue
-                log(f"run  {cell}" + ("" if direct else f" -> {nb_path}"))
-                t = time.time()
-                try:
-                    if direct:
-                        kw = {} if epochs is None else {"epochs": epochs}
-                        train(dataset=dataset, system=system, fold=fold, preset=preset, seed=seed,
-                              device=device, data_root=data_root, out=out, checkpoints=checkpoints,
-                              cache_dir=cache_dir, progress=False, **kw)
-                    else:
-                        params = {"dataset": dataset, "system": system, "fold": fold, "preset": preset,
-                                  "seed": seed, "device": device, "data_root": _str(data_root),
-                                  "out": str(out.resolve()), "checkpoints": _str(checkpoints),
-                                  "cache_dir": _str(cache_dir), "epochs": epochs}
-                        run_training_notebook(nb_path, params, log_output=log_output)
-                    if not rec.exists():
-                        raise RuntimeError(f"finished without writing {rec}")
-                    report.done.append(cell)
-                    log(f"done {cell} in {time.time() - t:.0f} s")
-                except KeyboardInterrupt:
-                    raise
-                except Exception as e:  # keep going; report at the end
-                    err = _short_error(e)
-                    log(f"FAIL {cell}: {err}")
-                    if direct:
-                        traceback.print_exc()
-                    report.failed.append((cell, err, None if direct or not nb_path.exists() else str(nb_path)))
-    log(report.summary())
-    return report
+    cells = grid_cells(dataset, preset, requested, folds, seeds)
+    if engine != "serial" or engine_options.get("client") is not None:
+        # workers may start elsewhere: absolute paths, and the driver's feature cache
+        out, cache_dir = Path(out).resolve(), cache_root(cache_dir).resolve()
+        data_root, checkpoints = _str(data_root), _str(checkpoints)
+    runner = NotebookRunner(str(out), device, _plain(data_root), _plain(cache_dir), _plain(checkpoints), epochs,
+                            direct, log_output)
+    return run_cells(cells, runner, engine, log=log, **engine_options)
 
 
 def _stale(path: Path, system: str) -> str | None:
     """Why the record at ``path`` does not count as a finished run of ``system``
     (it belongs to another row: made with a blending rule ``system`` no longer
     uses), or None. Such a record is never overwritten."""
-    row = row_key(json.loads(path.read_text()))
+    record = json.loads(path.read_text())
+    if not isinstance(record, dict) or "system" not in record:      # names no row: not another row's
+        return None
+    row = row_key(record)
     if row == system:
         return None
     return (f"{path} is a record of row {row!r}, not of {system!r} (made with another blending rule); "
@@ -176,9 +179,17 @@ def _str(x):
     return None if x is None else str(Path(x).expanduser().resolve())
 
 
+def _plain(x):
+    return None if x is None else str(x)
+
+
 def _short_error(e: Exception) -> str:
     """One line for a failure; for a papermill error, the notebook's exception."""
     name = getattr(e, "ename", None)
     if name:
         return f"{name}: {getattr(e, 'evalue', '')}".strip()
     return f"{type(e).__name__}: {e}".splitlines()[0]
+
+
+__all__ = ["GridReport", "NotebookRunner", "run_grid", "run_title", "run_training_notebook",
+           "training_notebook", "with_dependencies"]

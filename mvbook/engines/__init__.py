@@ -1,0 +1,96 @@
+"""Engines that run the grid's cells: ``serial`` (one after another in this
+process, the default, no new dependency), and on Dask distributed (an optional
+extra: ``pip install "mvbook[cluster]"``): ``local`` (a cluster on this
+machine, one worker per GPU or N CPU workers), ``dask`` (an existing cluster
+by its scheduler's address) and ``slurm`` (dask-jobqueue).
+
+A *runner* says what a cell is: ``check(cell)`` → None (to run), ``("skip",
+why)`` or ``("fail", why)``; ``describe(cell)`` (for the log); ``runner(cell)``
+runs it and returns a dict (``notebook``…) or raises; ``failure(cell, exc)`` →
+(short error, notebook or None); optionally ``prepare(dataset, systems)``,
+called once per dataset in the driver before any cell is submitted (feature
+extraction), and ``direct`` (print tracebacks). :class:`mvbook.grid.NotebookRunner`
+runs the training notebook. Chapter: *Running the grid on a cluster*.
+"""
+from __future__ import annotations
+
+from .cells import (Cell, CellFailed, CellResult, GridReport, Progress, format_seconds, grid_cells, needs,
+                    with_dependencies)
+from .clusters import ENGINES, local_cluster, open_engine, slurm_cluster, visible_gpus
+from .futures import drive, execute, submit_cells
+from .serial import precheck, run_serial
+
+__all__ = ["Cell", "CellFailed", "CellResult", "ENGINES", "GridReport", "Progress", "execute", "format_seconds",
+           "grid_cells", "local_cluster", "needs", "open_engine", "run_cells", "run_on_client", "run_serial",
+           "slurm_cluster", "visible_gpus", "with_dependencies"]
+
+
+def run_cells(cells, runner, engine: str = "serial", workers=None, scheduler_address=None, jobs=None,
+              gpus_per_cell=None, retries: int = 0, threads: int = 1, log=print, client=None,
+              progress_every: float = 60.0, timeout=None, slurm_options=None,
+              dashboard_address: str = "127.0.0.1:8787") -> GridReport:
+    """Run ``cells`` (in dependency order, :func:`grid_cells`) with ``runner``
+    on ``engine``, or on ``client`` (a Dask client of a cluster you started;
+    ``gpus_per_cell`` then defaults to 0). ``retries``: reruns of a failed
+    cell; ``threads``: math-library threads per cell; ``timeout`` (s): cells
+    not finished by then are cancelled and reported. Returns the report (also
+    logged, with its table)."""
+    if client is None and engine == "serial":
+        return run_serial(cells, runner, log)
+    report, failed, todo = GridReport(), set(), []
+    for cell in cells:
+        known = precheck(cell, runner, log)
+        if known is None:
+            todo.append(cell)
+        else:
+            report.add(known)
+            failed.update([cell.name] if known.status == "failed" else [])
+    todo = prepare_features(todo, runner, report, failed, log)
+    progress = Progress(len(cells), done=len(report.done) + len(report.skipped), failed=len(report.failed))
+    if todo:
+        if client is not None:
+            run_on_client(client, todo, runner, report, failed, progress, gpus_per_cell or 0, retries, threads,
+                          log, progress_every, timeout)
+        else:
+            with open_engine(engine, workers, scheduler_address, jobs, gpus_per_cell, threads, log,
+                             dashboard_address, slurm_options) as (c, gpc):
+                run_on_client(c, todo, runner, report, failed, progress, gpc, retries, threads, log,
+                              progress_every, timeout)
+    log(report.summary())
+    return report
+
+
+def prepare_features(todo, runner, report, failed, log) -> list:
+    """Call ``runner.prepare`` once per dataset (here, in the driver, before any
+    cell starts: the feature cache is filled once, not by every worker at
+    once); the cells of a dataset whose preparation failed are reported as not run."""
+    if not hasattr(runner, "prepare"):
+        return todo
+    keep = []
+    for dataset in dict.fromkeys(c.dataset for c in todo):
+        cells = [c for c in todo if c.dataset == dataset]
+        try:
+            log(f"features of {dataset}: extracting (or finding in the cache) before the cells start")
+            runner.prepare(dataset, sorted({c.system for c in cells}))
+            keep += cells
+        except Exception as e:
+            err = f"{type(e).__name__}: {e}".splitlines()[0]
+            log(f"FAIL features of {dataset}: {err}")
+            for c in cells:
+                failed.add(c.name)
+                report.add(CellResult(c.name, "not run", detail=f"not run: needs the features of {dataset}, "
+                                                                 f"which failed ({err})"))
+    return [c for c in todo if c in keep]
+
+
+def run_on_client(client, todo, runner, report, failed, progress, gpus_per_cell, retries, threads, log,
+                  progress_every=60.0, timeout=None):
+    """Submit ``todo`` to ``client`` and wait for them (:func:`submit_cells`, :func:`drive`)."""
+    n_before = len(report.rows)
+    submitted = submit_cells(client, todo, runner, report, failed, threads, gpus_per_cell, retries)
+    for r in report.rows[n_before:]:
+        progress.failed += 1
+        log(f"FAIL {r.cell}: {r.detail}")
+    log(f"submitted {len(submitted)} cell(s)" + (f", each asking for {gpus_per_cell} GPU" if gpus_per_cell else "")
+        + (f", {retries} retr{'y' if retries == 1 else 'ies'}" if retries else ""))
+    drive(client, submitted, report, progress, log, progress_every, timeout)

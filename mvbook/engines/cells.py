@@ -1,0 +1,161 @@
+"""The grid's cells and what became of them: a cell is one dataset × preset ×
+system × fold × seed; the cells a cell needs (FusionNet's meta-classifier: its
+four coders of the same fold and seed) come from
+:func:`mvbook.systems.dependencies`. Also the report (a table of cells with
+status, worker/host and wall time) and the progress line. No Dask here.
+Chapter: *Running the grid on a cluster*.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ..systems import dependencies
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the grid."""
+    dataset: str
+    preset: str
+    system: str
+    fold: int
+    seed: int
+    needs: tuple = ()            # systems whose run of the same fold and seed this one needs
+
+    @property
+    def name(self) -> str:
+        return f"{self.dataset}/{self.preset}/{self.system} fold {self.fold} seed {self.seed}"
+
+    def needed_cells(self) -> list:
+        """Names of the cells this one needs."""
+        return [Cell(self.dataset, self.preset, s, self.fold, self.seed).name for s in self.needs]
+
+
+def needs(system: str) -> tuple:
+    """The trained systems ``system`` needs; () for an unknown name (its cell fails like any other)."""
+    try:
+        return tuple(dependencies(system))
+    except ValueError:
+        return ()
+
+
+def with_dependencies(systems) -> list:
+    """``systems`` in order, each preceded by the trained systems whose runs it
+    needs (:func:`mvbook.systems.dependencies`: FusionNet's four coders) unless
+    they come earlier already; no system twice. An unknown name is kept as it
+    is (its cell fails and is reported like any other)."""
+    ordered = []
+
+    def add(system):
+        for d in needs(system):
+            add(d)
+        if system not in ordered:
+            ordered.append(system)
+
+    for s in systems:
+        add(s)
+    return ordered
+
+
+def grid_cells(dataset: str, preset: str, systems, folds, seeds=(0,)) -> list:
+    """Every cell of a grid, seed by seed, fold by fold, each system after the
+    systems it needs (``systems`` as :func:`with_dependencies` orders them)."""
+    systems = with_dependencies(systems)
+    return [Cell(dataset, preset, system, int(fold), int(seed), needs(system))
+            for seed in seeds for fold in folds for system in systems]
+
+
+@dataclass
+class CellResult:
+    """What became of one cell: ``status`` is done, skipped, failed or not run."""
+    cell: str
+    status: str
+    worker: str = ""
+    host: str = ""
+    wall: float = 0.0
+    detail: str = ""             # why it was skipped, the error, or what it needed
+    notebook: str | None = None
+
+
+class CellFailed(Exception):
+    """A cell that ran and failed (raised in the worker, so that Dask's
+    ``retries`` rerun it; carries what the report needs)."""
+
+    def __init__(self, cell: str, error: str, notebook=None, worker: str = "", host: str = "", wall: float = 0.0):
+        super().__init__(cell, error, notebook, worker, host, wall)
+        self.cell, self.error, self.notebook = cell, error, notebook
+        self.worker, self.host, self.wall = worker, host, wall
+
+    def __str__(self) -> str:
+        return f"{self.cell}: {self.error}"
+
+    def result(self) -> CellResult:
+        return CellResult(self.cell, "failed", self.worker, self.host, self.wall, self.error, self.notebook)
+
+
+@dataclass
+class GridReport:
+    """What a grid did: cells trained, skipped (record present) and failed
+    (``failed`` also holds the cells not run because a cell they need failed);
+    ``rows``: every cell's :class:`CellResult`, in the order they finished."""
+    done: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+    failed: list = field(default_factory=list)      # (cell, error, notebook or None)
+    rows: list = field(default_factory=list)
+
+    def add(self, r: CellResult) -> None:
+        self.rows.append(r)
+        if r.status == "done":
+            self.done.append(r.cell)
+        elif r.status == "skipped":
+            self.skipped.append(r.cell)
+        else:
+            self.failed.append((r.cell, r.detail, r.notebook))
+
+    def table(self) -> str:
+        """A fixed-width table: cell, status, worker/host, wall time."""
+        head = ("cell", "status", "worker / host", "wall")
+        body = [(r.cell, r.status, " / ".join(x for x in (r.worker, r.host) if x) or "-",
+                 format_seconds(r.wall) if r.status in ("done", "failed") and r.wall else "-") for r in self.rows]
+        widths = [max(len(x[i]) for x in [head, *body]) for i in range(4)]
+        return "\n".join("  " + "  ".join(x[i].ljust(widths[i]) for i in range(4)).rstrip() for x in [head, *body])
+
+    def summary(self) -> str:
+        not_run = sum(1 for r in self.rows if r.status == "not run")
+        lines = [f"grid: {len(self.done)} trained, {len(self.skipped)} skipped (record exists), "
+                 f"{len(self.failed)} failed" + (f" ({not_run} not run: a cell they need failed)" if not_run else "")]
+        if self.rows:
+            lines.append(self.table())
+        for cell, err, nb in self.failed:
+            lines.append(f"  FAILED {cell}: {err}" + (f"\n         notebook: {nb}" if nb else ""))
+        return "\n".join(lines)
+
+
+def format_seconds(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+class Progress:
+    """``k/N done, r running, f failed``, elapsed and ETA (from the cells
+    finished so far in this run)."""
+
+    def __init__(self, total: int, done: int = 0, failed: int = 0):
+        self.total, self.done, self.failed, self.start = total, done, failed, time.time()
+        self.finished_here = 0
+
+    def count(self, status: str) -> None:
+        self.finished_here += 1
+        if status in ("done", "skipped"):
+            self.done += 1
+        else:
+            self.failed += 1
+
+    def line(self, running: int) -> str:
+        elapsed = time.time() - self.start
+        left = self.total - self.done - self.failed
+        eta = (format_seconds(elapsed / self.finished_here * left) if self.finished_here and left
+               else "0:00" if not left else "?")
+        return (f"{self.done}/{self.total} done, {running} running, {self.failed} failed; "
+                f"elapsed {format_seconds(elapsed)}, ETA {eta}")

@@ -1,0 +1,138 @@
+"""The Dask clusters the grid runs on (Dask and dask-jobqueue are optional:
+``pip install "mvbook[cluster]"``; imported here only when a cluster is asked for):
+
+* ``local``: a cluster of worker processes on this machine, scheduler, workers
+  and dashboard on 127.0.0.1 only; one worker per GPU (worker i sees only its
+  GPU through ``CUDA_VISIBLE_DEVICES`` and declares ``GPU=1``), or N CPU workers;
+* ``dask``: an existing cluster, by its scheduler's address (its workers
+  declare a ``GPU`` resource; ``tls://`` addresses use Dask's security config);
+* ``slurm``: dask-jobqueue's ``SLURMCluster`` configured by
+  ``~/.config/dask/jobqueue.yaml``, adapting between 0 and N worker jobs.
+
+Chapter: *Running the grid on a cluster*.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import time
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+ENGINES = ("serial", "local", "dask", "slurm")
+
+
+def thread_env(threads: int) -> dict:
+    """Environment variables that cap the math libraries at ``threads`` threads."""
+    return {v: str(threads) for v in THREAD_VARIABLES}
+
+
+def visible_gpus() -> list:
+    """GPU ids this process may use: ``$CUDA_VISIBLE_DEVICES`` when set, else
+    those ``nvidia-smi`` lists (no CUDA context is made in the driver)."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g.strip() for g in env.split(",") if g.strip() and g.strip() != "-1"]
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip().isdigit()]
+
+
+def local_cluster(workers=None, gpus_per_cell: int = 1, gpus=None, threads: int = 1, resources=None,
+                  dashboard_address: str = "127.0.0.1:8787"):
+    """A cluster on this machine, everything on 127.0.0.1. With GPUs (``gpus``,
+    default :func:`visible_gpus`) and ``gpus_per_cell`` > 0: one worker per
+    ``gpus_per_cell`` GPUs (``workers`` of them, default as many as fit), each
+    seeing only its own through ``CUDA_VISIBLE_DEVICES`` and declaring
+    ``GPU=gpus_per_cell``; else ``workers`` CPU workers (default one per core
+    / ``threads``). Each worker runs one cell at a time, its math libraries
+    capped at ``threads`` threads; ``resources`` overrides what workers declare."""
+    from distributed import Nanny, Scheduler, SpecCluster
+    gpus = visible_gpus() if gpus is None else list(gpus)
+    groups = []
+    if gpus_per_cell:
+        groups = [gpus[i:i + gpus_per_cell] for i in range(0, len(gpus) - gpus_per_cell + 1, gpus_per_cell)]
+        if not groups and resources is None:
+            raise ValueError(f"--gpus-per-cell {gpus_per_cell}, but {len(gpus)} GPU(s) visible; "
+                             "--gpus-per-cell 0 runs CPU workers")
+    n = workers or len(groups) or max(1, (os.cpu_count() or 1) // threads)
+    spec = {}
+    for i in range(n):
+        env = thread_env(threads)
+        if groups:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(groups[i % len(groups)])
+        declared = resources if resources is not None else ({"GPU": gpus_per_cell} if groups else None)
+        spec[f"worker-{i}"] = {"cls": Nanny, "options": {
+            "nthreads": 1, "host": "127.0.0.1", "env": env, "resources": declared, "memory_limit": 0}}
+    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": dashboard_address}}
+    return SpecCluster(workers=spec, scheduler=scheduler, name="mvbook-local")
+
+
+def declared_gpus(worker_args) -> int:
+    """The ``GPU=n`` a worker command line declares (``--resources GPU=1``), or 0."""
+    m = re.search(r"\bGPU=(\d+)", " ".join(map(str, worker_args or ())))
+    return int(m.group(1)) if m else 0
+
+
+def slurm_cluster(jobs: int, **options):
+    """dask-jobqueue's ``SLURMCluster`` (``options`` over
+    ``~/.config/dask/jobqueue.yaml``), adapting between 0 and ``jobs`` worker
+    jobs. Cells are declared long (an unknown task is taken to last an hour),
+    so the scheduler asks for every job it may at once, and idle jobs are let go."""
+    import dask
+    from dask_jobqueue import SLURMCluster
+    with dask.config.set({"distributed.scheduler.unknown-task-duration": "1h"}):
+        cluster = SLURMCluster(**options)
+    cluster.adapt(minimum_jobs=0, maximum_jobs=jobs)
+    return cluster
+
+
+def worker_gpus(client) -> int:
+    """The largest ``GPU`` resource a worker of ``client``'s cluster declares now."""
+    workers = client.scheduler_info().get("workers", {}).values()
+    return int(max((w.get("resources", {}).get("GPU", 0) for w in workers), default=0))
+
+
+@contextlib.contextmanager
+def open_engine(engine: str, workers=None, scheduler_address=None, jobs=None, gpus_per_cell=None, threads=1,
+                log=print, dashboard_address="127.0.0.1:8787", slurm_options=None):
+    """(client, gpus per cell) of a started ``engine``; closes what it started."""
+    import dask
+    from distributed import Client
+    t = time.time()
+    with contextlib.ExitStack() as stack:
+        if engine == "local":
+            gpc = gpus_per_cell if gpus_per_cell is not None else (1 if visible_gpus() else 0)
+            cluster = stack.enter_context(local_cluster(workers, gpc, threads=threads,
+                                                        dashboard_address=dashboard_address))
+            client = stack.enter_context(Client(cluster))
+            client.wait_for_workers(len(cluster.worker_spec), timeout=300)
+        elif engine == "dask":
+            if not scheduler_address:
+                raise ValueError("--engine dask needs --scheduler-address (tcp://host:8786 or tls://…)")
+            client = stack.enter_context(Client(scheduler_address, timeout="60s"))
+            gpc = gpus_per_cell if gpus_per_cell is not None else (1 if worker_gpus(client) else 0)
+        elif engine == "slurm":
+            if not jobs:
+                raise ValueError("--engine slurm needs --jobs N (the most worker jobs at once)")
+            slurm_options = dict(slurm_options or {})
+            extra = slurm_options.get("worker_extra_args", dask.config.get("jobqueue.slurm.worker-extra-args", []))
+            gpc = gpus_per_cell if gpus_per_cell is not None else min(1, declared_gpus(extra))
+            cluster = stack.enter_context(slurm_cluster(jobs, **slurm_options))
+            client = stack.enter_context(Client(cluster))
+        else:
+            raise ValueError(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}")
+        n = len(client.scheduler_info().get("workers", {}))
+        log(f"{engine} engine: scheduler {client.scheduler.address}, {n} worker(s) up, "
+            f"started in {time.time() - t:.1f} s; {gpc} GPU(s) per cell")
+        dash = client.scheduler_info().get("services", {}).get("dashboard")
+        if dash:
+            log(f"dashboard: {client.dashboard_link}")
+        yield client, gpc

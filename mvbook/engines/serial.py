@@ -1,0 +1,49 @@
+"""The serial engine: the cells one after another in this process (the grid
+as it always was; no Dask). Chapter: *Training*."""
+from __future__ import annotations
+
+import socket
+import time
+import traceback
+
+from .cells import CellResult, GridReport
+
+
+def precheck(cell, runner, log):
+    """The :class:`CellResult` of a cell that is not to run (its record exists:
+    skipped; a record of another row: failed), logged; None when it is to run."""
+    verdict = runner.check(cell)
+    if verdict is None:
+        return None
+    kind, msg = verdict
+    log(f"skip {cell.name}: {msg}" if kind == "skip" else f"FAIL {cell.name}: {msg}")
+    return CellResult(cell.name, "skipped" if kind == "skip" else "failed", detail=msg)
+
+
+def run_serial(cells, runner, log=print) -> GridReport:
+    """Each cell in turn: skipped when its record exists, else run by
+    ``runner``; a failure is logged and the grid goes on."""
+    report, host = GridReport(), socket.gethostname()
+    for cell in cells:
+        known = precheck(cell, runner, log)
+        if known is not None:
+            report.add(known)
+            continue
+        log(f"run  {cell.name}{runner.describe(cell)}")
+        t = time.time()
+        try:
+            info = runner(cell) or {}
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # keep going; report at the end
+            err, nb = runner.failure(cell, e)
+            log(f"FAIL {cell.name}: {err}")
+            if getattr(runner, "direct", False):
+                traceback.print_exc()
+            report.add(CellResult(cell.name, "failed", "serial", host, time.time() - t, err, nb))
+            continue
+        report.add(CellResult(cell.name, info.get("status", "done"), "serial", host, time.time() - t,
+                              info.get("detail", ""), info.get("notebook")))
+        log(f"done {cell.name} in {time.time() - t:.0f} s")
+    log(report.summary())
+    return report
