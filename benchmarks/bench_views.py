@@ -4,14 +4,22 @@ For each 2D view: seconds per clip of the reference (librosa / gtgram, one clip
 at a time) and of the fast path (``extract_batch`` over the N clips), the
 speed ratio, and the max abs error and correlation of the log outputs. Then the
 time to extract and cache all four views of ESC-10 (fresh cache directory) and
-to read them back from the cache. Not a test; run from the repository root::
+to read them back from the cache, and what a warm run's checks cost (the clips'
+content ids, each view's row checksums and finite check; ``--warm-only`` runs
+just that part, on ``--cache-dir`` if given). Not a test; run from the
+repository root::
 
     python benchmarks/bench_views.py --n 8
+    python benchmarks/bench_views.py --warm-only --cache-dir /tmp/mvb_bench
 """
 
 import argparse
 import os
 import platform
+import re
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,8 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mvbook import cachefile
 from mvbook import features as F
-from mvbook.cache import load_views
+from mvbook.cache import cache_path, clip_ids, load_views, view_shape
 from mvbook.data import load_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,16 +62,44 @@ def gam_one_thread(waves, sr):
           f"float64 max |Δ log| {err:.1e}")
 
 
+def warm_checks(ds, cache, repeat=3):
+    """What a warm load costs, part by part (median of ``repeat``), and a warm
+    ``python -m mvbook features`` run: its own figure and the process's wall time."""
+    load_views(ds, cache_dir=cache, progress=False)                       # make it warm
+    t_ids = statistics.median(seconds(lambda: clip_ids(ds, cache))[0] for _ in range(repeat))
+    print(f"\nwarm cache, {len(ds)} clips ({cache}):")
+    print(f"  content ids (stat each file, index hit): {t_ids:.3f} s")
+    for v in ("mel", "gam", "cqt", "raw"):
+        X, m = cachefile.read_manifest(cache_path(ds, v, cache), view_shape(ds, v)[1:])
+        t = statistics.median(seconds(lambda: cachefile.bad_rows(X, m["rows"]))[0] for _ in range(repeat))
+        print(f"  {v:4} rows: checksums + finite check of {X.nbytes / 2 ** 20:4.0f} MiB: {t:.3f} s")
+    t_all = statistics.median(seconds(lambda: load_views(ds, cache_dir=cache, progress=False))[0]
+                              for _ in range(repeat))
+    print(f"  load_views, all four views: {t_all:.3f} s")
+    cmd = [sys.executable, "-m", "mvbook", "features", "--dataset", ds.name, "--data-root", str(ds.root),
+           "--cache-dir", str(cache)]
+    for _ in range(repeat):
+        t, out = seconds(lambda: subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True).stdout)
+        figure = re.search(r"clips in ([0-9.]+) s", out)[1]
+        print(f"  {' '.join(cmd[1:])}: '{figure} s' printed, process {t:.1f} s wall (imports included)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=8, help="clips for the reference comparison")
     parser.add_argument("--data-root", default=os.environ.get("MVBOOK_DATA") or REPO.parent / "shared" / "data")
+    parser.add_argument("--warm-only", action="store_true", help="only the cost of a warm run's checks")
+    parser.add_argument("--cache-dir", default=None, help="for --warm-only (default: a new temporary folder)")
     args = parser.parse_args()
 
     ds = load_dataset("esc10", args.data_root)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
           f"load average {os.getloadavg()[0]:.2f}")
+    if args.warm_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            warm_checks(ds, Path(args.cache_dir or tmp))
+        return
     waves = np.stack([ds.load(i) for i in np.linspace(0, len(ds) - 1, args.n).astype(int)])
     print(f"\n{args.n} ESC-10 clips, {ds.n_samples / ds.sr:g} s at {ds.sr} Hz")
     print(f"{'view':5} {'reference s/clip':>17} {'fast s/clip':>12} {'speed-up':>9} "
@@ -80,7 +117,7 @@ def main():
         size = sum(p.stat().st_size for p in Path(cache).iterdir()) / 2 ** 20
     print(f"\nall four views of {len(ds)} ESC-10 clips ({size:.0f} MiB cached):")
     print(f"  extract + cache (fresh cache dir): {t_ext:7.2f} s")
-    print(f"  reload from cache: {t_open:.4f} s to open, {t_read:.2f} s to read every value")
+    print(f"  reload from cache: {t_open:.4f} s to open (with its checks), {t_read:.2f} s to read every value")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,32 @@
 """The on-disk feature cache: every clip's views, extracted once with the fast
 paths of :mod:`mvbook.features` and memory-mapped afterwards.
 Chapter: *Four views*.
+
+**What a cache array is computed from.** One file per (dataset, view): its name
+hashes the dataset's name, its *source* (the resolved data root; for a dataset
+without files, such as ``synthetic``, its fingerprint), the clip length and
+every parameter of the view. Inside, each row records the content id of the
+clip it was computed from (the SHA-256 of the clip file; see
+:mod:`mvbook.cachefile` for when a file is re-hashed) and a checksum of its
+own bytes. On every load:
+
+- each clip's content id is compared with the one its row was computed from; a
+  clip changed, added or removed makes the file be rebuilt, copying every row
+  whose clip is unchanged and extracting only the others (for every view at
+  once, each clip decoded once);
+- each row used is checked against its checksum and for NaN/inf: a cache file
+  changed after it was written (same-size corruption) is a :class:`CacheError`
+  naming the view, the clips and the file, which is left for you to delete (it
+  is not silently rebuilt: something wrote into it); a file that is not a
+  complete cache file (truncated, another format) is recomputed;
+- features are checked for NaN/inf when computed too: an error names the clip
+  file and the view, and nothing is cached.
+
+A clip that fails to decode does not stop the pass at once: the remaining clips
+are still decoded (not extracted) and one :class:`~mvbook.data.DatasetError`
+lists every bad file. Temporaries (``.<name>.<host>.<pid>.<id>.tmp``) are removed
+on SIGINT/SIGTERM and those left by killed runs are removed by the next run
+that writes to the folder.
 """
 from __future__ import annotations
 
@@ -8,14 +34,36 @@ import hashlib
 import json
 import os
 import re
-import uuid
+import time
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from .cachefile import (
+    CacheError,
+    append_manifest,
+    bad_rows,
+    clean_stale,
+    file_digest,
+    file_signature,
+    interrupt_guard,
+    read_index,
+    read_manifest,
+    row_digest,
+    tmp_path,
+    write_json,
+)
+from .data import DatasetError
 from .features import extract_batch, view_params
 from .framing import N_BANDS, VIEWS, check_sr, check_view, n_frames
+
+__all__ = ["CacheError", "cache_path", "cache_root", "clip_ids", "load_views", "view_shape"]
+
+#: bumped when the layout of the cache files changes
+CACHE_FORMAT = 2
+RACY_NS = 2_000_000_000
+FOLDER_HINT = "point --cache-dir or $MVBOOK_CACHE at a writable folder"
 
 
 def cache_root(cache_dir=None) -> Path:
@@ -24,14 +72,43 @@ def cache_root(cache_dir=None) -> Path:
     return Path(root).expanduser()
 
 
+def check_folder(root: Path, write: bool) -> None:
+    """:class:`CacheError` if ``root`` is not a folder (or, for ``write``, cannot be made
+    or written to)."""
+    if root.exists() and not root.is_dir():
+        raise CacheError(f"feature cache folder is a file, not a folder ({root}): {FOLDER_HINT}")
+    if not write:
+        return
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CacheError(f"feature cache folder cannot be created, {e.strerror or e} ({root}): "
+                         f"{FOLDER_HINT}") from e
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise CacheError(f"feature cache folder is not writable ({root}): {FOLDER_HINT}")
+
+
+def _digest(payload) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def source_id(dataset) -> dict:
+    """What the clips are read from: the resolved data root, or (no root) the fingerprint."""
+    root = getattr(dataset, "root", None)
+    return {"root": str(Path(root).resolve())} if root is not None else {"fingerprint": dataset.fingerprint()}
+
+
+def _stem(dataset) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", str(dataset.name))
+
+
 def cache_path(dataset, view: str, cache_dir=None) -> Path:
-    """Where ``view`` of ``dataset`` is cached: the name carries a hash of the
-    dataset's fingerprint, its clip length and every parameter of the view."""
-    key = {"dataset": dataset.fingerprint(), "n_samples": int(dataset.n_samples),
-           "n_clips": len(dataset), **view_params(view, dataset.sr)}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", str(dataset.name))
-    return cache_root(cache_dir) / f"{name}-{view}-{dataset.sr}-{digest}.npy"
+    """Where ``view`` of ``dataset`` is cached: the name carries a hash of the dataset's
+    source (:func:`source_id`), its clip length and every parameter of the view; which
+    clips the rows hold is in the file's manifest."""
+    key = {"format": CACHE_FORMAT, "source": source_id(dataset), "n_samples": int(dataset.n_samples),
+           **view_params(view, dataset.sr)}
+    return cache_root(cache_dir) / f"{_stem(dataset)}-{view}-{dataset.sr}-{_digest(key)}.npy"
 
 
 def view_shape(dataset, view: str) -> tuple:
@@ -40,47 +117,150 @@ def view_shape(dataset, view: str) -> tuple:
     return (len(dataset), T) if view == "raw" else (len(dataset), T, N_BANDS)
 
 
-def _is_cached(path: Path, shape: tuple) -> bool:
-    if not path.is_file():
-        return False
-    try:
-        X = np.load(path, mmap_mode="r")
-    except ValueError:
-        return False
-    return X.shape == shape and X.dtype == np.float32
+def _clip(dataset, i: int):
+    """(key, file or None) of clip ``i``."""
+    c = dataset.clips[i]
+    return str(getattr(c, "key", c)), getattr(c, "path", None)
 
 
-def _write_views(dataset, views, paths, progress, device, batch_size) -> None:
-    """Extract ``views`` for all clips into temporary .npy files, then rename them into
-    place (``os.replace`` is atomic), so an interrupted run leaves no partial cache file."""
-    tmp = {v: paths[v].with_name(f".{paths[v].name}.{uuid.uuid4().hex}.tmp") for v in views}
-    try:
-        out = {v: np.lib.format.open_memmap(tmp[v], mode="w+", dtype=np.float32,
-                                            shape=view_shape(dataset, v)) for v in views}
-        bar = tqdm(total=len(dataset), desc=f"{dataset.name}: {'+'.join(views)}",
-                   unit="clip", disable=not progress)
-        for start in range(0, len(dataset), batch_size):
-            idx = range(start, min(start + batch_size, len(dataset)))
-            waves = np.stack([_load_clip(dataset, i) for i in idx])
-            for v in views:
-                out[v][idx.start:idx.stop] = extract_batch(v, waves, dataset.sr, device=device)
-            bar.update(len(idx))
-        bar.close()
-        for v in views:
-            out[v].flush()
-            del out[v]
-            os.replace(tmp[v], paths[v])
-    finally:
-        for t in tmp.values():
-            t.unlink(missing_ok=True)
+def clip_name(dataset, i: int) -> str:
+    key, path = _clip(dataset, i)
+    return str(path) if path is not None else f"{dataset.name} clip {key}"
+
+
+def clip_ids(dataset, cache_dir=None) -> list[str]:
+    """The content id of every clip: ``sha256:<hash of the file>`` (re-hashed only when
+    the file's size, mtime, ctime or inode changed since the index was written, or when
+    the file had been written less than 2 s before it was hashed: such an entry is
+    not trusted, as git does with "racily clean" files), or
+    ``key:<clip key>`` for a clip without a file (its dataset's fingerprint is in the
+    cache file's name). A file that cannot be read is a :class:`DatasetError`."""
+    root = cache_root(cache_dir)
+    index_path = root / f"{_stem(dataset)}-clips-{_digest(source_id(dataset))}.json"
+    index = read_index(index_path) if index_path.is_file() else {}
+    ids, fresh, missing = [], {}, []
+    for i in range(len(dataset)):
+        key, path = _clip(dataset, i)
+        if path is None:
+            ids.append(f"key:{key}")
+            continue
+        try:
+            sig, now = file_signature(path), time.time_ns()
+            known = index.get(str(path))
+            digest = known[4] if known and known[:4] == sig and known[4] else file_digest(path)
+        except OSError as e:
+            missing.append(f"cannot read clip file, {e.strerror or e} ({path}): restore it")
+            continue
+        racy = now - max(sig[1], sig[2]) < RACY_NS       # a write in the same clock tick would not show
+        fresh[str(path)] = sig + [None if racy else digest]
+        ids.append(f"sha256:{digest}")
+    if missing:
+        raise DatasetError(f"{dataset.name}: {len(missing)} clip file(s) cannot be read:\n  " + "\n  ".join(missing))
+    if fresh and fresh != index and root.is_dir():
+        write_json(index_path, {"dataset": dataset.name, "source": source_id(dataset), "files": fresh})
+    return ids
+
+
+def _corrupt(dataset, view, path, bad: dict) -> CacheError:
+    names = [f"{clip_name(dataset, i)} ({why})" for i, why in sorted(bad.items())]
+    shown = "; ".join(names[:5]) + ("; ..." if len(names) > 5 else "")
+    return CacheError(f"cached view {view!r} was changed after it was written, in the rows of {len(bad)} "
+                      f"clip(s): {shown} ({path}): delete the file to recompute it")
+
+
+def _open(dataset, view, path, ids):
+    """(memory map, manifest, usable?) of the cached ``view``: usable if its rows are
+    those of the current clips, and then checked (checksums, finite values);
+    (None, None, False) if there is no complete cache file."""
+    found = read_manifest(path, view_shape(dataset, view)[1:]) if path.is_file() else None
+    if found is None:
+        return None, None, False
+    X, manifest = found
+    if manifest["clips"] != ids:
+        return X, manifest, False
+    bad = bad_rows(X, manifest["rows"])
+    if bad:
+        raise _corrupt(dataset, view, path, bad)
+    return X, manifest, True
+
+
+def _plan(dataset, view, path, X, manifest, ids):
+    """(old row of each new row that can be copied, new rows to extract) for ``view``;
+    the rows copied are checked first."""
+    old = {} if manifest is None else {c: j for j, c in reversed(list(enumerate(manifest["clips"])))}
+    copy = {i: old[c] for i, c in enumerate(ids) if c in old}
+    bad = bad_rows(X, manifest["rows"], sorted(set(copy.values()))) if copy else {}
+    if bad:
+        raise _corrupt(dataset, view, path, {i: bad[j] for i, j in copy.items() if j in bad})
+    return copy, {i for i in range(len(ids)) if i not in copy}
 
 
 def _load_clip(dataset, i: int) -> np.ndarray:
     wave = np.asarray(dataset.load(i), dtype=np.float32)
     if wave.shape != (dataset.n_samples,):
-        raise ValueError(f"{dataset.name}: clip {i} has shape {wave.shape}, "
-                         f"expected ({dataset.n_samples},)")
+        raise ValueError(f"has shape {wave.shape}, expected ({dataset.n_samples},)")
     return wave
+
+
+def _clip_error(dataset, i: int, e: Exception) -> str:
+    name, msg = clip_name(dataset, i), str(e) or type(e).__name__
+    return msg if name in msg else f"cannot load clip, {msg} ({name}): check the clip"
+
+
+def _extract(dataset, need: dict, out: dict, digests: dict, bar, device, batch_size) -> list:
+    """Fill the rows ``need[view]`` of ``out[view]``, decoding each clip once; the
+    problems found (every clip is still decoded after the first bad one)."""
+    rows, errors = sorted(set().union(*need.values())), []
+    for start in range(0, len(rows), batch_size):
+        batch, waves = rows[start:start + batch_size], {}
+        for i in batch:
+            try:
+                waves[i] = _load_clip(dataset, i)
+            except Exception as e:                  # whatever the decoder raises: name the file
+                errors.append(_clip_error(dataset, i, e))
+        for view, want in need.items():
+            sub = [i for i in batch if i in want]
+            if errors or not sub:
+                continue
+            feats = np.asarray(extract_batch(view, np.stack([waves[i] for i in sub]), dataset.sr,
+                                             device=device), dtype=np.float32)
+            for i, f in zip(sub, feats):
+                if not np.isfinite(f).all():
+                    errors.append(f"view {view!r} of the clip has NaN or infinite values ({clip_name(dataset, i)}): "
+                                  f"check the clip")
+                out[view][i], digests[view][i] = f, row_digest(f)
+        bar.update(len(batch))
+    return errors
+
+
+def _write_views(dataset, plans: dict, paths: dict, ids, progress, device, batch_size) -> None:
+    """Write the views of ``plans`` (view → (old array, old manifest, rows to copy, rows
+    to extract)) to temporaries, then ``os.replace`` each into place (atomic), so an
+    interrupted or failed run leaves no partial cache file."""
+    tmps = []
+    with interrupt_guard(tmps):
+        out, digests = {}, {}
+        for v, (X, manifest, copy, _) in plans.items():
+            tmps.append(tmp_path(paths[v]))
+            out[v] = np.lib.format.open_memmap(tmps[-1], mode="w+", dtype=np.float32, shape=view_shape(dataset, v))
+            digests[v] = [None] * len(dataset)
+            for i, j in copy.items():
+                out[v][i], digests[v][i] = X[j], manifest["rows"][j]
+        need = {v: p[3] for v, p in plans.items() if p[3]}
+        bar = tqdm(total=len(set().union(*need.values())) if need else 0, unit="clip", disable=not progress,
+                   desc=f"{dataset.name}: {'+'.join(need)}")
+        errors = _extract(dataset, need, out, digests, bar, device, batch_size) if need else []
+        bar.close()
+        if errors:
+            raise DatasetError(f"{dataset.name}: {len(errors)} clip(s) cannot be used, nothing was cached:\n  "
+                               + "\n  ".join(errors))
+        for v, tmp in zip(plans, tmps):
+            out[v].flush()
+            del out[v]
+            append_manifest(tmp, {"format": CACHE_FORMAT, "dataset": dataset.name, "view": v,
+                                  "source": source_id(dataset), "clips": ids, "rows": digests[v],
+                                  "keys": [_clip(dataset, i)[0] for i in range(len(dataset))]})
+            os.replace(tmp, paths[v])
 
 
 def load_views(dataset, views=VIEWS, cache_dir=None, progress: bool = True, device=None,
@@ -88,9 +268,11 @@ def load_views(dataset, views=VIEWS, cache_dir=None, progress: bool = True, devi
     """Every clip's views, stacked in clip order and memory-mapped from the cache.
     Chapter: *Four views*.
 
-    Views not yet cached are computed with the fast path in one pass over the
-    clips (each clip is loaded once, ``batch_size`` at a time) and cached as .npy
-    under :func:`cache_root`, named by :func:`cache_path`.
+    Views not yet cached, or cached from other clip contents, are computed with the
+    fast path in one pass over the clips that need it (each clip is loaded once,
+    ``batch_size`` at a time) and cached as .npy under :func:`cache_root`, named by
+    :func:`cache_path`; the rows of unchanged clips are copied, and every row used is
+    checked (see the module's docstring).
 
     Parameters
     ----------
@@ -122,9 +304,16 @@ def load_views(dataset, views=VIEWS, cache_dir=None, progress: bool = True, devi
     """
     views = tuple(check_view(v) for v in ((views,) if isinstance(views, str) else views))
     check_sr(dataset.sr)
+    root = cache_root(cache_dir)
+    check_folder(root, write=not root.is_dir())               # a new folder: made now, for the index
+    if os.access(root, os.W_OK | os.X_OK):
+        clean_stale(root)
+    ids = clip_ids(dataset, cache_dir)
     paths = {v: cache_path(dataset, v, cache_dir) for v in views}
-    todo = [v for v in views if not _is_cached(paths[v], view_shape(dataset, v))]
+    opened = {v: _open(dataset, v, paths[v], ids) for v in views}
+    todo = {v: (X, m) for v, (X, m, ok) in opened.items() if not ok}
     if todo:
-        cache_root(cache_dir).mkdir(parents=True, exist_ok=True)
-        _write_views(dataset, todo, paths, progress, device, batch_size)
-    return {v: np.load(paths[v], mmap_mode="r") for v in views}
+        check_folder(root, write=True)
+        plans = {v: (X, m, *_plan(dataset, v, paths[v], X, m, ids)) for v, (X, m) in todo.items()}
+        _write_views(dataset, plans, paths, ids, progress, device, batch_size)
+    return {v: opened[v][0] if v not in todo else np.load(paths[v], mmap_mode="r") for v in views}

@@ -1,0 +1,239 @@
+"""The files of the feature cache (:mod:`mvbook.cache`): cache arrays that carry
+their own manifest, content fingerprints of clip files, temporary files that an
+interrupted run removes (SIGINT, SIGTERM) or the next run cleans (SIGKILL).
+
+**A cache array** is a plain ``.npy`` file (``numpy.load`` reads it, memory-mapped
+or not) followed by a trailer that numpy ignores: the manifest as JSON, its
+length (8 bytes, little endian) and :data:`MAGIC`. The manifest lists, row by
+row, the content id of the clip the row was computed from and the SHA-256 of the
+row's bytes. One ``os.replace`` publishes array and manifest together, so a
+reader never pairs an array with another array's manifest.
+
+**Clip fingerprints.** A clip file's content id is the SHA-256 of its bytes.
+The hash is reused while the file's ``(size, mtime_ns, ctime_ns, inode)`` is
+the one recorded when it was hashed (a small index per data root, a hint only);
+any write to the file changes its ctime (which no user-space call can set back),
+so a changed file is re-hashed, and its features are recomputed only if its
+bytes changed. An entry made less than 2 s after the file was last written is
+not trusted (a second write within the same clock tick would leave the same
+signature; git calls such files "racily clean"): that file is hashed again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import socket
+import struct
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+MAGIC = b"MVBOOK-CACHE1"
+LEGACY_TMP_AGE_S = 24 * 3600
+HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+_TMP = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
+_LEGACY_TMP = re.compile(r"^\..+\.npy\.[0-9a-f]{32}\.tmp$")     # written before the PID was named
+
+
+class CacheError(RuntimeError):
+    """The feature cache cannot be used; the message says what, where and what to do."""
+
+
+# --- arrays with their manifest -----------------------------------------------------------
+
+def row_digest(row: np.ndarray) -> str:
+    """SHA-256 (128 bits, hex) of one row's float32 bytes."""
+    return hashlib.sha256(memoryview(np.ascontiguousarray(row, dtype=np.float32)).cast("B")).hexdigest()[:32]
+
+
+def append_manifest(path: Path, manifest: dict) -> None:
+    """Write the trailer of the .npy at ``path``."""
+    blob = json.dumps(manifest, separators=(",", ":")).encode()
+    with open(path, "ab") as f:
+        f.write(blob + struct.pack("<Q", len(blob)) + MAGIC)
+
+
+def read_manifest(path: Path, row_shape: tuple):
+    """``(memory map, manifest)`` of a cache array, or ``None`` when ``path`` is not
+    a complete cache file of rows of ``row_shape`` (absent, another format, truncated): such a
+    file is simply recomputed. A file that has the trailer but whose manifest does
+    not parse was changed after it was written: :class:`CacheError`."""
+    try:
+        X = np.load(path, mmap_mode="r")
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            f.seek(max(size - len(MAGIC) - 8, 0))
+            tail = f.read()
+            if len(tail) != len(MAGIC) + 8 or not tail.endswith(MAGIC):
+                return None
+            n = struct.unpack("<Q", tail[:8])[0]
+            if X.offset + X.nbytes + n + len(tail) != size:
+                return None
+            f.seek(X.offset + X.nbytes)
+            blob = f.read(n)
+    except (OSError, ValueError, EOFError):
+        return None
+    if X.ndim < 1 or X.shape[1:] != tuple(row_shape) or X.dtype != np.float32:
+        return None
+    try:
+        manifest = json.loads(blob)
+        assert len(manifest["clips"]) == len(manifest["rows"]) == len(X)
+    except (ValueError, KeyError, TypeError, AssertionError) as e:
+        raise CacheError(f"cached view file was changed after it was written, its manifest is damaged "
+                         f"({path}): delete the file to recompute it") from e
+    return X, manifest
+
+
+def _row_problems(X: np.ndarray, i: int, digest: str) -> str:
+    problems = [] if row_digest(X[i]) == digest else ["does not match its checksum"]
+    if not np.isfinite(X[i]).all():
+        problems.append("holds non-finite values")
+    return " and ".join(problems)
+
+
+def bad_rows(X: np.ndarray, digests, rows=None) -> dict:
+    """row → what is wrong with it (checksum, non-finite values), over ``rows`` (default
+    all); rows are checked on up to 8 threads (hashlib and numpy release the GIL)."""
+    rows = list(range(len(X)) if rows is None else rows)
+    with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:
+        found = pool.map(lambda i: _row_problems(X, i, digests[i]), rows)
+        return {i: why for i, why in zip(rows, found) if why}
+
+
+# --- clip content ids ---------------------------------------------------------------------
+
+def file_signature(path: Path) -> list:
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 (128 bits, hex) of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:32]
+
+
+def read_index(path: Path) -> dict:
+    """The clip index at ``path`` (file → [size, mtime_ns, ctime_ns, inode, digest]), or {}."""
+    try:
+        files = json.loads(path.read_text())["files"]
+        return files if isinstance(files, dict) else {}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def write_json(path: Path, payload) -> bool:
+    """Replace ``path`` atomically; False (and nothing written) if the folder is not writable."""
+    tmp = tmp_path(path)
+    try:
+        tmp.write_text(json.dumps(payload, separators=(",", ":")))
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return False
+
+
+# --- temporary files ----------------------------------------------------------------------
+
+def tmp_path(path: Path) -> Path:
+    """A hidden temporary beside ``path``, named by host and PID so that a later run can
+    tell a killed run's leftover from a live run's file."""
+    return path.with_name(f".{path.name}.{HOST}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def _process_start(pid: int):
+    """Start time (epoch seconds) of process ``pid``; None if it does not run (or unknown: 0)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        btime = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                     if line.startswith("btime"))
+        return btime + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return 0
+
+
+def is_stale(path: Path, now: float | None = None) -> bool:
+    """A temporary of this host whose PID is dead, or alive but started after the file
+    was last written (the PID was reused); one of the old unnamed kind older than a day."""
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        return False
+    m = _TMP.match(path.name)
+    if m:
+        if m["host"] != HOST:
+            return False
+        started = _process_start(int(m["pid"]))
+        return started is None or started > mtime + 1
+    return bool(_LEGACY_TMP.match(path.name)) and (now or time.time()) - mtime > LEGACY_TMP_AGE_S
+
+
+def clean_stale(folder: Path) -> list:
+    """Remove the stale temporaries in ``folder``; the removed paths."""
+    removed = []
+    for p in folder.glob(".*.tmp"):
+        if is_stale(p):
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError:
+                pass
+    return removed
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived while the cache was being written."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signum)
+
+
+@contextmanager
+def interrupt_guard(tmps: list):
+    """Around a write of the cache: SIGINT and SIGTERM raise :class:`Interrupted`, so the
+    temporaries in ``tmps`` (filled in by the caller) are removed; then the previous
+    handlers come back and the signal is delivered again, to act as it would have."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = {}
+    if main:
+        for s in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(s) not in (None, signal.SIG_IGN):     # None: a handler set in C
+                previous[s] = signal.signal(s, _raise_interrupted)
+    try:
+        yield
+    except Interrupted as e:
+        signum = e.signum
+    else:
+        signum = None
+    finally:
+        for t in tmps:
+            t.unlink(missing_ok=True)
+        for s, h in previous.items():
+            signal.signal(s, h)
+    if signum is not None:
+        signal.raise_signal(signum)
+        raise KeyboardInterrupt if signum == signal.SIGINT else SystemExit(128 + signum)
