@@ -260,3 +260,37 @@ def test_every_literalinclude_points_at_existing_code():
                         assert node is not None, (f, path, value)
                 elif key in ("start-at", "start-after", "end-before", "end-at"):
                     assert value.strip('"') in code, (f, path, key, value)
+
+
+def test_chapters_pass_the_device_to_grid_command():
+    """``grid_command(..., device="cuda")``, never a hand-added ``--device`` flag."""
+    for f, text in chapter_sources().items():
+        assert '" --device' not in text and "' --device" not in text, f
+
+
+def test_blending_rules_and_what_the_weights_did(build):
+    """The rules the paper leaves open, from ``RULES`` with their sources, and the weights read from the records."""
+    from mvbook.blending import RULES
+    html, _ = build
+    s = soup(html / "book" / "blending.html")
+    text = s.get_text(" ")
+    headings = [h.get_text() for h in s.find_all(["h2", "h3"])]
+    for heading in ("What the paper leaves open", "What the weights did"):
+        assert any(heading in h for h in headings), (heading, headings)
+    assert all(f"{name}" in text for name in RULES) and "04260a7" in text
+    assert s.find("a", href=re.compile(r"github\.com/pquochuy/xsleepnet")) is not None
+    for name in ("gradient_policy1.py", "gradient_policy2.py", "train_xsleepnet2.py"):
+        assert name in text, name
+
+
+def test_results_give_a_verdict_on_each_claim(build):
+    html, _ = build
+    page = soup(html / "book" / "results.html")
+    text = page.get_text(" ")
+    assert "The verdict, claim by claim" in text and "--device cuda" in page.get_text()
+    for claim in ("multi-view above concatenation", "multi-view above late fusion", "multi-view above equal weights",
+                  "multi-view above the best single view", "self-ensemble (Eq. 6, selected weights) above multi-view",
+                  "self-ensemble (uniform weights"):
+        assert claim in text, claim
+    ablations = soup(html / "book" / "beyond" / "ablations.html").get_text(" ")
+    assert "Scale check" in ablations and re.search(r"preset\s+long", ablations)
