@@ -21,11 +21,11 @@ import pandas as pd
 from gammatone.filters import centre_freqs
 from torch import nn
 
-from .blending import AdaptiveBlender
+from .blending import RULES, AdaptiveBlender, BlendRule
 from .features import CQT_BINS_PER_OCTAVE, GAM_FMIN
 from .framing import ALL_VIEWS, N_BANDS, VIEW_INFO, frame_times
 from .models import layer_shapes, scaled
-from .results import ROW_NAMES, row_key
+from .results import ALL_ROW_NAMES, row_key
 
 BRANCH_LABEL = {v: VIEW_INFO[v].label for v in ALL_VIEWS} | {"mv": "⊕ multi-view"}
 BRANCH_COLOR = {"mel": "#1f77b4", "gam": "#ff7f0e", "cqt": "#2ca02c", "raw": "#d62728", "harm": "#17becf",
@@ -249,13 +249,14 @@ def plot_attention(X, view: str, sr: int, alpha, beta, H, t0: float = 0.0, title
 # --- Algorithm 1 replayed ---------------------------------------------------------------------
 
 def blending_trace(curves: dict, window: int, reference: str = "best", eps: float = 1e-6,
-                   power: float = 2.0) -> pd.DataFrame:
-    """Replay Algorithm 1 (``AdaptiveBlender``) on the loss history of a record
-    (``record["curves"]``) and return one row per measurement n and branch k
-    with every quantity of Eq. 3–5: the measured losses, their means over the
-    last W, the references used at n, G, O, the unnormalised ratio and w."""
+                   power: float = 2.0, rule: BlendRule = RULES["literal"]) -> pd.DataFrame:
+    """Replay Algorithm 1 (``AdaptiveBlender`` with ``rule``) on the loss history
+    of a record (``record["curves"]``) and return one row per measurement n and
+    branch k with every quantity of Eq. 3–5: the measured losses, their
+    estimates (means over the last W, or slopes), the references used at n
+    (mean estimator), G, O, the unnormalised ratio and w."""
     branches = list(curves["weights"])
-    blender = AdaptiveBlender(branches, window, reference, eps=eps, power=power)
+    blender = AdaptiveBlender(branches, window, reference, eps=eps, power=power, rule=rule)
     rows = []
     for n, step in enumerate(curves["step"]):
         tr = {k: curves["loss"]["train"][k][n] for k in branches}
@@ -263,10 +264,11 @@ def blending_trace(curves: dict, window: int, reference: str = "best", eps: floa
         w = blender.update(tr, va)
         for k in branches:
             row = {"n": n, "step": step, "branch": k, "L_tr": tr[k], "L_va": va[k]}
-            if n + 1 >= window:                                  # the quantities of this update (Eq. 3–5)
+            if n + 1 >= blender.first:                           # the quantities of this update (Eq. 3–5)
                 Lbar_tr, Lbar_va, G, O = blender.L_tr_bar[k], blender.L_va_bar[k], blender.G[k], blender.O[k]
-                row.update(Lbar_tr=Lbar_tr, Lbar_va=Lbar_va, Lstar_tr=Lbar_tr + G + O, Lstar_va=Lbar_va + G,
-                           G=G, O=O, ratio=blender.ratio[k])
+                row.update(Lbar_tr=Lbar_tr, Lbar_va=Lbar_va, G=G, O=O, ratio=blender.ratio[k])
+                if rule.estimator == "mean":
+                    row.update(Lstar_tr=Lbar_tr + G + O, Lstar_va=Lbar_va + G)
             row["w"] = w[k]
             rows.append(row)
     return pd.DataFrame(rows)
@@ -348,18 +350,19 @@ def mean_curve(records, split: str, branch=None, key: str = "loss"):
     return steps, np.mean(ys, axis=0), len(ys)
 
 
-def fig2(records: list[dict], fold: int = 1, axes=None, title: str | None = None):
+def fig2(records: list[dict], fold: int = 1, axes=None, title: str | None = None, system: str = "multiview"):
     """Fig. 2 of the paper from records of one dataset and preset:
     (a) test loss of the five branches of the multi-view network, mean over folds;
     (b) the branch weights during training, one fold;
     (c) test loss of the multi-view network (its ⊕ branch) against the baselines,
-    mean over folds. Panels without records say so."""
+    mean over folds. ``system``: the blending row drawn as the multi-view
+    network (e.g. ``mv_literal``). Panels without records say so."""
     if axes is None:
         _, axes = plt.subplots(1, 3, figsize=(13.5, 3.8), constrained_layout=True)
     by_system = {}
     for r in records:
         by_system.setdefault(row_key(r), []).append(r)
-    mv = by_system.get("multiview", [])
+    mv = by_system.get(system, [])
     ax = axes[0]
     for k in ("mel", "gam", "cqt", "raw", "mv"):
         steps, y, n = mean_curve(mv, "test", k)
@@ -375,11 +378,12 @@ def fig2(records: list[dict], fold: int = 1, axes=None, title: str | None = None
     ax.set_title(f"(b) branch weights (fold {one[0]['fold'] if one else fold})", fontsize=9)
     ax.set_ylim(-0.03, 1.03)
     ax = axes[2]
-    for s in ("multiview", "concat", "equal", "mel", "gam", "cqt", "raw"):
+    for s in (system, "concat", "equal", "mel", "gam", "cqt", "raw"):
         steps, y, n = mean_curve(by_system.get(s, []), "test")
         if n:
-            ax.plot(steps, y, color=SYSTEM_COLOR[s], label=f"{ROW_NAMES[s].replace(' (extra)', '')} ({n})",
-                    lw=1.8 if s == "multiview" else 1.0)
+            name = ALL_ROW_NAMES[s].replace(" (extra)", "").rstrip(" †")
+            ax.plot(steps, y, color=SYSTEM_COLOR.get(s, SYSTEM_COLOR["multiview"]), label=f"{name} ({n})",
+                    lw=1.8 if s == system else 1.0)
     ax.set_title("(c) test loss: multi-view vs. baselines (mean over folds)", fontsize=9)
     for ax, empty in zip(axes, (not mv, not mv, not by_system)):
         ax.set_xlabel("training step")

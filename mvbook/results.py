@@ -236,6 +236,21 @@ CLAIMS = (
 )
 
 
+VIEW_ROWS = ("mel", "gam", "cqt", "raw")
+# Claims beyond the paper's: the equal-weight control, the second self-ensemble reading, and the
+# literal reading of Algorithm 1 (†).
+CLAIMS_BEYOND = (
+    ("multi-view above equal weights", ("multiview",), ("equal",)),
+    ("equal weights above every single view", ("equal",), VIEW_ROWS),
+    ("uniform self-ensemble above multi-view", ("self_ensemble_uniform",), ("multiview",)),
+    ("† literal multi-view above every single view", ("mv_literal",), VIEW_ROWS),
+    ("† literal multi-view above concatenation", ("mv_literal",), ("concat",)),
+    ("† literal multi-view above late fusion", ("mv_literal",), ("late",)),
+    ("† literal self-ensemble above literal multi-view", ("mv_literal_se",), ("mv_literal",)),
+    ("† literal uniform self-ensemble above literal multi-view", ("mv_literal_se_uniform",), ("mv_literal",)),
+)
+
+
 def check_claims(records: list[dict], claims=CLAIMS) -> pd.DataFrame:
     """Each claim on the mean accuracies and fold by fold: the margin (percentage
     points) of the weakest row of the left side over the strongest of the right,
@@ -311,3 +326,40 @@ def diagnostics_table(records: list[dict], system: str) -> pd.DataFrame:
                                             "updates": d["updates"], "fallbacks": d["fallbacks"],
                                             "selected entropy": d["selected_entropy"]}
     return pd.DataFrame.from_dict(rows, orient="index").sort_index()
+
+
+def replay_weights(record: dict, rule: BlendRule | None = None) -> pd.DataFrame:
+    """w(n) of every branch (columns) at every evaluation step (index) when
+    Algorithm 1 with ``rule`` (default: the record's own) reads the record's losses."""
+    p, c = record["config"]["preset"], record["curves"]
+    blender = AdaptiveBlender(list(c["weights"]), p["window"], p["reference"], power=p.get("power", 2.0),
+                              rule=rule or record_rule(record))
+    return pd.DataFrame([blender.update({k: c["loss"]["train"][k][n] for k in blender.branches},
+                                        {k: c["loss"]["val"][k][n] for k in blender.branches})
+                         for n in range(len(c["step"]))], index=c["step"])
+
+
+def last_active_share(record: dict, branch: str = "mv") -> float:
+    """The share of the run after which ``branch`` never has a weight above 0
+    again (weights at evaluation i hold until evaluation i + 1; 1.0: to the end)."""
+    steps, w = record["curves"]["step"], record["curves"]["weights"][branch]
+    alive = [i for i in range(len(steps) - 1) if w[i] > 0]
+    return steps[alive[-1] + 1] / steps[-1] if alive else 0.0
+
+
+def claim_verdict(records: list[dict], row: str, baseline: str, unit: str = "fold", alpha: float = 0.05) -> dict:
+    """Whether ``row`` is above ``baseline`` (:func:`paired_comparison`):
+    ``verdict`` is ``"holds"`` (mean difference > 0 and paired t-test p < ``alpha``),
+    ``"not shown"`` (> 0, not significant), ``"does not hold"`` (≤ 0; ``reversed``
+    when significantly below) or ``"too few runs"`` (fewer than two pairs);
+    with ``pairs``, ``mean_diff``, ``wins``, ``losses`` and ``p`` (the t-test's)."""
+    c = paired_comparison(records, row, [baseline], unit=unit)
+    n = int(c.loc[baseline, "pairs"]) if baseline in c.index else 0
+    out = {"pairs": n, "mean_diff": np.nan, "wins": 0, "losses": 0, "p": np.nan, "reversed": False}
+    if n < 2:
+        return out | {"verdict": "too few runs"}
+    d, p = float(c.loc[baseline, "mean_diff"]), float(c.loc[baseline, "p_t"])
+    out |= {"mean_diff": d, "p": p, "wins": int(c.loc[baseline, "wins"]), "losses": int(c.loc[baseline, "losses"])}
+    if d >= 0.005:
+        return out | {"verdict": "holds" if p < alpha else "not shown"}
+    return out | {"verdict": "does not hold", "reversed": bool(d < 0 and p < alpha)}

@@ -165,3 +165,33 @@ def test_diagnostics_of_a_legacy_record_come_from_its_replayed_losses():
     assert d["updates"] + d["fallbacks"] == len(steps) - rec["config"]["preset"]["window"] + 1
     table = diagnostics_table([rec | {"path": str(path)}], "mv_literal")
     assert table.loc[(1, 0), "zero mv"] == pytest.approx(by_hand)
+
+
+def test_claim_verdict_by_hand():
+    from mvbook.results import claim_verdict
+    recs = []
+    for fold, a, b in [(1, 0.8, 0.7), (2, 0.9, 0.7), (3, 0.85, 0.75), (4, 0.8, 0.72), (5, 0.9, 0.8)]:
+        recs += [fake("concat", fold, a), fake("mel", fold, b)]
+    v = claim_verdict(recs, "concat", "mel")
+    assert v["verdict"] == "holds" and v["pairs"] == 5 and v["wins"] == 5 and v["mean_diff"] == pytest.approx(11.6)   # (10 + 20 + 10 + 8 + 10) / 5
+    back = claim_verdict(recs, "mel", "concat")
+    assert back["verdict"] == "does not hold" and back["reversed"]
+    assert claim_verdict(recs[:2], "concat", "mel")["verdict"] == "too few runs"
+    mixed = [r | {"system_accuracy": acc} for r, acc in zip(recs, [0.8, 0.7, 0.6, 0.7, 0.8, 0.7, 0.6, 0.7, 0.8, 0.7])]
+    assert claim_verdict(mixed, "concat", "mel")["verdict"] == "not shown"
+
+
+def test_last_active_share_and_replayed_weights():
+    import json
+    from pathlib import Path
+
+    from mvbook.results import last_active_share, replay_weights
+    r = {"curves": {"step": [0, 10, 20, 40], "weights": {"mv": [0.2, 0.5, 0.0, 0.0], "mel": [0.8, 0.5, 1.0, 1.0]}}}
+    assert last_active_share(r) == 20 / 40 and last_active_share(r, "mel") == 1.0
+    assert last_active_share({"curves": {"step": [0, 10], "weights": {"mv": [0.0, 0.0]}}}) == 0.0
+    path = Path(__file__).parents[1] / "results/esc10/cpu/mv_literal/fold1-seed0.json"
+    if path.exists():
+        rec = json.loads(path.read_text())
+        w = replay_weights(rec)
+        assert list(w.index) == rec["curves"]["step"]
+        assert all(w[k].tolist() == pytest.approx(v) for k, v in rec["curves"]["weights"].items())
