@@ -169,7 +169,8 @@ def provenance(device, train_seconds: float, wall_seconds: float, code: dict | N
             "command": " ".join(sys.argv)}
 
 
-REQUIRED = ("system", "dataset", "fold", "seed", "preset", "accuracy", "system_accuracy", "config", "test")
+# what every table reads of a record (late fusion and the self-ensembles read ``test`` and ``accuracy``)
+REQUIRED = ("system", "dataset", "fold", "seed", "preset", "accuracy", "system_accuracy", "test")
 
 
 def _non_finite(token: str):
