@@ -291,17 +291,22 @@ def record_rule(record: dict) -> BlendRule:
     return BlendRule(**stated) if stated else RULES["literal"]
 
 
-def replay(record: dict) -> AdaptiveBlender:
-    """Algorithm 1 replayed on a blending record's measured losses with the
-    record's rule and preset (``window``, ``reference``, ``power``); its weights
-    are the recorded ones."""
+def _replayed(record: dict, rule: BlendRule | None) -> tuple[AdaptiveBlender, list[dict]]:
+    """Algorithm 1 (``rule``, default the record's own) fed the record's measured
+    losses with its preset (``window``, ``reference``, ``power``): the blender
+    after the last measurement and the weights w(n) of every measurement."""
     p, c = record["config"]["preset"], record["curves"]
     blender = AdaptiveBlender(list(c["weights"]), p["window"], p["reference"], power=p.get("power", 2.0),
-                              rule=record_rule(record))
-    for n in range(len(c["step"])):
-        blender.update({k: c["loss"]["train"][k][n] for k in blender.branches},
-                       {k: c["loss"]["val"][k][n] for k in blender.branches})
-    return blender
+                              rule=rule or record_rule(record))
+    weights = [blender.update({k: c["loss"]["train"][k][n] for k in blender.branches},
+                              {k: c["loss"]["val"][k][n] for k in blender.branches}) for n in range(len(c["step"]))]
+    return blender, weights
+
+
+def replay(record: dict) -> AdaptiveBlender:
+    """Algorithm 1 replayed on a blending record's measured losses with the
+    record's rule and preset; its weights are the recorded ones."""
+    return _replayed(record, None)[0]
 
 
 def blending_diagnostics(record: dict) -> dict:
@@ -331,12 +336,7 @@ def diagnostics_table(records: list[dict], system: str) -> pd.DataFrame:
 def replay_weights(record: dict, rule: BlendRule | None = None) -> pd.DataFrame:
     """w(n) of every branch (columns) at every evaluation step (index) when
     Algorithm 1 with ``rule`` (default: the record's own) reads the record's losses."""
-    p, c = record["config"]["preset"], record["curves"]
-    blender = AdaptiveBlender(list(c["weights"]), p["window"], p["reference"], power=p.get("power", 2.0),
-                              rule=rule or record_rule(record))
-    return pd.DataFrame([blender.update({k: c["loss"]["train"][k][n] for k in blender.branches},
-                                        {k: c["loss"]["val"][k][n] for k in blender.branches})
-                         for n in range(len(c["step"]))], index=c["step"])
+    return pd.DataFrame(_replayed(record, rule)[1], index=record["curves"]["step"])
 
 
 def last_active_share(record: dict, branch: str = "mv") -> float:

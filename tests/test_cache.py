@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from mvbook import cache as C
 from mvbook import cachefile
@@ -20,16 +19,7 @@ from mvbook.data import DatasetError, load_dataset
 from mvbook.framing import VIEWS, n_frames
 
 
-def assert_same_features(a, b):
-    """Bit-identical on CPU; on CUDA within 1e-5 of a log value (as in test_features.py)."""
-    if torch.cuda.is_available():
-        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
-    else:
-        np.testing.assert_array_equal(a, b)
-
-
-def noise(seconds, sr, seed=0):
-    return (0.1 * np.random.default_rng(seed).standard_normal(round(seconds * sr))).astype(np.float32)
+from test_features import assert_same_features, noise
 
 
 # --- the cache -----------------------------------------------------------------------------
