@@ -220,7 +220,9 @@ def run_bounded(cmd, env, seconds):
 SBATCH = """#!/bin/bash
 # stand-in sbatch: runs the job script here, in the background, in its own session
 dir="$FAKE_SLURM"; script="${@: -1}"
+exec 9>>"$dir/next.lock"; flock 9                     # ids are unique, as Slurm's are, under concurrent calls
 id=$(( $(cat "$dir/next" 2>/dev/null || echo 100) + 1 )); echo $id > "$dir/next"
+flock -u 9; exec 9>&-
 cp "$script" "$dir/job-$id.sh"; echo "sbatch $*" >> "$dir/calls"
 SLURM_JOB_ID=$id setsid bash "$dir/job-$id.sh" > "$dir/job-$id.out" 2>&1 < /dev/null &
 echo $! > "$dir/job-$id.pid"
