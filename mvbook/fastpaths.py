@@ -12,8 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .device import full_precision
+from .dropout import bernoulli_scaled, state_layout_ok
 
 _FAST = {"enabled": True}
+EXACT_STREAM = state_layout_ok()     # dropout masks from PyTorch's stream by mvbook.dropout
 _EPS_EXACT = 2.0 ** -20     # a float32-exact eps: (1 − eps) + eps == 1 with no rounding
 
 
@@ -28,7 +30,8 @@ def fast_paths(enabled: bool = True):
         _FAST["enabled"] = before
 
 
-def _fast(x: torch.Tensor) -> bool:
+def on_fast_path(x: torch.Tensor) -> bool:
+    """Whether ``x`` takes the fast CPU paths (enabled, and on the CPU)."""
     return _FAST["enabled"] and x.device.type == "cpu"
 
 
@@ -37,7 +40,7 @@ def float32_on_cpu(x: torch.Tensor):
     On CPU only the convolutions gain from bfloat16; the fc layers, at these
     batch sizes bound by reading their weights, would pay for casting the
     weights every step. (A no-op on CUDA and with the fast paths off.)"""
-    return full_precision(x) if _fast(x) else nullcontext()
+    return full_precision(x) if on_fast_path(x) else nullcontext()
 
 
 def _bn_factor(bn: nn.modules.batchnorm._BatchNorm) -> tuple[bool, float]:
@@ -51,7 +54,7 @@ def _bn_factor(bn: nn.modules.batchnorm._BatchNorm) -> tuple[bool, float]:
     return batch_stats, factor
 
 
-def _acc_dtype(x: torch.Tensor) -> torch.dtype:
+def accumulation_dtype(x: torch.Tensor) -> torch.dtype:
     """Accumulation type: float32 for bf16/fp16 activations, else their own."""
     return torch.float32 if x.dtype in (torch.bfloat16, torch.float16) else x.dtype
 
@@ -84,19 +87,19 @@ class _BNReLUMaxPool(torch.autograd.Function):
         beta = bias - mean * alpha                                # b_c
         sign = torch.where(alpha < 0, -1.0, 1.0).to(y.dtype).view(1, C, 1, 1)
         flip = bool((alpha < 0).any())
-        p, idx = F.max_pool2d(y * sign if flip else y, kernel, kernel, return_indices=True)
+        p, route = _max_pool(y * sign if flip else y, kernel, True)
         if flip:
             p = p * sign                                          # the y value at the arg-max / arg-min
         out = torch.addcmul(beta.view(1, C, 1, 1), p, alpha.view(1, C, 1, 1)).relu_()
-        ctx.save_for_backward(y, p, idx, out, alpha, mean, invstd)
+        ctx.save_for_backward(y, p, route, out, alpha, mean, invstd)
         ctx.batch_stats = batch_stats
         return out.to(y.dtype)
 
     @staticmethod
     def backward(ctx, g_out):
-        y, p, idx, out, alpha, mean, invstd = ctx.saved_tensors
+        y, p, route, out, alpha, mean, invstd = ctx.saved_tensors
         C = y.shape[1]
-        g = torch.where(out > 0, g_out, 0.0).to(out.dtype)        # through ReLU (pooled size)
+        g = torch.ops.aten.threshold_backward(g_out.to(out.dtype), out, 0)   # through ReLU (pooled size)
         xhat = (p - mean.view(1, C, 1, 1)) * invstd.view(1, C, 1, 1)
         sum_g, sum_gx = g.sum((0, 2, 3)), (g * xhat).sum((0, 2, 3))
         g_weight, g_bias = sum_gx, sum_g
@@ -113,6 +116,14 @@ class _BNReLUMaxPool(torch.autograd.Function):
         else:
             dy = torch.zeros_like(y)
         src = (g * alpha.view(1, C, 1, 1)).to(dy.dtype)
+        if route.dtype == torch.bool:                             # (1, 2) windows: the first of each pair won
+            dy = dy.contiguous(memory_format=torch.channels_last)
+            first, second = _pairs(dy)
+            s = src.permute(0, 2, 3, 1)
+            first.add_(torch.where(route, s, 0.0))
+            second.add_(torch.where(route, 0.0, s))
+            return dy, g_weight, g_bias, None, None, None, None
+        idx = route
         # add src at the arg-max cells, in dy's memory order (nothing copies dy)
         B, _, H, W = dy.shape
         if dy.is_contiguous(memory_format=torch.channels_last) and not dy.is_contiguous():
@@ -136,6 +147,44 @@ class _BNReLUMaxPool(torch.autograd.Function):
         return dy, g_weight, g_bias, None, None, None, None
 
 
+MAX_POOL_VIEWS = 64      # _max_pool: evaluation windows this large as a maximum of strided views
+
+
+def _pairs(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Views (B, H, W/2, C) of the even and odd columns of a channels-last (B, C, H, W) ``y``."""
+    B, C, H, W = y.shape
+    v = y.permute(0, 2, 3, 1).view(B, H, W // 2, 2 * C)
+    return v[..., :C], v[..., C:]
+
+
+def _max_pool(y: torch.Tensor, kernel: tuple, route: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``max_pool2d(y, kernel, kernel)`` and (with ``route``) where each maximum came from.
+
+    (1, 2) windows of a channels-last ``y`` (every pool of Table 1) are the
+    element-wise maximum of its even and odd columns, and the route is a mask
+    "the even one won", ties included, as max-pool picks the first maximum;
+    several times faster than the native kernel at these channel counts.
+    Without ``route``, windows of up to ``MAX_POOL_VIEWS`` cells likewise (the maximum
+    of the strided views, one per cell of the window). Otherwise the native kernel.
+    """
+    kt, kf = kernel
+    if (kt, kf) == (1, 2) and y.shape[3] % 2 == 0 and y.is_contiguous(memory_format=torch.channels_last):
+        first, second = _pairs(y)
+        p = torch.maximum(first, second).permute(0, 3, 1, 2)     # (B, C, H, W/2) channels-last
+        return p, (first >= second if route else None)
+    if route:
+        return F.max_pool2d(y, kernel, kernel, return_indices=True)
+    if y.is_contiguous(memory_format=torch.channels_last) and kt * kf <= MAX_POOL_VIEWS:
+        H, W = y.shape[2] // kt * kt, y.shape[3] // kf * kf      # windows that fit, as max-pool floors
+        p = y[:, :, 0:H:kt, 0:W:kf]
+        for i in range(kt):
+            for j in range(kf):
+                if i or j:
+                    p = torch.maximum(p, y[:, :, i:H:kt, j:W:kf])
+        return p, None
+    return F.max_pool2d(y, kernel, kernel), None
+
+
 def _bn_relu_maxpool(y: torch.Tensor, bn, kernel) -> torch.Tensor:
     """ReLU(batch norm(y)) max-pooled by ``kernel`` (stride = kernel), pool first."""
     kernel = tuple(kernel)
@@ -150,7 +199,7 @@ def _bn_relu_maxpool(y: torch.Tensor, bn, kernel) -> torch.Tensor:
             mean, var = torch.batch_norm_update_stats(y, rm, rv, factor)   # updates rm, rv like batch_norm
     else:
         mean, var = bn.running_mean, bn.running_var
-    acc = _acc_dtype(y)
+    acc = accumulation_dtype(y)
     invstd = 1.0 / torch.sqrt(var.to(acc) + bn.eps)
     weight = bn.weight if bn.weight is not None else torch.ones_like(invstd)
     bias = bn.bias if bn.bias is not None else torch.zeros_like(invstd)
@@ -163,9 +212,9 @@ def _bn_relu_maxpool(y: torch.Tensor, bn, kernel) -> torch.Tensor:
     beta = bias - mean * alpha
     if bool((alpha < 0).any()):
         sign = torch.where(alpha < 0, -1.0, 1.0).to(y.dtype).view(1, C, 1, 1)
-        p = F.max_pool2d(y * sign, kernel, kernel) * sign
+        p = _max_pool(y * sign, kernel, False)[0] * sign
     else:
-        p = F.max_pool2d(y, kernel, kernel)
+        p = _max_pool(y, kernel, False)[0]
     return torch.addcmul(beta.view(1, C, 1, 1), p, alpha.view(1, C, 1, 1)).relu_().to(y.dtype)
 
 
@@ -202,27 +251,40 @@ def conv_pool(conv: nn.Sequential, pool: nn.Sequential, x: torch.Tensor) -> torc
 
     Fast path: channels-last convolution, then :class:`_BNReLUMaxPool`.
     """
-    if not _fast(x):
+    if not on_fast_path(x):
         return pool(conv(x))
     x = x.contiguous(memory_format=torch.channels_last)
     y = _banded_conv(x, conv[0]) if x.shape[3] <= BANDED_MAX_FREQ else conv[0](x)
+    # a one-channel input is both layouts at once and its convolution returns (B, C, H, W)
+    y = y.contiguous(memory_format=torch.channels_last)
     k = pool[0].kernel_size
     k = (k, k) if isinstance(k, int) else k
     s = pool[0].stride
     s = (s, s) if isinstance(s, int) else s
     assert tuple(s) == tuple(k) and pool[0].padding in (0, (0, 0)) and not pool[0].ceil_mode
-    return _dropout(_bn_relu_maxpool(y, conv[1], k), pool[1])
+    return dropout(_bn_relu_maxpool(y, conv[1], k), pool[1])
 
 
-def _dropout(x: torch.Tensor, drop: nn.Dropout) -> torch.Tensor:
-    """``drop(x)`` with the mask drawn in (B, C, H, W) order whatever the memory
-    format of ``x``, so that the random numbers are those of the plain path."""
+def dropout(x: torch.Tensor, drop: nn.Dropout, memory_order: bool = False) -> torch.Tensor:
+    """``drop(x)``; on the fast path by :func:`mvbook.dropout.bernoulli_scaled`
+    (PyTorch's stream, faster), the mask drawn in the logical (B, C, H, W) order
+    whatever the memory format of ``x`` (the plain path's tensors are contiguous),
+    or with ``memory_order`` in ``x``'s memory order, as ``drop(x)`` draws it (the
+    plain path's tensor has the same strides)."""
+    if not on_fast_path(x):
+        return drop(x)
     if not drop.training or drop.p == 0:
         return x
     if drop.p == 1:
         return x * 0.0
-    noise = torch.empty(x.shape, dtype=x.dtype, device=x.device).bernoulli_(1 - drop.p).div_(1 - drop.p)
-    return x * noise
+    q = 1 - drop.p
+    dims = sorted(range(x.dim()), key=lambda d: -x.stride(d)) if memory_order else list(range(x.dim()))
+    shape = [x.shape[d] for d in dims]
+    if EXACT_STREAM:
+        noise = bernoulli_scaled(shape, q, x.dtype)
+    else:
+        noise = torch.empty(shape, dtype=x.dtype).bernoulli_(q).div_(q)
+    return x * noise.permute(*sorted(range(x.dim()), key=dims.__getitem__))
 
 
 def _polyphase_conv(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
@@ -253,7 +315,7 @@ def raw_front_end(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     sample), conv02's batch norm, ReLU and pool02 through :class:`_BNReLUMaxPool`;
     the result is already laid out as (B, T, bands).
     """
-    if not _fast(x):
+    if not on_fast_path(x):
         x = net.pool02(net.conv02(net.conv01(x.unsqueeze(1))))  # (B, bands, T)
         return x.transpose(1, 2).unsqueeze(1)                    # (B, 1, T, bands)
     y = _polyphase_conv(x.reshape(x.shape[0], 1, 1, -1), net.conv01[0])          # (B, 1, 1, samples)
@@ -263,102 +325,3 @@ def raw_front_end(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     k = k[0] if isinstance(k, tuple) else k
     y = _bn_relu_maxpool(y, net.conv02[1], (1, k))                # (B, bands, 1, T), channels-last
     return y.squeeze(2).transpose(1, 2).unsqueeze(1)
-
-
-class _BiGRUFunction(torch.autograd.Function):
-    r"""One bidirectional GRU layer (batch first, zero initial state), both
-    directions stepped together: per time step one batched matrix product
-    and five element-wise operations forward, one and seven backward, with
-    PyTorch's GRU equations (gates r, z, n in that order):
-
-    :math:`r = \sigma(W_{ir}x + b_{ir} + W_{hr}h + b_{hr})`,
-    :math:`z = \sigma(W_{iz}x + b_{iz} + W_{hz}h + b_{hz})`,
-    :math:`n = \tanh(W_{in}x + b_{in} + r \odot (W_{hn}h + b_{hn}))`,
-    :math:`h' = (h - n) \odot z + n`.
-    Inputs are projected for all steps in one product; so are the weight
-    gradients. The backward direction runs on the time-reversed input.
-    """
-
-    @staticmethod
-    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, w_ih_r, w_hh_r, b_ih_r, b_hh_r):
-        B, T, I = x.shape
-        H = w_hh.shape[1]
-        W_ih = torch.stack([w_ih, w_ih_r])                       # (2, 3H, I)
-        W_hh = torch.stack([w_hh, w_hh_r])                       # (2, 3H, H)
-        X = torch.stack([x.transpose(0, 1), x.flip(1).transpose(0, 1)])   # (2, T, B, I), time-major
-        G = torch.baddbmm(torch.stack([b_ih, b_ih_r]).unsqueeze(1), X.view(2, T * B, I),
-                          W_ih.transpose(1, 2)).view(2, T, B, 3 * H)
-        b_hh2 = torch.stack([b_hh, b_hh_r]).unsqueeze(1)         # (2, 1, 3H)
-        W_hh_t = W_hh.transpose(1, 2)
-        hs = x.new_zeros(T + 1, 2, B, H)                         # hs[t] = state before step t
-        gh = x.new_empty(T, 2, B, 3 * H)                         # W_h h + b_h
-        rz = x.new_empty(T, 2, B, 2 * H)                         # gates r, z
-        n = x.new_empty(T, 2, B, H)
-        d = x.new_empty(T, 2, B, H)                              # h - n
-        for t in range(T):
-            torch.baddbmm(b_hh2, hs[t], W_hh_t, out=gh[t])
-            torch.add(G[:, t, :, :2 * H], gh[t, :, :, :2 * H], out=rz[t]).sigmoid_()
-            torch.addcmul(G[:, t, :, 2 * H:], rz[t, :, :, :H], gh[t, :, :, 2 * H:], out=n[t]).tanh_()
-            torch.sub(hs[t], n[t], out=d[t])
-            torch.addcmul(n[t], d[t], rz[t, :, :, H:], out=hs[t + 1])
-        ctx.save_for_backward(X, W_ih, W_hh, hs, gh, rz, n, d)
-        ctx.set_materialize_grads(False)
-        out = torch.cat([hs[1:, 0], hs[1:, 1].flip(0)], dim=2)   # (T, B, 2H), time-major like nn.GRU's
-        return out.transpose(0, 1), hs[T].clone()
-
-    @staticmethod
-    def backward(ctx, g_out, g_hn):
-        X, W_ih, W_hh, hs, gh, rz, n, d = ctx.saved_tensors
-        T, _, B, H = n.shape
-        I = X.shape[-1]
-        dH = hs.new_zeros(T, 2, B, H)                            # ∂L/∂h_t from the layer's outputs
-        if g_out is not None:
-            g_out = g_out.transpose(0, 1)                        # (T, B, 2H)
-            dH[:, 0] = g_out[:, :, :H]
-            dH[:, 1] = g_out[:, :, H:].flip(0)
-        if g_hn is not None:
-            dH[T - 1] += g_hn
-        z = rz[:, :, :, H:]
-        S = rz * (1 - rz)                                        # σ' of r and z, all steps at once
-        K = (1 - z) * (1 - n * n)                                # ∂h/∂n · tanh'
-        dG = hs.new_empty(2, T, B, 3 * H)                        # ∂L/∂(W_i x + b_i)
-        dGh = hs.new_empty(2, T, B, 3 * H)                       # ∂L/∂(W_h h + b_h)
-        tmp = hs.new_empty(2, B, 2 * H)
-        dh = hs.new_zeros(2, B, H)
-        for t in range(T - 1, -1, -1):
-            dh = dh + dH[t]
-            dn = dG[:, t, :, 2 * H:]
-            torch.mul(dh, K[t], out=dn)
-            torch.mul(dn, gh[t, :, :, 2 * H:], out=tmp[:, :, :H])          # ∂L/∂r
-            torch.mul(dh, d[t], out=tmp[:, :, H:])                         # ∂L/∂z
-            torch.mul(tmp, S[t], out=dGh[:, t, :, :2 * H])
-            torch.mul(dn, rz[t, :, :, :H], out=dGh[:, t, :, 2 * H:])
-            dh = torch.baddbmm(dh * z[t], dGh[:, t], W_hh)                  # ∂L/∂h_{t-1}
-        dG[:, :, :, :2 * H] = dGh[:, :, :, :2 * H]
-        dG2 = dG.view(2, T * B, 3 * H)
-        g_W_hh = torch.bmm(dGh.view(2, T * B, 3 * H).transpose(1, 2),
-                           hs[:T].transpose(0, 1).reshape(2, T * B, H))
-        g_b_hh = dGh.sum((1, 2))
-        g_W_ih = torch.bmm(dG2.transpose(1, 2), X.view(2, T * B, I))
-        g_b_ih = dG.sum((1, 2))
-        g_x = None
-        if ctx.needs_input_grad[0]:
-            dX = torch.bmm(dG2, W_ih).view(2, T, B, I)
-            g_x = (dX[0] + dX[1].flip(0)).transpose(0, 1)
-        return (g_x, g_W_ih[0], g_W_hh[0], g_b_ih[0], g_b_hh[0],
-                g_W_ih[1], g_W_hh[1], g_b_ih[1], g_b_hh[1])
-
-
-class BiGRU(nn.GRU):
-    """``nn.GRU`` (same parameters, same maths) whose one-layer, bidirectional,
-    batch-first case runs :class:`_BiGRUFunction` on CPU, in float32."""
-
-    def forward(self, input, hx=None):
-        if (hx is not None or not _fast(input) or not isinstance(input, torch.Tensor)
-                or self.num_layers != 1 or not self.bidirectional or not self.batch_first
-                or not self.bias or self.proj_size or input.dim() != 3):
-            return super().forward(input, hx)
-        with torch.autocast("cpu", enabled=False):
-            x = input.to(_acc_dtype(input))
-            out, h = _BiGRUFunction.apply(x, *(w.to(x.dtype) for w in self._flat_weights))
-        return out, h

@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .fastpaths import BiGRU, conv_pool, fast_paths, float32_on_cpu, raw_front_end
+from .bigru import BiGRU
+from .fastpaths import conv_pool, dropout, fast_paths, float32_on_cpu, raw_front_end
 from .framing import ALL_VIEWS, VIEWS
 
 F_2D = (32, 64, 128, 128, 256, 512)   # Table 1, F_l for l = 1..6
@@ -90,7 +91,7 @@ class _Recurrent(nn.Module):
         H = x.squeeze(3).transpose(1, 2)                         # reshape → (B, T, C)
         H, _ = self.rnn(H.contiguous())
         with float32_on_cpu(H):
-            return self.attention(self.drop(H))
+            return self.attention(dropout(H, self.drop, memory_order=True))   # as nn.Dropout draws it
 
 
 class CRNN2D(_Recurrent):
