@@ -60,10 +60,33 @@ def accumulation_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 def _bn_relu(y: torch.Tensor, bn) -> torch.Tensor:
-    """batch norm → ReLU with the native kernels, for any memory format of ``y``."""
+    """batch norm → ReLU with the native kernels, for any memory format of ``y``
+    (compiled loops for conv01's channels-last tensor were tried: no faster forward,
+    a slower backward)."""
     batch_stats, factor = _bn_factor(bn)
     rm, rv = (bn.running_mean, bn.running_var) if not bn.training or bn.track_running_stats else (None, None)
     return F.relu_(F.batch_norm(y, rm, rv, bn.weight, bn.bias, batch_stats, factor, bn.eps))
+
+
+def _bn_statistics(y: torch.Tensor, bn) -> tuple:
+    """(γ, β, μ, 1/σ, batch statistics?) of ``bn`` on ``y`` in the accumulation type;
+    with batch statistics the running averages are updated as ``batch_norm`` does."""
+    batch_stats, factor = _bn_factor(bn)
+    if batch_stats:
+        rm, rv = (bn.running_mean, bn.running_var) if bn.track_running_stats else (None, None)
+        with torch.no_grad():                                    # their gradient is in the backward
+            mean, var = torch.batch_norm_update_stats(y, rm, rv, factor)   # updates rm, rv like batch_norm
+    else:
+        mean, var = bn.running_mean, bn.running_var
+    acc = accumulation_dtype(y)
+    invstd = 1.0 / torch.sqrt(var.to(acc) + bn.eps)
+    weight = bn.weight if bn.weight is not None else torch.ones_like(invstd)
+    bias = bn.bias if bn.bias is not None else torch.zeros_like(invstd)
+    return weight.to(acc), bias.to(acc), mean.to(acc), invstd, batch_stats
+
+
+def _wants_grad(*tensors) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 class _BNReLUMaxPool(torch.autograd.Function):
@@ -119,9 +142,10 @@ class _BNReLUMaxPool(torch.autograd.Function):
         if route.dtype == torch.bool:                             # (1, 2) windows: the first of each pair won
             dy = dy.contiguous(memory_format=torch.channels_last)
             first, second = _pairs(dy)
-            s = src.permute(0, 2, 3, 1)
-            first.add_(torch.where(route, s, 0.0))
-            second.add_(torch.where(route, 0.0, s))
+            s = src.permute(0, 2, 3, 1).contiguous()
+            to_first = s * route                                  # s where the first won, else 0
+            first.add_(to_first)
+            second.add_(s - to_first)                             # s where the second won, else 0
             return dy, g_weight, g_bias, None, None, None, None
         idx = route
         # add src at the arg-max cells, in dy's memory order (nothing copies dy)
@@ -192,19 +216,8 @@ def _bn_relu_maxpool(y: torch.Tensor, bn, kernel) -> torch.Tensor:
         return _bn_relu(y, bn)
     if not (y.is_contiguous() or y.is_contiguous(memory_format=torch.channels_last)):
         y = y.contiguous(memory_format=torch.channels_last)     # the backward views (H, W) as one axis
-    batch_stats, factor = _bn_factor(bn)
-    if batch_stats:
-        rm, rv = (bn.running_mean, bn.running_var) if bn.track_running_stats else (None, None)
-        with torch.no_grad():                                    # their gradient is in the backward
-            mean, var = torch.batch_norm_update_stats(y, rm, rv, factor)   # updates rm, rv like batch_norm
-    else:
-        mean, var = bn.running_mean, bn.running_var
-    acc = accumulation_dtype(y)
-    invstd = 1.0 / torch.sqrt(var.to(acc) + bn.eps)
-    weight = bn.weight if bn.weight is not None else torch.ones_like(invstd)
-    bias = bn.bias if bn.bias is not None else torch.zeros_like(invstd)
-    weight, bias, mean = weight.to(acc), bias.to(acc), mean.to(acc)
-    if torch.is_grad_enabled() and (y.requires_grad or weight.requires_grad or bias.requires_grad):
+    weight, bias, mean, invstd, batch_stats = _bn_statistics(y, bn)
+    if _wants_grad(y, weight, bias):
         return _BNReLUMaxPool.apply(y, weight, bias, mean, invstd, kernel, batch_stats)
     # no gradient wanted (evaluation): the same values, without arg-max indices
     C = y.shape[1]
@@ -221,13 +234,24 @@ def _bn_relu_maxpool(y: torch.Tensor, bn, kernel) -> torch.Tensor:
 BANDED_MAX_FREQ = 2      # _banded_conv for inputs this narrow in frequency (wider: oneDNN's 2-D kernel wins)
 
 
+def _banded_pays(x: torch.Tensor) -> bool:
+    """Whether :func:`_banded_conv` beats oneDNN's 2-D kernel on ``x`` (one thread,
+    measured): inputs at most ``BANDED_MAX_FREQ`` bands wide, and inputs of one
+    channel whose gradient is wanted (the raw CRNN's conv1): the 2-D kernel's
+    backward to a single channel is slow, the banded one's has F channels (the
+    block matrix's zeros cost less than that; about 5x faster forward + backward
+    on (64, 1, 260, 16) with a 5 x 3 kernel)."""
+    return x.shape[3] <= BANDED_MAX_FREQ or (x.shape[1] == 1 and x.requires_grad and torch.is_grad_enabled())
+
+
 def _banded_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
-    r"""A (time, freq) convolution (stride 1, SAME) of an input only F ≤ 2 bands wide,
+    r"""A (time, freq) convolution (stride 1, SAME) of an input F bands wide
     as a 1-D convolution over time with F·C_in input and F·C_out output channels:
     :math:`y_{t,f,o} = \sum_{\tau, f', c} W_{o,c,\tau,f'-f+p} \, x_{t+\tau-q, f', c}`, the weight
     a block matrix whose (f, f') block is :math:`W_{:,:,:,f'-f+p}` (zero outside the
     kernel). The same products minus those with the zero padding of the
-    frequency axis, which the 2-D kernel computes and wastes at F ≤ 2.
+    frequency axis, which the 2-D kernel computes and wastes at F ≤ 2; for wider
+    inputs the zero blocks cost products of their own (:func:`_banded_pays`).
     ``x`` (B, C, T, F) channels-last → (B, O, T, F) channels-last.
     """
     (kt, kf), (pt, pf) = conv.kernel_size, conv.padding
@@ -254,7 +278,7 @@ def conv_pool(conv: nn.Sequential, pool: nn.Sequential, x: torch.Tensor) -> torc
     if not on_fast_path(x):
         return pool(conv(x))
     x = x.contiguous(memory_format=torch.channels_last)
-    y = _banded_conv(x, conv[0]) if x.shape[3] <= BANDED_MAX_FREQ else conv[0](x)
+    y = _banded_conv(x, conv[0]) if _banded_pays(x) else conv[0](x)
     # a one-channel input is both layouts at once and its convolution returns (B, C, H, W)
     y = y.contiguous(memory_format=torch.channels_last)
     k = pool[0].kernel_size

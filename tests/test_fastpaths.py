@@ -87,12 +87,13 @@ def test_conv_pool_inference_mode():
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("n_freq,kernel,pad", [(1, (3, 3), (1, 1)), (2, (3, 3), (1, 1)), (2, (5, 3), (2, 1)),
-                                                (3, (3, 3), (1, 1))])
-def test_banded_conv_equals_conv2d(n_freq, kernel, pad):
+@pytest.mark.parametrize("c_in,n_freq,kernel,pad", [(4, 1, (3, 3), (1, 1)), (4, 2, (3, 3), (1, 1)),
+                                                     (4, 2, (5, 3), (2, 1)), (4, 3, (3, 3), (1, 1)),
+                                                     (1, 16, (5, 3), (2, 1))])      # the raw CRNN's conv1
+def test_banded_conv_equals_conv2d(c_in, n_freq, kernel, pad):
     torch.manual_seed(0)
-    conv = nn.Conv2d(4, 6, kernel, padding=pad, bias=False).double()
-    x = torch.randn(2, 4, 9, n_freq, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    conv = nn.Conv2d(c_in, 6, kernel, padding=pad, bias=False).double()
+    x = torch.randn(2, c_in, 9, n_freq, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
     x.requires_grad_()
     out, ref = _banded_conv(x, conv), conv(x)
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
