@@ -30,6 +30,8 @@ Not a test; run from the repository root::
 """
 
 import argparse
+import json
+import math
 import os
 import platform
 import statistics
@@ -42,6 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mvbook import evaluate
 from mvbook.config import PRESETS
 from mvbook.device import resolve_device, to_device
 from mvbook.fastpaths import fast_paths
@@ -51,6 +54,7 @@ from mvbook.segments import Segmenter, train_batches
 from mvbook.systems import get_system
 
 REPO = Path(__file__).resolve().parents[1]
+FIGURES: dict = {}          # what --json writes: every printed figure, by name
 
 
 # --- measurement helpers -----------------------------------------------------------------------
@@ -211,6 +215,71 @@ def load_features(name, root, cache_dir):
     return ds, feats, transforms
 
 
+def eval_seconds(model, seg, sets, dev, fast: bool, reps: int) -> tuple[float, float]:
+    """Best (wall, CPU) seconds of one evaluation: ``evaluate.run`` on every set."""
+    best = (float("inf"), float("inf"))
+    for _ in range(reps + 1):                                    # the first is a warm-up
+        sync(dev)
+        t, c = time.perf_counter(), time.process_time()
+        with fast_paths(fast):
+            for es in sets.values():
+                evaluate.run(model, seg, es, dev)
+        sync(dev)
+        best = min(best, (time.perf_counter() - t, time.process_time() - c))
+    return best
+
+
+def eval_flops(model, seg, sets) -> int:
+    """FLOPs of one evaluation (forward of every segment of every set), counted on 2 segments."""
+    from torch.utils.flop_counter import FlopCounterMode
+    es = next(iter(sets.values()))
+    clips, t0 = es.segments(seg)
+    x = {v: torch.as_tensor(a) for v, a in seg.batch(clips[:2], t0[:2]).items()}
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), fast_paths(False), counter:
+        model.eval()(x)
+    return counter.get_total_flops() * sum(len(e.clips) for e in sets.values()) * len(seg.test_starts()) // 2
+
+
+def eval_share(ds, feats, transforms, dev, step_cpu: dict, reps: int, peak_cpu: float) -> None:
+    """Print the evaluation's share of a ``cpu``-preset multiview run on ``ds`` fold 1:
+    evaluations × seconds per evaluation against steps × seconds per step; and the
+    share an evaluation would have at the matrix-multiply peak (its floor)."""
+    p = PRESETS["cpu"]
+    split = ds.split(1, 0)
+    sets = evaluate.eval_sets(split, ds.labels, 0, p.eval_clips)
+    seg = Segmenter(feats, ds.sr, ds.clip_seconds, transforms)
+    torch.manual_seed(0)
+    model = MultiViewNet(len(ds.classes), sr=ds.sr, width=p.width, raw_bands=p.raw_bands).to(dev)
+    steps = p.epochs_for(ds.name) * math.ceil(len(split.train) / p.batch_size)
+    n_eval = 1 + math.ceil(steps / p.eval_every)
+    sizes = " + ".join(f"{len(es.clips)} {k}" for k, es in sets.items())
+    print(f"\nevaluation share of a cpu-preset multiview run ({ds.name} fold 1: {steps} steps, {n_eval} evaluations "
+          f"of {sizes} files x {len(seg.test_starts())} segments):")
+    print(f"  {'variant':10} {'eval s':>8} {'eval CPU s':>11} {'step CPU s':>11} {'share (CPU s)':>14}")
+    for name, fast in (("eager", False), ("optimised", True)):
+        wall, cpu = eval_seconds(model, seg, sets, dev, fast, reps)
+        train = steps * step_cpu[name]
+        print(f"  {name:10} {wall:8.3f} {cpu:11.3f} {step_cpu[name]:11.3f} {n_eval * cpu / (train + n_eval * cpu):13.1%}")
+        FIGURES[f"eval_{name}"] = {"wall_s": wall, "cpu_s": cpu, "share": n_eval * cpu / (train + n_eval * cpu),
+                                   "evaluations": n_eval, "steps": steps, "dataset": ds.name}
+    flops = eval_flops(model, seg, sets)
+    floor = flops / peak_cpu
+    train = steps * step_cpu["optimised"]
+    FIGURES["eval_floor"] = {"gflop": flops / 1e9, "cpu_s": floor, "share": n_eval * floor / (train + n_eval * floor)}
+    print(f"  one evaluation: {flops / 1e9:.1f} GFLOP (FlopCounterMode); at the float32 matmul peak "
+          f"{floor:.3f} s, a share of {n_eval * floor / (train + n_eval * floor):.1%} (the floor)")
+
+
+def features(args):
+    """(dataset, views, transforms) of ``--dataset``, or of the synthetic task where it is unavailable."""
+    try:
+        return load_features(args.dataset, args.data_root, args.cache_dir)
+    except Exception as e:      # no real data here: the synthetic task has the same views
+        print(f"\n({args.dataset} unavailable: {e}; measured on the synthetic task)")
+        return load_features("synthetic", None, args.cache_dir)
+
+
 # --- report ------------------------------------------------------------------------------------
 
 def fmt_s(ts):
@@ -231,6 +300,10 @@ def main():
     ap.add_argument("--cache-dir", default=None, help="feature cache (default: $MVBOOK_CACHE or ~/.cache/mvbook)")
     ap.add_argument("--systems", default="", help="also time these systems at the cpu preset, e.g. "
                                                   "mel,gam,cqt,raw,multiview")
+    ap.add_argument("--no-eval-share", dest="eval_share", action="store_false",
+                    help="skip the evaluation's share of a cpu-preset run (measured with multiview in --systems)")
+    ap.add_argument("--json", default=None, help="also write every figure to this JSON file "
+                                                 "(benchmarks/perf_table.py turns it into the README's table)")
     args = ap.parse_args()
 
     dev = resolve_device(args.device)
@@ -249,6 +322,11 @@ def main():
 
     peak, peak_cpu = matmul_peak(dev, torch.float32)
     peak_bf, _ = matmul_peak(dev, torch.bfloat16)
+    FIGURES["machine"] = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
+                          "threads": torch.get_num_threads(), "device": str(dev),
+                          "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
+                          "load_start": os.getloadavg()[0], "peak_fp32": peak, "peak_fp32_cpu": peak_cpu,
+                          "peak_bf16": peak_bf}
     print(f"\nmatmul peak (this run): float32 {peak / 1e9:8.1f} GFLOP/s ({peak_cpu / 1e9:.1f} per CPU second), "
           f"bfloat16 {peak_bf / 1e9:8.1f} GFLOP/s (x{peak_bf / peak:.2f})")
 
@@ -258,6 +336,9 @@ def main():
         flops = step_flops(w, VIEWS, bands, B)
         times, cpu_times, mem = time_steps(dev, w, VIEWS, bands, B, args.reps, bf16)
         step_time[(w, bands, B)] = min(times["optimised"])
+        FIGURES[f"width_{w:g}"] = {"gflop": flops / 1e9, "bands": bands, "batch": B,
+                                   **{k: {"s": min(times[k]), "cpu_s": min(cpu_times[k]), "peak_mib": mem[k]}
+                                      for k in times}}
         base = min(times["eager"])
         print(f"\nwidth {w:g}, batch {B}, all four views, {bands} raw bands: {flops / 1e9:.1f} GFLOP per step "
               f"(forward + backward, FlopCounterMode)")
@@ -274,11 +355,7 @@ def main():
                   + (f"   ({rate / ref:.1%} of {tag})" if tag else ""))
 
     if args.presets:
-        try:
-            ds, feats, transforms = load_features(args.dataset, args.data_root, args.cache_dir)
-        except Exception as e:      # no real data here: the synthetic task has the same views
-            print(f"\n({args.dataset} unavailable: {e}; loader measured on the synthetic task)")
-            ds, feats, transforms = load_features("synthetic", None, args.cache_dir)
+        ds, feats, transforms = features(args)
         print(f"\nloader share of a step ({ds.name}, {ds.sr} Hz; optimised step, float32):")
         print(f"  {'preset':7} {'batch':>5} {'width':>6} {'bands':>5} {'loader s':>9} {'step s':>8} {'share':>7}")
         for name in args.presets.split(","):
@@ -290,9 +367,11 @@ def main():
                 step_time[key] = min(ts["optimised"])
             t_load = loader_seconds(ds, feats, transforms, p.batch_size, dev)
             st = step_time[key]
+            FIGURES[f"loader_{name}"] = {"loader_s": t_load, "step_s": st, "share": t_load / (t_load + st)}
             print(f"  {name:7} {p.batch_size:5d} {p.width:6.3g} {bands:5d} {t_load:9.4f} {st:8.3f} "
                   f"{t_load / (t_load + st):6.1%}")
 
+    mv_cpu = None
     if args.systems:
         p = PRESETS["cpu"]
         bands = getattr(p, "raw_bands", N_RAW_BANDS)
@@ -303,9 +382,20 @@ def main():
             ts, cs, _ = time_steps(dev, p.width, spec.views, bands, p.batch_size, args.reps, bf16,
                                    network=getattr(spec, "network_class", MultiViewNet))
             best, cbest = {k: min(v) for k, v in ts.items()}, {k: min(v) for k, v in cs.items()}
+            FIGURES[f"cpu_preset_{system}"] = {k: {"s": best[k], "cpu_s": cbest[k]} for k in best}
+            if system == "multiview":
+                mv_cpu = cbest
             print(f"  {system:10} " + " ".join(f"{v:16.3f}" for v in best.values()) + "   " +
                   " ".join(f"x{best['eager'] / v:.2f}" for k, v in best.items() if k != "eager") +
                   "   CPU s: " + " ".join(f"{v:.3f}" for v in cbest.values()))
+    if args.eval_share:
+        if mv_cpu is None:
+            print("\n(evaluation share: needs multiview in --systems for its step time)")
+        else:
+            eval_share(*features(args), dev, mv_cpu, args.reps, peak_cpu if dev.type == "cpu" else peak)
+    if args.json:
+        FIGURES["machine"]["load_end"] = os.getloadavg()[0]
+        Path(args.json).write_text(json.dumps(FIGURES, indent=1))
     print(f"\nload average at the end {os.getloadavg()[0]:.2f} (other processes share these cores when > 0)")
 
 
