@@ -22,8 +22,11 @@ def resolve_device(device="auto") -> torch.device:
     return torch.device(device)
 
 
-def to_device(a: np.ndarray, dev: torch.device) -> torch.Tensor:
-    """numpy → tensor on ``dev``; to a GPU through pinned memory, asynchronously."""
+def to_device(a: np.ndarray | torch.Tensor, dev: torch.device) -> torch.Tensor:
+    """numpy → tensor on ``dev``; to a GPU through pinned memory, asynchronously
+    (a tensor already on ``dev`` is returned as it is)."""
+    if isinstance(a, torch.Tensor):
+        return a.to(dev)
     t = torch.from_numpy(np.ascontiguousarray(a))
     if dev.type == "cuda":
         return t.pin_memory().to(dev, non_blocking=True)

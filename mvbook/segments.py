@@ -5,6 +5,7 @@ S-second file). Chapter: *Training*.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from .framing import hop_seconds, segment_length
 
@@ -50,6 +51,41 @@ class Segmenter:
             f = self.transforms.get(v)
             out[v] = f(x) if f is not None else x
         return out
+
+
+class DeviceSegmenter:
+    """A :class:`Segmenter` whose views live on ``device``, standardised once, and
+    whose batches are cut there by one gather per view: no host copy per batch
+    (on a GPU the loader would otherwise cost ~10 % of a paper-scale step).
+    The same values as ``seg.batch`` (the standardisation is element-wise);
+    everything else is ``seg``'s."""
+
+    def __init__(self, seg: Segmenter, device):
+        self.seg, self.device = seg, torch.device(device)
+        self.views = {}
+        for v, X in seg.views.items():
+            f = seg.transforms.get(v)
+            X = np.asarray(X, dtype=np.float32)
+            self.views[v] = torch.from_numpy(np.ascontiguousarray(f(X) if f is not None else X)).to(self.device)
+
+    def __getattr__(self, name):
+        return getattr(self.seg, name)
+
+    def batch(self, clips: np.ndarray, t0: np.ndarray) -> dict:
+        """dict view → float32 tensor (B, L, 64) or (B, L) on the device."""
+        out = {}
+        for v, X in self.views.items():
+            L = self.seg.L[v]
+            first = np.asarray(clips, dtype=np.int64) * X.shape[1] + self.seg.starts(v, t0)
+            idx = torch.from_numpy(first).to(self.device)[:, None] + torch.arange(L, device=self.device)
+            out[v] = X.reshape(-1, *X.shape[2:])[idx]
+        return out
+
+
+def segmenter_for(seg: Segmenter, device) -> Segmenter | DeviceSegmenter:
+    """``seg`` with its views moved to a CUDA ``device`` (elsewhere ``seg`` itself:
+    on a CPU the host copy is the device copy, and the loader costs < 1 % of a step)."""
+    return DeviceSegmenter(seg, device) if torch.device(device).type == "cuda" else seg
 
 
 def train_batches(train_idx, batch_size: int, t_max: float, rng: np.random.Generator):

@@ -36,7 +36,7 @@ from ..device import autocast, to_device
 from ..features import Standardizer
 from ..models import MultiViewNet, n_params
 from ..records import RunPaths
-from ..segments import Segmenter, train_batches
+from ..segments import Segmenter, segmenter_for, train_batches
 
 
 @dataclass
@@ -224,7 +224,7 @@ class BranchTraining(Training):
         self.eval_every = p.eval_every
         feats = load_views(ds, system.views, cache_dir=run.cache_dir, progress=run.progress)
         transforms = {v: Standardizer.fit(feats[v], split.train) for v in system.views if v != "raw"}
-        self.seg = Segmenter(feats, ds.sr, ds.clip_seconds, transforms)
+        self.seg = segmenter_for(Segmenter(feats, ds.sr, ds.clip_seconds, transforms), dev)
         torch.manual_seed(run.seed)
         self.model = system.build(len(ds.classes), ds.sr, p.width, p.raw_bands).to(dev)
         self.branches = self.model.branches
