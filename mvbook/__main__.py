@@ -1,4 +1,4 @@
-"""Command line: ``python -m mvbook {datasets,features,train,grid,table} …``.
+"""Command line: ``python -m mvbook {datasets,fetch,features,train,grid,table} …``.
 
 Run ``python -m mvbook <command> --help`` for each command's options.
 """
@@ -8,93 +8,161 @@ import argparse
 from pathlib import Path
 import sys
 import time
+import warnings
 
 from . import __version__
 from .config import PRESETS
 from .data import DATASETS, DatasetError, check_datasets, describe, load_dataset
+from .data.download import ESC50_SHA256, ESC50_URL, fetch_esc50
 from .systems import PAPER_SYSTEMS, TRAINED_SYSTEMS
+
+
+RESULTS = "results"   # where train and grid write records and table reads them
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown after each option (not where they are None or off: the
+    help says what that means); description and examples kept as written."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _sub(sub, name: str, help: str, examples: str, description: str | None = None) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help, description=description or help, formatter_class=HelpFormatter,
+                          epilog="examples:\n" + "\n".join(f"  {line}" for line in examples.strip().splitlines()))
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", default=None, help="folder holding the datasets (default: $MVBOOK_DATA)")
-    p.add_argument("--cache-dir", default=None, help="feature cache (default: $MVBOOK_CACHE or ~/.cache/mvbook)")
+    p.add_argument("--cache-dir", default=None, help="feature cache (default: $MVBOOK_CACHE, else ~/.cache/mvbook)")
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
     _common(p)
-    p.add_argument("--dataset", default="synthetic", choices=sorted(DATASETS))
-    p.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dataset", default="synthetic", choices=sorted(DATASETS),
+                   help="synthetic: the offline task, no data needed")
+    p.add_argument("--preset", default="cpu", choices=sorted(PRESETS),
+                   help="paper: §3.1.3 exactly; cpu: reduced for 2 CPU cores; smoke: seconds")
+    p.add_argument("--seed", type=int, default=0, help="initialisation and batch order")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 …")
-    p.add_argument("--out", default="runs", help="records go to <out>/<dataset>/<preset>/<system>/fold<k>-seed<s>.json")
-    p.add_argument("--checkpoints", default=None, help="checkpoint folder (default <out>/checkpoints)")
+    p.add_argument("--out", default=RESULTS,
+                   help="records go to <out>/<dataset>/<preset>/<system>/fold<k>-seed<s>.json")
+    p.add_argument("--checkpoints", default=None, help="checkpoint folder (default: <out>/checkpoints)")
     p.add_argument("--epochs", type=int, default=None, help="override the preset's epochs (recorded as a reduction)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars or progress lines")
 
 
 def _engine_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine", "where the cells run (all but serial need `pip install \"mvbook[cluster]\"`)")
     g.add_argument("--engine", default="serial", choices=("serial", "local", "dask", "slurm"),
-                   help="serial: one after another here (default); local: a Dask cluster on this machine "
+                   help="serial: one after another here; local: a Dask cluster on this machine "
                         "(127.0.0.1), one worker per GPU or --workers CPU workers; dask: an existing cluster "
                         "(--scheduler-address); slurm: worker jobs through dask-jobqueue (--jobs)")
     g.add_argument("--workers", type=int, default=None,
-                   help="local: number of workers (default one per GPU, else one per core)")
+                   help="local: number of workers (default: one per GPU, else one per core)")
     g.add_argument("--scheduler-address", default=None, help="dask: tcp://host:8786 (or tls://… with Dask's TLS config)")
     g.add_argument("--jobs", type=int, default=None, help="slurm: at most this many worker jobs at once")
     g.add_argument("--gpus-per-cell", type=int, default=None,
-                   help="GPUs each cell asks for (Dask resource GPU; default 1 where workers have GPUs, else 0)")
-    g.add_argument("--threads", type=int, default=1, help="math-library threads per cell on Dask workers (default 1)")
-    g.add_argument("--retries", type=int, default=0, help="Dask engines: reruns of a failed cell (default 0)")
+                   help="GPUs each cell asks for (Dask resource GPU; default: 1 where workers have GPUs, else 0)")
+    g.add_argument("--threads", type=int, default=1, help="math-library threads per cell on Dask workers")
+    g.add_argument("--retries", type=int, default=0, help="Dask engines: reruns of a failed cell")
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m mvbook", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m mvbook", description="The command line of mvbook, the executable "
+                                 "companion to 'Multi-view Audio and Music Classification' (ICASSP 2021).",
+                                 formatter_class=HelpFormatter,
+                                 epilog="examples:\n  python -m mvbook train --dataset synthetic --preset smoke\n"
+                                        "  python -m mvbook table --results results --format markdown\n"
+                                        "  python -m mvbook <command> --help")
     ap.add_argument("--version", action="version", version=f"mvbook {__version__}")
-    sub = ap.add_subparsers(dest="command", required=True)
+    sub = ap.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
+    _datasets_parser(sub)
+    _fetch_parser(sub)
+    p = _sub(sub, "features", "extract and cache the four views of a dataset", """
+python -m mvbook features --dataset synthetic
+python -m mvbook features --dataset esc10 --data-root DIR --views mel gam cqt raw harm perc""")
+    _common(p)
+    p.add_argument("--dataset", default="synthetic", choices=sorted(DATASETS), help="the dataset")
+    p.add_argument("--views", nargs="+", default=["mel", "gam", "cqt", "raw"],
+                   help="mel gam cqt raw (the paper's), harm perc (HPSS, extra)")
+    p = _sub(sub, "train", "train one system on one fold and write its results record", """
+python -m mvbook train --dataset synthetic --system cqt --preset smoke
+python -m mvbook train --dataset esc10 --system multiview --fold 1 --preset cpu --data-root DIR
+python -m mvbook train --dataset esc50 --system multiview --preset paper --device cuda --data-root DIR""")
+    _train_args(p)
+    p.add_argument("--system", default="multiview", choices=TRAINED_SYSTEMS, metavar="SYSTEM",
+                   help=f"one of {', '.join(TRAINED_SYSTEMS)}")
+    p.add_argument("--fold", type=int, default=1, help="test fold (1-based)")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
+    _grid_parser(sub)
+    _table_parser(sub)
+    return ap
 
-    p = sub.add_parser("datasets", help="list the datasets and check what the data root holds")
+
+def _datasets_parser(sub) -> None:
+    p = _sub(sub, "datasets", "list the datasets and check what the data root holds", """
+python -m mvbook datasets --data-root DIR
+python -m mvbook datasets --data-root DIR --check     # decode every clip""")
     _common(p)
     p.add_argument("--check", action="store_true",
                    help="decode every clip of each dataset found and list every bad one (exit 2 if any)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    p = sub.add_parser("features", help="extract and cache the four views of a dataset")
-    _common(p)
-    p.add_argument("--dataset", default="synthetic", choices=sorted(DATASETS))
-    p.add_argument("--views", nargs="+", default=["mel", "gam", "cqt", "raw"],
-                   help="mel gam cqt raw (the paper's), harm perc (HPSS, extra)")
 
-    p = sub.add_parser("train", help="train one system on one fold and write its results record")
-    _train_args(p)
-    p.add_argument("--system", default="multiview", choices=TRAINED_SYSTEMS)
-    p.add_argument("--fold", type=int, default=1)
-    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
+def _fetch_parser(sub) -> None:
+    p = _sub(sub, "fetch", "download a dataset to DIR (ESC-50, which holds ESC-10), checksummed", f"""
+python -m mvbook fetch esc50 DIR                  # then: --data-root DIR, or MVBOOK_DATA=DIR
+python -m mvbook fetch esc50 DIR --sha256 HEX     # verify the archive against a recorded hash""",
+             description=f"Download ESC-50 (commit archive {ESC50_URL}) to DIR/ESC-50, verify it and unpack it.")
+    p.add_argument("dataset", choices=("esc50",), help="esc50 (GTZAN and DCASE2016 cannot be fetched: "
+                                                       "`python -m mvbook datasets` says where to get them)")
+    p.add_argument("root", metavar="DIR", help="data root: the clips go to DIR/ESC-50")
+    p.add_argument("--sha256", default=None,
+                   help="SHA-256 the archive must have (default: mvbook.data.download.ESC50_SHA256 when recorded; "
+                        "else the contents are checked and the hash printed)")
+    p.add_argument("--url", default=ESC50_URL, help="where to download the archive from (a mirror of it)")
+    p.add_argument("--no-progress", action="store_true", help="no download progress bar")
 
-    p = sub.add_parser("grid", help="run systems × folds through the training notebook (papermill), "
-                                     "skipping cells whose record exists")
+
+def _grid_parser(sub) -> None:
+    p = _sub(sub, "grid", "run systems × folds through the training notebook (papermill), "
+                          "skipping cells whose record exists", """
+python -m mvbook grid --systems multiview --folds 1 --dataset synthetic --preset smoke    # one run
+python -m mvbook grid --dataset esc10 --preset cpu --data-root DIR                        # Table 3's column
+python -m mvbook grid --dataset esc10 --preset cpu --seeds 0 1 2 --engine local --workers 2""")
     _train_args(p)
     p.add_argument("--systems", nargs="+", default=list(PAPER_SYSTEMS), choices=TRAINED_SYSTEMS,
-                   help="default: the six trained systems of Table 3")
-    p.add_argument("--folds", nargs="+", type=int, default=None, help="default: every fold of the dataset")
-    p.add_argument("--seeds", nargs="+", type=int, default=None, help="default: --seed")
+                   metavar="SYSTEM", help=f"systems to train, of {', '.join(TRAINED_SYSTEMS)} "
+                                          f"(default: {' '.join(PAPER_SYSTEMS)}, the trained rows of Table 3)")
+    p.add_argument("--folds", nargs="+", type=int, default=None, help="test folds (default: every fold of the dataset)")
+    p.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds (default: --seed)")
     p.add_argument("--direct", action="store_true",
                    help="train in this process instead of through the notebook (no executed notebook is kept)")
     p.add_argument("--log-output", action="store_true", help="echo each notebook's output while it runs")
+    p.add_argument("--notebook", default=None,
+                   help="the training notebook to execute (default: the Training chapter shipped with mvbook)")
     _engine_args(p)
 
-    p = sub.add_parser("table", help="print Table 3 from results records")
-    p.add_argument("--results", default="results", help="folder of records")
-    p.add_argument("--dataset", default="esc10")
-    p.add_argument("--preset", default="cpu")
+
+def _table_parser(sub) -> None:
+    p = _sub(sub, "table", "print Table 3 from results records", """
+python -m mvbook table
+python -m mvbook table --dataset esc10 --preset cpu --folds --compare
+python -m mvbook table --format latex > table3.tex""")
+    p.add_argument("--results", default=RESULTS, help="folder of records (where train and grid --out write them)")
+    p.add_argument("--dataset", default="esc10", help="dataset of the records")
+    p.add_argument("--preset", default="cpu", help="preset of the records")
     p.add_argument("--skip-bad", action="store_true", help="leave out malformed records with a warning")
     p.add_argument("--format", default="text", choices=("text", "markdown", "latex", "csv"),
-                   help="text (default), or a table to paste into a paper or a page")
+                   help="text, or a table to paste into a paper or a page")
     p.add_argument("--folds", action="store_true", help="also print the accuracy of every fold")
     p.add_argument("--extended", action="store_true", help="add the rows that are not in the paper (†)")
     p.add_argument("--compare", nargs="?", const="multiview", default=None, metavar="SYSTEM",
-                   help="paired tests of SYSTEM (default multiview) against every other row")
-    return ap
+                   help="paired tests of SYSTEM (default: multiview) against every other row")
 
 
 def main(argv=None) -> int:
@@ -112,6 +180,17 @@ def cmd_datasets(args) -> int:
     for e in errors:
         print(f"error: {e}", file=sys.stderr)
     return 2 if errors else 0
+
+
+def cmd_fetch(args) -> int:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        path = fetch_esc50(args.root, url=args.url, known_hash=args.sha256 or ESC50_SHA256,
+                           progress=not args.no_progress)
+    for w in caught:
+        print(f"note: {w.message}", file=sys.stderr)
+    print(f"{args.dataset}: {path} (use --data-root {args.root}, or MVBOOK_DATA={args.root})")
+    return 0
 
 
 def cmd_features(args) -> int:
@@ -168,7 +247,8 @@ def cmd_grid(args) -> int:
                       out=args.out, device=args.device, data_root=args.data_root, cache_dir=args.cache_dir,
                       checkpoints=args.checkpoints, epochs=args.epochs, direct=args.direct,
                       log=lambda m: print(m, flush=True), log_output=args.log_output, engine=args.engine,
-                      **engine)
+                      progress=not args.no_progress, **engine,
+                      **({"notebook": args.notebook} if args.notebook else {}))
     return 1 if report.failed else 0
 
 
@@ -195,8 +275,8 @@ def cmd_table(args) -> int:
     return 0
 
 
-COMMANDS = {"datasets": cmd_datasets, "features": cmd_features, "train": cmd_train, "grid": cmd_grid,
-            "table": cmd_table}
+COMMANDS = {"datasets": cmd_datasets, "fetch": cmd_fetch, "features": cmd_features, "train": cmd_train,
+            "grid": cmd_grid, "table": cmd_table}
 
 if __name__ == "__main__":
     sys.exit(main())

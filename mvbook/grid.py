@@ -1,6 +1,9 @@
 """The grid: every system × fold × seed of a dataset, each run through the
 *Training* chapter (``book/training.md``, a MyST Markdown notebook) executed
-with papermill, its executed notebook kept beside the record it wrote.
+with papermill, its executed notebook kept beside the record it wrote. The
+chapter ships with the package as ``mvbook/notebooks/training.md`` (a link to
+the book's file in a clone, a copy in a wheel), so an installed ``mvbook``
+finds it too.
 
 :func:`run_grid` skips cells whose record exists, carries on after a failed
 cell and reports it at the end; ``direct=True`` trains in this process
@@ -11,28 +14,34 @@ Chapters: *Training*, *Running the grid on a cluster*.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 from .cache import cache_root, load_views
 from .data import load_dataset
 from .engines import GridReport, grid_cells, run_cells, with_dependencies
-from .records import REPO, RunPaths
+from .records import RunPaths
 from .results import row_key
 from .systems import REGISTRY, get_system
 from .train import train
 
-TRAINING_NOTEBOOK = REPO / "book" / "training.md"
+TRAINING_NOTEBOOK = Path(__file__).parent / "notebooks" / "training.md"
+NULLS = ("none", "null", "~", "")
 
 
 def training_notebook(path=TRAINING_NOTEBOOK, title: str | None = None):
     """The *Training* chapter as an ``nbformat`` notebook (read with jupytext);
-    ``title`` replaces its first heading (the grid names each run's notebook)."""
+    ``title`` replaces its first heading (the grid names each run's notebook).
+    ``path``: another notebook with the same parameters (``grid --notebook``)."""
     import jupytext             # optional, as papermill
     path = Path(path)
-    if not path.exists():
-        raise RuntimeError(f"{path} not found: the training notebook lives in the repository's "
-                           "book/ folder (install mvbook from a clone with `pip install -e .`)")
+    if not path.is_file():
+        raise RuntimeError(f"training notebook {path} not found: it ships with mvbook as "
+                           f"mvbook/notebooks/training.md (a link to book/training.md in a clone); "
+                           f"reinstall mvbook, or pass --notebook PATH")
     nb = jupytext.read(path)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata.pop("jupytext", None)
@@ -53,18 +62,44 @@ def run_title(parameters: dict) -> str:
     return f"Run: {p['dataset']} · {p['preset']} · {p['system']} · fold {p['fold']} · seed {p['seed']}"
 
 
-def run_training_notebook(output, parameters: dict, log_output: bool = False,
-                          progress_bar: bool = False, kernel_name: str = "python3", cwd=None):
+def run_training_notebook(output, parameters: dict, log_output: bool = False, progress_bar: bool = False,
+                          kernel_name: str = "python3", cwd=None, notebook=TRAINING_NOTEBOOK):
     """Execute the training notebook with papermill: ``parameters`` replace the
     defaults of its ``parameters`` cell; the executed notebook (outputs, and
-    the error when a cell fails) is written to ``output``. Raises
+    the error when a cell fails) is written to ``output``; it runs in ``cwd``
+    (default: this process's folder). Raises
     ``papermill.PapermillExecutionError`` when a cell fails."""
     import papermill as pm      # optional: only the notebook path of the grid needs it
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    return pm.execute_notebook(training_notebook(title=run_title(parameters)), str(output), parameters=parameters,
-                               kernel_name=kernel_name, log_output=log_output,
-                               progress_bar=progress_bar, cwd=str(cwd or TRAINING_NOTEBOOK.parent))
+    return pm.execute_notebook(training_notebook(notebook, title=run_title(parameters)), str(output),
+                               parameters=parameters, kernel_name=kernel_name, log_output=log_output,
+                               progress_bar=progress_bar, cwd=str(cwd or os.getcwd()))
+
+
+def null(value):
+    """A parameter as papermill's command line gives it: ``-p data_root null``
+    injects the *string* ``"null"`` (only ``None`` becomes None), so the words
+    none, null, ``~`` and the empty string mean None here too."""
+    return None if value is None or (isinstance(value, str) and value.strip().lower() in NULLS) else value
+
+
+def overrides_dict(value) -> dict:
+    """The ``overrides`` parameter as a dict: given as a dict (``papermill -y``,
+    the grid) or as text (``papermill -p overrides '{"reference": "initial"}'``,
+    read as YAML, so JSON too); anything else is a ``ValueError`` naming it."""
+    value = null(value)
+    if isinstance(value, str):
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ValueError(f"overrides {value!r} is neither JSON nor YAML: {e}") from None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"overrides must be a mapping of preset fields, e.g. {{\"reference\": \"initial\"}}; "
+                         f"got {value!r}")
+    return dict(value)
 
 
 @dataclass(frozen=True)
@@ -81,6 +116,7 @@ class NotebookRunner:
     epochs: int | None = None
     direct: bool = False
     log_output: bool = False
+    notebook: str = str(TRAINING_NOTEBOOK)
 
     def paths(self, cell) -> RunPaths:
         return RunPaths(Path(self.out), cell.dataset, cell.preset, cell.system, cell.fold, cell.seed)
@@ -109,7 +145,7 @@ class NotebookRunner:
                       "seed": cell.seed, "device": self.device, "data_root": _str(self.data_root),
                       "out": str(Path(self.out).resolve()), "checkpoints": _str(self.checkpoints),
                       "cache_dir": _str(self.cache_dir), "epochs": self.epochs}
-            run_training_notebook(paths.notebook, params, log_output=self.log_output)
+            run_training_notebook(paths.notebook, params, log_output=self.log_output, notebook=self.notebook)
         if not paths.record.exists():
             raise RuntimeError(f"finished without writing {paths.record}")
         return {"notebook": None if self.direct else str(paths.notebook)}
@@ -129,7 +165,7 @@ class NotebookRunner:
 def run_grid(dataset: str, systems, folds, seeds=(0,), preset: str = "cpu", out="results",
              device: str = "auto", data_root=None, cache_dir=None, checkpoints=None, epochs=None,
              direct: bool = False, log=print, log_output: bool = False, engine: str = "serial",
-             **engine_options) -> GridReport:
+             notebook=TRAINING_NOTEBOOK, **engine_options) -> GridReport:
     """Every system × fold × seed through the training notebook (papermill),
     each executed notebook kept as ``<record>.ipynb`` beside its record
     ``<out>/<dataset>/<preset>/<system>/fold<k>-seed<s>.json``.
@@ -137,14 +173,15 @@ def run_grid(dataset: str, systems, folds, seeds=(0,), preset: str = "cpu", out=
     A cell whose record exists is skipped (delete the record to redo it). A
     failing cell is logged and the grid goes on; the report lists failures.
     ``direct=True`` calls :func:`mvbook.train.train` in this process instead
-    (no notebook is kept). Systems that need other runs (``fusionnet``) get
+    (no notebook is kept); ``notebook``: another training notebook with the
+    same parameters cell. Systems that need other runs (``fusionnet``) get
     those systems added before them (:func:`with_dependencies`).
 
     ``engine``: ``serial`` (one cell after another here), or ``local``,
     ``dask``, ``slurm`` (Dask, :func:`mvbook.engines.run_cells`, whose options
     ``engine_options`` are passed on: ``workers``, ``scheduler_address``,
     ``jobs``, ``gpus_per_cell``, ``retries``, ``threads``, ``client``,
-    ``timeout``…); there, features are extracted once in this process before
+    ``timeout``, ``progress``…); there, features are extracted once in this process before
     the cells start, and a cell starts only after the cells it needs.
     """
     requested, ordered = list(systems), with_dependencies(systems)
@@ -157,7 +194,7 @@ def run_grid(dataset: str, systems, folds, seeds=(0,), preset: str = "cpu", out=
         out, cache_dir = Path(out).resolve(), cache_root(cache_dir).resolve()
         data_root, checkpoints = _str(data_root), _str(checkpoints)
     runner = NotebookRunner(str(out), device, _plain(data_root), _plain(cache_dir), _plain(checkpoints), epochs,
-                            direct, log_output)
+                            direct, log_output, str(Path(notebook).resolve()))
     return run_cells(cells, runner, engine, log=log, **engine_options)
 
 
@@ -191,5 +228,5 @@ def _short_error(e: Exception) -> str:
     return f"{type(e).__name__}: {e}".splitlines()[0]
 
 
-__all__ = ["GridReport", "NotebookRunner", "run_grid", "run_title", "run_training_notebook",
+__all__ = ["GridReport", "NotebookRunner", "TRAINING_NOTEBOOK", "null", "overrides_dict", "run_grid", "run_title", "run_training_notebook",
            "training_notebook", "with_dependencies"]

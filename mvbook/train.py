@@ -27,7 +27,7 @@ from .systems.base import Run, Training
 
 
 def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, preset: str = "smoke",
-          seed: int = 0, device: str = "auto", data_root=None, out="runs", checkpoints=None,
+          seed: int = 0, device: str = "auto", data_root=None, out="results", checkpoints=None,
           cache_dir=None, progress: bool = True, fresh: bool = False, callback=None,
           split_seed: int = 0, **overrides) -> dict:
     """Train one system on one fold and write its results record.

@@ -4,6 +4,10 @@
 #   scripts/build_book.sh                # clean build: every chapter executed afresh
 #   scripts/build_book.sh --keep-cache   # re-execute only chapters whose code changed
 #
+# Besides the HTML, the chapters as notebooks (scripts/make_notebooks.py): written beside
+# each chapter for the build (the theme's Colab and Binder buttons then open the .ipynb),
+# then moved to _build/notebooks/book/…, so that they are never committed.
+#
 # Settings (environment):
 #   MVBOOK_DATA    data root; when it holds ESC-10 the chapters use real clips and
 #                  runs on ESC-10, otherwise the offline synthetic task (default)
@@ -54,5 +58,7 @@ mkdir -p _build
 echo "$settings" > "$stamp"
 
 start=$(date +%s)
+"$PYTHON" scripts/make_notebooks.py
+trap '"$PYTHON" scripts/make_notebooks.py --collect _build/notebooks' EXIT
 "$JB" build . --all --warningiserror --keep-going "$@"
 echo "build_book: _build/html/index.html in $(( $(date +%s) - start )) s ($settings)"

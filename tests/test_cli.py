@@ -49,3 +49,24 @@ def test_help_and_version_import_no_deep_learning_library():
     assert out.stdout.strip() == "[]"
     version = subprocess.run([sys.executable, "-m", "mvbook", "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and version.stdout.startswith("mvbook ")
+
+
+def test_every_help_shows_defaults_and_examples():
+    from mvbook.__main__ import COMMANDS, parser
+    ap = parser()
+    sub = next(a for a in ap._actions if a.dest == "command").choices
+    assert set(sub) == set(COMMANDS)
+    for name, p in sub.items():
+        text = p.format_help()
+        assert "examples:\n  python -m mvbook " + name in text, name
+        assert "(default: " in text or name == "fetch", name
+        assert "help=" not in text
+    train = sub["train"].format_help()
+    assert "--preset {cpu,long,paper,smoke}" in train and "(default: cpu)" in " ".join(train.split())
+
+
+def test_train_grid_and_table_share_one_results_folder():
+    from mvbook.__main__ import parser
+    ap = parser()
+    outs = {c: ap.parse_args([c]) for c in ("train", "grid", "table")}
+    assert outs["train"].out == outs["grid"].out == outs["table"].results == "results"

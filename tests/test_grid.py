@@ -1,11 +1,14 @@
 """mvbook.grid: the training notebook run by papermill, the grid, its order.
 One real smoke training (synthetic, CQT only, ~1 min)."""
 import json
+import re
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from mvbook import grid
+from mvbook.engines import grid_cells, run_cells
 from mvbook.__main__ import main
 from mvbook.records import record_path
 
@@ -15,7 +18,7 @@ def test_training_notebook_has_a_papermill_parameters_cell():
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1
     for name in ("dataset", "system", "fold", "preset", "seed", "device", "data_root", "out"):
-        assert f"\n{name} = " in "\n" + tagged[0].source
+        assert re.search(rf"^{name}: \w[\w\[\]]* = ", tagged[0].source, re.M), name   # typed, for --help-notebook
     assert nb.cells[0].source.startswith("# Run: x")
     assert nb.metadata["kernelspec"]["name"] == "python3"
 
@@ -88,3 +91,50 @@ def test_a_record_of_another_blending_rule_is_neither_skipped_nor_overwritten(tm
     assert not report.done and not report.skipped and len(report.failed) == 1
     assert "row 'mv_literal'" in report.failed[0][1] and "mv_literal/" in report.failed[0][1]
     assert json.loads(rec.read_text()) == old
+
+
+def test_notebook_parameters_from_the_papermill_command_line():
+    assert [grid.null(v) for v in ("null", "None", "~", "", None)] == [None] * 5
+    assert grid.null("/data") == "/data" and grid.null(0) == 0
+    assert grid.overrides_dict('{"reference": "initial"}') == {"reference": "initial"}   # -p gives text
+    assert grid.overrides_dict("reference: initial") == {"reference": "initial"}
+    assert grid.overrides_dict({"window": 5}) == {"window": 5} and grid.overrides_dict("null") == {}
+    with pytest.raises(ValueError, match="must be a mapping"):
+        grid.overrides_dict("[1, 2]")
+    with pytest.raises(ValueError, match="neither JSON nor YAML"):
+        grid.overrides_dict("{reference: [")
+
+
+def test_serial_grid_prints_k_of_n_elapsed_and_eta_unless_told_not_to(tmp_path):
+    class Runner:
+        def check(self, cell):
+            return ("skip", "exists") if cell.fold == 1 else None
+
+        def describe(self, cell):
+            return ""
+
+        def __call__(self, cell):
+            if cell.fold == 3:
+                raise RuntimeError("boom")
+            return {}
+
+        def failure(self, cell, exc):
+            return str(exc), None
+
+    cells = grid_cells("synthetic", "smoke", ["cqt"], [1, 2, 3], [0])
+    log = []
+    report = run_cells(cells, Runner(), log=log.append)
+    lines = [m for m in log if "ETA" in m]
+    assert lines[0].startswith("2/3 done, 0 running, 0 failed; elapsed ")          # the skipped cell counts
+    assert lines[1].startswith("2/3 done, 0 running, 1 failed;") and lines[1].endswith("ETA 0:00")
+    assert len(report.skipped) == 1 and len(report.failed) == 1
+    log.clear()
+    run_cells(cells, Runner(), log=log.append, progress=False)
+    assert not [m for m in log if "ETA" in m] and "grid: 1 trained" in log[-1]
+
+
+def test_the_training_notebook_ships_inside_the_package():
+    assert grid.TRAINING_NOTEBOOK.parent.parent == Path(grid.__file__).parent
+    assert grid.TRAINING_NOTEBOOK.read_text() == (Path(__file__).parents[1] / "book" / "training.md").read_text()
+    with pytest.raises(RuntimeError, match="/nowhere/training.md.*--notebook"):
+        grid.training_notebook("/nowhere/training.md")

@@ -29,8 +29,8 @@ from pathlib import Path
 from .base import (Clip, Dataset, DatasetError, MetadataError, MetaProblems, duplicates, parse_int,
                    require_files)
 
-HOW_TO_GET = ("Get ESC-50 with mvbook.data.fetch_esc50(root), or download "
-              "https://github.com/karolpiczak/ESC-50/archive/master.zip and unpack it "
+HOW_TO_GET = ("Get ESC-50 with `python -m mvbook fetch esc50 <root>` (or mvbook.data.fetch_esc50(root)), "
+              "or download the ESC-50 repository's archive and unpack it "
               "so that <root>/ESC-50/meta/esc50.csv and <root>/ESC-50/audio/ exist.")
 #: the official category of each ESC-50 target 0..49
 CATEGORIES = (

@@ -28,15 +28,15 @@ __all__ = ["Cell", "CellFailed", "CellResult", "ENGINES", "GridReport", "Progres
 def run_cells(cells, runner, engine: str = "serial", workers=None, scheduler_address=None, jobs=None,
               gpus_per_cell=None, retries: int = 0, threads: int = 1, log=print, client=None,
               progress_every: float = 60.0, timeout=None, slurm_options=None,
-              dashboard_address: str = "127.0.0.1:8787") -> GridReport:
+              dashboard_address: str = "127.0.0.1:8787", progress: bool = True) -> GridReport:
     """Run ``cells`` (in dependency order, :func:`grid_cells`) with ``runner``
     on ``engine``, or on ``client`` (a Dask client of a cluster you started;
     ``gpus_per_cell`` then defaults to 0). ``retries``: reruns of a failed
     cell; ``threads``: math-library threads per cell; ``timeout`` (s): cells
-    not finished by then are cancelled and reported. Returns the report (also
-    logged, with its table)."""
+    not finished by then are cancelled and reported; ``progress=False``: no
+    ``k/N done … ETA`` lines. Returns the report (also logged, with its table)."""
     if client is None and engine == "serial":
-        return run_serial(cells, runner, log)
+        return run_serial(cells, runner, log, progress)
     report, failed, todo = GridReport(), set(), []
     for cell in cells:
         known = precheck(cell, runner, log)
@@ -46,7 +46,8 @@ def run_cells(cells, runner, engine: str = "serial", workers=None, scheduler_add
             report.add(known)
             failed.update([cell.name] if known.status == "failed" else [])
     todo = prepare_features(todo, runner, report, failed, log)
-    progress = Progress(len(cells), done=len(report.done) + len(report.skipped), failed=len(report.failed))
+    progress = Progress(len(cells), done=len(report.done) + len(report.skipped), failed=len(report.failed),
+                        show=progress)
     if todo:
         if client is not None:
             run_on_client(client, todo, runner, report, failed, progress, gpus_per_cell or 0, retries, threads,

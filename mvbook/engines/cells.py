@@ -139,14 +139,17 @@ def format_seconds(s: float) -> str:
 
 class Progress:
     """``k/N done, r running, f failed``, elapsed and ETA (from the cells
-    finished so far in this run)."""
+    finished so far in this run); ``show=False`` (``--no-progress``): the
+    engines do not log it."""
 
-    def __init__(self, total: int, done: int = 0, failed: int = 0):
+    def __init__(self, total: int, done: int = 0, failed: int = 0, show: bool = True):
         self.total, self.done, self.failed, self.start = total, done, failed, time.time()
-        self.finished_here = 0
+        self.finished_here, self.show = 0, show
 
-    def count(self, status: str) -> None:
-        self.finished_here += 1
+    def count(self, status: str, ran: bool = True) -> None:
+        """One more cell finished (``ran=False``: skipped or refused before it
+        started, so it does not count towards the ETA's time per cell)."""
+        self.finished_here += ran
         if status in ("done", "skipped"):
             self.done += 1
         else:

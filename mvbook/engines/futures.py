@@ -100,7 +100,7 @@ def running_count(client, keys) -> int:
 
 def drive(client, submitted: dict, report, progress: Progress, log=print, every: float = 60.0, timeout=None):
     """Wait for every submitted cell, logging each as it finishes and the
-    progress line (also every ``every`` s); after ``timeout`` s the rest are cancelled."""
+    progress line (also every ``every`` s; not when ``progress.show`` is false); after ``timeout`` s the rest are cancelled."""
     from distributed import wait
     pending = {fut for _, fut in submitted.values()}
     by_name = {cell.name: fut for cell, fut in submitted.values()}
@@ -125,7 +125,8 @@ def drive(client, submitted: dict, report, progress: Progress, log=print, every:
                 log(f"done {r.cell} in {r.wall:.0f} s{where}" if r.status == "done" else
                     f"{'skip' if r.status == 'skipped' else 'FAIL'} {r.cell}: {r.detail}")
             pending -= set(finished)
-            log(progress.line(running_count(client, {str(f.key) for f in pending}) if pending else 0))
+            if progress.show:
+                log(progress.line(running_count(client, {str(f.key) for f in pending}) if pending else 0))
     except BaseException:
         client.cancel(list(pending))
         raise

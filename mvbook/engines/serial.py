@@ -6,7 +6,7 @@ import socket
 import time
 import traceback
 
-from .cells import CellResult, GridReport
+from .cells import CellResult, GridReport, Progress
 
 
 def precheck(cell, runner, log):
@@ -20,30 +20,40 @@ def precheck(cell, runner, log):
     return CellResult(cell.name, "skipped" if kind == "skip" else "failed", detail=msg)
 
 
-def run_serial(cells, runner, log=print) -> GridReport:
+def run_serial(cells, runner, log=print, progress: bool = True) -> GridReport:
     """Each cell in turn: skipped when its record exists, else run by
-    ``runner``; a failure is logged and the grid goes on."""
-    report, host = GridReport(), socket.gethostname()
+    ``runner``; a failure is logged and the grid goes on. After each cell
+    that ran, ``k/N done, …, elapsed, ETA`` (unless ``progress`` is false)."""
+    report, host, cells = GridReport(), socket.gethostname(), list(cells)
+    bar = Progress(len(cells), show=progress)
     for cell in cells:
         known = precheck(cell, runner, log)
         if known is not None:
             report.add(known)
+            bar.count(known.status, ran=False)
             continue
         log(f"run  {cell.name}{runner.describe(cell)}")
-        t = time.time()
-        try:
-            info = runner(cell) or {}
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # keep going; report at the end
-            err, nb = runner.failure(cell, e)
-            log(f"FAIL {cell.name}: {err}")
-            if getattr(runner, "direct", False):
-                traceback.print_exc()
-            report.add(CellResult(cell.name, "failed", "serial", host, time.time() - t, err, nb))
-            continue
-        report.add(CellResult(cell.name, info.get("status", "done"), "serial", host, time.time() - t,
-                              info.get("detail", ""), info.get("notebook")))
-        log(f"done {cell.name} in {time.time() - t:.0f} s")
+        report.add(run_one(cell, runner, log, host))
+        bar.count(report.rows[-1].status)
+        if bar.show:
+            log(bar.line(0))
     log(report.summary())
     return report
+
+
+def run_one(cell, runner, log, host) -> CellResult:
+    """Run one cell here; its result (a failure is logged, not raised)."""
+    t = time.time()
+    try:
+        info = runner(cell) or {}
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # keep going; report at the end
+        err, nb = runner.failure(cell, e)
+        log(f"FAIL {cell.name}: {err}")
+        if getattr(runner, "direct", False):
+            traceback.print_exc()
+        return CellResult(cell.name, "failed", "serial", host, time.time() - t, err, nb)
+    log(f"done {cell.name} in {time.time() - t:.0f} s")
+    return CellResult(cell.name, info.get("status", "done"), "serial", host, time.time() - t,
+                      info.get("detail", ""), info.get("notebook"))

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Peak memory of each chapter of the book, executed on its own as a notebook.
+
+    .venv/bin/python scripts/chapter_memory.py                    # every chapter of _toc.yml
+    .venv/bin/python scripts/chapter_memory.py book/views.md      # some
+    .venv/bin/python scripts/chapter_memory.py --json mem.json    # also keep the figures
+
+Each chapter is converted with jupytext and executed with nbclient in a fresh
+process, at the book's default settings (no ``MVBOOK_DATA``: the synthetic
+dataset; ``MVBOOK_PRESET=smoke``), on one thread (``OMP_NUM_THREADS=1``: a
+public Binder gives one core), with an empty feature cache and runs folder of
+its own (the worst case: nothing cached). Two figures per chapter:
+
+* *peak RSS (largest process)*: the kernel's own peak resident set, exact,
+  from the kernel's ``rusage`` (``os.wait4``);
+* *peak RSS (all processes)*: the highest sum over the driver, the kernel and
+  anything it starts, sampled every 0.2 s (psutil) — what a container limit
+  such as Binder's ~2 GB sees, give or take the Jupyter server.
+
+Prints a Markdown table (the one in the README). Exit status 1 when a chapter
+fails or exceeds ``--limit`` (GB, default 2).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+GB = 1024 ** 3
+
+
+def toc_chapters() -> list[Path]:
+    """The chapters of ``_toc.yml`` that hold code (globbed run notebooks left out)."""
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(entries):
+        for e in entries or []:
+            if "file" in e:
+                files.append(e["file"])
+            walk(e.get("sections"))
+    for part in toc.get("parts", []):
+        walk(part["chapters"])
+    paths = [REPO / f"{f}.md" for f in files]
+    return [p for p in paths if "```{code-cell}" in p.read_text()]
+
+
+def execute(path: Path) -> None:
+    """Run in the child: execute one chapter where the book runs it (its folder)."""
+    import jupytext
+    from nbclient import NotebookClient
+    nb = jupytext.read(path)
+    NotebookClient(nb, timeout=1800, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+
+
+def measure(path: Path, scratch: Path) -> dict:
+    env = dict(os.environ, MVBOOK_PRESET="smoke", MVBOOK_RUNS=str(scratch / "runs"),
+               MVBOOK_CACHE=str(scratch / "cache"), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               OPENBLAS_NUM_THREADS="1", NUMBA_NUM_THREADS="1", PYDEVD_DISABLE_FILE_VALIDATION="1",
+               MPLBACKEND="agg")
+    for k in ("MVBOOK_DATA", "MVBOOK_DATASET"):
+        env.pop(k, None)
+    t = time.time()
+    child = subprocess.Popen([sys.executable, __file__, "--execute", str(path)], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc, tree_peak = psutil.Process(child.pid), 0
+    while child.poll() is None:
+        try:
+            procs = [proc] + proc.children(recursive=True)
+            tree_peak = max(tree_peak, sum(_rss(p) for p in procs))
+        except psutil.NoSuchProcess:
+            pass
+        time.sleep(0.2)
+    out = child.stdout.read().decode(errors="replace")
+    kernel_peak = int(out.rsplit("children-maxrss-kb=", 1)[-1].split()[0]) * 1024 \
+        if "children-maxrss-kb=" in out else 0
+    return {"chapter": str(path.relative_to(REPO)), "ok": child.returncode == 0, "seconds": time.time() - t,
+            "peak_largest": kernel_peak, "peak_all": tree_peak, "log": out[-3000:] if child.returncode else ""}
+
+
+def _rss(p) -> int:
+    try:
+        return p.memory_info().rss
+    except psutil.Error:
+        return 0
+
+
+def table(rows, limit) -> str:
+    lines = ["| chapter | peak RSS, largest process (GB) | peak RSS, all processes (GB) | time (s) |",
+             "|---|---:|---:|---:|"]
+    for r in rows:
+        flag = "" if r["ok"] and max(r["peak_largest"], r["peak_all"]) < limit * GB else " ✗"
+        lines.append(f"| `{r['chapter']}`{flag} | {r['peak_largest'] / GB:.2f} | {r['peak_all'] / GB:.2f} "
+                     f"| {r['seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("chapters", nargs="*", type=Path, help="chapter files (default: every chapter of _toc.yml)")
+    ap.add_argument("--limit", type=float, default=2.0, help="GB each chapter must stay under")
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--execute", type=Path, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.execute:
+        execute(args.execute.resolve())
+        import resource
+        print(f"children-maxrss-kb={resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}")
+        return 0
+    rows = []
+    for path in [p.resolve() for p in args.chapters] or toc_chapters():
+        with tempfile.TemporaryDirectory(prefix="mvbook-mem-") as scratch:
+            r = measure(path, Path(scratch))
+        rows.append(r)
+        print(f"{r['chapter']}: {'ok' if r['ok'] else 'FAILED'}, largest {r['peak_largest'] / GB:.2f} GB, "
+              f"all {r['peak_all'] / GB:.2f} GB, {r['seconds']:.0f} s", file=sys.stderr, flush=True)
+        if not r["ok"]:
+            print(r["log"], file=sys.stderr)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    print(table(rows, args.limit))
+    bad = [r for r in rows if not r["ok"] or max(r["peak_largest"], r["peak_all"]) >= args.limit * GB]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
