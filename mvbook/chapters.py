@@ -9,7 +9,15 @@ in the built book. Imported by chapters only; the library never imports it.
 - :func:`record_groups`, :func:`main_records`: the committed records by
   (dataset, preset), and the group a chapter's tables are made of.
 - :func:`committed_record`, :func:`book_run`, :func:`trained_run`: a trained
-  run for a chapter, committed when there is one, else trained once and reused.
+  run for a chapter, committed when there is one, else trained once and reused;
+  :func:`demo_record`: the committed record a method chapter demonstrates on
+  (ESC-10 first: records need no audio, so every build shows real runs);
+  :func:`record_where`, :func:`describe_record`: where a record is and what it
+  is, in words, without the build machine's paths.
+- :func:`preset_caveat`: what the accuracies of a run with a preset mean.
+- :func:`run_index`: every committed run, grouped for the *Runs* page.
+
+Importing it applies :func:`mvbook.plots_runs.book_style` to every figure.
 - :func:`show_source`: the library source of a function, as a code block;
   :func:`bash_block`: command lines (made by the library) as one.
 - :func:`copy_records`: the records of ``results/`` into the built book.
@@ -25,12 +33,16 @@ import shutil
 import textwrap
 from pathlib import Path
 
+from .config import PRESETS
 from .data import DatasetError, load_dataset
+from .plots_runs import book_style
 from .records import REPO, RunPaths, load_records
 from .results import row_key
 from .train import train
 
+book_style()               # every figure of a chapter: sized for the book's column, text as large as the body's
 RESULTS = REPO / "results"
+DEMO_DATASET = "esc10"     # the committed real runs the method chapters demonstrate on
 PRESET_RANK = {"paper": 0, "long": 1, "cpu": 2, "smoke": 3}   # the better-trained record first
 N_FOLDS = {"esc10": 5, "esc50": 5, "synthetic": 5, "gtzan": 10, "dcase2016": 1}   # the protocols of §3.1.3
 
@@ -114,19 +126,66 @@ def committed_record(system: str = "multiview", fold: int = 1, dataset=None, roo
                                     PRESET_RANK.get(r["preset"], 9), r["dataset"], r["preset"]))
 
 
+def demo_record(system: str = "multiview", fold: int = 1, root=RESULTS):
+    """The committed record (seed 0) a method chapter demonstrates on, whatever
+    the build's data: ESC-10 first, at the best-trained preset, then any
+    dataset (:func:`committed_record`); None when ``results/`` has none."""
+    return committed_record(system, fold, dataset=DEMO_DATASET, root=root)
+
+
+def record_where(record: dict) -> str:
+    """The record's path relative to the repository (its file name when it lies elsewhere)."""
+    path = Path(record["path"]).resolve()
+    return path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else path.name
+
+
+def describe_record(record: dict) -> str:
+    """One phrase naming a committed record: path, dataset, preset, fold, device, date."""
+    prov = record["provenance"]
+    return (f"the committed record `{record_where(record)}` of a real run ({record['dataset']}, preset "
+            f"`{record['preset']}`, fold {record['fold']}, seed {record['seed']}, trained on {prov['device']}, "
+            f"{prov['date'][:10]})")
+
+
 def trained_run(system: str = "multiview", fold: int = 1) -> tuple[dict, str]:
-    """A committed real run if there is one, else the book's own run.
-    Returns (record, a sentence saying which)."""
-    rec = committed_record(system, fold)
+    """A committed real run if there is one (:func:`demo_record`), else the
+    book's own run. Returns (record, a sentence saying which)."""
+    rec = demo_record(system, fold)
     if rec is not None:
-        where = Path(rec["path"]).relative_to(REPO) if Path(rec["path"]).is_relative_to(REPO) else rec["path"]
-        return rec, (f"the committed record `{where}` of a real run ({rec['dataset']}, preset "
-                     f"`{rec['preset']}`, fold {rec['fold']}, trained on {rec['provenance']['device']}, "
-                     f"{rec['provenance']['date'][:10]})")
+        return rec, describe_record(rec)
     rec = book_run(system, fold=fold)
     return rec, (f"a run this book trained itself ({rec['dataset']}, preset `{rec['preset']}`, fold "
                  f"{rec['fold']}, {rec['provenance']['train_seconds']:.0f} s on {rec['provenance']['device']}); "
                  f"no committed record of a real `{system}` run was found in `results/`")
+
+
+def preset_caveat(preset: str) -> str:
+    """What the accuracies of a run trained with ``preset`` mean, in words (the
+    note at the end of each run page)."""
+    p = PRESETS.get(preset)
+    if p is None:
+        return f"Preset `{preset}` is not one of this library's presets ({', '.join(PRESETS)})."
+    if not p.reduced:
+        return f"Preset `{preset}` is the recipe of §3.1.3; these accuracies are comparable with the paper's."
+    changes = "; ".join(p.reduced)
+    if preset == "smoke":
+        return (f"Preset `smoke` ({changes}) shows that every piece works end to end, not how well the method "
+                "classifies: accuracies near chance are expected. The *Results* chapter reports real runs.")
+    return (f"Preset `{preset}` differs from the paper's recipe (§3.1.3) in: {changes}. These accuracies are "
+            "those of a real, reduced run: comparable with the other runs of this preset, not with the "
+            "paper's numbers. The *Results* chapter sets them side by side.")
+
+
+def run_index(root=RESULTS) -> dict:
+    """(dataset, preset) → table row (:func:`mvbook.results.row_key`: a record of an
+    earlier blending rule is a row of its own) → the records of its runs, sorted
+    by fold and seed (the *Runs* page)."""
+    out = {}
+    for (dataset, preset), recs in sorted(record_groups(root).items()):
+        by_row = out.setdefault((dataset, preset), {})
+        for r in sorted(recs, key=lambda r: (row_key(r), r["fold"], r["seed"])):
+            by_row.setdefault(row_key(r), []).append(r)
+    return out
 
 
 def show_source(obj, marker: str | None = None, before: int = 3, after: int = 1):

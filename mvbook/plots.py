@@ -4,10 +4,10 @@ from results records (``mvbook.results``), never from numbers typed in.
 - :func:`plot_views`: a clip as waveform and its three spectrograms (§2.1).
 - :func:`draw_network`: Fig. 1, the five-branch multi-view network.
 - :func:`plot_attention`: what spatio-temporal attention pooling weighs.
-- :func:`blending_trace`: Algorithm 1 replayed on a record's loss history,
-  every intermediate quantity in a table.
-- :func:`plot_curves`: the curves of one run (the *Training* notebook).
-- :func:`fig2`: Fig. 2 (a), (b), (c) of the paper from records.
+- from :mod:`mvbook.plots_runs` (the figures drawn from records, and the
+  style shared by every figure): :func:`blending_trace`,
+  :func:`plot_blending_trace`, :func:`plot_curves`, :func:`fig2`,
+  :func:`book_style`.
 
 Chapters: *Four views*, *The CRNNs*, *The multi-view network*, *Adaptive
 gradient blending*, *Training*, *Results*, *Beyond the paper*.
@@ -21,17 +21,11 @@ import pandas as pd
 from gammatone.filters import centre_freqs
 from torch import nn
 
-from .blending import RULES, AdaptiveBlender, BlendRule
 from .features import CQT_BINS_PER_OCTAVE, GAM_FMIN
-from .framing import ALL_VIEWS, N_BANDS, VIEW_INFO, frame_times
+from .framing import N_BANDS, VIEW_INFO, frame_times
 from .models import layer_shapes, scaled
-from .results import ALL_ROW_NAMES, row_key
-
-BRANCH_LABEL = {v: VIEW_INFO[v].label for v in ALL_VIEWS} | {"mv": "⊕ multi-view"}
-BRANCH_COLOR = {"mel": "#1f77b4", "gam": "#ff7f0e", "cqt": "#2ca02c", "raw": "#d62728", "harm": "#17becf",
-                "perc": "#bcbd22", "mv": "#222222", "self_ensemble": "#9467bd"}
-SYSTEM_COLOR = {"multiview": "#222222", "concat": "#8c564b", "equal": "#7f7f7f", "mel": BRANCH_COLOR["mel"],
-                "gam": BRANCH_COLOR["gam"], "cqt": BRANCH_COLOR["cqt"], "raw": BRANCH_COLOR["raw"]}
+from .plots_runs import (BOOK_RC, BRANCH_COLOR, BRANCH_LABEL, FIG_WIDTH, SYSTEM_COLOR, blending_trace,  # noqa: F401
+                         book_style, fig2, mean_curve, plot_blending_trace, plot_curves, runs_of)
 
 
 # --- the four views ----------------------------------------------------------------------
@@ -60,7 +54,7 @@ def _spectrogram(ax, X, view, sr, t0=0.0, cmap="magma"):
     return im
 
 
-def plot_views(wave, sr: int, views: dict, title: str | None = None, figsize=(9, 8)):
+def plot_views(wave, sr: int, views: dict, title: str | None = None, figsize=(FIG_WIDTH, 9)):
     """Waveform and the Mel, Gammatone and CQT spectrograms of one clip on a
     common time axis (seconds). ``views``: view → (frames, 64) log power."""
     fig, axes = plt.subplots(4, 1, figsize=figsize, sharex=True, constrained_layout=True)
@@ -71,8 +65,8 @@ def plot_views(wave, sr: int, views: dict, title: str | None = None, figsize=(9,
     for ax, v in zip(axes[1:], ("mel", "gam", "cqt")):
         im = _spectrogram(ax, views[v], v, sr)
         fig.colorbar(im, ax=ax, pad=0.01, label="log power")
-        ax.set_title(f"{v}: {views[v].shape[0]} frames × {views[v].shape[1]}", fontsize=9, loc="right")
-    axes[0].set_title(f"raw: {len(wave):,} samples at {sr:,} Hz", fontsize=9, loc="right")
+        ax.set_title(f"{v}: {views[v].shape[0]} frames × {views[v].shape[1]}", loc="right")
+    axes[0].set_title(f"raw: {len(wave):,} samples at {sr:,} Hz", loc="right")
     axes[-1].set_xlabel("time (s)")
     if title:
         fig.suptitle(title)
@@ -213,18 +207,18 @@ def plot_attention(X, view: str, sr: int, alpha, beta, H, t0: float = 0.0, title
     """The input segment, the temporal attention α over its frames, the spatial
     attention β over the D recurrent features and the mask M = α βᵀ that
     pools H (the pooled vector z = Σ_t M_t ⊙ h_t)."""
-    fig = plt.figure(figsize=(10, 6.2), constrained_layout=True)
+    fig = plt.figure(figsize=(FIG_WIDTH, 7.8), constrained_layout=True)
     gs = fig.add_gridspec(3, 2, width_ratios=[4, 1], height_ratios=[2.2, 1, 2.2])
     ax0 = fig.add_subplot(gs[0, 0])
     im = _spectrogram(ax0, X, view, sr, t0=t0)
-    ax0.set_title(f"input: {view}, {X.shape[0]} frames", fontsize=9, loc="left")
+    ax0.set_title(f"input: {view}, {X.shape[0]} frames", loc="left")
     fig.colorbar(im, ax=ax0, pad=0.01, label="standardised\nlog power")
     t = frame_times(view, X.shape[0], sr) + t0
     ax1 = fig.add_subplot(gs[1, 0], sharex=ax0)
     ax1.plot(t[:len(alpha)], alpha, color="#b2182b")
     ax1.axhline(1 / len(alpha), color="#999999", lw=0.8, ls=":", label="uniform 1/T")
     ax1.set_ylabel("temporal α_t")
-    ax1.legend(fontsize=8, loc="upper right")
+    ax1.legend(loc="upper right")
     ax2 = fig.add_subplot(gs[2, 0], sharex=ax0)
     M = np.outer(alpha, beta)
     order = np.argsort(-beta)
@@ -233,7 +227,7 @@ def plot_attention(X, view: str, sr: int, alpha, beta, H, t0: float = 0.0, title
                      vmin=-np.abs(M * H).max(), vmax=np.abs(M * H).max())
     ax2.set_ylabel("feature d\n(sorted by β_d)")
     ax2.set_xlabel("time (s)")
-    ax2.set_title("M ⊙ H = (α βᵀ) ⊙ H: summed over time, it is the embedding z", fontsize=9, loc="left")
+    ax2.set_title("M ⊙ H = (α βᵀ) ⊙ H: summed over time, it is z", loc="left")
     fig.colorbar(im2, ax=ax2, pad=0.01)
     ax3 = fig.add_subplot(gs[2, 1])
     ax3.plot(beta[order], np.arange(len(beta)), color="#2166ac")
@@ -242,158 +236,5 @@ def plot_attention(X, view: str, sr: int, alpha, beta, H, t0: float = 0.0, title
     ax3.set_yticks([])
     fig.add_subplot(gs[0:2, 1]).axis("off")
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title)
     return fig
-
-
-# --- Algorithm 1 replayed ---------------------------------------------------------------------
-
-def blending_trace(curves: dict, window: int, reference: str = "best", eps: float = 1e-6,
-                   power: float = 2.0, rule: BlendRule = RULES["literal"]) -> pd.DataFrame:
-    """Replay Algorithm 1 (``AdaptiveBlender`` with ``rule``) on the loss history
-    of a record (``record["curves"]``) and return one row per measurement n and
-    branch k with every quantity of Eq. 3–5: the measured losses, their
-    estimates (means over the last W, or slopes), the references used at n
-    (mean estimator), G, O, the unnormalised ratio and w."""
-    branches = list(curves["weights"])
-    blender = AdaptiveBlender(branches, window, reference, eps=eps, power=power, rule=rule)
-    rows = []
-    for n, step in enumerate(curves["step"]):
-        tr = {k: curves["loss"]["train"][k][n] for k in branches}
-        va = {k: curves["loss"]["val"][k][n] for k in branches}
-        w = blender.update(tr, va)
-        for k in branches:
-            row = {"n": n, "step": step, "branch": k, "L_tr": tr[k], "L_va": va[k]}
-            if n + 1 >= blender.first:                           # the quantities of this update (Eq. 3–5)
-                Lbar_tr, Lbar_va, G, O = blender.L_tr_bar[k], blender.L_va_bar[k], blender.G[k], blender.O[k]
-                row.update(Lbar_tr=Lbar_tr, Lbar_va=Lbar_va, G=G, O=O, ratio=blender.ratio[k])
-                if rule.estimator == "mean":
-                    row.update(Lstar_tr=Lbar_tr + G + O, Lstar_va=Lbar_va + G)
-            row["w"] = w[k]
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def plot_blending_trace(trace: pd.DataFrame, title: str | None = None):
-    """Four panels from :func:`blending_trace`: the validation losses (thin:
-    measured; thick: smoothed over W; dashed: the reference L*), G (Eq. 3),
-    O (Eq. 4) and the weights w (Eq. 5) of every branch."""
-    fig, axes = plt.subplots(1, 4, figsize=(14, 3.3), constrained_layout=True)
-    for k in dict.fromkeys(trace["branch"]):
-        d = trace[trace["branch"] == k]
-        col = BRANCH_COLOR[k]
-        axes[0].plot(d["step"], d["L_va"], color=col, lw=0.6, alpha=0.45)
-        if "Lbar_va" in d:
-            axes[0].plot(d["step"], d["Lbar_va"], color=col, lw=1.6, label=BRANCH_LABEL[k])
-            axes[0].plot(d["step"], d["Lstar_va"], color=col, lw=0.9, ls="--", drawstyle="steps-post")
-            axes[1].plot(d["step"], d["G"], color=col, marker=".", ms=3)
-            axes[2].plot(d["step"], d["O"], color=col, marker=".", ms=3)
-        axes[3].plot(d["step"], d["w"], color=col, marker=".", ms=3, label=BRANCH_LABEL[k])
-    for ax, t in zip(axes, ("validation loss: measured, smoothed $\\bar L_\\diamond$,\nreference $L^*_\\diamond$ (dashed)",
-                            "generalisation $G(n)$ (Eq. 3)", "overfitting $O(n)$ (Eq. 4)",
-                            "weight $w(n)$ (Eq. 5)")):
-        ax.set_title(t, fontsize=9)
-        ax.set_xlabel("training step")
-    for ax in axes[1:3]:
-        ax.axhline(0, color="#999999", lw=0.6)
-    axes[3].set_ylim(-0.03, 1.03)
-    axes[3].legend(fontsize=7.5)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    return fig
-
-
-# --- curves of one run, and Fig. 2 -------------------------------------------------------------
-
-def plot_curves(record: dict, title: str | None = None):
-    """Curves of one run: loss on the fixed training subset (dashed) and the
-    validation set (solid) per branch, the branch weights of Eq. 2, and the
-    validation accuracy per branch (and of the self-ensemble)."""
-    c = record["curves"]
-    steps = np.asarray(c["step"])
-    branches = list(c["weights"])
-    fig, axes = plt.subplots(1, 3, figsize=(12.5, 3.5), constrained_layout=True)
-    for k in branches:
-        col = BRANCH_COLOR[k]
-        axes[0].plot(steps, c["loss"]["val"][k], color=col, label=BRANCH_LABEL[k])
-        axes[0].plot(steps, c["loss"]["train"][k], color=col, ls="--", lw=0.9)
-        axes[1].plot(steps, c["weights"][k], color=col, label=BRANCH_LABEL[k], marker=".", ms=3)
-        axes[2].plot(steps, 100 * np.asarray(c["accuracy"]["val"][k]), color=col, label=BRANCH_LABEL[k])
-    if len(branches) > 1:
-        axes[2].plot(steps, 100 * np.asarray(c["accuracy"]["val"]["self_ensemble"]),
-                     color=BRANCH_COLOR["self_ensemble"], ls=":", label="self-ensemble")
-    axes[0].set_title("loss: validation (solid), training subset (dashed)", fontsize=9)
-    axes[1].set_title("branch weights $w^{(k)}(n)$ of Eq. 2", fontsize=9)
-    axes[2].set_title("validation accuracy (%)", fontsize=9)
-    best = record.get("best", {}).get("step")
-    for ax in axes:
-        ax.set_xlabel("training step")
-        if best is not None:
-            ax.axvline(best, color="#999999", lw=0.8, ls=":")
-    axes[1].set_ylim(-0.03, 1.03)
-    axes[2].legend(fontsize=7.5, loc="best")
-    fig.suptitle(title or f"{record['dataset']} · {record['system']} · fold {record['fold']} · preset "
-                 f"{record['preset']} (dotted line: the selected checkpoint)", fontsize=10)
-    return fig
-
-
-def mean_curve(records, split: str, branch=None, key: str = "loss"):
-    """(steps, mean over records, number of records) of one curve; each run is
-    interpolated onto the steps of the shortest run, so folds of slightly
-    different length average cleanly. ``branch`` None: the record's main branch."""
-    runs = [r for r in records if r["curves"]["step"]]
-    if not runs:
-        return np.array([]), np.array([]), 0
-    ref = min(runs, key=lambda r: r["curves"]["step"][-1])
-    steps = np.asarray(ref["curves"]["step"], dtype=float)
-    ys = [np.interp(steps, r["curves"]["step"], r["curves"][key][split][branch or r["main_branch"]]) for r in runs]
-    return steps, np.mean(ys, axis=0), len(ys)
-
-
-def fig2(records: list[dict], fold: int = 1, axes=None, title: str | None = None, system: str = "multiview"):
-    """Fig. 2 of the paper from records of one dataset and preset:
-    (a) test loss of the five branches of the multi-view network, mean over folds;
-    (b) the branch weights during training, one fold;
-    (c) test loss of the multi-view network (its ⊕ branch) against the baselines,
-    mean over folds. ``system``: the blending row drawn as the multi-view
-    network (e.g. ``mv_literal``). Panels without records say so."""
-    if axes is None:
-        _, axes = plt.subplots(1, 3, figsize=(13.5, 3.8), constrained_layout=True)
-    by_system = {}
-    for r in records:
-        by_system.setdefault(row_key(r), []).append(r)
-    mv = by_system.get(system, [])
-    ax = axes[0]
-    for k in ("mel", "gam", "cqt", "raw", "mv"):
-        steps, y, n = mean_curve(mv, "test", k)
-        if n:
-            ax.plot(steps, y, color=BRANCH_COLOR[k], label=BRANCH_LABEL[k])
-    ax.set_title(f"(a) test loss of the branches (mean of {len(mv)} fold(s))", fontsize=9)
-    ax = axes[1]
-    one = [r for r in mv if r["fold"] == fold] or mv[:1]
-    if one:
-        c = one[0]["curves"]
-        for k in c["weights"]:
-            ax.plot(c["step"], c["weights"][k], color=BRANCH_COLOR[k], label=BRANCH_LABEL[k])
-    ax.set_title(f"(b) branch weights (fold {one[0]['fold'] if one else fold})", fontsize=9)
-    ax.set_ylim(-0.03, 1.03)
-    ax = axes[2]
-    for s in (system, "concat", "equal", "mel", "gam", "cqt", "raw"):
-        steps, y, n = mean_curve(by_system.get(s, []), "test")
-        if n:
-            name = ALL_ROW_NAMES[s].replace(" (extra)", "").rstrip(" †")
-            ax.plot(steps, y, color=SYSTEM_COLOR.get(s, SYSTEM_COLOR["multiview"]), label=f"{name} ({n})",
-                    lw=1.8 if s == system else 1.0)
-    ax.set_title("(c) test loss: multi-view vs. baselines (mean over folds)", fontsize=9)
-    for ax, empty in zip(axes, (not mv, not mv, not by_system)):
-        ax.set_xlabel("training step")
-        if empty:
-            ax.text(0.5, 0.5, "no records", transform=ax.transAxes, ha="center", color="#999999")
-        elif ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7.5)
-    axes[0].set_ylabel("cross-entropy")
-    if title:
-        axes[0].figure.suptitle(title, fontsize=10)
-    return axes
-
-

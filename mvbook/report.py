@@ -45,6 +45,26 @@ def _ours(vals: pd.Series) -> str:
     return f"{vals.iloc[0]:.2f} (1)" if len(vals) == 1 else "—"
 
 
+def _common(vals: pd.Series, seed: int = 0) -> str:
+    """'mean (folds)' of a row's runs with ``seed``: the column every row can be compared on."""
+    one = vals[[s == seed for _, s in vals.index]] if len(vals) else vals
+    return f"{one.mean():.2f} ({len(one)})" if len(one) else "—"
+
+
+def _header(cols: list, paper: str, common: bool) -> str:
+    """The table head: one column per (fold, seed), labelled with both; with
+    several seeds, a row of folds above a row of seeds."""
+    fixed = ["system", paper, "ours: mean ± std (runs)"] + (["ours, seed 0 only: mean (folds)"] if common else [])
+    seeds = sorted({s for _, s in cols})
+    if len(seeds) <= 1:
+        label = f", seed {seeds[0]}" if seeds else ""
+        return "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in fixed + [f"fold {f}{label}" for f, _ in cols]) + "</tr>"
+    folds = list(dict.fromkeys(f for f, _ in cols))
+    top = "".join(f"<th rowspan='2'>{html.escape(h)}</th>" for h in fixed) + "".join(
+        f"<th class='mv-fold' colspan='{sum(1 for g, _ in cols if g == f)}'>fold {f}</th>" for f in folds)
+    return f"<tr>{top}</tr><tr>" + "".join(f"<th class='mv-seed'>seed {s}</th>" for _, s in cols) + "</tr>"
+
+
 def _sources(key: str, runs: dict, fold: int, seed: int, base: str) -> str:
     """The links of a filled cell: a derived row's member records, else its run's notebook and record."""
     if key in DERIVED:
@@ -112,8 +132,9 @@ def table3_html(records: list[dict], dataset: str, preset: str, folds=None, seed
         raise ValueError(f"unknown rows {unknown}; choose from {list(names)}")
     keys = list(rows) if rows is not None else list(names)
     body, missing = [], []
-    head = ["system", f"paper ({'ESC-50' if paper_col == 'esc50' else paper_col})" if has_paper else "paper",
-            "ours: mean ± std (runs)"] + [f"fold {f}" + (f", seed {s}" if len(seeds) > 1 else "") for f, s in cols]
+    common = len({s for _, s in cols}) > 1                     # rows with more seeds than others: compare on seed 0
+    head = _header(cols, f"paper ({'ESC-50' if paper_col == 'esc50' else paper_col})" if has_paper else "paper",
+                   common)
     for key in keys:
         name = names[key]
         if key == "equal" and keys == list(ROW_NAMES) and not any(k[0] == "equal" for k in runs):
@@ -121,7 +142,8 @@ def table3_html(records: list[dict], dataset: str, preset: str, folds=None, seed
         paper = PAPER_TABLE3[paper_col].get(key) if has_paper else None
         vals = (df.loc[key] if key in df.index else pd.Series(dtype=float)).dropna()
         cells = [f"<th>{html.escape(name)}</th>", f"<td>{'—' if paper is None else f'{paper:.2f}'}</td>",
-                 f"<td class='mv-mean'>{_ours(vals)}</td>"]
+                 f"<td class='mv-mean'>{_ours(vals)}</td>"] + ([f"<td class='mv-mean'>{_common(vals)}</td>"]
+                                                                 if common else [])
         for f, s in cols:
             v = vals.get((f, s))
             if v is not None and v == v:
@@ -134,9 +156,11 @@ def table3_html(records: list[dict], dataset: str, preset: str, folds=None, seed
     caption = (f"Table 3 — {html.escape(dataset)}, preset <code>{html.escape(preset)}</code>: accuracy (%) on the "
                f"test folds. Ours: mean ± sample std over runs (number of runs). Paper: ESC-50 (50 classes)"
                if paper_col == "esc50" else f"Table 3 — {html.escape(dataset)}, preset {html.escape(preset)}")
+    if common:
+        caption += (". Rows have different numbers of runs (seeds); compare rows on the seed-0 column, "
+                    "which averages the same folds for every row")
     if any(k not in ROW_NAMES for k in keys):
         caption += ". † not in the paper"
-    table = ("<table class='mv-table3'><caption>" + caption + "</caption><thead><tr>"
-             + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"
-             + "".join(body) + "</tbody></table>")
+    table = (f"<p class='mv-caption'>{caption}.</p><div class='mv-scroll'><table class='mv-table3'><thead>"
+             + head + "</thead><tbody>" + "".join(body) + "</tbody></table></div>")      # the caption wraps
     return table, missing

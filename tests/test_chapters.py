@@ -109,3 +109,48 @@ def test_copy_records(tmp_path):
     copied = ch.copy_records(tmp_path / "results", tmp_path / "html" / "results")
     assert copied == [tmp_path / "html/results/esc10/cpu/mel/fold1-seed0.json"]
     assert ch.copy_records(tmp_path / "none", tmp_path / "html") == []
+
+
+def test_demo_record_is_a_committed_esc10_run_whatever_the_build_data(tmp_path, monkeypatch):
+    """The method chapters demonstrate on the committed ESC-10 records even in the
+    default build (no audio: the book's own dataset is the synthetic one)."""
+    for var in ("MVBOOK_DATASET", "MVBOOK_DATA"):
+        monkeypatch.delenv(var, raising=False)
+    assert ch.book_dataset() == "synthetic"
+    record(tmp_path, "synthetic", "cpu", "multiview")
+    record(tmp_path, "esc10", "smoke", "multiview")
+    record(tmp_path, "esc10", "cpu", "multiview")
+    pick = ch.demo_record("multiview", 1, root=tmp_path)
+    assert (pick["dataset"], pick["preset"]) == ("esc10", "cpu")
+    record(tmp_path, "synthetic", "cpu", "mel")                 # no ESC-10 run of mel: any dataset will do
+    assert ch.demo_record("mel", 1, root=tmp_path)["dataset"] == "synthetic"
+    assert ch.demo_record("gam", 1, root=tmp_path) is None
+
+
+def test_the_repositorys_demo_records_are_real_esc10_runs():
+    """What the default build of the method chapters reads (results/ ships with the repo)."""
+    for system in ("multiview", "mv_literal"):
+        rec = ch.demo_record(system, 1)
+        assert rec is not None and (rec["dataset"], rec["preset"], rec["fold"], rec["seed"]) == ("esc10", "cpu", 1, 0)
+        assert ch.record_where(rec) == f"results/esc10/cpu/{system}/fold1-seed0.json"
+        sentence = ch.describe_record(rec)
+        assert ch.record_where(rec) in sentence and str(REPO) not in sentence
+
+
+def test_preset_caveat_matches_the_preset():
+    assert "near chance" in ch.preset_caveat("smoke")
+    cpu = ch.preset_caveat("cpu")
+    assert "near chance" not in cpu and "width 0.25" in cpu and "real, reduced run" in cpu
+    assert "§3.1.3" in ch.preset_caveat("paper") and "near chance" not in ch.preset_caveat("paper")
+    assert "not one of" in ch.preset_caveat("nope")
+
+
+def test_run_index_groups_by_dataset_preset_and_system(tmp_path):
+    for f in (2, 1):
+        record(tmp_path, "esc10", "cpu", "mel", f)
+    record(tmp_path, "esc10", "cpu", "gam")
+    record(tmp_path, "synthetic", "cpu", "mel")
+    index = ch.run_index(tmp_path)
+    assert list(index) == [("esc10", "cpu"), ("synthetic", "cpu")]
+    assert list(index[("esc10", "cpu")]) == ["gam", "mel"]
+    assert [r["fold"] for r in index[("esc10", "cpu")]["mel"]] == [1, 2]

@@ -167,3 +167,24 @@ def test_every_view_and_branch_has_a_label_and_a_colour():
     for k in (*ALL_VIEWS, "mv"):
         assert k in plots.BRANCH_LABEL and k in plots.BRANCH_COLOR, k
     assert len(set(plots.BRANCH_COLOR.values())) == len(plots.BRANCH_COLOR)     # all distinct
+
+
+def test_figures_are_sized_for_the_books_column(tmp_path):
+    """Fig. 2, the blending trace and a run's curves: panels stacked at the book's
+    width, text no smaller than the body text there (12 pt at 8 in)."""
+    import matplotlib.pyplot as plt
+    from mvbook import plots_runs
+    plots.book_style()
+    recs = [fake_record(tmp_path, s, f) for s in ("multiview", "concat", "mel") for f in (1, 2)]
+    axes = plots.fig2(recs)
+    fig = axes[0].figure
+    assert fig.get_size_inches()[0] == plots_runs.FIG_WIDTH and len({ax.get_position().y0 for ax in axes}) == 3
+    sizes = [t.get_fontsize() for ax in axes for t in ax.get_xticklabels() + ax.get_yticklabels()]
+    sizes += [t.get_fontsize() for ax in axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert sizes and min(sizes) >= plots_runs.FONT_PT
+    assert "mean of 2 runs over 2 folds" in axes[0].get_title(loc="left")
+    trace = plots.blending_trace(recs[0]["curves"], 3)
+    fig = plots.plot_blending_trace(trace)
+    assert fig.get_size_inches()[0] == plots_runs.FIG_WIDTH and len(fig.axes) == 4
+    assert min(t.get_fontsize() for t in fig.legends[0].get_texts()) >= plots_runs.FONT_PT
+    plt.close("all")

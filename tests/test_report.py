@@ -84,3 +84,18 @@ def test_table3_html_extended_rows(tmp_path, monkeypatch):
 def test_table3_html_lives_in_report_only():
     from mvbook import plots
     assert not hasattr(plots, "table3_html") and not hasattr(plots, "missing_html")
+
+
+def test_table3_html_labels_folds_and_seeds_and_compares_rows_on_seed_0(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "REPO", tmp_path)
+    recs = [fake_record(tmp_path, "mel", f, seed=s, acc=0.5 + 0.1 * s) for f in (1, 2) for s in (0, 1, 2)]
+    recs += [fake_record(tmp_path, "gam", f, acc=0.8) for f in (1, 2)]            # seed 0 only
+    html, _ = report.table3_html(recs, "esc10", "cpu", folds=[1, 2], rows=["mel", "gam"])
+    assert html.count("<th class='mv-seed'>seed 0</th>") == 2 and html.count("seed 2</th>") == 2
+    assert "<th class='mv-fold' colspan='3'>fold 1</th>" in html and "fold 1, fold 1" not in html
+    assert "60.00 ± 8.94 (6)" in html                                  # mel over all six runs
+    assert "50.00 (2)" in html and "80.00 (2)" in html                 # seed 0 only: the same folds for both rows
+    assert html.startswith("<p class='mv-caption'>") and "<div class='mv-scroll'><table" in html
+    assert "seed-0 column" in html.split("</p>")[0]
+    single, _ = report.table3_html(recs[-2:], "esc10", "cpu", folds=[1, 2], rows=["gam"])
+    assert "<th>fold 1, seed 0</th>" in single and "seed 0 only" not in single

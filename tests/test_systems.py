@@ -75,3 +75,16 @@ def test_fusionnet_dependencies_and_unknown_systems():
         get_system("late")
     with pytest.raises(ValueError, match="unknown system"):
         get_system("mfcc")
+
+
+def test_the_capacity_control_matches_a_fusionnet_coder():
+    """mv_wide: the multi-view network whose CRNNs have a FusionNet coder's size at the cpu width."""
+    from mvbook import summary
+    from mvbook.systems.capacity import CODER_MATCHED_WIDTH
+    s = get_system("mv_wide")
+    assert s.views == VIEWS and s.loss == "blend" and s.rule == "authors" and s.origin == "extra"
+    assert s.preset(get_preset("cpu")).width == CODER_MATCHED_WIDTH and s.preset(get_preset("cpu")).reduced == \
+        get_preset("cpu").reduced
+    cap = summary.capacity("cpu")
+    assert cap["matched_width"] == CODER_MATCHED_WIDTH
+    assert abs(cap["crnn_mel_matched"] - cap["coder_mel"]) / cap["coder_mel"] < 0.02 and cap["ratio"] > 5

@@ -21,6 +21,7 @@ REGISTRY = {
     **{f"fcn_{v}": "fusionnet" for v in VIEWS}, "fusionnet": "fusionnet",
     "cabcnn": "cabcnn",
     **{v: "hpss" for v in EXTRA_VIEWS}, "multiview6": "hpss",
+    "mv_wide": "capacity",
 }
 TRAINED_SYSTEMS = tuple(REGISTRY)
 PAPER_SYSTEMS = ("mel", "gam", "cqt", "raw", "concat", "multiview")

@@ -1,0 +1,43 @@
+"""mvbook.summary: the numbers and sentences of the book's prose, on made-up records."""
+import numpy as np
+import pandas as pd
+
+from mvbook import summary as S
+from test_plots import fake_record
+
+
+def test_fmt_p_and_the_smallest_wilcoxon_p():
+    assert S.fmt_p(0.0004) == "< 0.001" and S.fmt_p(0.0123) == "0.012" and S.fmt_p(float("nan")) == "—"
+    assert S.min_wilcoxon_p(5) == 0.0625 and S.min_wilcoxon_p(6) == 0.03125 and S.min_wilcoxon_p(0) == 1.0
+    five = pd.DataFrame({"pairs": [5, 3]})
+    assert "0.0625" in S.wilcoxon_note(five) and S.wilcoxon_note(pd.DataFrame({"pairs": [15]})) == ""
+    assert S.COMPARISON_FORMAT["p_t"](1e-7) == "< 0.001"
+
+
+def test_findings_table_compares_every_row_on_the_same_folds(tmp_path):
+    recs = [fake_record(tmp_path, "multiview", f, acc=0.6) for f in (1, 2, 3)]
+    recs += [fake_record(tmp_path, "concat", f, seed=s, acc=0.7 + 0.1 * s) for f in (1, 2, 3) for s in (0, 1)]
+    t = S.findings_table(recs, rows=("multiview", "concat", "fusionnet"))
+    assert list(t.index) == ["multiview", "concat"]                      # no fusionnet runs: no line
+    assert np.isclose(t.loc["concat", "seed 0"], 70) and t.loc["concat", "folds"] == 3
+    assert np.isclose(t.loc["concat", "all runs"], 75) and t.loc["concat", "runs"] == 6
+    assert np.isclose(t.loc["concat", "− multiview"], 10)   # paired on the seeds both have: seed 0
+    assert t.loc["concat", "ahead"] == 3 == t.loc["concat", "of"]
+    assert t.loc["multiview", "paper (ESC-50)"] == 86.65
+    sentence = S.compare_sentence(recs, "concat", "multiview")
+    assert sentence.startswith("Concat. fusion − Multi-view: +10.00 points over 3 folds (ahead on 3, behind on 0")
+    assert S.compare_sentence(recs, "concat", "fusionnet") == ""
+
+
+def test_weight_pattern_and_preset_cost(tmp_path):
+    rec = fake_record(tmp_path, "multiview", 1)
+    steps = rec["curves"]["step"]
+    n = len(steps)
+    rec["curves"]["weights"] = {"mel": [1.0 if s <= steps[-1] / 2 else 0.0 for s in steps],
+                                "raw": [0.0 if s <= steps[-1] / 2 else 1.0 for s in steps]}
+    w = S.weight_pattern([rec], "multiview")
+    assert w.loc["first half", "mel"] == 1.0 and w.loc["second half", "raw"] == 1.0 and n > 2
+    assert S.weight_pattern([rec], "mv_literal").empty
+    rec["config"] = {"steps": 600, "epochs": 120}
+    cost = S.preset_cost(rec)
+    assert cost == {"epochs": 120, "epochs_paper": 3000, "steps": 600, "steps_paper": 75000, "step_share": 0.008}
