@@ -8,9 +8,10 @@
 #   benchmarks/gpu_check.sh --device cpu --quick     # here: the same steps, small (a test of the script)
 #
 # Options: --device cuda|cpu (default cuda), --out FILE (default benchmarks/gpu_check-<device>.txt),
-# --quick (width 0.25 only, one repetition, fewer tests: a few minutes on a CPU).
-# Environment: PYTHON (default .venv/bin/python; the venv is made from the pinned
-# requirements when missing), MVBOOK_CACHE (feature cache).
+# --quick (width 1/16, one repetition, fewer tests, a smoke-preset run: a few minutes on a CPU).
+# Environment: PYTHON (default .venv/bin/python; without a venv but with .whl/ from
+# benchmarks/gpu_wheels.sh, the machine's python3 with those wheels; else a venv is
+# made from the pinned requirements), MVBOOK_CACHE (feature cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,9 +25,15 @@ while [ $# -gt 0 ]; do
     esac
 done
 out=${out:-benchmarks/gpu_check-$device.txt}
+if [ -z "${PYTHON:-}" ] && [ ! -x .venv/bin/python ] && [ -d .whl ]; then
+    # a GPU machine without PyPI: its python3 holds torch; the rest came as wheels (gpu_wheels.sh)
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    export PYTHONPATH="$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+    PYTHON=python3
+fi
 PYTHON=${PYTHON:-.venv/bin/python}
 
-if [ ! -x "$PYTHON" ]; then
+if [ ! -x "$PYTHON" ] && ! command -v "$PYTHON" > /dev/null; then
     echo "gpu_check: no $PYTHON: making .venv from requirements.txt"
     python3 -m venv .venv
     constraints=(); [ -f constraints.txt ] && constraints=(-c constraints.txt)
@@ -55,12 +62,13 @@ section() { echo; echo "## $1"; }
 if [ $quick = 1 ]; then
     tests=(tests/test_device.py tests/test_dropout.py tests/test_bigru.py)
     bench=(--widths 0.0625 --reps 1 --presets smoke --systems mel,multiview --dataset synthetic)
-    epochs=1
+    preset=smoke epochs=1           # a paper-scale step takes ~8 s on a CPU
 else
     tests=(tests/test_device.py tests/test_models.py tests/test_fastpaths.py tests/test_dropout.py tests/test_bigru.py
-           tests/test_features.py tests/test_train.py tests/test_fusionnet.py tests/test_golden_runs.py)
+           tests/test_features.py tests/test_train.py tests/test_fusionnet.py tests/test_golden_runs.py
+           tests/test_segments.py)
     bench=(--widths 1.0,0.25 --reps 5 --presets paper,cpu --systems mel,gam,cqt,raw,multiview --dataset synthetic)
-    epochs=3
+    preset=paper epochs=3
 fi
 [ "$device" = cpu ] && bench+=(--threads 1)      # CPU seconds of one thread: what shared cores inflate least
 bench+=(--json "${out%.*}.json")
@@ -70,9 +78,9 @@ bench+=(--json "${out%.*}.json")
     "$PYTHON" -m pytest -q -p no:cacheprovider "${tests[@]}" 2>&1 | tail -n 15
     section "step benchmark (bench_step.py --device $device ${bench[*]})"
     "$PYTHON" benchmarks/bench_step.py --device "$device" "${bench[@]}"
-    section "paper-preset training run on synthetic data ($epochs epoch(s))"
+    section "$preset-preset training run on synthetic data ($epochs epoch(s))"
     start=$(date +%s)
-    "$PYTHON" -m mvbook train --dataset synthetic --preset paper --system multiview --epochs "$epochs" \
+    "$PYTHON" -m mvbook train --dataset synthetic --preset "$preset" --system multiview --epochs "$epochs" \
         --device "$device" --out "$tmp/runs" --no-progress
     "$PYTHON" - "$tmp/runs" <<'EOF'
 import json, sys
