@@ -1,5 +1,6 @@
 """Checkpoints that cannot run code or lie, and one writer per run (mvbook.checkpoints)."""
 import os
+import random
 import subprocess
 import sys
 
@@ -33,7 +34,7 @@ class _Payload:
         return (os.system, ("touch PWNED",))
 
 
-@pytest.mark.parametrize("damage", ["empty", "truncated", "garbage", "payload", "foreign"])
+@pytest.mark.parametrize("damage", ["empty", "truncated", "payload", "foreign", *(f"garbage{i}" for i in range(16))])
 def test_a_damaged_or_foreign_checkpoint_is_named_and_runs_no_code(tmp_path, damage, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "checkpoint.pt"
@@ -43,8 +44,8 @@ def test_a_damaged_or_foreign_checkpoint_is_named_and_runs_no_code(tmp_path, dam
         path.write_bytes(b"")
     elif damage == "truncated":
         path.write_bytes(data[: len(data) // 2])
-    elif damage == "garbage":
-        path.write_bytes(os.urandom(4096))
+    elif damage.startswith("garbage"):           # bytes that make the unpickler fail in different ways
+        path.write_bytes(random.Random(int(damage[7:])).randbytes(4096))
     elif damage == "payload":
         torch.save({"config": {}, "model": {}, "optimizer": {}, "state": _Payload()}, path)
     else:
