@@ -65,7 +65,8 @@ def table(f: dict, date: str, commit: str) -> str:
         rows.append(f"| one evaluation ({o['dataset']} fold 1, all three sets) | eager {e['cpu_s']:.2f} s | "
                     f"{o['cpu_s']:.2f} s | {e['cpu_s'] / o['cpu_s']:.2f}× |")
         rows.append(f"| evaluation's share of a `cpu`-preset run ({o['evaluations']} evaluations, {o['steps']} steps) | "
-                    f"eager {e['share']:.1%} | {o['share']:.1%} | floor at the GEMM peak: {fl['share']:.1%} |")
+                    f"eager {e['share']:.1%} | {o['share']:.1%} | floor: {fl['share']:.1%} at {fl['rate'] / 1e9:.0f} GFLOP/s, "
+                    f"the fastest float32 rate of the run |")
     loaders = [(k[len("loader_"):], v) for k, v in f.items() if k.startswith("loader_")]
     if loaders:
         rows.append("| data loader's share of a step | — | " + ", ".join(f"{k} {v['share']:.1%}" for k, v in loaders)
