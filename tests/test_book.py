@@ -376,3 +376,11 @@ def test_prose_numbers_are_computed_not_typed():
         for stale in ("808 s", "405 s", "92.6 %", "96.3 %", "4 % of the epochs", "fold(s))"):
             assert stale not in text, (f, stale)
         assert '"p_t": "{:.3f}"' not in text, f                    # S.COMPARISON_FORMAT prints < 0.001
+
+
+def test_the_training_chapter_states_what_its_own_presets_numbers_mean(build):
+    """The book builds with MVBOOK_PRESET=smoke here: the chapter's note is that preset's."""
+    from mvbook.chapters import preset_caveat
+    html, _ = build
+    text = " ".join(soup(html / "book" / "training.html").get_text(" ").split())
+    assert re.sub(r"[`*]", "", preset_caveat("smoke")) in text

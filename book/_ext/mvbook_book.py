@@ -65,13 +65,18 @@ def _process(app, doctree):
                 parent.rawsource = _scrub(parent.rawsource, repo)       # highlighted from rawsource
             parent.replace(t, nodes.Text(_scrub(str(t), repo)))
     run = RUN_PAGE.match(docname)
-    if not run:
+    if run:
+        app.env.metadata[docname]["orphan"] = True
+        preset = run.group(2)
+    elif docname == "book/training":                  # the chapter trains with the book's preset
+        from mvbook.chapters import book_preset
+        preset = book_preset()
+    else:
         return
-    app.env.metadata[docname]["orphan"] = True
     for adm in list(doctree.findall(nodes.admonition)):
         title = adm.next_node(nodes.title)
         if title is not None and title.astext().strip() == NOTE_TITLE:
-            adm[:] = [title, _inline(_run_note(run.group(2)))]
+            adm[:] = [title, _inline(_run_note(preset))]
 
 
 def _copy_records(app, exception):
