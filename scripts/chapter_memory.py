@@ -32,26 +32,11 @@ import time
 from pathlib import Path
 
 import psutil
-import yaml
+
+from make_notebooks import toc_chapters      # scripts/: the chapters of _toc.yml
 
 REPO = Path(__file__).resolve().parents[1]
 GB = 1024 ** 3
-
-
-def toc_chapters() -> list[Path]:
-    """The chapters of ``_toc.yml`` that hold code (globbed run notebooks left out)."""
-    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
-    files = [toc["root"]]
-
-    def walk(entries):
-        for e in entries or []:
-            if "file" in e:
-                files.append(e["file"])
-            walk(e.get("sections"))
-    for part in toc.get("parts", []):
-        walk(part["chapters"])
-    paths = [REPO / f"{f}.md" for f in files]
-    return [p for p in paths if "```{code-cell}" in p.read_text()]
 
 
 def execute(path: Path) -> None:

@@ -49,8 +49,8 @@ def config() -> dict:
     return yaml.safe_load((REPO / "_config.yml").read_text())
 
 
-def toc_chapters() -> list[Path]:
-    """The chapters of ``_toc.yml`` that hold code (globbed run notebooks left out)."""
+def toc_files() -> list[str]:
+    """Every page of ``_toc.yml``, root first, as paths without ``.md``."""
     toc = yaml.safe_load((REPO / "_toc.yml").read_text())
     files = [toc["root"]]
 
@@ -61,7 +61,12 @@ def toc_chapters() -> list[Path]:
             walk(e.get("sections"))
     for part in toc.get("parts", []):
         walk(part["chapters"])
-    return [p for p in (REPO / f"{f}.md" for f in files) if "```{code-cell}" in p.read_text()]
+    return files
+
+
+def toc_chapters() -> list[Path]:
+    """The chapters of ``_toc.yml`` that hold code (globbed run notebooks left out)."""
+    return [p for p in (REPO / f"{f}.md" for f in toc_files()) if "```{code-cell}" in p.read_text()]
 
 
 def _option(options: str, name: str):

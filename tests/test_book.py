@@ -16,27 +16,15 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
-import yaml
 from bs4 import BeautifulSoup
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+from make_notebooks import toc_files  # noqa: E402  (the pages of _toc.yml)
 CHAPTER_FIGURES = {"book/views": 3, "book/crnn": 1, "book/multiview": 1, "book/blending": 2, "book/ensemble": 1,
                    "book/training": 2, "book/results": 1, "book/beyond/ablations": 1, "book/beyond/fusion": 1,
                    "book/beyond/views": 1}
-
-
-def toc_files() -> list[str]:
-    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
-    files = [toc["root"]]
-
-    def walk(entries):
-        for e in entries or []:
-            if "file" in e:
-                files.append(e["file"])
-            walk(e.get("sections"))
-    for part in toc.get("parts", []):
-        walk(part["chapters"])
-    return files
 
 
 @pytest.fixture(scope="session")
