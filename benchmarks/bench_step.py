@@ -20,7 +20,10 @@ Figures, each with the reference it is a ratio of (measured in this run):
 * the data loader's share of a step (segment cutting, standardisation and the
   copy to the device, on a real dataset's cached views) for each preset, with
   that preset's batch size, width and raw bands;
-* with ``--systems``: seconds per step of each system at the ``cpu`` preset.
+* with ``--systems``: seconds per step of each system at the ``cpu`` preset;
+* with ``multiview`` among them, the same multiview step and evaluation in a second
+  process that keeps freed memory as ``mvbook.train`` does
+  (:func:`mvbook.device.keep_freed_memory`), against this run's eager step.
 
 Not a test; run from the repository root::
 
@@ -35,6 +38,9 @@ import math
 import os
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from contextlib import nullcontext
@@ -46,7 +52,7 @@ import torch.nn.functional as F
 
 from mvbook import evaluate
 from mvbook.config import PRESETS
-from mvbook.device import resolve_device, to_device
+from mvbook.device import keep_freed_memory, resolve_device, to_device
 from mvbook.fastpaths import fast_paths
 from mvbook.framing import VIEWS
 from mvbook.models import N_RAW_BANDS, MultiViewNet
@@ -284,6 +290,30 @@ def features(args):
         return load_features("synthetic", None, args.cache_dir)
 
 
+def kept_memory_run(args, eager_cpu: float) -> None:
+    """The multiview step and the evaluation again, in a process that keeps freed memory
+    (``--kept-memory``, as ``train`` runs); printed against this run's eager step."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "kept.json"
+        cmd = [sys.executable, __file__, "--kept-memory", "--widths", "", "--presets", "", "--systems", "multiview",
+               "--reps", str(args.reps), "--no-bf16", "--dataset", args.dataset, "--data-root", str(args.data_root),
+               "--json", str(out)] + (["--threads", str(args.threads)] if args.threads else []) + (
+               ["--cache-dir", args.cache_dir] if args.cache_dir else [])
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        kept = json.loads(out.read_text())
+    mv, ev = kept["cpu_preset_multiview"], kept.get("eval_optimised")
+    FIGURES["kept_memory"] = {"ok": kept["machine"].get("kept_memory"), "multiview": mv, "eval": ev}
+    if not kept["machine"].get("kept_memory"):
+        print("\n(freed memory kept: not available here, glibc only)")
+        return
+    print(f"\nfreed memory kept (mvbook.device.keep_freed_memory, as train runs; a second process):")
+    print(f"  multiview step CPU s: eager {mv['eager']['cpu_s']:.3f}, optimised {mv['optimised']['cpu_s']:.3f}: "
+          f"x{eager_cpu / mv['optimised']['cpu_s']:.2f} this run's eager ({eager_cpu:.3f}), "
+          f"x{mv['eager']['cpu_s'] / mv['optimised']['cpu_s']:.2f} eager with the same setting")
+    if ev:
+        print(f"  evaluation CPU s {ev['cpu_s']:.3f}, share of a cpu-preset run {ev['share']:.1%}")
+
+
 # --- report ------------------------------------------------------------------------------------
 
 def fmt_s(ts):
@@ -306,11 +336,15 @@ def main():
                                                   "mel,gam,cqt,raw,multiview")
     ap.add_argument("--no-eval-share", dest="eval_share", action="store_false",
                     help="skip the evaluation's share of a cpu-preset run (measured with multiview in --systems)")
+    ap.add_argument("--kept-memory", action="store_true",
+                    help="keep freed memory in this process, as train does (without it, a second process "
+                         "measures the multiview step and evaluation that way)")
     ap.add_argument("--json", default=None, help="also write every figure to this JSON file "
                                                  "(benchmarks/perf_table.py turns it into the README's table)")
     args = ap.parse_args()
 
     dev = resolve_device(args.device)
+    kept = keep_freed_memory() if args.kept_memory else False
     if args.threads:
         torch.set_num_threads(args.threads)
     bf16 = dev.type == "cpu" and not args.no_bf16
@@ -330,7 +364,7 @@ def main():
                           "threads": torch.get_num_threads(), "device": str(dev),
                           "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
                           "load_start": os.getloadavg()[0], "peak_fp32": peak, "peak_fp32_cpu": peak_cpu,
-                          "peak_bf16": peak_bf}
+                          "peak_bf16": peak_bf, "kept_memory": kept}
     print(f"\nmatmul peak (this run): float32 {peak / 1e9:8.1f} GFLOP/s ({peak_cpu / 1e9:.1f} per CPU second), "
           f"bfloat16 {peak_bf / 1e9:8.1f} GFLOP/s (x{peak_bf / peak:.2f})")
 
@@ -399,6 +433,8 @@ def main():
             print("\n(evaluation share: needs multiview in --systems for its step time)")
         else:
             eval_share(*features(args), dev, mv_cpu, args.reps, best_rate)
+    if mv_cpu is not None and dev.type == "cpu" and not args.kept_memory:
+        kept_memory_run(args, mv_cpu["eager"])
     if args.json:
         FIGURES["machine"]["load_end"] = os.getloadavg()[0]
         Path(args.json).write_text(json.dumps(FIGURES, indent=1))

@@ -51,6 +51,13 @@ def table(f: dict, date: str, commit: str) -> str:
             bold = "**" if name == "multiview" else ""
             rows.append(f"| `cpu`-preset {name} step | eager {c['eager']['cpu_s']:.3f} s | "
                         f"{c['optimised']['cpu_s']:.3f} s | {bold}{c['eager']['cpu_s'] / c['optimised']['cpu_s']:.2f}×{bold} |")
+    k, c = f.get("kept_memory"), f.get("cpu_preset_multiview")
+    if k and k.get("ok") and c:
+        mv = k["multiview"]
+        rows.append(f"| … freed memory kept, as `train` runs (a second process) | eager {c['eager']['cpu_s']:.3f} s "
+                    f"(this run's) | {mv['optimised']['cpu_s']:.3f} s | {c['eager']['cpu_s'] / mv['optimised']['cpu_s']:.2f}× |")
+        rows.append(f"| … against eager with freed memory kept too | eager {mv['eager']['cpu_s']:.3f} s | "
+                    f"{mv['optimised']['cpu_s']:.3f} s | {mv['eager']['cpu_s'] / mv['optimised']['cpu_s']:.2f}× |")
     for w, label in (("1", "paper-scale step (width 1, 64 bands)"), ("0.25", "width-0.25 step (64 bands)")):
         c = f.get(f"width_{w}")
         if c:
@@ -67,6 +74,9 @@ def table(f: dict, date: str, commit: str) -> str:
         rows.append(f"| evaluation's share of a `cpu`-preset run ({o['evaluations']} evaluations, {o['steps']} steps) | "
                     f"eager {e['share']:.1%} | {o['share']:.1%} | floor: {fl['share']:.1%} at {fl['rate'] / 1e9:.0f} GFLOP/s, "
                     f"the fastest float32 rate of the run |")
+    if e and o and k and k.get("ok") and k.get("eval"):
+        rows.append(f"| … freed memory kept, as `train` runs | — | {k['eval']['cpu_s']:.2f} s, "
+                    f"share {k['eval']['share']:.1%} | — |")
     loaders = [(k[len("loader_"):], v) for k, v in f.items() if k.startswith("loader_")]
     if loaders:
         rows.append("| data loader's share of a step | — | " + ", ".join(f"{k} {v['share']:.1%}" for k, v in loaders)

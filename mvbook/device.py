@@ -3,6 +3,8 @@ copies, and mixed precision (autocast) on and off. Chapter: *Training*.
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 from contextlib import nullcontext
 
@@ -20,6 +22,30 @@ def resolve_device(device="auto") -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' asked for, but torch sees no CUDA GPU; use --device cpu or auto")
     return torch.device(device)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4          # glibc's mallopt parameters (malloc.h)
+_KEPT = {"done": False, "ok": False}
+
+
+def keep_freed_memory() -> bool:
+    """Keep freed host memory in the process for reuse (glibc: no ``mmap`` per large
+    block, no trimming of the heap), instead of giving it back to the system and
+    page-faulting it in again. A CPU training step frees and re-allocates the same
+    large temporaries (the raw CRNN's 68 MB activations at the ``cpu`` preset) every
+    step, and on these machines first-touching fresh pages cost ~20 % of a step
+    (benchmarks/README.md). The numbers computed do not change; the process keeps
+    its peak memory. Once per process; True where it took effect (glibc only)."""
+    if not _KEPT["done"]:
+        _KEPT["done"] = True
+        name = ctypes.util.find_library("c")
+        try:
+            libc = ctypes.CDLL(name) if name else None
+            mallopt = getattr(libc, "mallopt", None)
+            _KEPT["ok"] = bool(mallopt and mallopt(_M_MMAP_MAX, 0) and mallopt(_M_TRIM_THRESHOLD, 2 ** 31 - 1))
+        except OSError:
+            pass
+    return _KEPT["ok"]
 
 
 def to_device(a: np.ndarray | torch.Tensor, dev: torch.device) -> torch.Tensor:

@@ -311,24 +311,49 @@ def dropout(x: torch.Tensor, drop: nn.Dropout, memory_order: bool = False) -> to
     return x * noise.permute(*sorted(range(x.dim()), key=dims.__getitem__))
 
 
-def _polyphase_conv(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
-    r"""``conv`` (1-D, stride s, kernel k = s·m, no padding, no bias) of ``x`` given as
-    (B, C, 1, L) channels-last, as a stride-1 convolution of the s phases of ``x``:
-    :math:`y_t = \sum_{j<k} W_j x_{st+j} = \sum_{i<m} \sum_{q<s} W_{si+q} x_{s(t+i)+q}`,
-    i.e. s·C input channels (phase q, channel c) and m taps. The same products and
-    sums; returns (B, O, 1, L_out) channels-last. Falls back to a strided 2-D
-    convolution when k is not a multiple of s.
+def _polyphase_conv(x: torch.Tensor, conv: nn.Conv1d, phases: int = 1) -> torch.Tensor:
+    r"""``conv`` (1-D, stride s, kernel k, no padding, no bias) of ``x`` given as
+    (B, C, 1, L) channels-last, as a stride-1 convolution over rows of P = s·Q
+    samples, computing Q = ``phases`` consecutive outputs per row:
+    :math:`y_{Qi+q} = \sum_{j<k} W_j x_{s(Qi+q)+j} = \sum_{d<D} \sum_{r<P} W_{Pd+r-sq} x_{P(i+d)+r}`
+    (W zero outside [0, k)), i.e. P·C input channels (sample r, channel c), Q·O
+    output channels (phase q, filter o) and D = ⌈(s(Q−1)+k)/P⌉ taps. Q = 1 is the
+    plain polyphase form (the same products); Q > 1 adds products with zeros but
+    gives oneDNN wide channels, which pays where O and C are small. The output rows
+    are y's samples in order, so (B, Q·O, 1, L_out/Q) channels-last *is* (B, O, 1,
+    L_out); ``phases`` must divide L_out. Falls back to a strided 2-D convolution
+    when Q = 1 and k is not a multiple of s.
     """
     (s,), (k,) = conv.stride, conv.kernel_size
     O, C = conv.weight.shape[:2]
-    if k % s or conv.padding != (0,) or conv.dilation != (1,) or conv.groups != 1 or conv.bias is not None:
+    if conv.padding != (0,) or conv.dilation != (1,) or conv.groups != 1 or conv.bias is not None or (
+            phases == 1 and k % s):
         return F.conv2d(x, conv.weight.unsqueeze(2), conv.bias, (1, s), (0, conv.padding[0]), (1, conv.dilation[0]),
                         conv.groups)
     B, _, _, L = x.shape
-    L = L // s * s                                               # a trailing partial phase feeds no output
-    xs = x[..., :L].permute(0, 2, 3, 1).reshape(B, 1, L // s, s * C).permute(0, 3, 1, 2)   # (B, s·C, 1, L/s)
-    w = conv.weight.view(O, C, k // s, s).permute(0, 3, 1, 2).reshape(O, s * C, 1, k // s)
-    return F.conv2d(xs, w)
+    Q, P = phases, s * phases
+    n_out = (L - k) // s + 1
+    if n_out % Q:
+        raise ValueError(f"{Q} output phases do not divide {n_out} outputs")
+    D = -(-(s * (Q - 1) + k) // P)
+    n = P * (n_out // Q + D - 1)                                 # the samples the outputs read
+    xr = x.permute(0, 2, 3, 1).reshape(B, L * C)
+    xr = xr[:, :n * C] if n <= L else F.pad(xr, (0, (n - L) * C))
+    xs = xr.reshape(B, 1, n // P, P * C).permute(0, 3, 1, 2)     # (B, P·C, 1, n/P) channels-last
+    w = torch.cat([F.pad(conv.weight, (s * q, P * D - k - s * q)) for q in range(Q)])   # (Q·O, C, P·D)
+    w = w.view(Q * O, C, D, P).permute(0, 3, 1, 2).reshape(Q * O, P * C, 1, D)
+    y = F.conv2d(xs, w).contiguous(memory_format=torch.channels_last)   # (B, Q·O, 1, n_out/Q)
+    return y.permute(0, 2, 3, 1).reshape(B, 1, n_out, O).permute(0, 3, 1, 2)
+
+
+OUTPUT_PHASES = (4, 8, 6, 3, 2)    # conv01's outputs per row, by preference (one thread, measured)
+MAX_PHASE_CHANNELS = 64            # … while Q·O stays this narrow (wider: oneDNN is efficient already)
+
+
+def output_phases(n_out: int, n_filters: int) -> int:
+    """Q for :func:`_polyphase_conv` of conv01: the first of ``OUTPUT_PHASES`` that divides its
+    ``n_out`` outputs with Q·``n_filters`` ≤ ``MAX_PHASE_CHANNELS``; else 1."""
+    return next((q for q in OUTPUT_PHASES if n_out % q == 0 and q * n_filters <= MAX_PHASE_CHANNELS), 1)
 
 
 def raw_front_end(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -342,7 +367,9 @@ def raw_front_end(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if not on_fast_path(x):
         x = net.pool02(net.conv02(net.conv01(x.unsqueeze(1))))  # (B, bands, T)
         return x.transpose(1, 2).unsqueeze(1)                    # (B, 1, T, bands)
-    y = _polyphase_conv(x.reshape(x.shape[0], 1, 1, -1), net.conv01[0])          # (B, 1, 1, samples)
+    conv01 = net.conv01[0]
+    n_out = (x.shape[-1] - conv01.kernel_size[0]) // conv01.stride[0] + 1
+    y = _polyphase_conv(x.reshape(x.shape[0], 1, 1, -1), conv01, output_phases(n_out, conv01.out_channels))
     y = _bn_relu(y, net.conv01[1])
     y = _polyphase_conv(y, net.conv02[0])
     k = net.pool02.kernel_size

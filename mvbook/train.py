@@ -20,7 +20,7 @@ from . import evaluate
 from .checkpoints import RunLock, load_checkpoint, save_checkpoint
 from .config import get_preset
 from .data import load_dataset
-from .device import autocast_name, resolve_device
+from .device import autocast_name, keep_freed_memory, resolve_device
 from .records import RunPaths, SCHEMA, atomic_torch_save, check_out, code_version, provenance, write_record
 from .systems import get_system
 from .systems.base import Run, Training
@@ -66,6 +66,7 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
     sys_ = get_system(system)
     p = sys_.preset(get_preset(preset, **overrides))
     dev = resolve_device(device)
+    keep_freed_memory()
     ds = load_dataset(dataset, data_root)
     paths = RunPaths(check_out(out), ds.name, p.name, system, fold, seed,
                      None if checkpoints is None else check_out(checkpoints))

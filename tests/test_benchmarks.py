@@ -62,7 +62,10 @@ def test_bench_step_writes_its_figures(tmp_path):
         assert 0 < f[k]["share"] < 1, (k, f[k])
     floor = f["eval_floor"]                        # at the fastest rate seen, the evaluation's own included
     assert floor["rate"] >= f["machine"]["peak_fp32_cpu"] and floor["share"] <= f["eval_optimised"]["share"]
-    assert "multiview step" in perf_table.table(f, "d", "c")
+    kept = f["kept_memory"]                        # the second process, freed memory kept as train runs
+    assert kept["ok"] and kept["multiview"]["optimised"]["cpu_s"] > 0 and 0 < kept["eval"]["share"] < 1
+    text = perf_table.table(f, "d", "c")
+    assert "multiview step" in text and "freed memory kept" in text
 
 
 def test_gpu_check_is_valid_bash_and_refuses_unknown_options():

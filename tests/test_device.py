@@ -1,5 +1,9 @@
 """Tests of mvbook.device: the device choice, host-to-device copies and the
-autocast switches (MVBOOK_AMP, MVBOOK_CPU_BF16)."""
+autocast switches (MVBOOK_AMP, MVBOOK_CPU_BF16), and the host allocator setting."""
+
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,3 +83,29 @@ def test_full_precision_turns_autocast_off_inside_the_block():
         assert not torch.is_autocast_enabled("cpu")
         assert (x @ x.T).dtype == torch.float32
     assert not torch.is_autocast_enabled("cpu")
+
+
+_KEEP = """
+import numpy as np
+from mvbook.device import keep_freed_memory
+
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096
+
+print(keep_freed_memory(), keep_freed_memory())
+before = rss()
+a = np.ones(100 * 2 ** 20, np.uint8)        # 100 MiB, touched
+del a
+print(rss() - before)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs Linux /proc")
+def test_keep_freed_memory_keeps_a_large_freed_block_in_the_process():
+    out = subprocess.run([sys.executable, "-c", _KEEP], capture_output=True, text=True, check=True).stdout.split()
+    assert out[:2] == ["True", "True"]                     # took effect; once per process
+    assert int(out[2]) > 90 * 2 ** 20                      # the freed 100 MiB stayed resident for reuse
+    plain = subprocess.run([sys.executable, "-c", _KEEP.replace("print(keep_freed_memory(), keep_freed_memory())",
+                                                                "")],
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert int(plain[0]) < 10 * 2 ** 20                    # without it glibc gives the block back

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mvbook.fastpaths import _banded_conv, _polyphase_conv, conv_pool, fast_paths, raw_front_end
+from mvbook.fastpaths import _banded_conv, _polyphase_conv, conv_pool, fast_paths, output_phases, raw_front_end
 from mvbook.models import CRNN1D, ConvBlock, MultiViewNet, layer_shapes
 
 
@@ -109,21 +109,39 @@ def test_banded_conv_equals_conv2d(c_in, n_freq, kernel, pad):
 
 # --- the raw front end -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("c_in,c_out,k,s,n", [(1, 4, 64, 2, 401), (3, 5, 16, 2, 200), (2, 3, 9, 3, 50),
-                                              (2, 3, 7, 2, 40)])
-def test_polyphase_conv_equals_conv1d(c_in, c_out, k, s, n):
+@pytest.mark.parametrize("c_in,c_out,k,s,n,q", [(1, 4, 64, 2, 401, 1), (3, 5, 16, 2, 200, 1), (2, 3, 9, 3, 50, 1),
+                                                (2, 3, 7, 2, 40, 1), (1, 4, 64, 2, 399, 6), (1, 3, 64, 2, 414, 4),
+                                                (2, 3, 7, 2, 41, 3), (3, 5, 16, 2, 202, 2), (1, 2, 5, 3, 76, 8)])
+def test_polyphase_conv_equals_conv1d(c_in, c_out, k, s, n, q):
     torch.manual_seed(0)
     conv = nn.Conv1d(c_in, c_out, k, stride=s, bias=False).double()
     x = torch.randn(2, c_in, n, dtype=torch.float64, requires_grad=True)
     ref = conv(x)
+    assert ref.shape[-1] % q == 0
     xs = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
-    out = _polyphase_conv(xs, conv).squeeze(2)
+    out = _polyphase_conv(xs, conv, q)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    out = out.squeeze(2)
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
     g = torch.randn_like(ref)
     gx_ref, gw_ref = torch.autograd.grad(ref, (x, conv.weight), g)
     gx, gw = torch.autograd.grad(out, (x, conv.weight), g)
     torch.testing.assert_close(gx, gx_ref, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(gw, gw_ref, rtol=1e-12, atol=1e-12)
+
+
+def test_polyphase_conv_checks_its_phases():
+    conv = nn.Conv1d(1, 2, 8, stride=2, bias=False)
+    with pytest.raises(ValueError, match="3 output phases do not divide 7 outputs"):
+        _polyphase_conv(torch.zeros(1, 1, 1, 20), conv, 3)
+
+
+def test_output_phases_divide_conv01_and_stay_narrow():
+    assert output_phases(33294, 8) == 6            # the cpu preset at 44.1 kHz: 33294 = 2·3·5549
+    assert output_phases(16634, 8) == 2            # 22.05 kHz: 16634 = 2·8317
+    assert output_phases(33294, 32) == 2           # the paper's width: 2·32 channels
+    assert output_phases(33294, 64) == 1
+    assert output_phases(33296, 2) == 4
 
 
 @pytest.mark.parametrize("sr,n", [(22050, 33330), (44100, 66650)])
