@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import pairpool
 from .device import full_precision
 from .dropout import bernoulli_scaled, state_layout_ok
 
@@ -217,12 +218,17 @@ def _bn_relu_maxpool(y: torch.Tensor, bn, kernel) -> torch.Tensor:
     if not (y.is_contiguous() or y.is_contiguous(memory_format=torch.channels_last)):
         y = y.contiguous(memory_format=torch.channels_last)     # the backward views (H, W) as one axis
     weight, bias, mean, invstd, batch_stats = _bn_statistics(y, bn)
+    pairs = kernel == (1, 2) and pairpool.applies(y)               # compiled passes
     if _wants_grad(y, weight, bias):
+        if pairs:
+            return pairpool.BNReLUPairPool.apply(y, weight, bias, mean, invstd, batch_stats)
         return _BNReLUMaxPool.apply(y, weight, bias, mean, invstd, kernel, batch_stats)
     # no gradient wanted (evaluation): the same values, without arg-max indices
     C = y.shape[1]
     alpha = weight * invstd
     beta = bias - mean * alpha
+    if pairs:
+        return pairpool.pool(y, alpha, beta)[0]
     if bool((alpha < 0).any()):
         sign = torch.where(alpha < 0, -1.0, 1.0).to(y.dtype).view(1, C, 1, 1)
         p = _max_pool(y * sign, kernel, False)[0] * sign
