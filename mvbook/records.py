@@ -4,7 +4,9 @@ A record: ``system, dataset, fold, seed, preset, reduced, accuracy`` (per
 branch and ``self_ensemble``), ``system_accuracy``, ``config``, ``best``,
 ``curves`` (per evaluation: losses per split and branch, weights, lr,
 accuracies), ``test`` (file keys, labels, per-branch posteriors of the selected
-model) and ``provenance`` (git commit, machine, device, date, wall time).
+model) and ``provenance`` (git commit, machine, device, date, wall time, and
+``trained_by``: from which step which commit trained the run, more than one
+entry where a run was resumed with other code).
 Chapter: *Results*.
 """
 from __future__ import annotations

@@ -75,10 +75,11 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
     with RunLock(paths.checkpoint_dir):
         tr = sys_.prepare(run)
         _refuse_other_record(paths.record, tr.config, fresh)
-        state = _loop(tr, paths, dev, seed, fresh, f"{system} fold {fold}", progress, callback)
+        state = _loop(tr, paths, dev, seed, fresh, f"{system} fold {fold}", progress, callback, code)
     record = _record(tr, state, ds)
     record["provenance"] = provenance(dev, state["elapsed"], time.time() - t_start, code)
     record["provenance"]["autocast"] = autocast_name(dev)
+    record["provenance"]["trained_by"] = state["code"]
     write_record(record, paths.record)
     record["path"] = str(paths.record)
     return record
@@ -123,10 +124,29 @@ def _empty_curves(branches) -> dict:
             "accuracy": {s: per() | {"self_ensemble": []} for s in ("val", "test")}}
 
 
-def _resume(tr: Training, paths: RunPaths, dev: torch.device, fresh: bool, rng: np.random.Generator):
+# the code history of a checkpoint written before runs kept one
+UNKNOWN_CODE = {"from_step": 0, "git_commit": "unknown (a checkpoint from before mvbook kept the code history)",
+                "git_dirty": None}
+
+
+def _code_history(state: dict, code: dict, checkpoint: Path) -> list:
+    """The loop state's code history ("trained_by" of the record: from which step which
+    commit trained the run), continued by ``code`` where a resumed run's code differs."""
+    history = state.setdefault("code", [dict(UNKNOWN_CODE)])
+    last = history[-1]
+    if (last["git_commit"], last["git_dirty"]) != (code["git_commit"], code["git_dirty"]):
+        history.append({"from_step": state["step"], **code})
+        dirty = " (modified)" if code["git_dirty"] else ""
+        print(f"resuming {checkpoint} at step {state['step']}: trained so far by {last['git_commit']}, now by "
+              f"{code['git_commit']}{dirty}; the record lists both (provenance.trained_by)", flush=True)
+    return history
+
+
+def _resume(tr: Training, paths: RunPaths, dev: torch.device, fresh: bool, rng: np.random.Generator, code: dict):
     """(loop state, branch weights): fresh, or restored with the network, the
     optimiser, the weight rule and the random generators from the run's checkpoint."""
-    state = {"step": 0, "curves": _empty_curves(tr.branches), "best": None, "elapsed": tr.setup_seconds}
+    state = {"step": 0, "curves": _empty_curves(tr.branches), "best": None, "elapsed": tr.setup_seconds,
+             "code": [{"from_step": 0, **code}]}
     if fresh or not paths.checkpoint.exists():
         return state, dict(tr.rule.weights)
     ck = load_checkpoint(paths.checkpoint, dev)
@@ -140,6 +160,7 @@ def _resume(tr: Training, paths: RunPaths, dev: torch.device, fresh: bool, rng: 
     torch.set_rng_state(ck["torch_rng"].cpu())              # map_location moved it to dev
     if dev.type == "cuda" and ck.get("cuda_rng") is not None:  # dropout draws from the GPU's generator
         torch.cuda.set_rng_state(ck["cuda_rng"].cpu(), dev)
+    _code_history(ck["state"], code, paths.checkpoint)
     return ck["state"], ck["weights"]
 
 
@@ -160,10 +181,10 @@ def _append(curves: dict, tr: Training, step: int, weights: dict, res: dict) -> 
 
 
 def _loop(tr: Training, paths: RunPaths, dev: torch.device, seed: int, fresh: bool, desc: str,
-          progress: bool, callback) -> dict:
+          progress: bool, callback, code: dict) -> dict:
     """Train ``tr`` to its last step, evaluating every ``tr.eval_every`` steps; returns the loop state."""
     rng = np.random.default_rng([seed, 0])
-    state, weights = _resume(tr, paths, dev, fresh, rng)
+    state, weights = _resume(tr, paths, dev, fresh, rng, code)
     main = tr.main
     clock = time.time()
     finite = torch.ones((), dtype=torch.bool, device=dev)        # all training losses finite (read at evaluations)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import mvbook.systems
+import mvbook.train
 from mvbook.cab import CABNet
 from mvbook.systems.base import BranchSystem
 from mvbook.train import train
@@ -61,6 +62,25 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, full):
     assert resumed["curves"] == full["curves"]
     assert resumed["accuracy"] == full["accuracy"] and resumed["best"] == full["best"]
     assert resumed["test"] == full["test"]
+
+
+def test_the_record_says_which_code_trained_which_steps(tmp_path, full, monkeypatch, capsys):
+    assert full["provenance"]["trained_by"] == [{"from_step": 0, "git_commit": full["provenance"]["git_commit"],
+                                                  "git_dirty": full["provenance"]["git_dirty"]}]
+
+    def kill_after_second_eval(info):
+        if len(info["curves"]["step"]) == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        _run(tmp_path, "killed", callback=kill_after_second_eval)
+    monkeypatch.setattr(mvbook.train, "code_version", lambda: {"git_commit": "f" * 40, "git_dirty": True})
+    resumed = _run(tmp_path, "killed")
+    step = resumed["curves"]["step"][1]
+    assert resumed["provenance"]["trained_by"] == [full["provenance"]["trained_by"][0],
+                                                   {"from_step": step, "git_commit": "f" * 40, "git_dirty": True}]
+    assert f"at step {step}: trained so far by {full['provenance']['git_commit']}" in capsys.readouterr().out
+    assert resumed["curves"] == full["curves"]               # the same maths: the same run
 
 
 def test_same_seed_same_run_different_seed_differs(tmp_path, full):
