@@ -257,11 +257,13 @@ def check_claims(records: list[dict], claims=CLAIMS) -> pd.DataFrame:
     points) of the weakest row of the left side over the strongest of the right,
     on the means over the (fold, seed) runs that all the rows have (so that a row
     with more seeds is not compared on other runs) and on each of those runs,
-    and in how many of them the claim holds."""
+    and in how many of them the claim holds. The ``on the means`` column says only
+    whether the means are in the claimed order; whether that is more than chance is
+    :func:`claim_verdict`'s (a paired test)."""
     df = fold_accuracies(records)
     out = []
     for claim, left, right in claims:
-        row = {"claim": claim, "verdict": "not enough runs", "mean margin": np.nan, "runs where it holds": "",
+        row = {"claim": claim, "on the means": "not enough runs", "mean margin": np.nan, "runs where it holds": "",
                "margin per run": ""}
         if not df.empty and all(k in df.index for k in left + right):
             both = df.loc[list(left + right)].dropna(axis=1)      # the runs every row has: rows with more
@@ -271,7 +273,7 @@ def check_claims(records: list[dict], claims=CLAIMS) -> pd.DataFrame:
             mean = both.mean(axis=1)
             row["mean margin"] = mean[list(left)].min() - mean[list(right)].max()
             per = both.loc[list(left)].min() - both.loc[list(right)].max()
-            row["verdict"] = "holds" if row["mean margin"] > 0 else "does not hold"
+            row["on the means"] = "in this order" if row["mean margin"] > 0 else "not in this order"
             row["runs where it holds"] = f"{int((per > 0).sum())} of {len(per)}"
             row["margin per run"] = ", ".join(f"{m:+.2f}" for m in per)
         out.append(row)

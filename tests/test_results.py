@@ -90,14 +90,15 @@ def test_claims_on_means_and_per_fold():
     assert c.loc["Mel and Gammatone above CQT and raw", "runs where it holds"] == "1 of 2"
     assert c.loc["Mel and Gammatone above CQT and raw", "margin per run"] == "+10.00, -5.00"
     # multi-view above concat: 83 − 77.5
-    assert c.loc["multi-view above concatenation", "verdict"] == "holds"
+    assert c.loc["multi-view above concatenation", "on the means"] == "in this order"
     assert c.loc["multi-view above concatenation", "mean margin"] == pytest.approx(5.5)
     # concat above every single view: 77.5 − max(75, 75, 67.5, 50) = 2.5 on means, but +5, −10 per fold
     assert c.loc["concatenation above every single view", "runs where it holds"] == "1 of 2"
     assert c.loc["self-ensemble above multi-view", "mean margin"] == pytest.approx(1.0)
     # late fusion: the fake posteriors make every single-view run right on both files → 100 %
-    assert c.loc["late fusion above every single view", "verdict"] == "holds"
-    assert check_claims([]).loc["multi-view above late fusion", "verdict"] == "not enough runs"
+    assert c.loc["late fusion above every single view", "on the means"] == "in this order"
+    assert c.loc["multi-view above late fusion", "on the means"] == "not in this order"
+    assert check_claims([]).loc["multi-view above late fusion", "on the means"] == "not enough runs"
 
 
 def test_weight_shares_by_hand():
