@@ -306,7 +306,7 @@ def kept_memory_run(args, eager_cpu: float) -> None:
     if not kept["machine"].get("kept_memory"):
         print("\n(freed memory kept: not available here, glibc only)")
         return
-    print(f"\nfreed memory kept (mvbook.device.keep_freed_memory, as train runs; a second process):")
+    print("\nfreed memory kept (mvbook.device.keep_freed_memory, as train runs; a second process):")
     print(f"  multiview step CPU s: eager {mv['eager']['cpu_s']:.3f}, optimised {mv['optimised']['cpu_s']:.3f}: "
           f"x{eager_cpu / mv['optimised']['cpu_s']:.2f} this run's eager ({eager_cpu:.3f}), "
           f"x{mv['eager']['cpu_s'] / mv['optimised']['cpu_s']:.2f} eager with the same setting")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 from contextlib import nullcontext
 
@@ -25,9 +26,9 @@ def resolve_device(device="auto") -> torch.device:
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4          # glibc's mallopt parameters (malloc.h)
-_KEPT = {"done": False, "ok": False}
 
 
+@functools.cache
 def keep_freed_memory() -> bool:
     """Keep freed host memory in the process for reuse (glibc: no ``mmap`` per large
     block, no trimming of the heap), instead of giving it back to the system and
@@ -36,16 +37,12 @@ def keep_freed_memory() -> bool:
     step, and on these machines first-touching fresh pages cost ~20 % of a step
     (benchmarks/README.md). The numbers computed do not change; the process keeps
     its peak memory. Once per process; True where it took effect (glibc only)."""
-    if not _KEPT["done"]:
-        _KEPT["done"] = True
-        name = ctypes.util.find_library("c")
-        try:
-            libc = ctypes.CDLL(name) if name else None
-            mallopt = getattr(libc, "mallopt", None)
-            _KEPT["ok"] = bool(mallopt and mallopt(_M_MMAP_MAX, 0) and mallopt(_M_TRIM_THRESHOLD, 2 ** 31 - 1))
-        except OSError:
-            pass
-    return _KEPT["ok"]
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = getattr(ctypes.CDLL(name), "mallopt", None) if name else None
+    except OSError:
+        return False
+    return bool(mallopt and mallopt(_M_MMAP_MAX, 0) and mallopt(_M_TRIM_THRESHOLD, 2 ** 31 - 1))
 
 
 def to_device(a: np.ndarray | torch.Tensor, dev: torch.device) -> torch.Tensor:

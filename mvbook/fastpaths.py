@@ -128,9 +128,7 @@ class _BNReLUMaxPool(torch.autograd.Function):
         sum_g, sum_gx = g.sum((0, 2, 3)), (g * xhat).sum((0, 2, 3))
         g_weight, g_bias = sum_gx, sum_g
         if ctx.batch_stats:
-            n = y.numel() // C
-            A = -alpha * invstd * sum_gx / n
-            Bc = -alpha * sum_g / n - mean * A
+            A, Bc = pairpool.input_coefficients(alpha, invstd, mean, sum_g, sum_gx, y.numel() // C)
             if y.dtype == out.dtype:
                 dy = torch.addcmul(Bc.view(1, C, 1, 1), y, A.view(1, C, 1, 1))
             else:                                                # y·A + B in float32, rounded once to y's type
@@ -317,6 +315,11 @@ def dropout(x: torch.Tensor, drop: nn.Dropout, memory_order: bool = False) -> to
     return x * noise.permute(*sorted(range(x.dim()), key=dims.__getitem__))
 
 
+def conv_outputs(conv: nn.Conv1d, n: int) -> int:
+    """Outputs of ``conv`` (no padding, no dilation) on ``n`` samples."""
+    return (n - conv.kernel_size[0]) // conv.stride[0] + 1
+
+
 def _polyphase_conv(x: torch.Tensor, conv: nn.Conv1d, phases: int = 1) -> torch.Tensor:
     r"""``conv`` (1-D, stride s, kernel k, no padding, no bias) of ``x`` given as
     (B, C, 1, L) channels-last, as a stride-1 convolution over rows of P = s·Q
@@ -338,7 +341,7 @@ def _polyphase_conv(x: torch.Tensor, conv: nn.Conv1d, phases: int = 1) -> torch.
                         conv.groups)
     B, _, _, L = x.shape
     Q, P = phases, s * phases
-    n_out = (L - k) // s + 1
+    n_out = conv_outputs(conv, L)
     if n_out % Q:
         raise ValueError(f"{Q} output phases do not divide {n_out} outputs")
     D = -(-(s * (Q - 1) + k) // P)
@@ -374,8 +377,8 @@ def raw_front_end(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
         x = net.pool02(net.conv02(net.conv01(x.unsqueeze(1))))  # (B, bands, T)
         return x.transpose(1, 2).unsqueeze(1)                    # (B, 1, T, bands)
     conv01 = net.conv01[0]
-    n_out = (x.shape[-1] - conv01.kernel_size[0]) // conv01.stride[0] + 1
-    y = _polyphase_conv(x.reshape(x.shape[0], 1, 1, -1), conv01, output_phases(n_out, conv01.out_channels))
+    q = output_phases(conv_outputs(conv01, x.shape[-1]), conv01.out_channels)
+    y = _polyphase_conv(x.reshape(x.shape[0], 1, 1, -1), conv01, q)
     y = _bn_relu(y, net.conv01[1])
     y = _polyphase_conv(y, net.conv02[0])
     k = net.pool02.kernel_size

@@ -86,14 +86,25 @@ def _vec(t: torch.Tensor, dtype) -> np.ndarray:
     return np.ascontiguousarray(t.detach().numpy(), dtype=dtype)
 
 
+def _sign(alpha: torch.Tensor, dtype) -> np.ndarray:
+    """+1 per channel, −1 where batch norm's scale is negative (a min-pool there)."""
+    return np.where(alpha.detach().numpy() < 0, -1.0, 1.0).astype(dtype)
+
+
+def input_coefficients(alpha, invstd, mean, sum_g, sum_gx, n: int):
+    """(A, B) of batch norm's input gradient with batch statistics,
+    ∂y = alpha·g' + A·y + B, from Σg' and Σg'·x̂ over the ``n`` cells of a channel."""
+    A = -alpha * invstd * sum_gx / n
+    return A, -alpha * sum_g / n - mean * A
+
+
 def pool(y: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(ReLU(p·alpha + beta), p) with p the (1, 2) max-pool of y (min-pool where alpha < 0)."""
     B, C, H, W = y.shape
     p = torch.empty((B, C, H, W // 2), dtype=y.dtype, memory_format=torch.channels_last)
     out = torch.empty_like(p)
     dt = _rows(y).dtype
-    sign = np.where(alpha.detach().numpy() < 0, -1.0, 1.0).astype(dt)
-    _forward(_rows(y, 2), sign, _vec(alpha, dt), _vec(beta, dt), _rows(p), _rows(out))
+    _forward(_rows(y, 2), _sign(alpha, dt), _vec(alpha, dt), _vec(beta, dt), _rows(p), _rows(out))
     return out, p
 
 
@@ -116,12 +127,9 @@ class BNReLUPairPool(torch.autograd.Function):
         sg, sgx = (torch.from_numpy(s).to(alpha.dtype) for s in _sums(_rows(g), _rows(p), _rows(out), _vec(mean, dt)))
         g_weight = sgx * invstd                                   # Σ g'·x̂
         if ctx.batch_stats:
-            n = y.numel() // y.shape[1]
-            A = -alpha * invstd * g_weight / n
-            B = -alpha * sg / n - mean * A
+            A, B = input_coefficients(alpha, invstd, mean, sg, g_weight, y.numel() // y.shape[1])
         else:
             A = B = torch.zeros_like(alpha)
         dy = torch.empty_like(y, memory_format=torch.channels_last)
-        sign = np.where(alpha.numpy() < 0, -1.0, 1.0).astype(dt)
-        _input_grad(_rows(y, 2), sign, _rows(g), _rows(out), _vec(alpha, dt), _vec(A, dt), _vec(B, dt), _rows(dy, 2))
+        _input_grad(_rows(y, 2), _sign(alpha, dt), _rows(g), _rows(out), _vec(alpha, dt), _vec(A, dt), _vec(B, dt), _rows(dy, 2))
         return dy, g_weight, sg, None, None, None

@@ -129,9 +129,9 @@ UNKNOWN_CODE = {"from_step": 0, "git_commit": "unknown (a checkpoint from before
                 "git_dirty": None}
 
 
-def _code_history(state: dict, code: dict, checkpoint: Path) -> list:
-    """The loop state's code history ("trained_by" of the record: from which step which
-    commit trained the run), continued by ``code`` where a resumed run's code differs."""
+def _code_history(state: dict, code: dict, checkpoint: Path) -> None:
+    """Continue the loop state's code history ("trained_by" of the record: from which
+    step which commit trained the run) by ``code`` where a resumed run's code differs."""
     history = state.setdefault("code", [dict(UNKNOWN_CODE)])
     last = history[-1]
     if (last["git_commit"], last["git_dirty"]) != (code["git_commit"], code["git_dirty"]):
@@ -139,7 +139,6 @@ def _code_history(state: dict, code: dict, checkpoint: Path) -> list:
         dirty = " (modified)" if code["git_dirty"] else ""
         print(f"resuming {checkpoint} at step {state['step']}: trained so far by {last['git_commit']}, now by "
               f"{code['git_commit']}{dirty}; the record lists both (provenance.trained_by)", flush=True)
-    return history
 
 
 def _resume(tr: Training, paths: RunPaths, dev: torch.device, fresh: bool, rng: np.random.Generator, code: dict):
