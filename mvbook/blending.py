@@ -42,6 +42,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+OFF = 1e-3      # a weight below this counts as off: exactly 0 under the literal rule, about floor / Z under a floor
+
 
 @dataclass(frozen=True)
 class BlendRule:
@@ -164,7 +166,7 @@ class AdaptiveBlender:
         self.ratio: dict[str, float] = {}
         self.L_tr_bar: dict[str, float] = {}
         self.L_va_bar: dict[str, float] = {}
-        self.counts = {"updates": 0, "fallbacks": 0}
+        self.counts = {"updates": 0, "fallbacks": 0, "uncredited": 0}
 
     @property
     def first(self) -> int:
@@ -195,7 +197,7 @@ class AdaptiveBlender:
         if len(self.L_tr[self.branches[0]]) < self.first:
             return dict(self.weights)
         L_tr_bar, L_va_bar = self.L_tr_bar, self.L_va_bar = self._estimates()
-        ratio = self.ratio = {}
+        ratio = {}
         for k in self.branches:
             if self.rule.estimator == "mean":
                 G = self.L_va_star[k] - L_va_bar[k]                                  # Eq. 3
@@ -205,7 +207,8 @@ class AdaptiveBlender:
                 O = (L_va_bar[k] - L_tr_bar[k]) - (self.L_va_star[k] - self.L_tr_star[k])
             self.G[k], self.O[k] = G, O
             ratio[k] = G / (abs(O) ** self.power + self.eps) if G > 0 else 0.0     # Eq. 5, before 1/Z
-            ratio[k] = max(ratio[k], self.rule.floor)
+        self.counts["uncredited"] += all(r <= self.rule.floor for r in ratio.values())   # no branch improved
+        ratio = self.ratio = {k: max(r, self.rule.floor) for k, r in ratio.items()}
         Z = sum(ratio.values())
         if Z > 0 and np.isfinite(Z):
             self.weights = {k: ratio[k] / Z for k in self.branches}
@@ -229,15 +232,22 @@ class AdaptiveBlender:
 
     def diagnostics(self, steps: list, weights: dict, selected: dict) -> dict:
         """What the weights did over a run: per branch the share of training steps
-        it had weight 0 (weights at evaluation i hold until evaluation i + 1), the
-        number of adaptive updates and of all-zero fallbacks, and the entropy (nats)
-        of the selected model's weights (log K: uniform; 0: one branch)."""
+        it had weight exactly 0 (``zero_weight_share``) and below :data:`OFF`
+        (``off_share``; weights at evaluation i hold until evaluation i + 1); the
+        measurements where the weights were set (``updates``: Z > 0), kept
+        (``fallbacks``: Z = 0) and where no ratio of Eq. 5 exceeded the floor
+        (``uncredited``: no branch improved, so the weights are the fallback's,
+        or uniform through the floor); and the entropy (nats) of the selected
+        model's weights (log K: uniform; 0: one branch)."""
         span = np.diff(np.asarray(steps, dtype=float))
         total = span.sum() or 1.0
-        zero = {k: float(span[np.asarray(weights[k][:-1]) == 0].sum() / total) for k in self.branches}
+
+        def share(test):
+            return {k: float(span[test(np.asarray(weights[k][:-1]))].sum() / total) for k in self.branches}
         p = np.array([selected[k] for k in self.branches], dtype=float)
         p = p[p > 0] / p.sum()
-        return {"zero_weight_share": zero, "updates": self.counts["updates"], "fallbacks": self.counts["fallbacks"],
+        return {"zero_weight_share": share(lambda w: w == 0), "off_share": share(lambda w: w < OFF),
+                **{k: self.counts[k] for k in ("updates", "fallbacks", "uncredited")},
                 "selected_entropy": float(-(p * np.log(p)).sum())}
 
     def state_dict(self) -> dict:
@@ -249,3 +259,8 @@ class AdaptiveBlender:
     def load_state_dict(self, state: dict) -> None:
         for name, value in state.items():
             setattr(self, name, {k: (list(v) if isinstance(v, list) else v) for k, v in value.items()})
+        if "uncredited" not in self.counts:          # a checkpoint from before it was counted: count it again
+            again = AdaptiveBlender(self.branches, self.W, self.reference, self.eps, self.power, self.rule)
+            for n in range(len(self.L_tr[self.branches[0]])):
+                again.update({k: self.L_tr[k][n] for k in self.branches}, {k: self.L_va[k][n] for k in self.branches})
+            self.counts["uncredited"] = again.counts["uncredited"]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .blending import RULES, AdaptiveBlender, BlendRule
+from .blending import OFF, RULES, AdaptiveBlender, BlendRule
 from .systems import DERIVED
 
 # Table 3 of the paper (accuracy %), keyed like our systems.
@@ -318,24 +318,27 @@ def replay(record: dict) -> AdaptiveBlender:
 
 def blending_diagnostics(record: dict) -> dict:
     """What the weights did in a blending run (:meth:`AdaptiveBlender.diagnostics`):
-    the record's own ``diagnostics``, or, for records made before they were
-    recorded, the same figures from a :func:`replay` of its losses."""
-    if "diagnostics" in record:
-        return record["diagnostics"]
+    the record's own ``diagnostics``, and every figure a record made before it
+    was recorded lacks from a :func:`replay` of its losses (exact: the replay
+    gives the recorded weights), listed under ``replayed``."""
     c = record["curves"]
-    return replay(record).diagnostics(c["step"], c["weights"], record["best"]["weights"])
+    replayed = replay(record).diagnostics(c["step"], c["weights"], record["best"]["weights"])
+    stored = record.get("diagnostics", {})
+    return replayed | stored | {"replayed": sorted(set(replayed) - set(stored))}
 
 
 def diagnostics_table(records: list[dict], system: str) -> pd.DataFrame:
     """One row per (fold, seed) run of ``system``'s row: the share of steps each
-    branch had weight 0, the adaptive updates, the all-zero fallbacks and the
-    selected weights' entropy."""
+    branch was off (weight below :data:`~mvbook.blending.OFF`), the measurements
+    where some branch improved (Eq. 5 set the weights) and where none did, and
+    the selected weights' entropy."""
     rows = {}
     for r in records:
         if row_key(r) == system:
             d = blending_diagnostics(r)
-            rows[(r["fold"], r["seed"])] = {**{f"zero {k}": v for k, v in d["zero_weight_share"].items()},
-                                            "updates": d["updates"], "fallbacks": d["fallbacks"],
+            measured = d["updates"] + d["fallbacks"]
+            rows[(r["fold"], r["seed"])] = {**{f"off {k}": v for k, v in d["off_share"].items()},
+                                            "updates": measured - d["uncredited"], "all-zero": d["uncredited"],
                                             "selected entropy": d["selected_entropy"]}
     return pd.DataFrame.from_dict(rows, orient="index").sort_index()
 
@@ -347,10 +350,11 @@ def replay_weights(record: dict, rule: BlendRule | None = None) -> pd.DataFrame:
 
 
 def last_active_share(record: dict, branch: str = "mv") -> float:
-    """The share of the run after which ``branch`` never has a weight above 0
-    again (weights at evaluation i hold until evaluation i + 1; 1.0: to the end)."""
+    """The share of the run after which ``branch`` is off for good (weight below
+    :data:`~mvbook.blending.OFF`; weights at evaluation i hold until evaluation
+    i + 1; 1.0: it trains to the end)."""
     steps, w = record["curves"]["step"], record["curves"]["weights"][branch]
-    alive = [i for i in range(len(steps) - 1) if w[i] > 0]
+    alive = [i for i in range(len(steps) - 1) if w[i] >= OFF]
     return steps[alive[-1] + 1] / steps[-1] if alive else 0.0
 
 

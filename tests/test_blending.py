@@ -140,7 +140,7 @@ def test_all_zero_ratios_keep_or_reset_the_weights():
     assert w_keep[1] == w_uni[1] == {"a": 1.0, "b": 0.0}           # O_a = 0.2 − 0.1 = 0.1 > 0, G_b = 0
     assert w_keep[2] == {"a": 1.0, "b": 0.0}                       # literal: the previous weights
     assert w_uni[2] == {"a": 0.5, "b": 0.5}                        # XSleepNet: uniform
-    assert keep.counts == uni.counts == {"updates": 1, "fallbacks": 2}
+    assert keep.counts == uni.counts == {"updates": 1, "fallbacks": 2, "uncredited": 2}
 
 
 def test_a_floor_keeps_every_branch_training():
@@ -148,7 +148,10 @@ def test_a_floor_keeps_every_branch_training():
     ratio_a = 0.1 / (0.1 ** 2 + 1e-6)
     assert w[1]["b"] == pytest.approx(1e-5 / (ratio_a + 1e-5)) and w[1]["b"] > 0
     assert w[2] == {"a": 0.5, "b": 0.5}                            # both floored: equal ratios
-    assert b.counts == {"updates": 3, "fallbacks": 0}
+    assert b.counts == {"updates": 3, "fallbacks": 0, "uncredited": 2}   # measurements 1 and 3: only the floor
+    d = b.diagnostics([0, 10, 20], {k: [x[k] for x in w] for k in "ab"}, w[-1])
+    assert d["zero_weight_share"] == {"a": 0.0, "b": 0.0}                   # the floor: never exactly 0
+    assert d["off_share"] == pytest.approx({"a": 0.0, "b": 1 / 2})           # b ≈ 1e-7 from step 10 to 20
 
 
 def test_warmup_delays_the_first_adaptive_weight_and_the_references():
@@ -194,9 +197,21 @@ def test_rules_of_the_systems_and_bad_rules():
 
 def test_diagnostics_by_hand():
     b = AdaptiveBlender(("a", "b"), window=1)
-    b.counts = {"updates": 2, "fallbacks": 1}
-    d = b.diagnostics([0, 10, 20, 30], {"a": [0.5, 1.0, 0.0, 0.0], "b": [0.5, 0.0, 1.0, 1.0]}, {"a": 0.5, "b": 0.5})
-    assert d["zero_weight_share"] == pytest.approx({"a": 1 / 3, "b": 1 / 3})
-    assert d["updates"] == 2 and d["fallbacks"] == 1 and d["selected_entropy"] == pytest.approx(np.log(2))
+    b.counts = {"updates": 2, "fallbacks": 1, "uncredited": 1}
+    d = b.diagnostics([0, 10, 20, 40], {"a": [0.5, 1.0, 5e-4, 0.0], "b": [0.5, 0.0, 0.9995, 1.0]}, {"a": 0.5, "b": 0.5})
+    assert d["zero_weight_share"] == pytest.approx({"a": 0.0, "b": 1 / 4})   # the last weight holds no step
+    assert d["off_share"] == pytest.approx({"a": 2 / 4, "b": 1 / 4})          # 5e-4 < OFF: steps 20–40
+    assert d["updates"] == 2 and d["fallbacks"] == 1 and d["uncredited"] == 1
+    assert d["selected_entropy"] == pytest.approx(np.log(2))
     assert b.diagnostics([0, 10], {"a": [1.0, 1.0], "b": [0.0, 0.0]}, {"a": 1.0, "b": 0.0})["selected_entropy"] == 0
     assert FixedWeights({"a": 1.0}).diagnostics([0], {"a": [1.0]}, {"a": 1.0}) is None
+
+
+def test_a_checkpoint_without_the_uncredited_count_is_counted_again():
+    history = RULE_HISTORY + [((0.6, 0.7), (0.8, 0.9))]
+    b, _ = _replay(RULES["authors"], history, window=1)
+    state = b.state_dict()
+    state["counts"] = {k: v for k, v in state["counts"].items() if k != "uncredited"}   # as saved before it existed
+    again = AdaptiveBlender(("a", "b"), window=1, rule=RULES["authors"])
+    again.load_state_dict(state)
+    assert again.counts == b.counts and b.counts["uncredited"] > 0

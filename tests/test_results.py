@@ -164,8 +164,30 @@ def test_diagnostics_of_a_legacy_record_come_from_its_replayed_losses():
     by_hand = sum(b - a for a, b, x in zip(steps[:-1], steps[1:], w["mv"][:-1]) if x == 0) / (steps[-1] - steps[0])
     assert d["zero_weight_share"]["mv"] == pytest.approx(by_hand)
     assert d["updates"] + d["fallbacks"] == len(steps) - rec["config"]["preset"]["window"] + 1
+    assert d["uncredited"] == d["fallbacks"]                 # no floor: no ratio > 0 is the all-zero case
+    off = sum(b - a for a, b, x in zip(steps[:-1], steps[1:], w["mv"][:-1]) if x < 1e-3) / (steps[-1] - steps[0])
     table = diagnostics_table([rec | {"path": str(path)}], "mv_literal")
-    assert table.loc[(1, 0), "zero mv"] == pytest.approx(by_hand)
+    assert table.loc[(1, 0), "off mv"] == pytest.approx(off) and off >= by_hand
+    assert table.loc[(1, 0), "updates"] + table.loc[(1, 0), "all-zero"] == d["updates"] + d["fallbacks"]
+
+
+def test_diagnostics_a_record_states_agree_with_its_replay_and_the_rest_is_replayed():
+    import json
+    from pathlib import Path
+
+    from mvbook.results import blending_diagnostics, replay
+    path = Path(__file__).parents[1] / "results/esc10/cpu/multiview/fold1-seed0.json"
+    if not path.exists():
+        pytest.skip("no committed authors-rule record")
+    rec = json.loads(path.read_text())
+    c = rec["curves"]
+    again = replay(rec).diagnostics(c["step"], c["weights"], rec["best"]["weights"])
+    assert {k: again[k] for k in rec["diagnostics"]} == rec["diagnostics"]          # the same code, the same floats
+    d = blending_diagnostics(rec)
+    assert d["replayed"] == sorted(set(again) - set(rec["diagnostics"]))
+    assert blending_diagnostics(rec | {"diagnostics": again})["replayed"] == []
+    # the floor: never exactly 0, yet off whenever another branch improved and this one did not
+    assert set(d["zero_weight_share"].values()) == {0.0} and d["off_share"]["mv"] > 0 and d["uncredited"] > 0
 
 
 def test_claim_verdict_by_hand():
@@ -189,6 +211,8 @@ def test_last_active_share_and_replayed_weights():
     from mvbook.results import last_active_share, replay_weights
     r = {"curves": {"step": [0, 10, 20, 40], "weights": {"mv": [0.2, 0.5, 0.0, 0.0], "mel": [0.8, 0.5, 1.0, 1.0]}}}
     assert last_active_share(r) == 20 / 40 and last_active_share(r, "mel") == 1.0
+    floored = {"curves": {"step": [0, 10, 20, 40], "weights": {"mv": [0.2, 0.5, 1e-6, 1e-6]}}}
+    assert last_active_share(floored) == 20 / 40                    # a floored weight is off
     assert last_active_share({"curves": {"step": [0, 10], "weights": {"mv": [0.0, 0.0]}}}) == 0.0
     path = Path(__file__).parents[1] / "results/esc10/cpu/mv_literal/fold1-seed0.json"
     if path.exists():

@@ -153,6 +153,8 @@ def test_blending_records_state_their_rule_and_what_the_weights_did(tmp_path):
     assert set(d["zero_weight_share"]) == set(rec["config"]["views"]) | {"mv"}
     assert all(0 <= v <= 1 for v in d["zero_weight_share"].values())
     assert d["updates"] + d["fallbacks"] <= len(rec["curves"]["step"])
+    assert set(d["off_share"]) == set(d["zero_weight_share"]) and 0 <= d["uncredited"] <= d["updates"] + d["fallbacks"]
+    assert all(d["off_share"][k] >= d["zero_weight_share"][k] for k in d["off_share"])
     assert 0 <= d["selected_entropy"] <= np.log(5) + 1e-9
     single = train("synthetic", "mel", 1, "smoke", seed=0, out=tmp_path, progress=False,
                    cache_dir=tmp_path.parent / "cache", epochs=1)
