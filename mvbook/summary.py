@@ -21,6 +21,11 @@ FINDING_ROWS = ("multiview", "mv_literal", "equal", "concat", "late", "mel", "ga
 ESC50_TRAIN_CLIPS = 2000 * 4 // 5     # ESC-50: 2,000 clips in 5 folds, 4 of them for training (§3.1.3)
 
 
+def count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless n is 1: ``count(2, "fold")`` is ``"2 folds"``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def fmt_p(p: float) -> str:
     """A p-value as it should be printed: three decimals, ``< 0.001`` below that, ``—`` when there is none."""
     if p != p:

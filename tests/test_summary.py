@@ -41,3 +41,7 @@ def test_weight_pattern_and_preset_cost(tmp_path):
     rec["config"] = {"steps": 600, "epochs": 120}
     cost = S.preset_cost(rec)
     assert cost == {"epochs": 120, "epochs_paper": 3000, "steps": 600, "steps_paper": 75000, "step_share": 0.008}
+
+
+def test_count_makes_a_plural_unless_one():
+    assert (S.count(1, "fold"), S.count(2, "fold"), S.count(0, "run")) == ("1 fold", "2 folds", "0 runs")
