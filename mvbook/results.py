@@ -330,8 +330,8 @@ def blending_diagnostics(record: dict) -> dict:
 def diagnostics_table(records: list[dict], system: str) -> pd.DataFrame:
     """One row per (fold, seed) run of ``system``'s row: the share of steps each
     branch was off (weight below :data:`~mvbook.blending.OFF`), the measurements
-    where some branch improved (Eq. 5 set the weights) and where none did, and
-    the selected weights' entropy."""
+    where some branch improved (Eq. 5 set the weights) and where none did, the
+    selected weights' entropy, and whether any of these came from a replay."""
     rows = {}
     for r in records:
         if row_key(r) == system:
@@ -339,7 +339,8 @@ def diagnostics_table(records: list[dict], system: str) -> pd.DataFrame:
             measured = d["updates"] + d["fallbacks"]
             rows[(r["fold"], r["seed"])] = {**{f"off {k}": v for k, v in d["off_share"].items()},
                                             "updates": measured - d["uncredited"], "all-zero": d["uncredited"],
-                                            "selected entropy": d["selected_entropy"]}
+                                            "selected entropy": d["selected_entropy"],
+                                            "replayed": bool(d["replayed"])}
     return pd.DataFrame.from_dict(rows, orient="index").sort_index()
 
 

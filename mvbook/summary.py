@@ -80,6 +80,23 @@ def findings_table(records: list[dict], rows=FINDING_ROWS, reference: str = "mul
     return pd.DataFrame.from_dict(out, orient="index")
 
 
+def length_margins(short: list[dict], long: list[dict], row: str = "multiview",
+                   others=("concat", "equal")) -> pd.DataFrame:
+    """``row`` minus each of ``others`` (points), trained short and long: the mean
+    over the (fold, seed) runs that both record sets have for both rows (columns
+    ``short``, ``long``, ``runs``; an ``other`` without such runs is left out)."""
+    acc = {"short": fold_accuracies(short), "long": fold_accuracies(long)}
+    out = {}
+    for other in others:
+        cells = [c for c in acc["long"].columns
+                 if all({row, other} <= set(a.index) and c in a.columns
+                        and pd.notna(a.at[row, c]) and pd.notna(a.at[other, c]) for a in acc.values())]
+        if cells:
+            out[other] = {p: float(np.mean([a.at[row, c] - a.at[other, c] for c in cells])) for p, a in acc.items()}
+            out[other]["runs"] = len(cells)
+    return pd.DataFrame.from_dict(out, orient="index")
+
+
 def compare_sentence(records: list[dict], row: str, baseline: str, unit: str = "fold") -> str:
     """'row − baseline: +d points over n folds (ahead on w, behind on l; t-test p …)', or '' without pairs."""
     c = paired_comparison(records, row, [baseline], unit=unit)

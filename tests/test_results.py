@@ -220,3 +220,17 @@ def test_last_active_share_and_replayed_weights():
         w = replay_weights(rec)
         assert list(w.index) == rec["curves"]["step"]
         assert all(w[k].tolist() == pytest.approx(v) for k, v in rec["curves"]["weights"].items())
+
+
+def test_diagnostics_table_says_which_runs_were_replayed():
+    import json
+    from pathlib import Path
+
+    from mvbook.results import diagnostics_table
+    path = Path(__file__).parents[1] / "results/esc10/cpu/multiview/fold1-seed0.json"
+    if not path.exists():
+        pytest.skip("no committed authors-rule record")
+    rec = json.loads(path.read_text())
+    full = rec | {"seed": 1, "diagnostics": rec["diagnostics"] | {"off_share": {}, "uncredited": 0}}
+    t = diagnostics_table([rec, full], "multiview")
+    assert t["replayed"].tolist() == [True, False]

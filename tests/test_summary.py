@@ -45,3 +45,16 @@ def test_weight_pattern_and_preset_cost(tmp_path):
 
 def test_count_makes_a_plural_unless_one():
     assert (S.count(1, "fold"), S.count(2, "fold"), S.count(0, "run")) == ("1 fold", "2 folds", "0 runs")
+
+
+def test_length_margins_pair_only_runs_both_lengths_have(tmp_path):
+    short = [fake_record(tmp_path, s, f, acc=a) for s, f, a in
+             [("multiview", 1, 0.70), ("concat", 1, 0.80), ("multiview", 2, 0.80), ("concat", 2, 0.75),
+              ("multiview", 3, 0.50), ("concat", 3, 0.50), ("equal", 1, 0.60)]]
+    long = [fake_record(tmp_path, s, f, acc=a) for s, f, a in
+            [("multiview", 1, 0.85), ("concat", 1, 0.80), ("multiview", 2, 0.90), ("concat", 2, 0.80),
+             ("equal", 2, 0.70)]]
+    m = S.length_margins(short, long)
+    # concat: folds 1 and 2 (fold 3 has no long run): short (−10 + 5) / 2, long (5 + 10) / 2
+    assert m.loc["concat"].tolist() == [-2.5, 7.5, 2]
+    assert "equal" not in m.index                   # equal ran short on fold 1 and long on fold 2 only
