@@ -17,6 +17,8 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 
 __version__ = "0.1.0"
 
+from .errors import ConfigError, DataError, MvbookError, RunConflictError  # noqa: E402
+
 
 def _numba_cache_default() -> None:
     """numba compiles ``mvbook.features``' kernels once and caches them: under the

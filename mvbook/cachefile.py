@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import DataError
+
 MAGIC = b"MVBOOK-CACHE1"
 LEGACY_TMP_AGE_S = 24 * 3600
 HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
@@ -44,7 +46,7 @@ _TMP = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.t
 _LEGACY_TMP = re.compile(r"^\..+\.npy\.[0-9a-f]{32}\.tmp$")     # written before the PID was named
 
 
-class CacheError(RuntimeError):
+class CacheError(DataError, RuntimeError):
     """The feature cache cannot be used; the message says what, where and what to do."""
 
 

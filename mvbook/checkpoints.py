@@ -14,10 +14,11 @@ import numpy as np
 import torch
 from numpy._core.multiarray import _reconstruct
 
+from .errors import DataError
 from .records import atomic_torch_save
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(DataError, RuntimeError):
     """A checkpoint that cannot be used: says which file and what to do."""
 
 

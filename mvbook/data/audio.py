@@ -47,6 +47,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from ..errors import DataError
+
 #: length deviations up to this share of the clip length are fixed silently
 TOLERANCE = 0.05
 #: a clip shorter than this share of the clip length is refused
@@ -56,7 +58,7 @@ AU_BYTES = {1: 1, 2: 1, 3: 2, 4: 3, 5: 4, 6: 4, 7: 8, 27: 1}   # AU encoding →
 REFETCH = "re-copy or re-download the clip"
 
 
-class AudioError(ValueError):
+class AudioError(DataError):
     """An audio file cannot be used (a ``ValueError``, so the CLI prints it as an
     ``error:`` line). ``str(e)`` is ``<what> (<file>): <hint>``;
     ``e.path``, ``e.what`` and ``e.hint`` hold the parts."""

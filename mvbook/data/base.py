@@ -23,10 +23,11 @@ from typing import NamedTuple
 import numpy as np
 from tqdm import tqdm
 
+from ..errors import DataError
 from .audio import AudioError, read_audio
 
 
-class DatasetError(Exception):
+class DatasetError(DataError):
     """A dataset is missing, incomplete or malformed; the message says where and what."""
 
 
