@@ -14,6 +14,7 @@ from . import __version__
 from .config import PRESETS
 from .data import DATASETS, DatasetError, check_datasets, describe, load_dataset
 from .data.download import ESC50_SHA256, ESC50_URL, fetch_esc50
+from .errors import ConfigError
 from .systems import PAPER_SYSTEMS, TRAINED_SYSTEMS
 
 
@@ -162,7 +163,10 @@ python -m mvbook table --format latex > table3.tex""")
     p.add_argument("--folds", action="store_true", help="also print the accuracy of every fold")
     p.add_argument("--extended", action="store_true", help="add the rows that are not in the paper (†)")
     p.add_argument("--compare", nargs="?", const="multiview", default=None, metavar="SYSTEM",
-                   help="paired tests of SYSTEM (default: multiview) against every other row")
+                   help="paired tests of SYSTEM (default: multiview) against every other row, over fold means")
+    p.add_argument("--unit", default="fold", choices=("fold", "run"),
+                   help="what --compare pairs: fold means (default; the folds are the independent units) or, "
+                        "on request, (fold, seed) runs as if independent")
 
 
 def main(argv=None) -> int:
@@ -254,7 +258,7 @@ def cmd_grid(args) -> int:
 
 def cmd_table(args) -> int:
     from .records import load_records
-    from .results import export_table, fold_accuracies, format_table3, paired_comparison, run_labels, table3_rows
+    from .results import UNITS, export_table, fold_accuracies, format_table3, paired_comparison, run_labels, table3_rows
     recs = load_records(args.results, args.dataset, args.preset, skip_bad=args.skip_bad)
     if not recs:
         found = sorted({(r["dataset"], r["preset"]) for r in load_records(args.results, skip_bad=True)}) \
@@ -262,6 +266,9 @@ def cmd_table(args) -> int:
         raise ValueError(f"no records of {args.dataset} at preset {args.preset} ({args.results}): "
                          + (f"it holds {', '.join(f'{d}/{p}' for d, p in found)}" if found else "it holds none")
                          + "; see --results, --dataset and --preset")
+    rows = list(fold_accuracies(recs).index)
+    if args.compare and args.compare not in rows:
+        raise ConfigError(f"--compare {args.compare}: no such row in these records; rows: {', '.join(rows)}")
     if args.format != "text":
         print(export_table(table3_rows(recs, args.dataset, args.extended), args.format))
         return 0
@@ -269,9 +276,10 @@ def cmd_table(args) -> int:
     if args.folds and recs:
         print()
         print(run_labels(fold_accuracies(recs)).round(2).to_string())
-    if args.compare and recs:
-        print(f"\n{args.compare} minus each row, paired over (fold, seed) runs (percentage points):")
-        print(paired_comparison(recs, args.compare).round(4).to_string())
+    if args.compare:
+        print(f"\n{args.compare} minus each row (percentage points), paired over {UNITS[args.unit]}; "
+              "p-values two-sided: paired t-test (p_t), exact sign-flip test (p_sign_flip), Wilcoxon:")
+        print(paired_comparison(recs, args.compare, unit=args.unit).round(4).to_string())
     return 0
 
 

@@ -156,7 +156,10 @@ def code_version() -> dict:
 
 
 def provenance(device, train_seconds: float, wall_seconds: float, code: dict | None = None) -> dict:
-    """Where, when and from which code (``code_version()`` at the start) a run came."""
+    """Where, when and from which code (``code_version()`` at the start) a run came.
+    ``cpu_capability`` is the vector instruction set torch's CPU kernels use (``AVX2``,
+    ``AVX512`` …): runs on CPUs of different capability round differently, so a
+    record can be repeated bit for bit only on a CPU of its own capability."""
     import torch
     dev = str(device)
     if dev.startswith("cuda"):
@@ -164,6 +167,7 @@ def provenance(device, train_seconds: float, wall_seconds: float, code: dict | N
     return {**(code or code_version()),
             "machine": f"{platform.node()}: {_cpu_model()}, {os.cpu_count()} cores",
             "mvbook": __version__, "device": dev, "torch_threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "torch": torch.__version__,
             "python": platform.python_version(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -9,6 +9,7 @@ import pandas as pd
 from scipy import stats
 
 from .blending import OFF, RULES, AdaptiveBlender, BlendRule
+from .errors import ConfigError
 from .systems import DERIVED
 
 # Table 3 of the paper (accuracy %), keyed like our systems.
@@ -26,6 +27,7 @@ EXTRA_ROW_NAMES = {"mv_literal": "Multi-view, literal Alg. 1 †",
                    "mv_literal_se": "… its self-ensemble †", "mv_literal_se_uniform": "… uniform self-ensemble †",
                    "mv_slope": "Multi-view, XSleepNet2's slopes †",
                    "fusionnet": "FusionNet meta-classifier †", "sumrule": "FusionNet sum rule †",
+                   "crnn_meta": "Meta-classifier on the CRNNs †", "crnn_sumrule": "… sum rule of its CRNNs †",
                    "cabcnn": "CAB-CNN classifier attention †", "multiview6": "Multi-view + HPSS views †",
                    "multiview6_se": "Multi-view + HPSS, self-ensemble †",
                    "multiview6_se_uniform": "Multi-view + HPSS, uniform self-ensemble †",
@@ -43,6 +45,9 @@ ALL_ROW_NAMES = ROW_NAMES | EXTRA_ROW_NAMES
 SELF_ENSEMBLE_ROWS = {"multiview": ("self_ensemble", "self_ensemble_uniform"),
                       "mv_literal": ("mv_literal_se", "mv_literal_se_uniform"),
                       "multiview6": ("multiview6_se", "multiview6_se_uniform")}
+# row of a meta-classifier → the row of the sum rule over its own coders, as its record states it
+# (``config.sum_rule``): crnn_meta's CRNNs are re-trained runs, not the single-view rows' records
+META_SUM_ROWS = {"crnn_meta": "crnn_sumrule"}
 # Records of these systems whose config names no blending rule were made before the rules were
 # named: they ran Algorithm 1 read literally, so they are rows of ``mv_literal``.
 LEGACY_ROWS = {"multiview": "mv_literal"}
@@ -84,7 +89,8 @@ def late_fusion(single: dict, members=DERIVED["late"]) -> dict:
 def fold_accuracies(records: list[dict]) -> pd.DataFrame:
     """Accuracy (%) per row (:func:`row_key`) and (fold, seed) (columns), with the
     derived rows: ``late`` (from the four single-view runs), the self-ensembles
-    of the blending runs (:data:`SELF_ENSEMBLE_ROWS`) and ``sumrule``."""
+    of the blending runs (:data:`SELF_ENSEMBLE_ROWS`), ``sumrule`` and the sum
+    rules that meta-classifier records state (:data:`META_SUM_ROWS`)."""
     cell = {}
     by_run = {}
     for r in records:
@@ -97,6 +103,8 @@ def fold_accuracies(records: list[dict]) -> pd.DataFrame:
             selected, uniform = SELF_ENSEMBLE_ROWS[row]
             cell[(selected, run)] = 100 * r["accuracy"]["self_ensemble"]
             cell[(uniform, run)] = 100 * uniform_ensemble_accuracy(r)
+        if row in META_SUM_ROWS:
+            cell[(META_SUM_ROWS[row], run)] = 100 * r["config"]["sum_rule"]["accuracy"]
     for run, systems in by_run.items():
         for name, members in DERIVED.items():
             if all(v in systems for v in members):
@@ -123,22 +131,75 @@ def table3(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame({"mean": df.mean(axis=1), "std": std, "n": n, "ci95": ci})
 
 
+def sign_flip_p(d) -> float:
+    """Exact two-sided sign-flip (permutation) p-value of the mean of paired differences.
+
+    Under the null hypothesis each difference is as likely to have either sign, so
+    the ``2**n`` assignments of signs to ``|d|`` are equally likely; the p-value is
+    the share of them whose mean is at least as far from 0 as the observed one. It
+    cannot fall below ``2 / 2**n`` (0.0625 with 5 folds).
+
+    Parameters
+    ----------
+    d : array_like, shape (n,)
+        Paired differences (``n`` ≤ 20: the assignments are enumerated).
+
+    Returns
+    -------
+    float
+        The p-value; NaN when ``d`` is empty, all zero, or longer than 20.
+
+    Examples
+    --------
+    >>> sign_flip_p([1.0, 2.0, 3.0])        # only the two all-one-sign assignments reach |mean| 2
+    0.25
+    """
+    d = np.asarray(d, dtype=float)
+    if not 0 < len(d) <= 20 or not np.any(d):
+        return np.nan
+    signs = 1 - 2 * ((np.arange(2 ** len(d))[:, None] >> np.arange(len(d))) & 1)
+    return float(np.mean(np.abs(signs @ d) >= abs(d.sum()) * (1 - 1e-12)))
+
+
+UNITS = {"fold": "fold means (each fold's runs averaged first: runs of a fold share its test, "
+                 "validation and training clips, so the folds are the independent units)",
+         "run": "(fold, seed) runs, as if independent (they are not: runs of a fold share its clips)"}
+
+
 def paired_comparison(records: list[dict], system: str = "multiview", baselines=None,
-                      unit: str = "run") -> pd.DataFrame:
-    """``system`` against each baseline on the (fold, seed) runs both have:
-    number of pairs, mean difference (percentage points), wins/ties/losses, and
-    the p-values of a paired t-test and of a Wilcoxon signed-rank test
-    (two-sided; NaN when there are too few pairs or no differences).
-    ``unit="fold"`` pairs fold means instead (each fold's runs averaged first,
-    over the seeds both rows have there): runs of one fold share their test
-    files, so the folds are the independent units."""
-    if unit not in ("run", "fold"):
-        raise ValueError(f"unit must be 'run' or 'fold', not {unit!r}")
+                      unit: str = "fold") -> pd.DataFrame:
+    """``system`` against each baseline, paired over the folds both have.
+
+    Parameters
+    ----------
+    records : list of dict
+        Records (:func:`mvbook.records.load_records`).
+    system : str
+        The row compared (a key of :data:`ALL_ROW_NAMES`).
+    baselines : list of str, optional
+        Rows to compare with (default: every other row with runs).
+    unit : {"fold", "run"}
+        ``"fold"`` (default) pairs fold means: each fold's runs (over the seeds
+        both rows have there) are averaged first, because runs of one fold share
+        its clips and the folds are the independent units. ``"run"`` pairs the
+        (fold, seed) runs as if independent; only on request (:data:`UNITS`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per baseline: ``pairs``, ``mean_diff`` (percentage points),
+        ``wins``, ``ties``, ``losses``, and the two-sided p-values of a paired
+        t-test (``p_t``), an exact sign-flip test (``p_sign_flip``,
+        :func:`sign_flip_p`) and a Wilcoxon signed-rank test (``p_wilcoxon``);
+        NaN where there are too few pairs or no differences. ``attrs["unit"]``
+        says what was paired.
+    """
+    if unit not in UNITS:
+        raise ConfigError(f"unit must be 'fold' or 'run', not {unit!r}")
     df = fold_accuracies(records)
     rows = {}
-    if df.empty or system not in df.index:
-        return pd.DataFrame(columns=["pairs", "mean_diff", "wins", "ties", "losses", "p_t", "p_wilcoxon"])
-    for b in baselines or [k for k in df.index if k != system]:
+    columns = ["pairs", "mean_diff", "wins", "ties", "losses", "p_t", "p_sign_flip", "p_wilcoxon"]
+    for b in (baselines or [k for k in df.index if k != system]) if system in df.index else []:
         if b not in df.index or b == system:
             continue
         both = df.loc[[system, b]].dropna(axis=1)
@@ -149,8 +210,11 @@ def paired_comparison(records: list[dict], system: str = "multiview", baselines=
         p_t = stats.ttest_1samp(d, 0.0).pvalue if n > 1 and np.any(d != d[0]) else np.nan   # = paired t-test
         p_w = stats.wilcoxon(d).pvalue if n > 1 and np.any(d != 0) else np.nan
         rows[b] = {"pairs": n, "mean_diff": d.mean() if n else np.nan, "wins": int((d > 0).sum()),
-                   "ties": int((d == 0).sum()), "losses": int((d < 0).sum()), "p_t": p_t, "p_wilcoxon": p_w}
-    return pd.DataFrame.from_dict(rows, orient="index")
+                   "ties": int((d == 0).sum()), "losses": int((d < 0).sum()), "p_t": p_t,
+                   "p_sign_flip": sign_flip_p(d), "p_wilcoxon": p_w}
+    out = pd.DataFrame.from_dict(rows, orient="index", columns=columns) if rows else pd.DataFrame(columns=columns)
+    out.attrs["unit"] = unit
+    return out
 
 
 def format_table3(records: list[dict], dataset: str, preset: str, extended: bool = False) -> str:

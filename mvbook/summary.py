@@ -13,7 +13,8 @@ import pandas as pd
 from .config import PRESETS, get_preset
 from .fusionnet import FeatureCodingNet
 from .models import CRNN1D, CRNN2D, n_params
-from .results import ALL_ROW_NAMES, PAPER_TABLE3, fold_accuracies, paired_comparison, row_key
+from .results import (ALL_ROW_NAMES, PAPER_TABLE3, VIEW_ROWS, claim_verdict, fold_accuracies, paired_comparison,
+                      row_key, table3)
 
 # The rows of the introduction's table of findings, in its order.
 FINDING_ROWS = ("multiview", "mv_literal", "equal", "concat", "late", "mel", "gam", "cqt", "raw",
@@ -34,7 +35,7 @@ def fmt_p(p: float) -> str:
 
 
 # Styler formats of a paired_comparison table.
-COMPARISON_FORMAT = {"mean_diff": "{:+.2f}", "p_t": fmt_p, "p_wilcoxon": fmt_p}
+COMPARISON_FORMAT = {"mean_diff": "{:+.2f}", "p_t": fmt_p, "p_sign_flip": fmt_p, "p_wilcoxon": fmt_p}
 
 
 def min_wilcoxon_p(n: int) -> float:
@@ -59,25 +60,80 @@ def wilcoxon_note(table: pd.DataFrame, alpha: float = 0.05) -> str:
 
 def findings_table(records: list[dict], rows=FINDING_ROWS, reference: str = "multiview") -> pd.DataFrame:
     """One line per row that has runs: the paper's ESC-50 number, our mean over
-    the seed-0 runs (one per fold: the same folds for every row) and its number
-    of folds, the mean over all runs and their number, and the paired
-    comparison with ``reference`` by fold mean (difference, folds ahead, of how many)."""
+    all the row's runs, their number and the number of folds they cover, and
+    the comparison with ``reference`` paired over fold means
+    (:func:`~mvbook.results.paired_comparison`): the difference (points), the
+    folds ahead of how many, and the paired t-test's and exact sign-flip test's p."""
     df = fold_accuracies(records)
     out = {}
     for row in rows:
         if df.empty or row not in df.index:
             continue
         vals = df.loc[row].dropna()
-        seed0 = vals[[s == 0 for _, s in vals.index]]
-        line = {"paper (ESC-50)": PAPER_TABLE3["esc50"].get(row, np.nan), "seed 0": seed0.mean(),
-                "folds": len(seed0), "all runs": vals.mean(), "runs": len(vals)}
+        line = {"paper (ESC-50)": PAPER_TABLE3["esc50"].get(row, np.nan), "mean": vals.mean(), "runs": len(vals),
+                "folds": len({f for f, _ in vals.index})}
         if row != reference:
-            c = paired_comparison(records, row, [reference], unit="fold")
+            c = paired_comparison(records, row, [reference])
             if reference in c.index and c.loc[reference, "pairs"] > 0:
-                line |= {f"− {reference}": c.loc[reference, "mean_diff"], "ahead": int(c.loc[reference, "wins"]),
-                         "of": int(c.loc[reference, "pairs"])}
+                x = c.loc[reference]
+                line |= {f"− {reference}": x["mean_diff"], "ahead": int(x["wins"]), "of": int(x["pairs"]),
+                         "p_t": x["p_t"], "p_sign_flip": x["p_sign_flip"]}
         out[row] = line
     return pd.DataFrame.from_dict(out, orient="index")
+
+
+# the rows the multi-view network is set against at each scale (and the best single view)
+SCALE_BASELINES = ("concat", "late", "equal")
+
+
+def scale_findings(records: list[dict], row: str = "multiview") -> dict:
+    """The paper's central comparison at one preset: the mean of every row over all
+    its runs (``mean``, ``n``), the best single view by that mean (``best_view``),
+    the folds and seeds of ``row``'s runs, its training steps, and
+    :func:`~mvbook.results.claim_verdict` of ``row`` against each of
+    :data:`SCALE_BASELINES` and the best single view (fold means; ``verdicts``)."""
+    t = table3(records)
+    views = [v for v in VIEW_ROWS if v in t.index]
+    best = max(views, key=lambda v: t.loc[v, "mean"]) if views else None
+    runs = [r for r in records if row_key(r) == row]
+    verdicts = {b: claim_verdict(records, row, b) for b in (*SCALE_BASELINES, best) if b in t.index}
+    return {"mean": t["mean"], "n": t["n"], "best_view": best, "verdicts": verdicts,
+            "folds": sorted({r["fold"] for r in runs}), "seeds": sorted({r["seed"] for r in runs}),
+            "steps": sorted({int(r["config"]["steps"]) for r in runs})}
+
+
+def scale_sentence(records: list[dict], preset: str, row: str = "multiview") -> str:
+    """:func:`scale_findings` in words: the means, then each paired comparison
+    with both p-values and whether it is significant (t-test p < 0.05)."""
+    f = scale_findings(records, row)
+    if row not in f["mean"].index:
+        return f"At `{preset}` there is no `{row}` run yet."
+    name = {"concat": "concatenation", "late": "late fusion", "equal": "equal weights"}
+    if f["best_view"]:
+        name[f["best_view"]] = f"the best single view ({ALL_ROW_NAMES[f['best_view']]})"
+    means = ", ".join(f"{name[b]} {f['mean'][b]:.2f} ({count(int(f['n'][b]), 'run')})" for b in f["verdicts"])
+    steps = " or ".join(f"{s:,}" for s in f["steps"])
+    head = (f"At `{preset}` ({steps} training steps; {count(len(f['folds']), 'fold')} × "
+            f"{count(len(f['seeds']), 'seed')}), the multi-view network reaches {f['mean'][row]:.2f} % "
+            f"({count(int(f['n'][row]), 'run')}); {means}.")
+    pairs = []
+    for b, v in f["verdicts"].items():
+        if v["verdict"] == "too few runs":
+            pairs.append(f"against {name[b]}: {count(v['pairs'], 'fold')} with both, too few for a test")
+            continue
+        c = paired_comparison(records, row, [b]).loc[b]
+        sig = "significant" if v["p"] < 0.05 else "not significant"
+        pairs.append(f"− {name[b]} {v['mean_diff']:+.2f} points over {count(v['pairs'], 'fold')} "
+                     f"(t-test {p_words(v['p'])}, sign-flip {p_words(c['p_sign_flip'])}: {sig})")
+    return head + " Paired over fold means, multi-view " + "; ".join(pairs) + "."
+
+
+def scale_disagreements(short: list[dict], long: list[dict], row: str = "multiview") -> list[str]:
+    """The baselines (of :data:`SCALE_BASELINES`) that ``row`` is above at one
+    length and below at the other (mean difference over fold means)."""
+    a, b = scale_findings(short, row)["verdicts"], scale_findings(long, row)["verdicts"]
+    return [k for k in SCALE_BASELINES if k in a and k in b and a[k]["pairs"] and b[k]["pairs"]
+            and np.sign(a[k]["mean_diff"]) * np.sign(b[k]["mean_diff"]) < 0]
 
 
 def length_margins(short: list[dict], long: list[dict], row: str = "multiview",
@@ -103,10 +159,16 @@ def compare_sentence(records: list[dict], row: str, baseline: str, unit: str = "
     if baseline not in c.index or not c.loc[baseline, "pairs"]:
         return ""
     x = c.loc[baseline]
-    units = "folds" if unit == "fold" else "runs"
+    units = "folds" if unit == "fold" else "runs, as if independent"
     return (f"{ALL_ROW_NAMES[row].rstrip(' †')} − {ALL_ROW_NAMES[baseline].rstrip(' †')}: {x['mean_diff']:+.2f} "
             f"points over {int(x['pairs'])} {units} (ahead on {int(x['wins'])}, behind on {int(x['losses'])}; "
-            f"paired t-test p {'= ' if fmt_p(x['p_t'])[0].isdigit() else ''}{fmt_p(x['p_t'])})")
+            f"paired t-test {p_words(x['p_t'])}, sign-flip test {p_words(x['p_sign_flip'])})")
+
+
+def p_words(p: float) -> str:
+    """``p = 0.096``, ``p < 0.001`` or ``no p`` (no test possible)."""
+    f = fmt_p(p)
+    return "no p" if f == "—" else f"p {f}" if f.startswith("<") else f"p = {f}"
 
 
 def weight_pattern(records: list[dict], system: str = "multiview") -> pd.DataFrame:

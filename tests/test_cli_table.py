@@ -38,3 +38,26 @@ def test_no_matching_record_is_an_error_naming_what_is_there(tmp_path, capsys):
     assert err.startswith("error: no records of gtzan") and "esc10/cpu" in err
     assert main(["table", "--results", str(tmp_path / "nowhere")]) == 2
     assert "it holds none" in capsys.readouterr().err
+
+
+def test_compare_pairs_fold_means_and_says_so_and_an_unknown_row_is_an_error(tmp_path, capsys):
+    for fold, seed, acc in ((1, 0, 0.8), (1, 1, 0.6), (2, 0, 0.9)):
+        write_record(fake("concat", fold, acc) | {"seed": seed, "config": {}},
+                     tmp_path / f"esc10/cpu/concat/fold{fold}-seed{seed}.json")
+    for fold, seed, acc in ((1, 0, 0.7), (1, 1, 0.4), (2, 0, 0.7)):
+        write_record(fake("mel", fold, acc) | {"seed": seed, "config": {}},
+                     tmp_path / f"esc10/cpu/mel/fold{fold}-seed{seed}.json")
+    base = ["table", "--results", str(tmp_path), "--dataset", "esc10", "--preset", "cpu", "--compare", "concat"]
+    assert main(base) == 0
+    out = capsys.readouterr().out
+    assert "paired over fold means" in out and "p_sign_flip" in out
+    # fold means of concat: 70 (fold 1, seeds 0 and 1) and 90; of mel: 55 and 70 → differences 15, 20
+    assert "mel      2       17.5     2     0       0" in out
+    assert main(base + ["--unit", "run"]) == 0
+    out = capsys.readouterr().out
+    # runs: 80 − 70, 60 − 40, 90 − 70
+    assert "paired over (fold, seed) runs, as if independent" in out and "mel      3    16.6667     3" in out
+    assert main(base[:-1] + ["nosuch"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: --compare nosuch: no such row in these records; rows: concat, mel")
+    assert "Table 3" not in captured.out                  # refused before printing anything

@@ -279,3 +279,37 @@ def test_fusionnet_same_seed_same_result(fusion):
         assert got == pytest.approx(_numbers([fusion["meta"]["curves"], fusion["meta"]["test"]]), rel=1e-5)
     else:                           # on CPU: bit-identical
         assert again["curves"] == fusion["meta"]["curves"] and again["test"] == fusion["meta"]["test"]
+
+
+def test_crnn_meta_stacks_the_single_view_crnns_and_states_their_sum_rule(fusion):
+    """crnn_meta: the meta-classifier on the paper's four CRNNs (smoke runs of
+    mel … raw); its record names them and the accuracy of the mean of their
+    test posteriors, recomputed here from their records."""
+    kw = fusion["kw"]
+    crnns = {s: train(system=s, **kw) for s in dependencies("crnn_meta")}
+    assert tuple(crnns) == ("mel", "gam", "cqt", "raw")
+    rec = train(system="crnn_meta", **kw)
+    cfg = rec["config"]
+    assert cfg["coder"] == "crnn" and cfg["loss"] == "meta" and rec["main_branch"] == "mv"
+    assert cfg["meta"]["n_features"] == 3 * CRNN2D(SMOKE_W).dim + CRNN1D(SMOKE_W, 22050, 4).dim
+    for v, r in crnns.items():
+        assert cfg["coders"][v]["record"] == r["path"] and cfg["coders"][v]["system"] == v
+    P = np.mean([np.asarray(r["test"]["probs"][v]) for v, r in crnns.items()], axis=0)
+    labels = np.asarray(crnns["mel"]["test"]["labels"])
+    assert cfg["sum_rule"]["accuracy"] == pytest.approx(np.mean(P.argmax(1) == labels))
+    assert rec["test"]["keys"] == crnns["mel"]["test"]["keys"]
+
+
+def test_crnn_meta_refuses_fcn_coders_in_place_of_crnns(fusion, tmp_path):
+    """A coder record of the other kind (an fcn run where a CRNN is expected) is refused, naming the record."""
+    kw = fusion["kw"] | {"out": tmp_path}
+    for v in dependencies("crnn_meta"):
+        src = fusion["out"] / record_path("synthetic", "smoke", f"fcn_{v}", 1, 0)
+        dst = tmp_path / record_path("synthetic", "smoke", v, 1, 0)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_text(src.read_text())
+        ck = tmp_path / "checkpoints" / record_path("synthetic", "smoke", v, 1, 0).with_suffix("")
+        ck.mkdir(parents=True)
+        (ck / "best.pt").write_bytes(b"")
+    with pytest.raises(RuntimeError, match=r"mel/fold1-seed0.json: not a crnn run"):
+        train(system="crnn_meta", **kw)

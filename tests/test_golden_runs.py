@@ -34,9 +34,11 @@ TABLE_ARGS = ["table", "--dataset", "esc10", "--preset", "cpu", "--extended", "-
 
 
 def machine() -> dict:
+    """What bit-identity needs besides the code: the CPU, its vector instruction set
+    (machines named alike may differ: AVX2 and AVX-512 kernels round differently) and torch."""
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
-    return {"cpu": cpu, "torch": torch.__version__}
+    return {"cpu": cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
 
 
 # runs whose system was renamed since the golden copies: the literal Algorithm 1 was ``multiview``
@@ -46,11 +48,12 @@ RENAMED = {"mv_literal": "multiview"}
 def normalise(rec: dict, out: Path) -> dict:
     """A record without what differs between two identical runs (provenance and
     paths) and what was added since the golden copies (the stated blending
-    rule, the diagnostics), under the system's name of then."""
+    rule, the diagnostics, a meta-classifier's sum rule), under the system's name of then."""
     rec = json.loads(json.dumps(rec))
     for key in ("provenance", "path", "diagnostics"):
         rec.pop(key, None)
     rec["config"].pop("blending", None)
+    rec["config"].pop("sum_rule", None)
     rec["system"] = rec["config"]["system"] = RENAMED.get(rec["system"], rec["system"])
     for coder in rec["config"].get("coders", {}).values():
         coder["record"] = str(Path(coder["record"]).relative_to(out))

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from mvbook.results import (PAPER_TABLE3, fold_accuracies, format_table3, late_fusion, paired_comparison, row_key,
+                            sign_flip_p,
                             table3, uniform_ensemble_accuracy)
 
 
@@ -70,13 +71,16 @@ def test_ci95_and_paired_comparison_by_hand():
     t = table3(recs)
     sd = np.std([80, 90, 70, 85], ddof=1)
     assert t.loc["multiview", "ci95"] == pytest.approx(stats.t.ppf(0.975, 3) * sd / 2)
-    cmp = paired_comparison(recs, "multiview")
+    cmp = paired_comparison(recs, "multiview")                         # one seed: a fold is a run
     row = cmp.loc["mel"]
     d = np.array([5, 10, 0, -5])
     assert row["pairs"] == 4 and row["mean_diff"] == pytest.approx(d.mean())
     assert (row["wins"], row["ties"], row["losses"]) == (2, 1, 1)
     assert row["p_t"] == pytest.approx(stats.ttest_rel([80, 90, 70, 85], [75, 80, 70, 90]).pvalue)
     assert row["p_wilcoxon"] == pytest.approx(stats.wilcoxon(d).pvalue)
+    # sign flips of (5, 10, 0, -5), observed sum 10 (the 0 flips to itself): ±5 ± 10 ± 5 takes the sums
+    # 20, 10, 10, 0, 0, -10, -10, -20 over the 8 sign choices, 6 of them with |sum| >= 10
+    assert row["p_sign_flip"] == pytest.approx(6 / 8)
 
 
 def test_claims_on_means_and_per_fold():
@@ -136,9 +140,10 @@ def test_paired_comparison_over_fold_means():
     recs = []
     for fold, seed, a, b in [(1, 0, 0.8, 0.7), (1, 1, 0.6, 0.7), (2, 0, 0.9, 0.6), (2, 1, 0.7, 0.8)]:
         recs += [fake("concat", fold, a) | {"seed": seed}, fake("mel", fold, b) | {"seed": seed}]
-    runs = paired_comparison(recs, "concat", ["mel"])
-    folds = paired_comparison(recs, "concat", ["mel"], unit="fold")
+    runs = paired_comparison(recs, "concat", ["mel"], unit="run")
+    folds = paired_comparison(recs, "concat", ["mel"])                  # the fold is the default unit
     assert runs.loc["mel", "pairs"] == 4 and folds.loc["mel", "pairs"] == 2
+    assert (runs.attrs["unit"], folds.attrs["unit"]) == ("run", "fold")
     # fold means: concat (70, 80), mel (70, 70): differences (0, 10)
     assert folds.loc["mel", "mean_diff"] == pytest.approx(5.0)
     assert (folds.loc["mel", "wins"], folds.loc["mel", "ties"]) == (1, 1)
@@ -234,3 +239,16 @@ def test_diagnostics_table_says_which_runs_were_replayed():
     full = rec | {"seed": 1, "diagnostics": rec["diagnostics"] | {"off_share": {}, "uncredited": 0}}
     t = diagnostics_table([rec, full], "multiview")
     assert t["replayed"].tolist() == [True, False]
+
+
+def test_sign_flip_p_by_hand_and_against_scipy():
+    from scipy import stats
+    assert sign_flip_p([2.0, 1.0, 3.0, 4.0, 0.5]) == pytest.approx(2 / 32)    # one sign on 5 folds: the floor
+    # (3, 1, 2, 4, -0.5), sum 9.5: assignments with |sum| >= 9.5 are ±(3, 1, 2, 4, ±0.5): 4 of 32
+    assert sign_flip_p([3.0, 1.0, 2.0, 4.0, -0.5]) == pytest.approx(4 / 32)
+    assert np.isnan(sign_flip_p([])) and np.isnan(sign_flip_p([0.0, 0.0])) and np.isnan(sign_flip_p(np.ones(21)))
+    rng = np.random.default_rng(0)
+    for n in (3, 6, 9):
+        d = rng.normal(0.5, 1, n)
+        ref = stats.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=10 ** 6).pvalue
+        assert sign_flip_p(d) == pytest.approx(ref)

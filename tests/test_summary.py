@@ -19,13 +19,15 @@ def test_findings_table_compares_every_row_on_the_same_folds(tmp_path):
     recs += [fake_record(tmp_path, "concat", f, seed=s, acc=0.7 + 0.1 * s) for f in (1, 2, 3) for s in (0, 1)]
     t = S.findings_table(recs, rows=("multiview", "concat", "fusionnet"))
     assert list(t.index) == ["multiview", "concat"]                      # no fusionnet runs: no line
-    assert np.isclose(t.loc["concat", "seed 0"], 70) and t.loc["concat", "folds"] == 3
-    assert np.isclose(t.loc["concat", "all runs"], 75) and t.loc["concat", "runs"] == 6
-    assert np.isclose(t.loc["concat", "− multiview"], 10)   # paired on the seeds both have: seed 0
+    assert "seed 0" not in t.columns                                       # every row reads all its runs
+    assert np.isclose(t.loc["concat", "mean"], 75) and t.loc["concat", "runs"] == 6 and t.loc["concat", "folds"] == 3
+    assert np.isclose(t.loc["concat", "− multiview"], 10)   # fold means over the seeds both have: seed 0
     assert t.loc["concat", "ahead"] == 3 == t.loc["concat", "of"]
+    assert np.isnan(t.loc["concat", "p_t"]) and t.loc["concat", "p_sign_flip"] == 2 / 8   # (10, 10, 10): 2 of 8 flips
     assert t.loc["multiview", "paper (ESC-50)"] == 86.65
     sentence = S.compare_sentence(recs, "concat", "multiview")
-    assert sentence.startswith("Concat. fusion − Multi-view: +10.00 points over 3 folds (ahead on 3, behind on 0")
+    assert sentence == ("Concat. fusion − Multi-view: +10.00 points over 3 folds (ahead on 3, behind on 0; "
+                        "paired t-test no p, sign-flip test p = 0.250)")
     assert S.compare_sentence(recs, "concat", "fusionnet") == ""
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import mvbook.systems
 import mvbook.train
@@ -31,7 +32,8 @@ def test_record_contents(full):
     assert on_disk["system"] == "mel" and on_disk["preset"] == "smoke" and on_disk["fold"] == 1
     assert "for tests only" in on_disk["reduced"]
     prov = on_disk["provenance"]
-    assert {"git_commit", "machine", "device", "date", "wall_seconds", "train_seconds"} <= set(prov)
+    assert {"git_commit", "machine", "cpu_capability", "device", "date", "wall_seconds", "train_seconds"} <= set(prov)
+    assert prov["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     c = on_disk["curves"]
     n = len(c["step"])
     assert c["step"][0] == 0 and c["step"][-1] == on_disk["config"]["steps"]

@@ -18,7 +18,7 @@ REGISTRY = {
     **{v: "paper" for v in VIEWS}, "concat": "paper", "multiview": "paper", "equal": "paper",
     "mv_literal": "paper", "mv_slope": "paper", "mv_initial": "paper", "mv_power1": "paper", "mv_w1": "paper", "mv_w6": "paper",
     "mv_eval10": "paper", "mv_eval40": "paper",
-    **{f"fcn_{v}": "fusionnet" for v in VIEWS}, "fusionnet": "fusionnet",
+    **{f"fcn_{v}": "fusionnet" for v in VIEWS}, "fusionnet": "fusionnet", "crnn_meta": "fusionnet",
     "cabcnn": "cabcnn",
     **{v: "hpss" for v in EXTRA_VIEWS}, "multiview6": "hpss",
     "mv_wide": "capacity",

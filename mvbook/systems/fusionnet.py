@@ -1,6 +1,9 @@
 """FusionNet (Ng et al.) as systems: one feature coding network per view
 (``fcn_<view>``: :class:`mvbook.fusionnet.CodingNet`, softmax plus centre
 loss), then the meta-classifier (``fusionnet``) on their high-level features.
+``crnn_meta`` is the same meta-classifier on the embeddings of the paper's
+four single-view CRNNs (``mel`` … ``raw``): stacking without FusionNet's
+larger coders, the control that tells its gain from stacking and from size.
 The networks and the choices the paper leaves open are in :mod:`mvbook.fusionnet`.
 Chapter: *Beyond the paper: fusion strategies*.
 """
@@ -26,6 +29,7 @@ from ..fusionnet import CENTER_LAMBDA, META_FILTERS, CodingNet, MetaCNN
 from ..models import scaled
 from ..records import RunPaths, atomic_torch_save, grid_command
 from ..segments import Segmenter, eval_segments
+from . import get_system
 from .base import BranchSystem, Run, System, Training
 
 META_LR = 1e-3
@@ -55,9 +59,13 @@ def meta_epochs(preset, overrides: dict | None) -> int:
 
 class MetaSystem(System):
     """FusionNet's meta-classifier on the features of the finished coder runs
-    of the same dataset, preset, fold and seed."""
-    coder = "fcn"
+    (the systems ``needs``, one per view, all of kind ``coder``) of the same
+    dataset, preset, fold and seed."""
     head = "meta"
+
+    def __init__(self, name: str, needs: tuple, coder: str):
+        super().__init__(name, VIEWS, "meta", origin="fusionnet", needs=needs)
+        self.coder = coder
 
     def network(self, config: dict) -> MetaCNN:
         return MetaCNN(config["meta"]["n_features"], config["n_classes"], config["preset"]["width"])
@@ -96,8 +104,9 @@ class MetaSystem(System):
         for rec in runs.values():
             cfg = rec["config"]
             if (cfg["dataset_fingerprint"], cfg["split_seed"], cfg.get("coder")) != \
-                    (ds.fingerprint(), run.split_seed, "fcn"):
-                raise RuntimeError(f"{rec['path']}: not an fcn run on this dataset with split seed {run.split_seed}")
+                    (ds.fingerprint(), run.split_seed, self.coder):
+                raise RuntimeError(f"{rec['path']}: not a {self.coder} run on this dataset with split seed "
+                                   f"{run.split_seed}")
         return runs
 
 
@@ -161,8 +170,11 @@ class MetaTraining(Training):
         coders = {v: {"system": r["system"], "record": r["path"], "git_commit": r["provenance"]["git_commit"],
                       "git_dirty": r["provenance"].get("git_dirty"), "n_params": r["config"]["n_params"],
                       "system_accuracy": r["system_accuracy"]} for v, r in runs.items()}
+        from ..results import late_fusion           # (mvbook.results imports the systems' registry)
+        sum_rule = {"accuracy": late_fusion(runs, tuple(runs))["accuracy"],
+                    "rule": "mean of the coders' test posteriors (their own selected checkpoints)"}
         self.config = system.run_config(run, self.model, self.sets, E, self.steps_per_epoch, meta=meta,
-                                        coders=coders)
+                                        coders=coders, sum_rule=sum_rule)
         self.setup_seconds = time.time() - t_start
 
     def _features(self, system: MetaSystem, run: Run, runs: dict, train_idx: np.ndarray):
@@ -173,8 +185,9 @@ class MetaTraining(Training):
         autocast_ = autocast(dev)
         need = {"train_all": train_idx, "val": self.sets["val"].clips, "test": self.sets["test"].clips}
         H, dims = {k: [] for k in need}, {}
-        for v in tqdm(system.views, disable=not run.progress, desc=f"{system.name}: coder features"):
-            net = CODERS[v].load(runs[v], run.paths.checkpoints).to(dev)
+        for v, dep in tqdm(list(zip(system.views, system.needs)), disable=not run.progress,
+                           desc=f"{system.name}: coder features"):
+            net = get_system(dep).load(runs[v], run.paths.checkpoints).to(dev)
             tf = {v: Standardizer.fit(feats[v], split.train)} if v != "raw" else {}
             seg = Segmenter({v: feats[v]}, ds.sr, ds.clip_seconds, tf)
             for k, idx in need.items():
@@ -204,5 +217,5 @@ class MetaTraining(Training):
 
 
 SYSTEMS = {c.name: c for c in CODERS.values()}
-SYSTEMS["fusionnet"] = MetaSystem("fusionnet", VIEWS, "meta", origin="fusionnet",
-                                  needs=tuple(c.name for c in CODERS.values()))
+SYSTEMS["fusionnet"] = MetaSystem("fusionnet", tuple(c.name for c in CODERS.values()), "fcn")
+SYSTEMS["crnn_meta"] = MetaSystem("crnn_meta", VIEWS, "crnn")
