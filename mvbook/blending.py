@@ -25,12 +25,15 @@ non-negative and sum to 1:
    gives a large but finite ratio;
 4. what happens when every ratio is 0, a floor on the ratios, a warm-up and
    the estimator of G and O: a :class:`BlendRule` (:data:`RULES`). ``literal``
-   keeps the previous weights (this book's first reading); ``authors`` is the
-   practice of the paper's first author's own code (XSleepNet, Phan et al.
-   2022: ``gradient_policy1.py``, ``gradient_policy2.py``, ``train_xsleepnet2.py``):
-   uniform weights when all are 0, ratios floored at 10⁻⁵, and no adaptive
-   weight before a warm-up as long as the smoothing window (XSleepNet2 waits
-   20 evaluations and smooths over 20); ``slope`` adds XSleepNet2's estimate
+   keeps the previous weights (this book's first reading); ``authors`` keeps
+   Algorithm 1's best-so-far references and takes two practices of the paper's
+   first author's own code (XSleepNet, Phan et al. 2022: ``gradient_policy1.py``,
+   ``gradient_policy2.py``, ``train_xsleepnet2.py``): uniform weights when all
+   are 0, and no adaptive weight before a warm-up as long as the smoothing
+   window (XSleepNet2 waits 20 evaluations and smooths over 20); its floor of
+   10⁻⁵ applies to every ratio before normalising, zeros included, where
+   XSleepNet2 floors only positive normalised weights (so there a branch can
+   get exactly 0, here never); ``slope`` adds XSleepNet2's estimate
    of G and O from the slopes of line fits (:func:`slope_G_O`).
 
 ``power`` is the exponent of :math:`|O|` (2 in Eq. 5; 1 for the ablation).

@@ -42,6 +42,7 @@ from .train import train
 
 book_style()               # every figure of a chapter: sized for the book's column, text as large as the body's
 RESULTS = REPO / "results"
+RERUNS = REPO / "reruns"    # committed runs trained again from their records' configuration and commit
 DEMO_DATASET = "esc10"     # the committed real runs the method chapters demonstrate on
 # demo records: the paper's scale, then the preset of the book's tables (main_records), then
 # the scale check's few `long` runs, then smoke: a chapter shows a run its tables are made of

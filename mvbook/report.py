@@ -54,7 +54,8 @@ def _common(vals: pd.Series, seed: int = 0) -> str:
 def _header(cols: list, paper: str, common: bool) -> str:
     """The table head: one column per (fold, seed), labelled with both; with
     several seeds, a row of folds above a row of seeds."""
-    fixed = ["system", paper, "ours: mean ± std (runs)"] + (["ours, seed 0 only: mean (folds)"] if common else [])
+    fixed = ["system", paper, "ours: mean ± std (runs)", "code (commits)"] + \
+        (["ours, seed 0 only: mean (folds)"] if common else [])
     seeds = sorted({s for _, s in cols})
     if len(seeds) <= 1:
         label = f", seed {seeds[0]}" if seeds else ""
@@ -63,6 +64,19 @@ def _header(cols: list, paper: str, common: bool) -> str:
     top = "".join(f"<th rowspan='2'>{html.escape(h)}</th>" for h in fixed) + "".join(
         f"<th class='mv-fold' colspan='{sum(1 for g, _ in cols if g == f)}'>fold {f}</th>" for f in folds)
     return f"<tr>{top}</tr><tr>" + "".join(f"<th class='mv-seed'>seed {s}</th>" for _, s in cols) + "</tr>"
+
+
+def row_commits(key: str, runs: dict) -> list[str]:
+    """The commits (7 characters) whose code trained the runs behind row ``key``
+    (a derived row: its members' runs; a self-ensemble: its multi-view runs;
+    a resumed run: every commit of its ``trained_by``)."""
+    systems = DERIVED.get(key, (SOURCE.get(key, key),))
+    out = set()
+    for (system, _, _), r in runs.items():
+        if system in systems:
+            prov = r.get("provenance", {})
+            out |= {t["git_commit"][:7] for t in prov.get("trained_by") or [prov]} if prov else {"unknown"}
+    return sorted(out)
 
 
 def _sources(key: str, runs: dict, fold: int, seed: int, base: str) -> str:
@@ -142,8 +156,9 @@ def table3_html(records: list[dict], dataset: str, preset: str, folds=None, seed
         paper = PAPER_TABLE3[paper_col].get(key) if has_paper else None
         vals = (df.loc[key] if key in df.index else pd.Series(dtype=float)).dropna()
         cells = [f"<th>{html.escape(name)}</th>", f"<td>{'—' if paper is None else f'{paper:.2f}'}</td>",
-                 f"<td class='mv-mean'>{_ours(vals)}</td>"] + ([f"<td class='mv-mean'>{_common(vals)}</td>"]
-                                                                 if common else [])
+                 f"<td class='mv-mean'>{_ours(vals)}</td>",
+                 f"<td class='mv-code'>{html.escape(', '.join(row_commits(key, runs)) or '—')}</td>"] + \
+            ([f"<td class='mv-mean'>{_common(vals)}</td>"] if common else [])
         for f, s in cols:
             v = vals.get((f, s))
             if v is not None and v == v:
@@ -154,7 +169,9 @@ def table3_html(records: list[dict], dataset: str, preset: str, folds=None, seed
             cells.append(f"<td class='mv-missing' title='{html.escape(m['why'] + '. Run: ' + m['command'])}'>·</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     caption = (f"Table 3 — {html.escape(dataset)}, preset <code>{html.escape(preset)}</code>: accuracy (%) on the "
-               f"test folds. Ours: mean ± sample std over runs (number of runs). Paper: ESC-50 (50 classes)"
+               f"test folds. Ours: mean ± sample std over runs (number of runs); code: the commits whose code "
+               f"trained them (rows of several commits compare code that may round differently). "
+               f"Paper: ESC-50 (50 classes)"
                if paper_col == "esc50" else f"Table 3 — {html.escape(dataset)}, preset {html.escape(preset)}")
     if common:
         caption += (". Rows have different numbers of runs (seeds); compare rows on the seed-0 column, "

@@ -428,14 +428,17 @@ def claim_verdict(records: list[dict], row: str, baseline: str, unit: str = "fol
     ``verdict`` is ``"holds"`` (mean difference > 0 and paired t-test p < ``alpha``),
     ``"not shown"`` (> 0, not significant), ``"does not hold"`` (≤ 0; ``reversed``
     when significantly below) or ``"too few runs"`` (fewer than two pairs);
-    with ``pairs``, ``mean_diff``, ``wins``, ``losses`` and ``p`` (the t-test's)."""
+    with ``pairs``, ``mean_diff``, ``wins``, ``losses``, ``p`` (the t-test's) and
+    ``p_sign_flip`` (the exact sign-flip test's, :func:`sign_flip_p`)."""
     c = paired_comparison(records, row, [baseline], unit=unit)
     n = int(c.loc[baseline, "pairs"]) if baseline in c.index else 0
-    out = {"pairs": n, "mean_diff": np.nan, "wins": 0, "losses": 0, "p": np.nan, "reversed": False}
+    out = {"pairs": n, "mean_diff": np.nan, "wins": 0, "losses": 0, "p": np.nan, "p_sign_flip": np.nan,
+           "reversed": False}
     if n < 2:
         return out | {"verdict": "too few runs"}
     d, p = float(c.loc[baseline, "mean_diff"]), float(c.loc[baseline, "p_t"])
-    out |= {"mean_diff": d, "p": p, "wins": int(c.loc[baseline, "wins"]), "losses": int(c.loc[baseline, "losses"])}
+    out |= {"mean_diff": d, "p": p, "p_sign_flip": float(c.loc[baseline, "p_sign_flip"]),
+            "wins": int(c.loc[baseline, "wins"]), "losses": int(c.loc[baseline, "losses"])}
     if d >= 0.005:
         return out | {"verdict": "holds" if p < alpha else "not shown"}
     return out | {"verdict": "does not hold", "reversed": bool(d < 0 and p < alpha)}

@@ -189,6 +189,41 @@ def weight_pattern(records: list[dict], system: str = "multiview") -> pd.DataFra
     return pd.DataFrame({h: pd.concat(v, axis=1).mean(axis=1) for h, v in halves.items()}).T
 
 
+def pattern_checks(pattern: pd.DataFrame, early=("mel", "gam", "cqt"), late: str = "raw") -> dict:
+    """The paper's Fig. 2 pattern, branch by branch, on a :func:`weight_pattern`
+    table: each 2D branch above its uniform share 1/K (K branches) and above the
+    raw branch in the first half, each 2D branch's weight lower in the second
+    half, the raw branch's higher. A sum of the 2D weights is not a test: three
+    uniform weights already outweigh one. Claim → whether it holds."""
+    w, u = pattern, 1 / pattern.shape[1]
+    first, second = w.loc["first half"], w.loc["second half"]
+    return {f"each 2D branch above its uniform share ({u:.2f}) in the first half": bool((first[list(early)] > u).all()),
+            "each 2D branch above raw in the first half": bool((first[list(early)] > first[late]).all()),
+            "each 2D branch lower in the second half": bool((second[list(early)] < first[list(early)]).all()),
+            "raw higher in the second half": bool(second[late] > first[late])}
+
+
+def rerun_drift(records: list[dict], reruns: list[dict]) -> pd.DataFrame:
+    """Each re-run (a record trained again from the same configuration) beside the
+    committed record of the same run: both test accuracies (%), their difference,
+    both selected steps, and whether commit, torch and thread count were the same
+    (so that what is left to differ is the machine). One row per (system, fold, seed)."""
+    mine = {(r["system"], r["dataset"], r["preset"], r["fold"], r["seed"]): r for r in records}
+    rows = {}
+    for again in reruns:
+        key = (again["system"], again["dataset"], again["preset"], again["fold"], again["seed"])
+        if key not in mine:
+            continue
+        was, a, b = mine[key], mine[key]["provenance"], again["provenance"]
+        rows[(key[0], key[3], key[4])] = {
+            "record": 100 * was["system_accuracy"], "re-run": 100 * again["system_accuracy"],
+            "Δ": 100 * (again["system_accuracy"] - was["system_accuracy"]),
+            "step (record)": was["best"]["step"], "step (re-run)": again["best"]["step"],
+            "same code, torch and threads": (a["git_commit"], a["torch"], a["torch_threads"])
+            == (b["git_commit"], b["torch"], b["torch_threads"])}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
 def preset_cost(record: dict, dataset: str = "esc50") -> dict:
     """Epochs and optimiser steps of ``record``'s run against the paper's recipe
     on ``dataset`` (batch 64; ESC-50's 1,600 training clips per fold)."""

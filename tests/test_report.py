@@ -20,6 +20,8 @@ def test_table3_html_links_every_cell_and_explains_the_empty_ones(tmp_path, monk
     assert 'fold2-seed0.html' not in html                                # no notebook kept for that run
     assert "60.00 ± 14.14 (2)" in html                                   # mel: folds 1 and 2
     assert "87.35" in html and "ESC-50" in html                          # the paper's column
+    commits = {r["provenance"]["git_commit"][:7] for r in recs}
+    assert f"<td class='mv-code'>{', '.join(sorted(commits))}</td>" in html   # the code behind each row
     cells = {(m["row"], m["fold"]): m for m in missing}
     assert "--systems multiview --folds 2 " in cells[("Multi-view", 2)]["command"] + " "
     assert cells[("Late fusion", 2)]["systems"] == ["gam", "cqt", "raw"]
@@ -99,3 +101,17 @@ def test_table3_html_labels_folds_and_seeds_and_compares_rows_on_seed_0(tmp_path
     assert "seed-0 column" in html.split("</p>")[0]
     single, _ = report.table3_html(recs[-2:], "esc10", "cpu", folds=[1, 2], rows=["gam"])
     assert "<th>fold 1, seed 0</th>" in single and "seed 0 only" not in single
+
+
+def test_row_commits_name_every_commit_behind_a_row(tmp_path):
+    recs = {}
+    for s, fold, commit in (("mel", 1, "a" * 40), ("mel", 2, "b" * 40), ("gam", 1, "c" * 40),
+                            ("cqt", 1, "a" * 40), ("raw", 1, "a" * 40), ("multiview", 1, "d" * 40)):
+        r = fake_record(tmp_path, s, fold)
+        r["provenance"] = {"git_commit": commit}
+        recs[(s, fold, 0)] = r
+    recs[("multiview", 1, 0)]["provenance"]["trained_by"] = [{"git_commit": "d" * 40}, {"git_commit": "e" * 40}]
+    assert report.row_commits("mel", recs) == ["aaaaaaa", "bbbbbbb"]
+    assert report.row_commits("late", recs) == ["aaaaaaa", "bbbbbbb", "ccccccc"]      # its members' runs
+    assert report.row_commits("self_ensemble", recs) == ["ddddddd", "eeeeeee"]        # a resumed run: both
+    assert report.row_commits("concat", recs) == []

@@ -202,6 +202,7 @@ def test_claim_verdict_by_hand():
         recs += [fake("concat", fold, a), fake("mel", fold, b)]
     v = claim_verdict(recs, "concat", "mel")
     assert v["verdict"] == "holds" and v["pairs"] == 5 and v["wins"] == 5 and v["mean_diff"] == pytest.approx(11.6)   # (10 + 20 + 10 + 8 + 10) / 5
+    assert v["p_sign_flip"] == pytest.approx(2 / 32)             # five folds of one sign: the floor 2 / 2^5
     back = claim_verdict(recs, "mel", "concat")
     assert back["verdict"] == "does not hold" and back["reversed"]
     assert claim_verdict(recs[:2], "concat", "mel")["verdict"] == "too few runs"

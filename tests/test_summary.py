@@ -1,6 +1,7 @@
 """mvbook.summary: the numbers and sentences of the book's prose, on made-up records."""
 import numpy as np
 import pandas as pd
+import pytest
 
 from mvbook import summary as S
 from test_plots import fake_record
@@ -60,3 +61,31 @@ def test_length_margins_pair_only_runs_both_lengths_have(tmp_path):
     # concat: folds 1 and 2 (fold 3 has no long run): short (−10 + 5) / 2, long (5 + 10) / 2
     assert m.loc["concat"].tolist() == [-2.5, 7.5, 2]
     assert "equal" not in m.index                   # equal ran short on fold 1 and long on fold 2 only
+
+
+def test_rerun_drift_sets_each_rerun_beside_its_record(tmp_path):
+    prov = {"git_commit": "abc", "torch": "2.14.1", "torch_threads": 1}
+    recs = [fake_record(tmp_path, "mel", f, acc=a) | {"provenance": prov} for f, a in ((1, 0.7625), (2, 0.8))]
+    again = [fake_record(tmp_path / "re", "mel", 1, acc=0.775) | {"provenance": prov},
+             fake_record(tmp_path / "re", "mel", 2, acc=0.8) | {"provenance": prov | {"torch_threads": 2}},
+             fake_record(tmp_path / "re", "gam", 1, acc=0.5) | {"provenance": prov}]      # no record: left out
+    again[0]["best"] = {"step": 220, "weights": {}}
+    d = S.rerun_drift(recs, again)
+    assert list(d.index) == [("mel", 1, 0), ("mel", 2, 0)]
+    assert d.loc[("mel", 1, 0), "Δ"] == pytest.approx(1.25) and d.loc[("mel", 1, 0), "re-run"] == pytest.approx(77.5)
+    assert (d.loc[("mel", 1, 0), "step (record)"], d.loc[("mel", 1, 0), "step (re-run)"]) == (50, 220)
+    assert d["same code, torch and threads"].tolist() == [True, False]
+
+
+def test_pattern_checks_judge_each_branch_against_its_uniform_share():
+    uniform = pd.DataFrame({k: [0.2, 0.2] for k in ("mel", "gam", "cqt", "raw", "mv")},
+                           index=["first half", "second half"])
+    assert not any(S.pattern_checks(uniform).values())       # the sum of three 2D weights (0.6 > 0.2) is no test
+    paper = uniform.copy()
+    paper.loc["first half"] = [0.25, 0.25, 0.25, 0.05, 0.2]
+    paper.loc["second half"] = [0.15, 0.15, 0.15, 0.35, 0.2]
+    assert all(S.pattern_checks(paper).values())
+    raw_first = paper.copy()
+    raw_first.loc["first half", "raw"] = 0.3                  # raw the largest from the start
+    checks = S.pattern_checks(raw_first)
+    assert [k for k, ok in checks.items() if not ok] == ["each 2D branch above raw in the first half"]

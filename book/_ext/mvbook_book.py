@@ -10,6 +10,9 @@
   ``smoke``).
 - Paths of the build machine (the repository's location, data and checkpoint
   folders in papermill's parameters) are written relative or as placeholders.
+- A figure drawn by a cell (an image with no text of its own: its ``alt`` would be
+  its hashed file name) is described by its section's title and the first
+  sentence of the text just before it.
 - After an HTML build, the records of ``results/`` are copied into the output
   (``_build/html/results/...``), beside their run pages, so that the links of
   the *Results* chapter resolve offline.
@@ -55,8 +58,39 @@ def _scrub(text: str, repo: str) -> str:
     return ABSOLUTE.sub("<local path>", text)
 
 
+def _describe(image: nodes.image) -> str:
+    """A short text for an output image: its section's title and the first sentence before it."""
+    node, title = image, ""
+    while node is not None and not title:
+        node = node.parent
+        if isinstance(node, nodes.section):
+            title = node.next_node(nodes.title).astext()
+    para = next(iter(_paragraphs_before(image)), None)
+    before = re.split(r"(?<=[.:])\s", para.astext().strip(), maxsplit=1)[0].rstrip(":") if para else ""
+    text = f"Figure: {title}" + (f" — {before}" if before and before != title else "")
+    return text if len(text) <= 200 else text[:197] + "…"
+
+
+def _paragraphs_before(image: nodes.image):
+    """The paragraphs before ``image`` in document order, nearest first."""
+    root = image
+    while root.parent is not None:
+        root = root.parent
+    paras = []
+    for n in root.findall(lambda n: isinstance(n, (nodes.paragraph, nodes.image))):
+        if n is image:
+            return reversed(paras)
+        if isinstance(n, nodes.paragraph):
+            paras.append(n)
+    return []
+
+
 def _process(app, doctree):
     docname = app.env.docname
+    for image in doctree.findall(nodes.image):
+        alt = image.get("alt", "")
+        if not alt or alt == image.get("uri") or "/" in alt or alt.endswith(".png"):
+            image["alt"] = _describe(image)
     repo = str(Path(app.srcdir).resolve())
     for t in list(doctree.findall(nodes.Text)):
         if "/" in t and (repo in t or ABSOLUTE.search(t)):
