@@ -14,7 +14,7 @@ from .config import PRESETS, get_preset
 from .fusionnet import FeatureCodingNet
 from .models import CRNN1D, CRNN2D, n_params
 from .results import (ALL_ROW_NAMES, PAPER_TABLE3, VIEW_ROWS, claim_verdict, fold_accuracies, paired_comparison,
-                      row_key, table3)
+                      row_key, sign_flip_p, table3)
 
 # The rows of the introduction's table of findings, in its order.
 FINDING_ROWS = ("multiview", "mv_literal", "equal", "concat", "late", "mel", "gam", "cqt", "raw",
@@ -134,6 +134,29 @@ def scale_disagreements(short: list[dict], long: list[dict], row: str = "multivi
     a, b = scale_findings(short, row)["verdicts"], scale_findings(long, row)["verdicts"]
     return [k for k in SCALE_BASELINES if k in a and k in b and a[k]["pairs"] and b[k]["pairs"]
             and np.sign(a[k]["mean_diff"]) * np.sign(b[k]["mean_diff"]) < 0]
+
+
+def scale_table(short: list[dict], long: list[dict], rows=None) -> pd.DataFrame:
+    """Table 3 at two training lengths side by side: per row the mean, std and
+    number of runs at each, and the effect of length (long − short, points) paired
+    over the (fold, seed) runs both lengths have (mean, number of pairs, the
+    sign-flip p over their fold means)."""
+    a, b = fold_accuracies(short), fold_accuracies(long)
+    out = {}
+    for row in rows or [k for k in ALL_ROW_NAMES if k in a.index or k in b.index]:
+        line = {}
+        for name, df in (("short", a), ("long", b)):
+            vals = df.loc[row].dropna() if row in df.index else pd.Series(dtype=float)
+            line |= {f"{name} mean": vals.mean() if len(vals) else np.nan,
+                     f"{name} std": vals.std(ddof=1) if len(vals) > 1 else np.nan, f"{name} runs": len(vals)}
+        both = [c for c in (b.columns if row in b.index else []) if row in a.index and c in a.columns
+                and pd.notna(a.at[row, c]) and pd.notna(b.at[row, c])]
+        d = pd.Series({c: b.at[row, c] - a.at[row, c] for c in both}, dtype=float)
+        by_fold = d.groupby([f for f, _ in d.index]).mean() if len(d) else d
+        line |= {"long − short": d.mean() if len(d) else np.nan, "pairs": len(d),
+                 "sign-flip p (folds)": sign_flip_p(by_fold.to_numpy()) if len(d) else np.nan}
+        out[row] = line
+    return pd.DataFrame.from_dict(out, orient="index")
 
 
 def length_margins(short: list[dict], long: list[dict], row: str = "multiview",

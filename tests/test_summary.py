@@ -89,3 +89,15 @@ def test_pattern_checks_judge_each_branch_against_its_uniform_share():
     raw_first.loc["first half", "raw"] = 0.3                  # raw the largest from the start
     checks = S.pattern_checks(raw_first)
     assert [k for k, ok in checks.items() if not ok] == ["each 2D branch above raw in the first half"]
+
+
+def test_scale_table_pairs_the_runs_both_lengths_have(tmp_path):
+    short = [fake_record(tmp_path / "s", "multiview", f, seed=k, acc=a)
+             for f, k, a in ((1, 0, 0.70), (1, 1, 0.60), (2, 0, 0.80), (3, 0, 0.75))]
+    long = [fake_record(tmp_path / "l", "multiview", f, acc=a) for f, a in ((1, 0.85), (2, 0.70))]
+    t = S.scale_table(short, long, rows=["multiview", "concat"])
+    mv = t.loc["multiview"]
+    assert (mv["short runs"], mv["long runs"], mv["pairs"]) == (4, 2, 2)
+    assert mv["long − short"] == pytest.approx(((85 - 70) + (70 - 80)) / 2)          # fold 1 seed 0, fold 2 seed 0
+    assert mv["sign-flip p (folds)"] == pytest.approx(1.0)       # (+15, −10): all 4 sign choices give |mean| >= 2.5
+    assert t.loc["concat", "pairs"] == 0 and np.isnan(t.loc["concat", "long − short"])
