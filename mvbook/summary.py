@@ -52,9 +52,9 @@ def wilcoxon_note(table: pd.DataFrame, alpha: float = 0.05) -> str:
     n = int(table["pairs"][table["pairs"] > 0].max()) if (table["pairs"] > 0).any() else 0
     if n == 0 or min_wilcoxon_p(n) < alpha:
         return ""
-    return (f"With at most {n} pairs, the smallest two-sided p-value the Wilcoxon test can give is "
-            f"{min_wilcoxon_p(n):.4g} (all {n} differences of one sign): it cannot fall below {alpha:g} here, "
-            "so only the t-test can call a difference significant, and the Wilcoxon column says how "
+    return (f"With at most {n} pairs, the smallest two-sided p-value the Wilcoxon and the sign-flip tests "
+            f"can give is {min_wilcoxon_p(n):.4g} (all {n} differences of one sign): they cannot fall below "
+            f"{alpha:g} here, so only the t-test can call a difference significant, and their columns say how "
             "consistent the sign is.")
 
 
