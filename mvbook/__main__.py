@@ -1,4 +1,4 @@
-"""Command line: ``python -m mvbook {datasets,fetch,features,train,grid,table} …``.
+"""Command line: ``python -m mvbook {datasets,fetch,features,train,grid,table,verify} …``.
 
 Run ``python -m mvbook <command> --help`` for each command's options.
 """
@@ -101,6 +101,7 @@ python -m mvbook train --dataset esc50 --system multiview --preset paper --devic
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
     _grid_parser(sub)
     _table_parser(sub)
+    _verify_parser(sub)
     return ap
 
 
@@ -167,6 +168,25 @@ python -m mvbook table --format latex > table3.tex""")
     p.add_argument("--unit", default="fold", choices=("fold", "run"),
                    help="what --compare pairs: fold means (default; the folds are the independent units) or, "
                         "on request, (fold, seed) runs as if independent")
+
+
+def _verify_parser(sub) -> None:
+    p = _sub(sub, "verify", "re-run recorded runs and compare: identical, or where they differ", """
+python -m mvbook verify results/esc10/cpu/mel/fold1-seed0.json --data-root DIR
+python -m mvbook verify --quick results/esc10/cpu/*/fold1-seed0.json    # up to the first evaluation
+python -m mvbook verify --at-commit results/esc10/cpu/mel/fold1-seed0.json   # with the record's own commit""",
+             description="Train each record's run again as it is recorded (system, dataset, fold, seeds, preset "
+                         "and overrides, threads, device) in a temporary folder and compare its curves, selected "
+                         "step, accuracies and test posteriors with the record's. One line per record; exit "
+                         "status 0: all identical, 1: one differs, 2: one cannot be verified.")
+    p.add_argument("records", nargs="+", metavar="RECORD", help="results records (JSON)")
+    _common(p)
+    p.add_argument("--at-commit", action="store_true",
+                   help="run the record's own commit (provenance.git_commit) in a temporary git worktree of "
+                        "the clone around the working folder, with this environment")
+    p.add_argument("--quick", action="store_true",
+                   help="stop at the first evaluation after step 0 and compare the curves up to it")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def main(argv=None) -> int:
@@ -283,8 +303,30 @@ def cmd_table(args) -> int:
     return 0
 
 
+def cmd_verify(args) -> int:
+    """Each record re-run and compared (:func:`mvbook.verify.verify`); its notes
+    and an ``error:`` line for one that cannot be verified go to stderr, the
+    verdicts to stdout. The exit status is the worst record's."""
+    from .errors import MvbookError
+    from .verify import EXIT, verify
+    worst = 0
+    for k, path in enumerate(args.records, 1):
+        if len(args.records) > 1:
+            print(f"[{k}/{len(args.records)}] {path}", file=sys.stderr, flush=True)
+        try:
+            v = verify(path, data_root=args.data_root, cache_dir=args.cache_dir, at_commit=args.at_commit,
+                       quick=args.quick, progress=not args.no_progress)
+        except MvbookError as e:
+            print(f"error: {path}: {e}", file=sys.stderr, flush=True)
+            worst = max(worst, EXIT["error"])
+            continue
+        print(v.line(), flush=True)
+        worst = max(worst, v.exit_code)
+    return worst
+
+
 COMMANDS = {"datasets": cmd_datasets, "fetch": cmd_fetch, "features": cmd_features, "train": cmd_train,
-            "grid": cmd_grid, "table": cmd_table}
+            "grid": cmd_grid, "table": cmd_table, "verify": cmd_verify}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -138,7 +138,8 @@ def _git(*args) -> str:
         return ""
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (as a record's ``provenance.machine`` states it)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -165,7 +166,7 @@ def provenance(device, train_seconds: float, wall_seconds: float, code: dict | N
     if dev.startswith("cuda"):
         dev += f" ({torch.cuda.get_device_name()})"
     return {**(code or code_version()),
-            "machine": f"{platform.node()}: {_cpu_model()}, {os.cpu_count()} cores",
+            "machine": f"{platform.node()}: {cpu_model()}, {os.cpu_count()} cores",
             "mvbook": __version__, "device": dev, "torch_threads": torch.get_num_threads(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "torch": torch.__version__,
