@@ -278,12 +278,16 @@ def commit_worktree(rec: dict, repo=None):
 
 # --- the rerun -----------------------------------------------------------------------------
 
-def _rerun(args: dict, code_root: Path, out: Path, threads: int, quick: bool) -> dict:
-    """Run :data:`DRIVER` with ``code_root`` first on the path; its answer."""
+def _rerun(args: dict, code_root: Path, out: Path, threads: int, quick: bool, data_root=None,
+           cache_dir=None) -> dict:
+    """Run :data:`DRIVER` with ``code_root`` first on the path; its answer. The data
+    root and the cache go through ``MVBOOK_DATA`` and ``MVBOOK_CACHE``, which every
+    commit reads (``train``'s argument for the data root was once ``root``)."""
     result = out / "result.json"
     payload = dict(args, out=str(out / "records"), threads=threads, quick=quick, result=str(result))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(code_root), os.environ.get("PYTHONPATH", "")]).rstrip(
         os.pathsep), **{v: str(threads) for v in THREAD_VARIABLES})
+    env |= {k: str(Path(v).resolve()) for k, v in (("MVBOOK_DATA", data_root), ("MVBOOK_CACHE", cache_dir)) if v}
     proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(payload)], cwd=code_root, env=env,
                           stdout=subprocess.PIPE, text=True)
     if proc.stdout.strip():
@@ -452,9 +456,7 @@ def verify(path, data_root=None, cache_dir=None, at_commit: bool = False, quick:
         notes.append(f"the data differ from the record's (dataset fingerprint {ds.fingerprint()}, "
                      f"recorded {fp}): identity is not expected")
     threads = int((rec.get("provenance") or {}).get("torch_threads") or torch.get_num_threads())
-    data_root = None if data_root is None else str(Path(data_root).resolve())
-    cache_dir = None if cache_dir is None else str(Path(cache_dir).resolve())
-    args |= {"device": device, "data_root": data_root, "cache_dir": cache_dir, "progress": progress}
+    args |= {"device": device, "progress": progress}
     with contextlib.ExitStack() as stack:
         if at_commit:
             code_root, pins = stack.enter_context(commit_worktree(rec, repo))
@@ -468,7 +470,7 @@ def verify(path, data_root=None, cache_dir=None, at_commit: bool = False, quick:
         log(f"verifying {path}: {args['system']} fold {args['fold']} seed {args['seed']}, preset {args['preset']}"
             f"{', up to its first evaluation' if quick else ''}, on {device} with {threads} thread(s), by {code}")
         out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mvbook-verify-")))
-        answer = _rerun(args, code_root, out, threads, quick)
+        answer = _rerun(args, code_root, out, threads, quick, data_root, cache_dir)
         new = {"curves": answer["curves"]} if quick else json.loads(Path(answer["record"]).read_text())
     first, deltas = compare(rec, new, quick)
     if quick:
