@@ -1,13 +1,13 @@
 """Re-run a recorded run and compare: is a record repeatable, bit for bit?
 
-:func:`verify` trains a record's run again exactly as the record states it
-(system, dataset, fold, seed, split seed, preset and its overrides, thread
-count, device) into a temporary folder, through :func:`mvbook.train.train` in a
+:func:`verify` trains a record's run again as the record states it (system,
+dataset, fold, seed, split seed, preset and its overrides, thread count,
+device) into a temporary folder, through :func:`mvbook.train.train` in a
 subprocess, and compares the curves evaluation by evaluation, the selected
 step, the accuracies (per branch and self-ensemble) and the test posteriors.
-With ``at_commit`` it runs the record's own commit, checked out in a temporary
-``git worktree``, with the current environment. Differences of the environment
-that make identity impossible are stated before the run (:func:`environment_notes`).
+With ``at_commit`` the record's own commit runs, checked out in a temporary
+``git worktree``, with the current environment. What differs in the
+environment is said before the run (:func:`environment_notes`).
 Command line: ``python -m mvbook verify``. Chapter: *Runs*.
 """
 from __future__ import annotations
@@ -24,27 +24,29 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError, DataError, MvbookError
+import torch
 
-__all__ = ["Verdict", "verify", "environment_notes", "compare", "rerun_arguments", "commit_worktree"]
+from .data import load_dataset
+from .device import autocast_name
+from .errors import ConfigError, DataError, MvbookError
+from .records import code_version, cpu_model, read_record
+from .systems import TRAINED_SYSTEMS, dependencies
+
+__all__ = ["EXIT", "Verdict", "verify", "rerun_arguments", "environment_notes", "commit_worktree", "compare"]
 
 EXIT = {"identical": 0, "differs": 1, "error": 2}
-NEEDED = ("config", "curves", "best", "accuracy", "test")   # what a record must hold to be verified
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-NUMERIC_PACKAGES = ("torch", "numpy", "scipy", "numba", "librosa", "soundfile", "soxr")   # what the numbers depend on
+NUMERIC_PACKAGES = ("torch", "numpy", "scipy", "numba", "librosa", "soundfile", "soxr")   # the numbers depend on them
 
-# Run in a subprocess against whichever mvbook PYTHONPATH names (this one, or an
-# older commit's): train the run, or with "quick" stop at the first evaluation after
-# step 0, and write the record's path, the curves so far, or a diagnosed error.
+# Run in a subprocess with the mvbook PYTHONPATH names (this one, or an older commit's): train, or ("quick")
+# stop at the first evaluation after step 0; write the record's path, the curves so far, or a diagnosed error.
 DRIVER = """
-import json, sys
-import torch
+import json, pathlib, sys, torch
 args = json.loads(sys.argv[1])
 torch.set_num_threads(args.pop("threads"))
 quick, result = args.pop("quick"), args.pop("result")
 from mvbook.train import train
-class Stop(Exception):
-    pass
+class Stop(Exception): pass
 def stop(info):
     if info["step"] > 0:
         raise Stop(info["curves"])
@@ -54,17 +56,15 @@ except Stop as s:
     out = {"curves": s.args[0]}
 except (ValueError, RuntimeError, OSError) as e:
     out = {"error": str(e)}
-with open(result, "w") as f:
-    json.dump(out, f)
+pathlib.Path(result).write_text(json.dumps(out))
 """
 
 
 @dataclass
 class Verdict:
-    """The answer for one record: ``status`` is ``identical``, ``differs`` or
-    ``error``; ``detail`` the first difference (or why it cannot be verified);
-    ``deltas`` the accuracies, record against rerun; ``notes`` what was said
-    before the run."""
+    """One record's answer: ``status`` (``identical``, ``differs``), ``detail`` (the
+    first difference), ``deltas`` (selected step and accuracies, record → rerun),
+    ``notes`` (said before the run)."""
     record: str
     status: str
     detail: str = ""
@@ -76,15 +76,13 @@ class Verdict:
         return EXIT[self.status]
 
     def line(self) -> str:
-        """One line: ``RECORD: identical …`` or ``RECORD: differs: …``."""
-        parts = [self.status] + [p for p in (self.detail, self.deltas) if p]
-        return f"{self.record}: " + "; ".join(parts)
+        return f"{self.record}: " + "; ".join([self.status] + [p for p in (self.detail, self.deltas) if p])
 
 
 # --- what the record asks for ------------------------------------------------------------
 
 def _read(path) -> dict:
-    from .records import read_record
+    """The record in ``path`` with what a rerun and the comparison need, else a DataError."""
     try:
         rec = read_record(Path(path))
     except FileNotFoundError:
@@ -93,17 +91,16 @@ def _read(path) -> dict:
         raise DataError(str(e)) from None
     if rec is None:
         raise DataError("not a results record (no schema)")
-    missing = [k for k in NEEDED if k not in rec]
-    if missing:
-        raise DataError(f"the record has no {', '.join(missing)}, so its run cannot be repeated")
-    return rec
+    bad = [k for k in ("config", "curves", "best", "accuracy", "test") if not isinstance(rec.get(k), dict)]
+    bad += [] if bad or isinstance(rec["curves"].get("step"), list) else ["curves.step"]
+    bad += [] if bad or isinstance(rec["test"].get("probs"), dict) else ["test.probs"]
+    if bad:
+        raise DataError(f"the record has no valid {', '.join(bad)}, so its run cannot be repeated")
+    return rec | {"path": str(path)}
 
 
 def rerun_arguments(rec: dict) -> dict:
-    """The :func:`mvbook.train.train` arguments that repeat ``rec``'s run: what
-    its ``config`` states, and the preset fields overridden by its caller (the
-    ``k=v`` entries that :func:`mvbook.config.get_preset` adds to ``reduced``),
-    with the values the config records.
+    """The :func:`mvbook.train.train` arguments that repeat a record's run.
 
     Parameters
     ----------
@@ -113,104 +110,76 @@ def rerun_arguments(rec: dict) -> dict:
     Returns
     -------
     dict
-        ``dataset, system, fold, seed, preset`` (and ``split_seed`` where not 0),
-        then the overrides.
+        ``dataset, system, fold, seed, preset`` of its ``config`` (``split_seed``
+        where not 0), and the preset fields its caller overrode (the ``k=v`` entries
+        :func:`mvbook.config.get_preset` adds to ``reduced``, at every commit) with
+        the values the config records.
     """
     cfg = rec["config"]
     try:
-        args = {"dataset": cfg["dataset"], "system": cfg["system"], "fold": cfg["fold"], "seed": cfg["seed"],
-                "preset": cfg["preset"]["name"]}
-        fields = cfg["preset"]
-        for text in cfg["preset"].get("reduced", rec.get("reduced", [])):
-            m = re.fullmatch(r"(\w+)=.*", text)
-            if m and m[1] in fields and m[1] not in ("name", "reduced"):
-                v = fields[m[1]]
-                args[m[1]] = tuple(v) if isinstance(v, list) else v
-    except (KeyError, TypeError) as e:
-        raise DataError(f"the record's config has no {e}, so its run cannot be repeated") from None
-    if cfg.get("split_seed", 0):
-        args["split_seed"] = cfg["split_seed"]
-    return args
+        args = {k: cfg[k] for k in ("dataset", "system", "fold", "seed")} | {"preset": cfg["preset"]["name"]}
+        for text in cfg["preset"].get("reduced", []):
+            key = text.split("=")[0]
+            if re.fullmatch(r"\w+=.*", text) and key in cfg["preset"] and key not in ("name", "reduced"):
+                v = cfg["preset"][key]
+                args[key] = tuple(v) if isinstance(v, list) else v
+    except (KeyError, TypeError, AttributeError) as e:
+        raise DataError(f"the record's config has no valid {e}, so its run cannot be repeated") from None
+    return args | ({"split_seed": cfg["split_seed"]} if cfg.get("split_seed") else {})
 
 
-def _device(rec: dict) -> tuple[str, list[str]]:
-    """The recorded device where this machine has it (else ``cpu``), and the notes."""
-    import torch
-    recorded = str(rec.get("provenance", {}).get("device", ""))
-    name = recorded.split(" (")[0]
-    if not name:
-        return "cpu", ["the record names no device: running on cpu"]
+def _device(rec: dict) -> tuple[str, list]:
+    """The recorded device where this machine has it (else ``cpu``), and notes."""
+    recorded = str((rec.get("provenance") or {}).get("device", ""))
+    name = recorded.split(" (")[0] or "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        return "cpu", [f"recorded on {recorded}, but torch sees no CUDA GPU here: running on cpu, "
-                       "so identity is not expected"]
-    notes = []
-    if name.startswith("cuda"):
-        here = torch.cuda.get_device_name(torch.device(name))
-        if f"({here})" not in recorded:
-            notes.append(f"recorded on {recorded}, here {name} is {here}: other kernels, so identity is not expected")
-    return name, notes
+        return "cpu", [f"recorded on {recorded}; torch sees no CUDA GPU here, so it runs on cpu"]
+    here = f"{name} ({torch.cuda.get_device_name(torch.device(name))})" if name.startswith("cuda") else name
+    return name, [] if here == recorded else [f"recorded on {recorded or 'an unnamed device'}, here on {here}"]
 
 
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def environment_notes(rec: dict, device: str, code: dict | None = None, pins: dict | None = None) -> list[str]:
-    """What differs between the record's environment and this one and makes
-    identity impossible (or unknown): torch and Python, the CPU, autocast, the
-    thread count not recorded, the code (``code``: this code's
-    :func:`mvbook.records.code_version`; None at the record's own commit), a
-    resumed run trained by several commits, and installed versions of the
-    packages the numbers depend on that differ from ``pins`` (package → version,
-    from the commit's ``constraints.txt``).
+def environment_notes(rec: dict, device: str, code: dict | None = None, pins: dict | None = None) -> list:
+    """What differs from the record's environment and makes identity impossible or unknown.
 
     Parameters
     ----------
-    rec : dict
-        A results record.
-    device : str
-        The device the rerun uses.
+    rec, device : dict, str
+        A results record; the device the rerun uses.
     code, pins : dict or None
-        See above.
+        The running code's :func:`mvbook.records.code_version` (None: the record's
+        own commit runs); package → version pinned by the commit's ``constraints.txt``.
 
     Returns
     -------
     list of str
-        One sentence per difference; empty where none is known.
+        One sentence each: torch, Python, CPU model, autocast, an unrecorded
+        thread count, a resumed run, the code, and installed packages off ``pins``.
     """
-    import torch
-    from .device import autocast_name
-    from .records import cpu_model
-    prov, notes = rec.get("provenance") or {}, []
+    prov, notes, amp = rec.get("provenance") or {}, [], autocast_name(torch.device(device))
     if not prov:
         notes.append("the record has no provenance: its torch, threads, device and commit are unknown")
-    if prov.get("torch") and prov["torch"] != torch.__version__:
-        notes.append(f"recorded with torch {prov['torch']}, this is torch {torch.__version__}")
-    if prov.get("python") and prov["python"] != platform.python_version():
-        notes.append(f"recorded with Python {prov['python']}, this is Python {platform.python_version()}")
+    for what, here in (("torch", torch.__version__), ("python", platform.python_version())):
+        if prov.get(what) and prov[what] != here:
+            notes.append(f"recorded with {what} {prov[what]}, this is {what} {here}")
     m = re.fullmatch(r"[^:]*: (.*), \d+ cores", str(prov.get("machine", "")))
     if m and device == "cpu" and m[1] != cpu_model():
         notes.append(f"recorded on a {m[1]} CPU, this is a {cpu_model()}: math libraries may choose other kernels")
-    if prov.get("autocast") and prov["autocast"] != autocast_name(torch.device(device)):
-        notes.append(f"recorded with autocast {prov['autocast']}, here {autocast_name(torch.device(device))} "
-                     "(MVBOOK_AMP, MVBOOK_CPU_BF16)")
+    if prov.get("autocast") and prov["autocast"] != amp:
+        notes.append(f"recorded with autocast {prov['autocast']}, here {amp} (MVBOOK_AMP, MVBOOK_CPU_BF16)")
     if prov and "torch_threads" not in prov:
         notes.append(f"the record does not state its thread count: running with {torch.get_num_threads()}")
     if len(prov.get("trained_by", [])) > 1:
         notes.append("the run was resumed with other code (provenance.trained_by): no single commit repeats it")
     if code is not None and prov.get("git_commit"):
-        rc, hc = str(prov["git_commit"]), str(code["git_commit"])
-        if rc != hc or prov.get("git_dirty") or code["git_dirty"]:
-            def show(c, dirty):
-                return c[:7] + (" with uncommitted changes" if dirty else "")
-            notes.append(f"the record was made by {show(rc, prov.get('git_dirty'))}, this code is "
-                         f"{show(hc, code['git_dirty'])}: a difference may come from the code "
+        def show(commit, dirty):
+            return str(commit)[:7] + (" with uncommitted changes" if dirty else "")
+        if (prov["git_commit"], prov.get("git_dirty")) != (code["git_commit"], False) or code["git_dirty"]:
+            notes.append(f"the record was made by {show(prov['git_commit'], prov.get('git_dirty'))}, this code is "
+                         f"{show(code['git_commit'], code['git_dirty'])}: a difference may come from the code "
                          "(--at-commit runs the record's own commit)")
+    installed = {d.metadata["Name"].lower(): d.version for d in importlib.metadata.distributions()} if pins else {}
     for pkg, pinned in sorted((pins or {}).items()):
-        here = _version(pkg)
+        here = installed.get(pkg)
         if here is not None and here.split("+")[0] != pinned.split("+")[0]:
             notes.append(f"the commit's constraints.txt pins {pkg} {pinned}, {here} is installed")
     return notes
@@ -226,67 +195,47 @@ def _git(repo, *args, check: bool = True) -> subprocess.CompletedProcess:
 def commit_worktree(rec: dict, repo=None):
     """Context: the record's ``provenance.git_commit`` checked out in a temporary
     ``git worktree`` of the clone holding ``repo`` (default: the working folder),
-    removed afterwards. Refuses (:class:`~mvbook.errors.ConfigError`) outside a
-    clone, for a record made from uncommitted changes, and for a commit the clone
-    does not have.
-
-    Parameters
-    ----------
-    rec : dict
-        A results record.
-    repo : path or None
-        A folder inside the clone.
-
-    Yields
-    ------
-    (Path, dict)
-        The worktree, and the packages the commit's ``constraints.txt`` pins
-        (of :data:`NUMERIC_PACKAGES`).
-    """
+    removed afterwards; yields (the worktree, the versions its ``constraints.txt``
+    pins of :data:`NUMERIC_PACKAGES`). A ConfigError outside a clone, for a record
+    of uncommitted changes or of several commits, or a commit the clone lacks."""
     prov = rec.get("provenance") or {}
     commit = str(prov.get("git_commit", ""))
     if not re.fullmatch(r"[0-9a-f]{7,40}", commit):
         raise ConfigError(f"--at-commit: the record names no git commit (provenance.git_commit: {commit or 'none'})")
-    if prov.get("git_dirty") is not False:
-        raise ConfigError(f"--at-commit: the record was made from uncommitted changes of {commit[:7]} "
-                          f"(provenance.git_dirty: {prov.get('git_dirty')}): no commit holds its code")
-    if len(prov.get("trained_by", [])) > 1:
-        raise ConfigError(f"--at-commit: the record was trained by several commits (provenance.trained_by)")
+    if prov.get("git_dirty") is not False or len(prov.get("trained_by", [])) > 1:
+        raise ConfigError(f"--at-commit: the record was made from uncommitted changes of {commit[:7]} or by "
+                          f"several commits (provenance.git_dirty: {prov.get('git_dirty')}, trained_by): "
+                          "no commit holds its code")
     repo = Path(repo or os.getcwd())
-    try:
-        top = _git(repo, "rev-parse", "--show-toplevel").stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
+    top = _git(repo, "rev-parse", "--show-toplevel", check=False)
+    if top.returncode:
         raise ConfigError(f"--at-commit needs a git clone of mvbook: {repo} is not inside one "
-                          "(git clone the project and run from it)") from None
+                          "(git clone the project and run from it)")
+    top = top.stdout.strip()
     if _git(top, "cat-file", "-e", f"{commit}^{{commit}}", check=False).returncode:
         raise ConfigError(f"--at-commit: the record's commit {commit[:10]} is not in the clone {top} "
                           "(git fetch it, or unshallow the clone)")
     pins = {}
-    text = _git(top, "show", f"{commit}:constraints.txt", check=False).stdout
-    for line in text.splitlines():
+    for line in _git(top, "show", f"{commit}:constraints.txt", check=False).stdout.splitlines():
         name, _, version = line.partition("==")
         if name.strip().lower() in NUMERIC_PACKAGES and version:
             pins[name.strip().lower()] = version.strip()
     with tempfile.TemporaryDirectory(prefix=f"mvbook-{commit[:7]}-") as tmp:
-        tree = Path(tmp) / "tree"
-        _git(top, "worktree", "add", "--detach", "--quiet", str(tree), commit)
+        _git(top, "worktree", "add", "--detach", "--quiet", f"{tmp}/tree", commit)
         try:
-            yield tree, pins
+            yield Path(tmp) / "tree", pins
         finally:
-            _git(top, "worktree", "remove", "--force", str(tree), check=False)
+            _git(top, "worktree", "remove", "--force", f"{tmp}/tree", check=False)
 
 
-# --- the rerun -----------------------------------------------------------------------------
-
-def _rerun(args: dict, code_root: Path, out: Path, threads: int, quick: bool, data_root=None,
-           cache_dir=None) -> dict:
-    """Run :data:`DRIVER` with ``code_root`` first on the path; its answer. The data
-    root and the cache go through ``MVBOOK_DATA`` and ``MVBOOK_CACHE``, which every
-    commit reads (``train``'s argument for the data root was once ``root``)."""
+def _rerun(args: dict, code_root: Path, out: Path, threads: int, quick: bool, data_root, cache_dir) -> dict:
+    """:data:`DRIVER`'s answer, run with ``code_root`` first on the path. The data root
+    and the cache go through ``MVBOOK_DATA`` and ``MVBOOK_CACHE``, which every commit
+    reads (``train``'s argument for the data root was once ``root``)."""
     result = out / "result.json"
     payload = dict(args, out=str(out / "records"), threads=threads, quick=quick, result=str(result))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(code_root), os.environ.get("PYTHONPATH", "")]).rstrip(
-        os.pathsep), **{v: str(threads) for v in THREAD_VARIABLES})
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(code_root), os.environ.get("PYTHONPATH")])),
+               **{v: str(threads) for v in THREAD_VARIABLES})
     env |= {k: str(Path(v).resolve()) for k, v in (("MVBOOK_DATA", data_root), ("MVBOOK_CACHE", cache_dir)) if v}
     proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(payload)], cwd=code_root, env=env,
                           stdout=subprocess.PIPE, text=True)
@@ -300,9 +249,7 @@ def _rerun(args: dict, code_root: Path, out: Path, threads: int, quick: bool, da
     return answer
 
 
-# --- the comparison ------------------------------------------------------------------------
-
-def _leaves(tree, prefix: str = "") -> list[tuple[str, object]]:
+def _leaves(tree, prefix: str = "") -> list:
     """(dotted name, value) of every non-dict value of ``tree``, in its order."""
     if not isinstance(tree, dict):
         return [(prefix, tree)]
@@ -310,102 +257,99 @@ def _leaves(tree, prefix: str = "") -> list[tuple[str, object]]:
 
 
 def _pair(a, b) -> str:
-    """``a vs b`` with as many digits as it takes to tell two floats apart."""
+    """``a vs b``, floats with as many digits as it takes to tell them apart."""
     if isinstance(a, float) and isinstance(b, float):
         for digits in range(9, 18):
-            x, y = f"{a:.{digits}g}", f"{b:.{digits}g}"
-            if x != y:
-                return f"{x} vs {y}"
+            if f"{a:.{digits}g}" != f"{b:.{digits}g}":
+                return f"{a:.{digits}g} vs {b:.{digits}g}"
     return f"{a!r} vs {b!r}"
 
 
-def _first_curve_difference(rec: dict, new: dict, quick: bool) -> str | None:
-    old_c, new_c = dict(_leaves(rec["curves"])), dict(_leaves(new))
-    steps = old_c.get("step", [])
-    n = len(new_c.get("step", []))
-    if not quick and n != len(steps):
-        tail = f"curves: {len(steps)} evaluations in the record, {n} in the rerun"
-    elif quick and n > len(steps):
-        tail = f"curves: {len(steps)} evaluations in the record, the rerun has more"
-    else:
-        tail = None
+def _curve_difference(rec: dict, curves: dict, quick: bool) -> str | None:
+    old, new = dict(_leaves(rec["curves"])), dict(_leaves(curves))
+    steps, n = old["step"], len(new.get("step", []))
     for i in range(min(n, len(steps))):
-        for name, values in old_c.items():
-            if name not in new_c:
-                return f"curves.{name}: in the record, not in the rerun"
-            if i >= len(values) or i >= len(new_c[name]) or values[i] != new_c[name][i]:
-                a = values[i] if i < len(values) else "nothing"
-                b = new_c[name][i] if i < len(new_c[name]) else "nothing"
-                return f"curves.{name} at step {steps[i]}: {_pair(a, b)} (record vs rerun)"
-    return tail
-
-
-def _first_result_difference(rec: dict, new: dict) -> str | None:
-    """The first difference of the selected step, the accuracies and the test posteriors."""
-    for part in ("best", "accuracy"):
-        for name, a in _leaves(rec[part], part):
-            b = dict(_leaves(new[part], part)).get(name, "nothing")
+        for name, values in old.items():
+            a, b = (v[i] if i < len(v) else "nothing" for v in (values, new.get(name, [])))
             if a != b:
-                return f"{name}: {_pair(a, b)} (record vs rerun)"
-    old_t, new_t = rec["test"], new["test"]
-    for k in ("keys", "labels"):
-        if old_t.get(k) != new_t.get(k):
-            return f"test.{k}: the rerun tests other clips"
-    for branch, P in old_t["probs"].items():
-        Q = new_t["probs"].get(branch)
-        if Q is None:
-            return f"test.probs.{branch}: in the record, not in the rerun"
-        for i, (p, q) in enumerate(zip(P, Q)):
+                return f"curves.{name} at step {steps[i]}: {_pair(a, b)} (record vs rerun)"
+    if n > len(steps) or (n < len(steps) and not quick):
+        return f"curves: {len(steps)} evaluations in the record, {n} in the rerun"
+    return None
+
+
+def _result_difference(rec: dict, new: dict) -> str | None:
+    for part in ("best", "accuracy"):
+        theirs = dict(_leaves(new[part], part))
+        for name, a in _leaves(rec[part], part):
+            if a != theirs.get(name, "nothing"):
+                return f"{name}: {_pair(a, theirs.get(name, 'nothing'))} (record vs rerun)"
+    old, new = rec["test"], new["test"]
+    if (old.get("keys"), old.get("labels")) != (new["keys"], new["labels"]):
+        return "test.keys, test.labels: the rerun tests other clips"
+    for branch, P in old["probs"].items():
+        Q = new["probs"].get(branch, [])
+        for key, p, q in zip(old["keys"], P, Q):
             if p != q:
-                j = next((j for j, (x, y) in enumerate(zip(p, q)) if x != y), min(len(p), len(q)))
-                a, b = (p[j] if j < len(p) else "nothing"), (q[j] if j < len(q) else "nothing")
-                return f"test.probs.{branch} of clip {old_t['keys'][i]}, class {j}: {_pair(a, b)} (record vs rerun)"
+                j = next((j for j, (x, y) in enumerate(zip(p, q)) if x != y), None)
+                what = f"{len(p)} vs {len(q)} classes" if j is None else f"class {j}: {_pair(p[j], q[j])}"
+                return f"test.probs.{branch} of clip {key}, {what} (record vs rerun)"
         if len(P) != len(Q):
             return f"test.probs.{branch}: {len(P)} clips in the record, {len(Q)} in the rerun"
     return None
 
 
 def _deltas(rec: dict, new: dict) -> str:
-    """Test accuracies (%), record → rerun where they differ, and the selected step."""
+    """The selected step and the test accuracies (%), record → rerun where they differ."""
+    s, t = rec["best"].get("step"), new["best"].get("step")
     out = []
     for k, a in rec["accuracy"].items():
         b = new["accuracy"].get(k)
-        out.append(f"{k} {100 * a:.2f}" if b == a else
-                   f"{k} {100 * a:.2f} → " + ("none" if b is None else f"{100 * b:.2f} ({100 * (b - a):+.2f})"))
-    s, t = rec["best"].get("step"), new["best"].get("step")
-    sel = f"step {s} selected" if s == t else f"selected step {s} → {t}"
-    return f"{sel}; test accuracy (%) " + "  ".join(out)
+        out.append(f"{k} {100 * a:.2f}" + ("" if b == a else " → none" if b is None
+                                           else f" → {100 * b:.2f} ({100 * (b - a):+.2f})"))
+    return (f"step {s} selected" if s == t else f"selected step {s} → {t}") + "; test accuracy (%) " + ", ".join(out)
 
 
-def compare(rec: dict, new: dict, quick: bool = False) -> tuple[str | None, str]:
-    """The first difference between a record and its rerun, and the accuracies.
-
-    Curves are compared evaluation by evaluation (every loss, accuracy, weight,
-    learning rate at one step before the next step), then the selected model
-    (``best``), the accuracies and the test posteriors; all exactly.
+def compare(rec: dict, new: dict, quick: bool = False) -> tuple:
+    """A record against its rerun, exactly: the curves evaluation by evaluation (every
+    value of one step before the next), then ``best`` (the selected step), the
+    accuracies and the test posteriors.
 
     Parameters
     ----------
-    rec : dict
-        The record.
-    new : dict
-        The rerun's record, or ``{"curves": …}`` up to its first evaluation (``quick``).
+    rec, new : dict
+        The record and its rerun's (``quick``: ``{"curves": …}`` up to its first evaluation).
     quick : bool
-        Compare only the curves' evaluations the rerun has.
+        Compare the curves as far as the rerun's go, and no accuracies.
 
     Returns
     -------
     (str or None, str)
-        The first difference (quantity, step, both values), None where there is
-        none; the accuracies (empty for ``quick``).
+        The first difference (quantity, step, both values) or None; the selected
+        step and the accuracies, record → rerun (empty for ``quick``).
     """
-    first = _first_curve_difference(rec, new["curves"], quick)
+    first = _curve_difference(rec, new["curves"], quick)
     if quick:
         return first, ""
-    return first or _first_result_difference(rec, new), _deltas(rec, new)
+    return first or _result_difference(rec, new), _deltas(rec, new)
 
 
-# --- all together --------------------------------------------------------------------------
+def _request(path, data_root, at_commit: bool) -> tuple:
+    """(record, train arguments, device, notes) of a record, or an MvbookError saying why not."""
+    rec = _read(path)
+    args = rerun_arguments(rec)
+    system = args["system"]
+    if not at_commit and system not in TRAINED_SYSTEMS:
+        raise ConfigError(f"unknown system {system!r} (--at-commit runs the record's own code)")
+    if system in TRAINED_SYSTEMS and dependencies(system):
+        raise ConfigError(f"{system} trains on the checkpoints of {', '.join(dependencies(system))}, "
+                          "which a rerun does not have; verify their records")
+    fp, here = rec["config"].get("dataset_fingerprint"), load_dataset(args["dataset"], data_root).fingerprint()
+    device, notes = _device(rec)
+    notes += [f"the data differ from the record's (dataset fingerprint {here}, recorded {fp})"] if fp not in (
+        None, here) else []
+    return rec, args, device, notes
+
 
 def verify(path, data_root=None, cache_dir=None, at_commit: bool = False, quick: bool = False,
            progress: bool = True, log=None, repo=None) -> Verdict:
@@ -413,50 +357,24 @@ def verify(path, data_root=None, cache_dir=None, at_commit: bool = False, quick:
 
     Parameters
     ----------
-    path : path
-        A results record.
-    data_root, cache_dir : path or None
-        The data root (default ``$MVBOOK_DATA``) and the feature cache.
-    at_commit : bool
-        Run the record's own commit (:func:`commit_worktree`) instead of this code.
-    quick : bool
-        Stop at the first evaluation after step 0 and compare the curves up to it.
-    progress : bool
-        The rerun's progress bar.
+    path, data_root, cache_dir : path, path or None, path or None
+        A results record; the data root (default ``$MVBOOK_DATA``); the feature cache.
+    at_commit, quick, progress : bool
+        Run the record's own commit (:func:`commit_worktree`, in the clone holding
+        ``repo``, default the working folder); stop at the first evaluation after
+        step 0 and compare the curves up to it; the rerun's progress bar.
     log : callable or None
-        Called with each note (``note: …``) before the run and a line when it
-        starts; default: printed to stderr.
-    repo : path or None
-        With ``at_commit``: a folder of the clone (default: the working folder).
+        Called with each note before the run and a line when it starts (default: stderr).
 
     Returns
     -------
     Verdict
-        ``identical`` or ``differs``; a record that cannot be verified (damaged,
-        no data, an unknown system, a refused ``at_commit``) raises
-        :class:`~mvbook.errors.MvbookError` instead.
+        ``identical`` or ``differs``. A record that cannot be verified raises
+        :class:`~mvbook.errors.MvbookError`.
     """
-    import torch
-    from .data import load_dataset
-    from .records import code_version
-    from .systems import TRAINED_SYSTEMS, dependencies
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
-    rec = _read(path) | {"path": str(path)}
-    args = rerun_arguments(rec)
-    if not at_commit and args["system"] not in TRAINED_SYSTEMS:
-        raise ConfigError(f"unknown system {args['system']!r} "
-                          "(--at-commit runs the record's own code)")
-    if args["system"] in TRAINED_SYSTEMS and dependencies(args["system"]):
-        raise ConfigError(f"{args['system']} trains on the checkpoints of "
-                          f"{', '.join(dependencies(args['system']))}; verify their records")
-    ds = load_dataset(args["dataset"], data_root)
-    device, notes = _device(rec)
-    fp = rec["config"].get("dataset_fingerprint")
-    if fp and fp != ds.fingerprint():
-        notes.append(f"the data differ from the record's (dataset fingerprint {ds.fingerprint()}, "
-                     f"recorded {fp}): identity is not expected")
+    rec, args, device, notes = _request(path, data_root, at_commit)
     threads = int((rec.get("provenance") or {}).get("torch_threads") or torch.get_num_threads())
-    args |= {"device": device, "progress": progress}
     with contextlib.ExitStack() as stack:
         if at_commit:
             code_root, pins = stack.enter_context(commit_worktree(rec, repo))
@@ -466,13 +384,16 @@ def verify(path, data_root=None, cache_dir=None, at_commit: bool = False, quick:
             notes += environment_notes(rec, device, code_version())
         for n in notes:
             log(f"note: {path}: {n}")
-        code = f"commit {rec['provenance']['git_commit'][:7]}" if at_commit else "this code"
         log(f"verifying {path}: {args['system']} fold {args['fold']} seed {args['seed']}, preset {args['preset']}"
-            f"{', up to its first evaluation' if quick else ''}, on {device} with {threads} thread(s), by {code}")
+            f"{', up to its first evaluation' if quick else ''}, on {device} with {threads} thread(s), by "
+            + (f"commit {rec['provenance']['git_commit'][:7]}" if at_commit else "this code"))
         out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mvbook-verify-")))
-        answer = _rerun(args, code_root, out, threads, quick, data_root, cache_dir)
+        answer = _rerun(args | {"device": device, "progress": progress}, code_root, out, threads, quick,
+                        data_root, cache_dir)
         new = {"curves": answer["curves"]} if quick else json.loads(Path(answer["record"]).read_text())
-    first, deltas = compare(rec, new, quick)
-    if quick:
-        deltas = f"quick: up to step {new['curves']['step'][-1]}"
+    try:
+        first, deltas = compare(rec, new, quick)
+    except (KeyError, TypeError, IndexError, AttributeError) as e:
+        raise DataError(f"the record is malformed ({type(e).__name__}: {e}); its rerun finished") from None
+    deltas = f"quick: up to step {new['curves']['step'][-1]}" if quick else deltas
     return Verdict(str(path), "differs" if first else "identical", first or "", deltas, notes)
