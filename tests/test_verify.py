@@ -112,7 +112,7 @@ def test_records_that_cannot_be_verified_exit_2(smoke, tmp_path, capfd):
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
     assert code == 2 and out == "" and len(errors) == 5
     assert errors[0].startswith(f"error: {broken}: not a valid results record")
-    assert "the record has no curves" in errors[1]
+    assert "the record has no valid curves" in errors[1]
     assert "unknown system 'no_such_system'" in errors[2]
     assert str(empty) in errors[3] and "esc10" in errors[3].lower()
     assert errors[4] == f"error: {tmp_path / 'absent.json'}: no such file"
