@@ -321,7 +321,7 @@ def cmd_verify(args) -> int:
             worst = max(worst, EXIT["error"])
             continue
         print(v.line(), flush=True)
-        worst = max(worst, v.exit_code)
+        worst = max(worst, EXIT[v.status])
     return worst
 
 

@@ -71,10 +71,6 @@ class Verdict:
     deltas: str = ""
     notes: list = field(default_factory=list)
 
-    @property
-    def exit_code(self) -> int:
-        return EXIT[self.status]
-
     def line(self) -> str:
         return f"{self.record}: " + "; ".join([self.status] + [p for p in (self.detail, self.deltas) if p])
 
@@ -152,7 +148,7 @@ def environment_notes(rec: dict, device: str, code: dict | None = None, pins: di
     Returns
     -------
     list of str
-        One sentence each: torch, Python, CPU model, autocast, an unrecorded
+        One sentence each: torch, Python, CPU model and capability, autocast, an unrecorded
         thread count, a resumed run, the code, and installed packages off ``pins``.
     """
     prov, notes, amp = rec.get("provenance") or {}, [], autocast_name(torch.device(device))
@@ -164,6 +160,10 @@ def environment_notes(rec: dict, device: str, code: dict | None = None, pins: di
     m = re.fullmatch(r"[^:]*: (.*), \d+ cores", str(prov.get("machine", "")))
     if m and device == "cpu" and m[1] != cpu_model():
         notes.append(f"recorded on a {m[1]} CPU, this is a {cpu_model()}: math libraries may choose other kernels")
+    cap = torch.backends.cpu.get_cpu_capability()
+    if device == "cpu" and prov and prov.get("cpu_capability") != cap:
+        notes.append(f"torch's CPU kernels: {prov.get('cpu_capability', 'not recorded')} in the record, {cap} here "
+                     "(CPUs of one name can differ; kernels of another instruction set round differently)")
     if prov.get("autocast") and prov["autocast"] != amp:
         notes.append(f"recorded with autocast {prov['autocast']}, here {amp} (MVBOOK_AMP, MVBOOK_CPU_BF16)")
     if prov and "torch_threads" not in prov:

@@ -132,10 +132,11 @@ def test_environment_differences_are_stated(smoke):
     assert environment_notes(rec, "cpu") == []
     prov = rec["provenance"]
     other = rec | {"provenance": {k: v for k, v in prov.items() if k != "torch_threads"}
-                   | {"torch": "1.0", "trained_by": [{"git_commit": "a"}, {"git_commit": "b"}]}}
+                   | {"torch": "1.0", "cpu_capability": "VSX", "trained_by": [{"git_commit": "a"}, {"git_commit": "b"}]}}
     notes = environment_notes(other, "cpu", {"git_commit": "f" * 40, "git_dirty": False}, {"torch": "0.1"})
     assert f"recorded with torch 1.0, this is torch {torch.__version__}" in notes
     assert any("does not state its thread count" in n for n in notes)
+    assert any(n.startswith("torch's CPU kernels: VSX in the record, ") for n in notes)
     assert any("resumed with other code" in n for n in notes)
     assert any(f"this code is {'f' * 7}" in n for n in notes)
     assert any("pins torch 0.1" in n for n in notes)
