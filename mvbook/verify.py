@@ -28,6 +28,7 @@ import torch
 
 from .data import load_dataset
 from .device import autocast_name
+from .engines.clusters import thread_env
 from .errors import ConfigError, DataError, MvbookError
 from .records import code_version, cpu_model, read_record
 from .systems import TRAINED_SYSTEMS, dependencies
@@ -35,7 +36,6 @@ from .systems import TRAINED_SYSTEMS, dependencies
 __all__ = ["EXIT", "Verdict", "verify", "rerun_arguments", "environment_notes", "commit_worktree", "compare"]
 
 EXIT = {"identical": 0, "differs": 1, "error": 2}
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 NUMERIC_PACKAGES = ("torch", "numpy", "scipy", "numba", "librosa", "soundfile", "soxr")   # the numbers depend on them
 
 # Run in a subprocess with the mvbook PYTHONPATH names (this one, or an older commit's): train, or ("quick")
@@ -74,8 +74,6 @@ class Verdict:
     def line(self) -> str:
         return f"{self.record}: " + "; ".join([self.status] + [p for p in (self.detail, self.deltas) if p])
 
-
-# --- what the record asks for ------------------------------------------------------------
 
 def _read(path) -> dict:
     """The record in ``path`` with what a rerun and the comparison need, else a DataError."""
@@ -171,8 +169,7 @@ def environment_notes(rec: dict, device: str, code: dict | None = None, pins: di
     if len(prov.get("trained_by", [])) > 1:
         notes.append("the run was resumed with other code (provenance.trained_by): no single commit repeats it")
     if code is not None and prov.get("git_commit"):
-        def show(commit, dirty):
-            return str(commit)[:7] + (" with uncommitted changes" if dirty else "")
+        show = lambda commit, dirty: str(commit)[:7] + (" with uncommitted changes" if dirty else "")  # noqa: E731
         if (prov["git_commit"], prov.get("git_dirty")) != (code["git_commit"], False) or code["git_dirty"]:
             notes.append(f"the record was made by {show(prov['git_commit'], prov.get('git_dirty'))}, this code is "
                          f"{show(code['git_commit'], code['git_dirty'])}: a difference may come from the code "
@@ -185,10 +182,11 @@ def environment_notes(rec: dict, device: str, code: dict | None = None, pins: di
     return notes
 
 
-# --- the record's own commit ---------------------------------------------------------------
-
-def _git(repo, *args, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=check)
+def _git(repo, *args) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+    except OSError as e:
+        raise ConfigError(f"--at-commit needs git: {e}") from None
 
 
 @contextlib.contextmanager
@@ -207,25 +205,27 @@ def commit_worktree(rec: dict, repo=None):
                           f"several commits (provenance.git_dirty: {prov.get('git_dirty')}, trained_by): "
                           "no commit holds its code")
     repo = Path(repo or os.getcwd())
-    top = _git(repo, "rev-parse", "--show-toplevel", check=False)
+    top = _git(repo, "rev-parse", "--show-toplevel")
     if top.returncode:
         raise ConfigError(f"--at-commit needs a git clone of mvbook: {repo} is not inside one "
                           "(git clone the project and run from it)")
     top = top.stdout.strip()
-    if _git(top, "cat-file", "-e", f"{commit}^{{commit}}", check=False).returncode:
+    if _git(top, "cat-file", "-e", f"{commit}^{{commit}}").returncode:
         raise ConfigError(f"--at-commit: the record's commit {commit[:10]} is not in the clone {top} "
                           "(git fetch it, or unshallow the clone)")
     pins = {}
-    for line in _git(top, "show", f"{commit}:constraints.txt", check=False).stdout.splitlines():
+    for line in _git(top, "show", f"{commit}:constraints.txt").stdout.splitlines():
         name, _, version = line.partition("==")
         if name.strip().lower() in NUMERIC_PACKAGES and version:
             pins[name.strip().lower()] = version.strip()
     with tempfile.TemporaryDirectory(prefix=f"mvbook-{commit[:7]}-") as tmp:
-        _git(top, "worktree", "add", "--detach", "--quiet", f"{tmp}/tree", commit)
+        added = _git(top, "worktree", "add", "--detach", "--quiet", f"{tmp}/tree", commit)
+        if added.returncode:
+            raise MvbookError(f"--at-commit: git could not check out {commit[:10]}: {added.stderr.strip()}")
         try:
             yield Path(tmp) / "tree", pins
         finally:
-            _git(top, "worktree", "remove", "--force", f"{tmp}/tree", check=False)
+            _git(top, "worktree", "remove", "--force", f"{tmp}/tree")
 
 
 def _rerun(args: dict, code_root: Path, out: Path, threads: int, quick: bool, data_root, cache_dir) -> dict:
@@ -235,7 +235,7 @@ def _rerun(args: dict, code_root: Path, out: Path, threads: int, quick: bool, da
     result = out / "result.json"
     payload = dict(args, out=str(out / "records"), threads=threads, quick=quick, result=str(result))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(code_root), os.environ.get("PYTHONPATH")])),
-               **{v: str(threads) for v in THREAD_VARIABLES})
+               **thread_env(threads))
     env |= {k: str(Path(v).resolve()) for k, v in (("MVBOOK_DATA", data_root), ("MVBOOK_CACHE", cache_dir)) if v}
     proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(payload)], cwd=code_root, env=env,
                           stdout=subprocess.PIPE, text=True)
