@@ -1,10 +1,20 @@
 """Late fusion, Table 3, paired tests and the claims, from hand-made records."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from mvbook.results import (PAPER_TABLE3, fold_accuracies, format_table3, late_fusion, paired_comparison, row_key,
                             sign_flip_p,
                             table3, uniform_ensemble_accuracy)
+
+
+def committed(relative: str, what: str) -> Path:
+    """A record of the committed ``results/`` the test reads; a pruned tree fails
+    here, naming the file, instead of skipping the test."""
+    path = Path(__file__).parents[1] / "results" / relative
+    assert path.is_file(), f"results/{relative} is missing: the test reads {what} (esc10, cpu preset, fold 1, seed 0)"
+    return path
 
 
 def fake(system, fold, acc, probs=None, labels=(0, 1), se=None):
@@ -153,12 +163,9 @@ def test_paired_comparison_over_fold_means():
 
 def test_diagnostics_of_a_legacy_record_come_from_its_replayed_losses():
     import json
-    from pathlib import Path
 
     from mvbook.results import blending_diagnostics, diagnostics_table, record_rule, replay
-    path = Path(__file__).parents[1] / "results/esc10/cpu/mv_literal/fold1-seed0.json"
-    if not path.exists():
-        pytest.skip("no committed literal-rule record")
+    path = committed("esc10/cpu/mv_literal/fold1-seed0.json", "the literal-rule record")
     rec = json.loads(path.read_text())
     assert "blending" not in rec["config"] and record_rule(rec).name == "literal"
     b = replay(rec)
@@ -178,12 +185,9 @@ def test_diagnostics_of_a_legacy_record_come_from_its_replayed_losses():
 
 def test_diagnostics_a_record_states_agree_with_its_replay_and_the_rest_is_replayed():
     import json
-    from pathlib import Path
 
     from mvbook.results import blending_diagnostics, replay
-    path = Path(__file__).parents[1] / "results/esc10/cpu/multiview/fold1-seed0.json"
-    if not path.exists():
-        pytest.skip("no committed authors-rule record")
+    path = committed("esc10/cpu/multiview/fold1-seed0.json", "the authors-rule record")
     rec = json.loads(path.read_text())
     c = rec["curves"]
     again = replay(rec).diagnostics(c["step"], c["weights"], rec["best"]["weights"])
@@ -212,7 +216,6 @@ def test_claim_verdict_by_hand():
 
 def test_last_active_share_and_replayed_weights():
     import json
-    from pathlib import Path
 
     from mvbook.results import last_active_share, replay_weights
     r = {"curves": {"step": [0, 10, 20, 40], "weights": {"mv": [0.2, 0.5, 0.0, 0.0], "mel": [0.8, 0.5, 1.0, 1.0]}}}
@@ -220,22 +223,17 @@ def test_last_active_share_and_replayed_weights():
     floored = {"curves": {"step": [0, 10, 20, 40], "weights": {"mv": [0.2, 0.5, 1e-6, 1e-6]}}}
     assert last_active_share(floored) == 20 / 40                    # a floored weight is off
     assert last_active_share({"curves": {"step": [0, 10], "weights": {"mv": [0.0, 0.0]}}}) == 0.0
-    path = Path(__file__).parents[1] / "results/esc10/cpu/mv_literal/fold1-seed0.json"
-    if path.exists():
-        rec = json.loads(path.read_text())
-        w = replay_weights(rec)
-        assert list(w.index) == rec["curves"]["step"]
-        assert all(w[k].tolist() == pytest.approx(v) for k, v in rec["curves"]["weights"].items())
+    rec = json.loads(committed("esc10/cpu/mv_literal/fold1-seed0.json", "the literal-rule record").read_text())
+    w = replay_weights(rec)
+    assert list(w.index) == rec["curves"]["step"]
+    assert all(w[k].tolist() == pytest.approx(v) for k, v in rec["curves"]["weights"].items())
 
 
 def test_diagnostics_table_says_which_runs_were_replayed():
     import json
-    from pathlib import Path
 
     from mvbook.results import diagnostics_table
-    path = Path(__file__).parents[1] / "results/esc10/cpu/multiview/fold1-seed0.json"
-    if not path.exists():
-        pytest.skip("no committed authors-rule record")
+    path = committed("esc10/cpu/multiview/fold1-seed0.json", "the authors-rule record")
     rec = json.loads(path.read_text())
     full = rec | {"seed": 1, "diagnostics": rec["diagnostics"] | {"off_share": {}, "uncredited": 0}}
     t = diagnostics_table([rec, full], "multiview")
