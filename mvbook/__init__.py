@@ -17,7 +17,7 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 
 __version__ = "0.1.0"
 
-from .errors import ConfigError, DataError, MvbookError, RunConflictError  # noqa: E402
+from .errors import ConfigError, DataError, DivergedError, MvbookError, RunConflictError  # noqa: E402
 
 
 def _numba_cache_default() -> None:

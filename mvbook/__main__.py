@@ -12,9 +12,9 @@ import warnings
 
 from . import __version__
 from .config import PRESETS
-from .data import DATASETS, DatasetError, check_datasets, describe, load_dataset
+from .data import DATASETS, check_datasets, describe, load_dataset
 from .data.download import ESC50_SHA256, ESC50_URL, fetch_esc50
-from .errors import ConfigError
+from .errors import ConfigError, DataError, MvbookError
 from .systems import PAPER_SYSTEMS, TRAINED_SYSTEMS
 
 
@@ -170,10 +170,15 @@ python -m mvbook table --format latex > table3.tex""")
 
 
 def main(argv=None) -> int:
+    """Run one command; a problem mvbook diagnosed (:class:`~mvbook.errors.MvbookError`)
+    or a file that cannot be read or written prints one ``error:`` line and exits 2.
+    Anything else (a bug, a genuine torch error) keeps its traceback."""
     args = parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (DatasetError, ValueError, RuntimeError, OSError) as e:
+    except (MvbookError, OSError) as e:
+        if isinstance(e, OSError) and e.filename is None:
+            raise
         print(f"error: {e}", file=sys.stderr)
         return 2
 
@@ -237,7 +242,7 @@ def cmd_grid(args) -> int:
     folds = args.folds or list(range(1, ds.n_folds + 1))
     bad = [f for f in folds if not 1 <= f <= ds.n_folds]
     if bad:
-        raise ValueError(f"{ds.name} has folds 1..{ds.n_folds}; got {bad}")
+        raise ConfigError(f"{ds.name} has folds 1..{ds.n_folds}; got {bad}")
     engine = {} if args.engine == "serial" else {
         "workers": args.workers, "scheduler_address": args.scheduler_address, "jobs": args.jobs,
         "gpus_per_cell": args.gpus_per_cell, "threads": args.threads, "retries": args.retries}
@@ -245,7 +250,7 @@ def cmd_grid(args) -> int:
         try:
             import distributed  # noqa: F401  (the optional extra)
         except ImportError:
-            raise RuntimeError(f"--engine {args.engine} needs Dask: pip install \"mvbook[cluster]\" "
+            raise ConfigError(f"--engine {args.engine} needs Dask: pip install \"mvbook[cluster]\" "
                                "(dask[distributed], dask-jobqueue)") from None
     report = run_grid(ds.name, args.systems, folds, args.seeds or [args.seed], preset=args.preset,
                       out=args.out, device=args.device, data_root=args.data_root, cache_dir=args.cache_dir,
@@ -263,7 +268,7 @@ def cmd_table(args) -> int:
     if not recs:
         found = sorted({(r["dataset"], r["preset"]) for r in load_records(args.results, skip_bad=True)}) \
             if Path(args.results).is_dir() else []
-        raise ValueError(f"no records of {args.dataset} at preset {args.preset} ({args.results}): "
+        raise DataError(f"no records of {args.dataset} at preset {args.preset} ({args.results}): "
                          + (f"it holds {', '.join(f'{d}/{p}' for d, p in found)}" if found else "it holds none")
                          + "; see --results, --dataset and --preset")
     rows = list(fold_accuracies(recs).index)

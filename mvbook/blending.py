@@ -44,6 +44,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from .errors import ConfigError
 
 OFF = 1e-3      # a weight below this counts as off: exactly 0 under the literal rule, about floor / Z under a floor
 
@@ -69,7 +70,7 @@ class BlendRule:
     def __post_init__(self):
         if self.fallback not in ("keep", "uniform") or self.estimator not in ("mean", "slope") \
                 or self.floor < 0 or self.warmup_windows < 0:
-            raise ValueError(f"invalid blending rule {self}")
+            raise ConfigError(f"invalid blending rule {self}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -154,9 +155,9 @@ class AdaptiveBlender:
     def __init__(self, branches, window: int = 5, reference: str = "best",
                  eps: float = 1e-6, power: float = 2.0, rule: BlendRule = RULES["literal"]):
         if reference not in ("best", "initial"):
-            raise ValueError(f"reference must be 'best' or 'initial', not {reference!r}")
+            raise ConfigError(f"reference must be 'best' or 'initial', not {reference!r}")
         if window < 1:
-            raise ValueError("window W must be at least 1")
+            raise ConfigError("window W must be at least 1")
         self.branches = tuple(branches)
         self.W, self.reference, self.eps, self.power, self.rule = window, reference, eps, power, rule
         self.L_tr = {k: [] for k in self.branches}

@@ -55,6 +55,7 @@ from .cachefile import (
     write_json,
 )
 from .data import DatasetError
+from .errors import DataError
 from .features import extract_batch, view_params
 from .framing import N_BANDS, VIEWS, check_sr, check_view, n_frames
 
@@ -198,7 +199,7 @@ def _plan(dataset, view, path, X, manifest, ids):
 def _load_clip(dataset, i: int) -> np.ndarray:
     wave = np.asarray(dataset.load(i), dtype=np.float32)
     if wave.shape != (dataset.n_samples,):
-        raise ValueError(f"has shape {wave.shape}, expected ({dataset.n_samples},)")
+        raise DataError(f"has shape {wave.shape}, expected ({dataset.n_samples},)")
     return wave
 
 

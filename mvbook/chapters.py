@@ -35,6 +35,7 @@ from pathlib import Path
 
 from .config import PRESETS
 from .data import DatasetError, load_dataset
+from .errors import ConfigError
 from .plots_runs import book_style
 from .records import REPO, RunPaths, load_records
 from .results import row_key
@@ -200,7 +201,7 @@ def show_source(obj, marker: str | None = None, before: int = 3, after: int = 1)
     if marker is not None:
         hit = next((i for i, line in enumerate(lines) if marker in line), None)
         if hit is None:
-            raise ValueError(f"{marker!r} not found in the source of {obj.__qualname__}")
+            raise ConfigError(f"{marker!r} not found in the source of {obj.__qualname__}")
         lo, hi = max(0, hit - before), min(len(lines), hit + after + 1)
         lines, start = lines[lo:hi], start + lo
     src = textwrap.dedent("".join(lines)).rstrip("\n")           # a method's lines start at its own indent

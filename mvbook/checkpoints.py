@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from numpy._core.multiarray import _reconstruct
 
-from .errors import DataError
+from .errors import DataError, RunConflictError
 from .records import atomic_torch_save
 
 
@@ -81,7 +81,7 @@ class RunLock:
         except BlockingIOError:
             holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
             os.close(fd)
-            raise RuntimeError(f"run in progress ({self.path.parent}): {holder} is training it; wait for it "
+            raise RunConflictError(f"run in progress ({self.path.parent}): {holder} is training it; wait for it "
                                "to finish or stop it (a killed run resumes from its checkpoint)") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"PID {os.getpid()} on {socket.gethostname()}".encode())

@@ -7,6 +7,7 @@ The systems (§3.1.4) are in :mod:`mvbook.systems`. Chapter: *Training*.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from .errors import ConfigError
 
 PAPER_EPOCHS = {"esc50": 3000, "esc10": 3000, "dcase2016": 1500, "gtzan": 1500, "synthetic": 1500}
 
@@ -43,7 +44,7 @@ class Preset:
         bad += [f"{k} = {v}" for k, v in (("warmup_epochs", self.warmup_epochs),) if v < 0]
         bad += [] if self.reference in ("best", "initial") else [f"reference = {self.reference!r}"]
         if bad:
-            raise ValueError(f"preset {self.name!r}: impossible setting {'; '.join(bad)} (each must be positive; "
+            raise ConfigError(f"preset {self.name!r}: impossible setting {'; '.join(bad)} (each must be positive; "
                              "reference 'best' or 'initial')")
 
     def epochs_for(self, dataset: str) -> int:
@@ -84,7 +85,7 @@ def get_preset(name: str, **overrides) -> Preset:
     """A preset by name, optionally with fields overridden. An override is recorded
     as a reduction and replaces the preset's own text for that field."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+        raise ConfigError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
     p = PRESETS[name]
     if overrides:
         kept = tuple(text for keys, text in REDUCTIONS[name].items() if not set(keys) & set(overrides))

@@ -11,6 +11,7 @@ from contextlib import nullcontext
 
 import numpy as np
 import torch
+from .errors import ConfigError
 
 
 def resolve_device(device="auto") -> torch.device:
@@ -21,7 +22,7 @@ def resolve_device(device="auto") -> torch.device:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' asked for, but torch sees no CUDA GPU; use --device cpu or auto")
+        raise ConfigError("device 'cuda' asked for, but torch sees no CUDA GPU; use --device cpu or auto")
     return torch.device(device)
 
 

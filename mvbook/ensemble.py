@@ -11,6 +11,7 @@ Chapter: *Self-ensemble*.
 from __future__ import annotations
 
 import numpy as np
+from .errors import ConfigError
 
 
 def self_ensemble(probs: dict, weights: dict) -> np.ndarray:
@@ -37,7 +38,7 @@ def self_ensemble(probs: dict, weights: dict) -> np.ndarray:
     [1]
     """
     if set(probs) != set(weights):
-        raise ValueError(f"branches differ: probs {sorted(probs)} vs weights {sorted(weights)}")
+        raise ConfigError(f"branches differ: probs {sorted(probs)} vs weights {sorted(weights)}")
     K = len(probs)
     return sum(weights[k] * np.asarray(probs[k], dtype=np.float64) for k in probs) / K
 

@@ -14,6 +14,7 @@ from torch import nn
 from . import pairpool
 from .device import full_precision
 from .dropout import bernoulli_scaled, state_layout_ok
+from .errors import ConfigError
 
 _FAST = {"enabled": True}
 EXACT_STREAM = state_layout_ok()     # dropout masks from PyTorch's stream by mvbook.dropout
@@ -343,7 +344,7 @@ def _polyphase_conv(x: torch.Tensor, conv: nn.Conv1d, phases: int = 1) -> torch.
     Q, P = phases, s * phases
     n_out = conv_outputs(conv, L)
     if n_out % Q:
-        raise ValueError(f"{Q} output phases do not divide {n_out} outputs")
+        raise ConfigError(f"{Q} output phases do not divide {n_out} outputs")
     D = -(-(s * (Q - 1) + k) // P)
     n = P * (n_out // Q + D - 1)                                 # the samples the outputs read
     xr = x.permute(0, 2, 3, 1).reshape(B, L * C)

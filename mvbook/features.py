@@ -66,6 +66,7 @@ from gammatone.filters import centre_freqs, make_erb_filters
 from gammatone.gtgram import gtgram
 
 from .device import resolve_device
+from .errors import ConfigError, DataError
 from .framing import (
     EXTRA_VIEWS,
     HOP_SECONDS,
@@ -132,7 +133,7 @@ def reference_power(view: str, wave: np.ndarray, sr: int) -> np.ndarray:
         return np.abs(C) ** 2
     if view in EXTRA_VIEWS:
         return hpss_power(view, wave[None], sr)[0].T
-    raise ValueError(f"{view!r} is not a 2D view")
+    raise ConfigError(f"{view!r} is not a 2D view")
 
 
 def hpss_power(view: str, waves: np.ndarray, sr: int) -> np.ndarray:
@@ -244,7 +245,7 @@ def gammatone_power(wave: np.ndarray, sr: int) -> np.ndarray:
 def _check_waves(waves, ndim: int) -> np.ndarray:
     waves = np.asarray(waves, dtype=np.float32)
     if waves.ndim != ndim or waves.size == 0:
-        raise ValueError(f"expected a non-empty {ndim}-D float array of samples, "
+        raise DataError(f"expected a non-empty {ndim}-D float array of samples, "
                          f"got shape {waves.shape}")
     return waves
 
@@ -288,7 +289,7 @@ def extract(view: str, wave, sr: int, method: str = "fast") -> np.ndarray:
     if method == "reference":
         return wave.copy() if view == "raw" else log_power(reference_power(view, wave, sr).T)
     if method != "fast":
-        raise ValueError(f"unknown method {method!r}; expected 'fast' or 'reference'")
+        raise ConfigError(f"unknown method {method!r}; expected 'fast' or 'reference'")
     return extract_batch(view, wave[None], sr)[0]
 
 
@@ -332,7 +333,7 @@ class Standardizer:
         the clips ``X[idx]``, accumulated in float64 a chunk of clips at a time."""
         idx = np.sort(np.asarray(idx, dtype=np.int64))
         if idx.size == 0:
-            raise ValueError("Standardizer.fit needs at least one clip index")
+            raise ConfigError("Standardizer.fit needs at least one clip index")
         s1 = s2 = 0.0
         count = 0
         for start in range(0, idx.size, chunk):

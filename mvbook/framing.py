@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from .errors import ConfigError, DataError
 
 VIEWS = ("mel", "gam", "cqt", "raw")
 EXTRA_VIEWS = ("harm", "perc")     # HPSS views (FusionNet), not in the paper
@@ -51,14 +52,14 @@ VIEW_INFO = {
 def check_view(view: str) -> str:
     """``view`` itself, or a ValueError naming the valid views."""
     if view not in VIEW_INFO:
-        raise ValueError(f"unknown view {view!r}; expected one of {ALL_VIEWS}")
+        raise ConfigError(f"unknown view {view!r}; expected one of {ALL_VIEWS}")
     return view
 
 
 def check_sr(sr) -> int:
     """``sr`` as an int, or a ValueError: the views are defined for integer rates in ``SR_RANGE``."""
     if int(sr) != sr or not SR_RANGE[0] <= sr <= SR_RANGE[1]:
-        raise ValueError(f"unsupported sample rate {sr!r}: need an integer in "
+        raise ConfigError(f"unsupported sample rate {sr!r}: need an integer in "
                          f"{SR_RANGE[0]}..{SR_RANGE[1]} Hz (the paper uses 44100 and 22050)")
     return int(sr)
 
@@ -103,7 +104,7 @@ def n_frames(view: str, n_samples: int, sr: int) -> int:
     if info.centred:
         return 1 + n_samples // hop_samples(view, sr)
     if n_samples < win_length(sr):
-        raise ValueError(f"{n_samples} samples is shorter than one {view} window "
+        raise DataError(f"{n_samples} samples is shorter than one {view} window "
                          f"({win_length(sr)} samples at {sr} Hz)")
     return 1 + (n_samples - win_length(sr)) // hop_length(sr)
 

@@ -87,6 +87,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .device import full_precision
+from .errors import ConfigError
 from .fastpaths import conv_pool, raw_front_end
 from .models import CRNN1D, CRNN2D, DROPOUT, N_RAW_BANDS, MultiViewNet, scaled
 
@@ -138,7 +139,7 @@ class SelfAttention(nn.Module):
     def __init__(self, dim: int, heads: int = N_HEADS):
         super().__init__()
         if dim % heads:
-            raise ValueError(f"{heads} heads do not divide {dim} features")
+            raise ConfigError(f"{heads} heads do not divide {dim} features")
         self.heads = heads
         self.w_k = nn.Linear(dim, dim, bias=False)
         self.w_q = nn.Linear(dim, dim, bias=False)
@@ -238,7 +239,7 @@ class MetaCNN(nn.Module):
             layers += [nn.Conv1d(c, f, 3, padding=1, bias=False), nn.BatchNorm1d(f), nn.ELU(), nn.MaxPool1d(2)]
             c, L = f, L // 2
         if L < 1:
-            raise ValueError(f"the meta-CNN needs at least 8 features, got {n_features}")
+            raise ConfigError(f"the meta-CNN needs at least 8 features, got {n_features}")
         self.blocks = nn.Sequential(*layers)
         self.attention = SelfAttention(c, _n_heads(c, heads))
         hidden = scaled(1024, width)

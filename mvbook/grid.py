@@ -23,6 +23,7 @@ import yaml
 from .cache import cache_root, load_views
 from .data import load_dataset
 from .engines import GridReport, grid_cells, run_cells, with_dependencies
+from .errors import ConfigError
 from .records import RunPaths
 from .results import row_key
 from .systems import REGISTRY, get_system
@@ -39,7 +40,7 @@ def training_notebook(path=TRAINING_NOTEBOOK, title: str | None = None):
     import jupytext             # optional, as papermill
     path = Path(path)
     if not path.is_file():
-        raise RuntimeError(f"training notebook {path} not found: it ships with mvbook as "
+        raise ConfigError(f"training notebook {path} not found: it ships with mvbook as "
                            f"mvbook/notebooks/training.md (a link to book/training.md in a clone); "
                            f"reinstall mvbook, or pass --notebook PATH")
     nb = jupytext.read(path)
@@ -93,11 +94,11 @@ def overrides_dict(value) -> dict:
         try:
             value = yaml.safe_load(value)
         except yaml.YAMLError as e:
-            raise ValueError(f"overrides {value!r} is neither JSON nor YAML: {e}") from None
+            raise ConfigError(f"overrides {value!r} is neither JSON nor YAML: {e}") from None
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ValueError(f"overrides must be a mapping of preset fields, e.g. {{\"reference\": \"initial\"}}; "
+        raise ConfigError(f"overrides must be a mapping of preset fields, e.g. {{\"reference\": \"initial\"}}; "
                          f"got {value!r}")
     return dict(value)
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .bigru import BiGRU
+from .errors import ConfigError
 from .fastpaths import conv_pool, dropout, fast_paths, float32_on_cpu, raw_front_end
 from .framing import ALL_VIEWS, VIEWS
 
@@ -190,7 +191,7 @@ class MultiViewNet(nn.Module):
         self.views = tuple(views)
         unknown = set(self.views) - set(ALL_VIEWS)
         if unknown:
-            raise ValueError(f"unknown views {sorted(unknown)}; choose from {ALL_VIEWS}")
+            raise ConfigError(f"unknown views {sorted(unknown)}; choose from {ALL_VIEWS}")
         self.subnets = nn.ModuleDict({v: self.make_coder(v, width, sr, raw_bands) for v in self.views})
         self.add_view_modules(n_classes)
         dims = {v: net.dim for v, net in self.subnets.items()}

@@ -21,6 +21,7 @@ import pandas as pd
 from gammatone.filters import centre_freqs
 from torch import nn
 
+from .errors import ConfigError
 from .features import CQT_BINS_PER_OCTAVE, GAM_FMIN
 from .framing import N_BANDS, VIEW_INFO, frame_times
 from .models import layer_shapes, scaled
@@ -39,7 +40,7 @@ def band_frequencies(view: str, sr: int) -> np.ndarray:
         return np.sort(centre_freqs(sr, N_BANDS, GAM_FMIN))
     if view == "cqt":
         return librosa.cqt_frequencies(N_BANDS, fmin=librosa.note_to_hz("C1"), bins_per_octave=CQT_BINS_PER_OCTAVE)
-    raise ValueError(f"{view!r} is not a 2D view")
+    raise ConfigError(f"{view!r} is not a 2D view")
 
 
 def _spectrogram(ax, X, view, sr, t0=0.0, cmap="magma"):

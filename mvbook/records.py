@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
+from .errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = "mvbook.record/1"
@@ -112,7 +113,7 @@ def write_record(record: dict, path) -> Path:
     try:
         text = json.dumps(record, indent=1, allow_nan=False)
     except ValueError as e:
-        raise ValueError(f"refusing to write a record with a non-finite number ({path}): {e}") from None
+        raise DataError(f"refusing to write a record with a non-finite number ({path}): {e}") from None
     _atomic(Path(path), lambda f: f.write(text.encode()))
     return Path(path)
 
@@ -121,7 +122,7 @@ def check_out(folder) -> Path:
     """``folder`` as a Path, or a clear error when it exists and is not a folder."""
     folder = Path(folder).expanduser()
     if folder.exists() and not folder.is_dir():
-        raise ValueError(f"not a folder ({folder}): records and checkpoints go into a folder; pass another path")
+        raise ConfigError(f"not a folder ({folder}): records and checkpoints go into a folder; pass another path")
     return folder
 
 
@@ -190,12 +191,12 @@ def read_record(path: Path) -> dict | None:
     try:
         rec = json.loads(Path(path).read_text(), parse_constant=_non_finite)
     except (json.JSONDecodeError, ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"not a valid results record ({path}): {e}") from None
+        raise DataError(f"not a valid results record ({path}): {e}") from None
     if not isinstance(rec, dict) or rec.get("schema") != SCHEMA:
         return None
     missing = [k for k in REQUIRED if k not in rec]
     if missing:
-        raise ValueError(f"not a valid results record ({path}): missing {', '.join(missing)}")
+        raise DataError(f"not a valid results record ({path}): missing {', '.join(missing)}")
     return rec
 
 

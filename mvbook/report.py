@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .errors import ConfigError
 from .records import REPO, grid_command, record_path
 from .results import ALL_ROW_NAMES, PAPER_TABLE3, ROW_NAMES, SELF_ENSEMBLE_ROWS, fold_accuracies, row_key
 from .systems import DERIVED, PAPER_SYSTEMS
@@ -143,7 +144,7 @@ def table3_html(records: list[dict], dataset: str, preset: str, folds=None, seed
     names = ALL_ROW_NAMES if extended or rows is not None else ROW_NAMES
     unknown = [k for k in rows or () if k not in names]
     if unknown:
-        raise ValueError(f"unknown rows {unknown}; choose from {list(names)}")
+        raise ConfigError(f"unknown rows {unknown}; choose from {list(names)}")
     keys = list(rows) if rows is not None else list(names)
     body, missing = [], []
     common = len({s for _, s in cols}) > 1                     # rows with more seeds than others: compare on seed 0

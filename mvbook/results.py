@@ -9,7 +9,7 @@ import pandas as pd
 from scipy import stats
 
 from .blending import OFF, RULES, AdaptiveBlender, BlendRule
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .systems import DERIVED
 
 # Table 3 of the paper (accuracy %), keyed like our systems.
@@ -80,7 +80,7 @@ def late_fusion(single: dict, members=DERIVED["late"]) -> dict:
     keys = recs[0]["test"]["keys"]
     for r in recs[1:]:
         if r["test"]["keys"] != keys:
-            raise ValueError(f"fusing {', '.join(members)} needs runs on the same test files")
+            raise DataError(f"fusing {', '.join(members)} needs runs on the same test files")
     P = np.mean([np.asarray(r["test"]["probs"][r["main_branch"]]) for r in recs], axis=0)
     labels = np.asarray(recs[0]["test"]["labels"])
     return {"accuracy": float(np.mean(P.argmax(1) == labels)), "probs": P, "labels": labels}
@@ -96,7 +96,7 @@ def fold_accuracies(records: list[dict]) -> pd.DataFrame:
     for r in records:
         row, run = row_key(r), (r["fold"], r["seed"])
         if (row, run) in cell:
-            raise ValueError(f"two records for row {row!r}, fold {run[0]}, seed {run[1]} (the second: {r.get('path')})")
+            raise DataError(f"two records for row {row!r}, fold {run[0]}, seed {run[1]} (the second: {r.get('path')})")
         cell[(row, run)] = 100 * r["system_accuracy"]
         by_run.setdefault(run, {})[row] = r
         if row in SELF_ENSEMBLE_ROWS:
@@ -280,7 +280,7 @@ def export_table(frame: pd.DataFrame, fmt: str) -> str:
         body = [" & ".join(esc(c) for c in row) + r" \\" for row in [cols] + cells]
         return "\n".join([r"\begin{tabular}{l" + "r" * (len(cols) - 1) + "}", body[0], r"\hline", *body[1:],
                           r"\end{tabular}"])
-    raise ValueError(f"unknown format {fmt!r}; choose text, markdown, latex or csv")
+    raise ConfigError(f"unknown format {fmt!r}; choose text, markdown, latex or csv")
 
 
 def run_labels(df: pd.DataFrame) -> pd.DataFrame:

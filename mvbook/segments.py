@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .errors import DataError
 from .framing import hop_seconds, segment_length
 
 
@@ -26,7 +27,7 @@ class Segmenter:
         self.transforms = transforms or {}
         for v, X in views.items():
             if X.shape[1] < self.L[v]:
-                raise ValueError(f"{v}: clips have {X.shape[1]} frames, fewer than a segment's {self.L[v]}")
+                raise DataError(f"{v}: clips have {X.shape[1]} frames, fewer than a segment's {self.L[v]}")
 
     @property
     def t_max(self) -> float:

@@ -21,6 +21,7 @@ from .checkpoints import RunLock, load_checkpoint, save_checkpoint
 from .config import get_preset
 from .data import load_dataset
 from .device import autocast_name, keep_freed_memory, resolve_device
+from .errors import DivergedError, RunConflictError
 from .records import RunPaths, SCHEMA, atomic_torch_save, check_out, code_version, provenance, write_record
 from .systems import get_system
 from .systems.base import Run, Training
@@ -96,7 +97,7 @@ def _refuse_other_record(path: Path, config: dict, fresh: bool) -> None:
     config = json.loads(json.dumps(config))                      # as the record stores it (tuples → lists)
     if old != config:
         diff = sorted(k for k in set(old or {}) | set(config) if (old or {}).get(k) != config.get(k))
-        raise RuntimeError(f"a record of this run with another configuration exists ({path}): it differs in "
+        raise RunConflictError(f"a record of this run with another configuration exists ({path}): it differs in "
                            f"{', '.join(diff) or 'its format'}; pass --fresh (fresh=True) to replace it, or "
                            "--out another folder to keep both")
 
@@ -104,7 +105,7 @@ def _refuse_other_record(path: Path, config: dict, fresh: bool) -> None:
 def _check_training(finite: torch.Tensor, last: int, step: int, checkpoint: Path) -> None:
     """Stop a run whose training loss was not finite at some step since the last evaluation."""
     if not bool(finite):
-        raise RuntimeError(f"non-finite training loss between steps {last} and {step} ({checkpoint}): "
+        raise DivergedError(f"non-finite training loss between steps {last} and {step} ({checkpoint}): "
                            "the run is stopped, its last good checkpoint kept")
 
 
@@ -113,7 +114,7 @@ def _check_finite(res: dict, step: int, checkpoint: Path) -> None:
     for s, r in res.items():
         bad = [k for k, v in r["loss"].items() if not math.isfinite(v)]
         if bad:
-            raise RuntimeError(f"non-finite {s} loss of branch {', '.join(bad)} at step {step} ({checkpoint}): "
+            raise DivergedError(f"non-finite {s} loss of branch {', '.join(bad)} at step {step} ({checkpoint}): "
                                "the run is stopped, its last good checkpoint kept; nothing is recorded")
 
 
@@ -150,7 +151,7 @@ def _resume(tr: Training, paths: RunPaths, dev: torch.device, fresh: bool, rng: 
         return state, dict(tr.rule.weights)
     ck = load_checkpoint(paths.checkpoint, dev)
     if ck["config"] != tr.config:
-        raise RuntimeError(f"{paths.checkpoint} belongs to a different run configuration; "
+        raise RunConflictError(f"{paths.checkpoint} belongs to a different run configuration; "
                            "pass fresh=True (--fresh) to start over")
     tr.model.load_state_dict(ck["model"])
     tr.optimizer.load_state_dict(ck["optimizer"])

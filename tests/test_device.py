@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from mvbook.errors import ConfigError
 from mvbook.device import autocast, autocast_dtype, autocast_name, full_precision, resolve_device, to_device
 
 CPU = torch.device("cpu")
@@ -33,7 +34,7 @@ def test_resolve_device_names_and_devices():
 @no_cuda
 def test_cuda_without_a_gpu_is_an_error():
     for name in ("cuda", "cuda:0", torch.device("cuda")):
-        with pytest.raises(RuntimeError, match="--device"):
+        with pytest.raises(ConfigError, match="--device"):
             resolve_device(name)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from mvbook.errors import DataError
 from mvbook import fusionnet as fn
 from mvbook.models import CRNN1D, CRNN2D, n_params
 from mvbook.records import load_records, record_path
@@ -163,7 +164,7 @@ def test_multiview_net_with_fcn_coders_has_centres_per_view():
 
 
 def test_train_meta_without_coders_names_what_is_missing(tmp_path):
-    with pytest.raises(RuntimeError) as e:
+    with pytest.raises(DataError) as e:
         train(dataset="synthetic", system="fusionnet", fold=2, preset="smoke", out=tmp_path, progress=False)
     msg = str(e.value)
     for dep in dependencies("fusionnet"):

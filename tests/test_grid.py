@@ -7,6 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from mvbook.errors import ConfigError
 from mvbook import grid
 from mvbook.engines import grid_cells, run_cells
 from mvbook.__main__ import main
@@ -136,5 +137,5 @@ def test_serial_grid_prints_k_of_n_elapsed_and_eta_unless_told_not_to(tmp_path):
 def test_the_training_notebook_ships_inside_the_package():
     assert grid.TRAINING_NOTEBOOK.parent.parent == Path(grid.__file__).parent
     assert grid.TRAINING_NOTEBOOK.read_text() == (Path(__file__).parents[1] / "book" / "training.md").read_text()
-    with pytest.raises(RuntimeError, match="/nowhere/training.md.*--notebook"):
+    with pytest.raises(ConfigError, match="/nowhere/training.md.*--notebook"):
         grid.training_notebook("/nowhere/training.md")

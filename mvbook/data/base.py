@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .audio import AudioError, read_audio
 
 
@@ -207,7 +207,7 @@ class Dataset:
         """Train/validation/test indices for ``fold`` (1-based); the
         validation sources are drawn with ``numpy.random.default_rng([seed, fold])``."""
         if not (isinstance(fold, (int, np.integer)) and 1 <= fold <= self.n_folds):
-            raise ValueError(f"{self.name}: fold must be an integer in 1..{self.n_folds}, got {fold!r}")
+            raise ConfigError(f"{self.name}: fold must be an integer in 1..{self.n_folds}, got {fold!r}")
         test = [i for i, c in enumerate(self.clips) if self._is_test(c, fold)]
         pool = [i for i, c in enumerate(self.clips) if not self._is_test(c, fold)]
         rng = np.random.default_rng([seed, int(fold)])

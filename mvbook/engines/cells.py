@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from ..errors import MvbookError
 from ..systems import dependencies
 
 
@@ -78,7 +79,7 @@ class CellResult:
     notebook: str | None = None
 
 
-class CellFailed(Exception):
+class CellFailed(MvbookError):
     """A cell that ran and failed (raised in the worker, so that Dask's
     ``retries`` rerun it; carries what the report needs)."""
 

@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import time
+from ..errors import ConfigError
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 ENGINES = ("serial", "local", "dask", "slurm")
@@ -60,7 +61,7 @@ def local_cluster(workers=None, gpus_per_cell: int = 1, gpus=None, threads: int 
     if gpus_per_cell:
         groups = [gpus[i:i + gpus_per_cell] for i in range(0, len(gpus) - gpus_per_cell + 1, gpus_per_cell)]
         if not groups and resources is None:
-            raise ValueError(f"--gpus-per-cell {gpus_per_cell}, but {len(gpus)} GPU(s) visible; "
+            raise ConfigError(f"--gpus-per-cell {gpus_per_cell}, but {len(gpus)} GPU(s) visible; "
                              "--gpus-per-cell 0 runs CPU workers")
     n = workers or len(groups) or max(1, (os.cpu_count() or 1) // threads)
     spec = {}
@@ -116,19 +117,19 @@ def open_engine(engine: str, workers=None, scheduler_address=None, jobs=None, gp
             client.wait_for_workers(len(cluster.worker_spec), timeout=300)
         elif engine == "dask":
             if not scheduler_address:
-                raise ValueError("--engine dask needs --scheduler-address (tcp://host:8786 or tls://…)")
+                raise ConfigError("--engine dask needs --scheduler-address (tcp://host:8786 or tls://…)")
             client = stack.enter_context(Client(scheduler_address, timeout="60s"))
             gpc = gpus_per_cell if gpus_per_cell is not None else (1 if worker_gpus(client) else 0)
         elif engine == "slurm":
             if not jobs:
-                raise ValueError("--engine slurm needs --jobs N (the most worker jobs at once)")
+                raise ConfigError("--engine slurm needs --jobs N (the most worker jobs at once)")
             slurm_options = dict(slurm_options or {})
             extra = slurm_options.get("worker_extra_args", dask.config.get("jobqueue.slurm.worker-extra-args", []))
             gpc = gpus_per_cell if gpus_per_cell is not None else min(1, declared_gpus(extra))
             cluster = stack.enter_context(slurm_cluster(jobs, **slurm_options))
             client = stack.enter_context(Client(cluster))
         else:
-            raise ValueError(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}")
+            raise ConfigError(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}")
         n = len(client.scheduler_info().get("workers", {}))
         log(f"{engine} engine: scheduler {client.scheduler.address}, {n} worker(s) up, "
             f"started in {time.time() - t:.1f} s; {gpc} GPU(s) per cell")

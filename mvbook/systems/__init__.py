@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
+from ..errors import ConfigError
 from ..framing import EXTRA_VIEWS, VIEWS
 
 # system → the module of mvbook.systems that defines it
@@ -34,7 +35,7 @@ def get_system(name: str):
     """The :class:`~mvbook.systems.base.System` called ``name``."""
     if name not in REGISTRY:
         hint = " (derived from other runs' posteriors: `mvbook table`)" if name in DERIVED else ""
-        raise ValueError(f"unknown system {name!r}{hint}; trained systems: {', '.join(REGISTRY)}")
+        raise ConfigError(f"unknown system {name!r}{hint}; trained systems: {', '.join(REGISTRY)}")
     return import_module(f"{__name__}.{REGISTRY[name]}").SYSTEMS[name]
 
 

@@ -23,6 +23,7 @@ from .. import evaluate
 from ..blending import FixedWeights
 from ..cache import load_views
 from ..device import autocast
+from ..errors import DataError
 from ..features import Standardizer
 from ..framing import VIEWS
 from ..fusionnet import CENTER_LAMBDA, META_FILTERS, CodingNet, MetaCNN
@@ -97,7 +98,7 @@ class MetaSystem(System):
             orphan = (f" The records of {', '.join(orphans)} exist without their checkpoints (trained elsewhere?): a "
                       "grid skips runs whose record exists, so delete those records, or pass the folder holding "
                       "the checkpoints as `checkpoints`.") if orphans else ""
-            raise RuntimeError(f"{self.name} needs the finished runs of {', '.join(todo)} (same dataset, preset, "
+            raise DataError(f"{self.name} needs the finished runs of {', '.join(todo)} (same dataset, preset, "
                                f"fold and seed): {n_rec} record(s) and {len(missing) - n_rec} best.pt checkpoint(s) "
                                f"missing; train them first with `{cmd}` (or put `{self.name}` in a grid: it runs "
                                "them first)." + orphan + " Missing:\n  " + "\n  ".join(missing))
@@ -105,8 +106,8 @@ class MetaSystem(System):
             cfg = rec["config"]
             if (cfg["dataset_fingerprint"], cfg["split_seed"], cfg.get("coder")) != \
                     (ds.fingerprint(), run.split_seed, self.coder):
-                raise RuntimeError(f"{rec['path']}: not a {self.coder} run on this dataset with split seed "
-                                   f"{run.split_seed}")
+                raise DataError(f"{rec['path']}: not a {self.coder} run on this dataset with split seed "
+                                f"{run.split_seed}")
         return runs
 
 
