@@ -18,10 +18,12 @@ from .errors import ConfigError, DataError, MvbookError
 from .systems import PAPER_SYSTEMS, TRAINED_SYSTEMS
 
 
+__all__ = ["RESULTS", "COMMANDS", "parser", "main"]
+
 RESULTS = "results"   # where train and grid write records and table reads them
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Defaults shown after each option (not where they are None or off: the
     help says what that means); description and examples kept as written."""
 
@@ -32,7 +34,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 
 
 def _sub(sub, name: str, help: str, examples: str, description: str | None = None) -> argparse.ArgumentParser:
-    return sub.add_parser(name, help=help, description=description or help, formatter_class=HelpFormatter,
+    return sub.add_parser(name, help=help, description=description or help, formatter_class=_HelpFormatter,
                           epilog="examples:\n" + "\n".join(f"  {line}" for line in examples.strip().splitlines()))
 
 
@@ -73,9 +75,10 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m mvbook`` and its six commands."""
     ap = argparse.ArgumentParser(prog="python -m mvbook", description="The command line of mvbook, the executable "
                                  "companion to 'Multi-view Audio and Music Classification' (ICASSP 2021).",
-                                 formatter_class=HelpFormatter,
+                                 formatter_class=_HelpFormatter,
                                  epilog="examples:\n  python -m mvbook train --dataset synthetic --preset smoke\n"
                                         "  python -m mvbook table --results results --format markdown\n"
                                         "  python -m mvbook <command> --help")
@@ -183,7 +186,7 @@ def main(argv=None) -> int:
         return 2
 
 
-def cmd_datasets(args) -> int:
+def _cmd_datasets(args) -> int:
     print(describe(None, args.data_root))
     errors = check_datasets(args.data_root, progress=not args.no_progress) if args.check else []
     for e in errors:
@@ -191,7 +194,7 @@ def cmd_datasets(args) -> int:
     return 2 if errors else 0
 
 
-def cmd_fetch(args) -> int:
+def _cmd_fetch(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         path = fetch_esc50(args.root, url=args.url, known_hash=args.sha256 or ESC50_SHA256,
@@ -202,7 +205,7 @@ def cmd_fetch(args) -> int:
     return 0
 
 
-def cmd_features(args) -> int:
+def _cmd_features(args) -> int:
     from .cache import load_views
     ds = load_dataset(args.dataset, args.data_root)
     t = time.time()
@@ -221,7 +224,7 @@ def _train_kwargs(args) -> dict:
     return kw
 
 
-def cmd_train(args) -> int:
+def _cmd_train(args) -> int:
     from .train import train
     rec = train(system=args.system, fold=args.fold, seed=args.seed, fresh=args.fresh, **_train_kwargs(args))
     acc = "  ".join(f"{k} {100 * v:.2f}" for k, v in rec["accuracy"].items())
@@ -230,7 +233,7 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_grid(args) -> int:
+def _cmd_grid(args) -> int:
     """Every system × fold (× seed) of a dataset through the book's training
     notebook (``book/training.md``) with papermill; each executed notebook is
     kept beside its record as ``<out>/<dataset>/<preset>/<system>/fold<k>-seed<s>.ipynb``.
@@ -261,7 +264,7 @@ def cmd_grid(args) -> int:
     return 1 if report.failed else 0
 
 
-def cmd_table(args) -> int:
+def _cmd_table(args) -> int:
     from .records import load_records
     from .results import UNITS, export_table, fold_accuracies, format_table3, paired_comparison, run_labels, table3_rows
     recs = load_records(args.results, args.dataset, args.preset, skip_bad=args.skip_bad)
@@ -288,8 +291,8 @@ def cmd_table(args) -> int:
     return 0
 
 
-COMMANDS = {"datasets": cmd_datasets, "fetch": cmd_fetch, "features": cmd_features, "train": cmd_train,
-            "grid": cmd_grid, "table": cmd_table}
+COMMANDS = {"datasets": _cmd_datasets, "fetch": _cmd_fetch, "features": _cmd_features, "train": _cmd_train,
+            "grid": _cmd_grid, "table": _cmd_table}
 
 if __name__ == "__main__":
     sys.exit(main())

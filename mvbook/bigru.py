@@ -10,6 +10,8 @@ from torch import nn
 
 from .fastpaths import accumulation_dtype, on_fast_path
 
+__all__ = ["BiGRU"]
+
 
 class _BiGRUFunction(torch.autograd.Function):
     r"""One bidirectional GRU layer (batch first, zero initial state), both
@@ -97,7 +99,7 @@ class _BiGRUFunction(torch.autograd.Function):
 
 class BiGRU(nn.GRU):
     """``nn.GRU`` (same parameters, same maths) whose one-layer, bidirectional,
-    batch-first case runs :class:`_BiGRUFunction` on CPU, in float32."""
+    batch-first case runs ``_BiGRUFunction`` on CPU, in float32."""
 
     def forward(self, input, hx=None):
         if (hx is not None or not on_fast_path(input) or not isinstance(input, torch.Tensor)

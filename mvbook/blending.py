@@ -46,6 +46,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from .errors import ConfigError
 
+__all__ = ["OFF", "BlendRule", "RULES", "smoothed", "initial_weights", "FixedWeights", "AdaptiveBlender"]
+
 OFF = 1e-3      # a weight below this counts as off: exactly 0 under the literal rule, about floor / Z under a floor
 
 
@@ -81,7 +83,7 @@ RULES = {"literal": BlendRule("literal"),
          "slope": BlendRule("slope", fallback="uniform", floor=1e-5, warmup_windows=1, estimator="slope")}
 
 
-def line_slope(y) -> float:
+def _line_slope(y) -> float:
     """Slope of the least-squares line through ``y`` at t = 0, 1, …"""
     return float(np.polyfit(np.arange(len(y)), np.asarray(y, dtype=np.float64), 1)[0])
 
@@ -190,8 +192,8 @@ class AdaptiveBlender:
         H = max(self.W, 2)
         S = [{k: smoothed(L[k], self.W) for k in self.branches} for L in (self.L_tr, self.L_va)]
         if not self.L_tr_star:                                   # XSleepNet2: the fit before this point
-            self.L_tr_star, self.L_va_star = ({k: line_slope(s[k][-H - 1:-1]) for k in self.branches} for s in S)
-        return tuple({k: line_slope(s[k][-H:]) for k in self.branches} for s in S)
+            self.L_tr_star, self.L_va_star = ({k: _line_slope(s[k][-H - 1:-1]) for k in self.branches} for s in S)
+        return tuple({k: _line_slope(s[k][-H:]) for k in self.branches} for s in S)
 
     def update(self, train_losses: dict, val_losses: dict) -> dict:
         """Append one measurement per branch and return the weights w(n)."""

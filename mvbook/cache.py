@@ -59,12 +59,12 @@ from .errors import DataError
 from .features import extract_batch, view_params
 from .framing import N_BANDS, VIEWS, check_sr, check_view, n_frames
 
-__all__ = ["CacheError", "cache_path", "cache_root", "clip_ids", "load_views", "view_shape"]
+__all__ = ["CacheError", "cache_path", "cache_root", "clip_ids", "load_views", "source_id", "view_shape"]
 
 #: bumped when the layout of the cache files changes
 CACHE_FORMAT = 2
 RACY_NS = 2_000_000_000
-FOLDER_HINT = "point --cache-dir or $MVBOOK_CACHE at a writable folder"
+_FOLDER_HINT = "point --cache-dir or $MVBOOK_CACHE at a writable folder"
 
 
 def cache_root(cache_dir=None) -> Path:
@@ -73,20 +73,20 @@ def cache_root(cache_dir=None) -> Path:
     return Path(root).expanduser()
 
 
-def check_folder(root: Path, write: bool) -> None:
+def _check_folder(root: Path, write: bool) -> None:
     """:class:`CacheError` if ``root`` is not a folder (or, for ``write``, cannot be made
     or written to)."""
     if root.exists() and not root.is_dir():
-        raise CacheError(f"feature cache folder is a file, not a folder ({root}): {FOLDER_HINT}")
+        raise CacheError(f"feature cache folder is a file, not a folder ({root}): {_FOLDER_HINT}")
     if not write:
         return
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise CacheError(f"feature cache folder cannot be created, {e.strerror or e} ({root}): "
-                         f"{FOLDER_HINT}") from e
+                         f"{_FOLDER_HINT}") from e
     if not os.access(root, os.W_OK | os.X_OK):
-        raise CacheError(f"feature cache folder is not writable ({root}): {FOLDER_HINT}")
+        raise CacheError(f"feature cache folder is not writable ({root}): {_FOLDER_HINT}")
 
 
 def _digest(payload) -> str:
@@ -124,7 +124,7 @@ def _clip(dataset, i: int):
     return str(getattr(c, "key", c)), getattr(c, "path", None)
 
 
-def clip_name(dataset, i: int) -> str:
+def _clip_name(dataset, i: int) -> str:
     key, path = _clip(dataset, i)
     return str(path) if path is not None else f"{dataset.name} clip {key}"
 
@@ -163,7 +163,7 @@ def clip_ids(dataset, cache_dir=None) -> list[str]:
 
 
 def _corrupt(dataset, view, path, bad: dict) -> CacheError:
-    names = [f"{clip_name(dataset, i)} ({why})" for i, why in sorted(bad.items())]
+    names = [f"{_clip_name(dataset, i)} ({why})" for i, why in sorted(bad.items())]
     shown = "; ".join(names[:5]) + ("; ..." if len(names) > 5 else "")
     return CacheError(f"cached view {view!r} was changed after it was written, in the rows of {len(bad)} "
                       f"clip(s): {shown} ({path}): delete the file to recompute it")
@@ -204,7 +204,7 @@ def _load_clip(dataset, i: int) -> np.ndarray:
 
 
 def _clip_error(dataset, i: int, e: Exception) -> str:
-    name, msg = clip_name(dataset, i), str(e) or type(e).__name__
+    name, msg = _clip_name(dataset, i), str(e) or type(e).__name__
     return msg if name in msg else f"cannot load clip, {msg} ({name}): check the clip"
 
 
@@ -227,7 +227,7 @@ def _extract(dataset, need: dict, out: dict, digests: dict, bar, device, batch_s
                                              device=device), dtype=np.float32)
             for i, f in zip(sub, feats):
                 if not np.isfinite(f).all():
-                    errors.append(f"view {view!r} of the clip has NaN or infinite values ({clip_name(dataset, i)}): "
+                    errors.append(f"view {view!r} of the clip has NaN or infinite values ({_clip_name(dataset, i)}): "
                                   f"check the clip")
                 out[view][i], digests[view][i] = f, row_digest(f)
         bar.update(len(batch))
@@ -306,7 +306,7 @@ def load_views(dataset, views=VIEWS, cache_dir=None, progress: bool = True, devi
     views = tuple(check_view(v) for v in ((views,) if isinstance(views, str) else views))
     check_sr(dataset.sr)
     root = cache_root(cache_dir)
-    check_folder(root, write=not root.is_dir())               # a new folder: made now, for the index
+    _check_folder(root, write=not root.is_dir())               # a new folder: made now, for the index
     if os.access(root, os.W_OK | os.X_OK):
         clean_stale(root)
     ids = clip_ids(dataset, cache_dir)
@@ -314,7 +314,7 @@ def load_views(dataset, views=VIEWS, cache_dir=None, progress: bool = True, devi
     opened = {v: _open(dataset, v, paths[v], ids) for v in views}
     todo = {v: (X, m) for v, (X, m, ok) in opened.items() if not ok}
     if todo:
-        check_folder(root, write=True)
+        _check_folder(root, write=True)
         plans = {v: (X, m, *_plan(dataset, v, paths[v], X, m, ids)) for v, (X, m) in todo.items()}
         _write_views(dataset, plans, paths, ids, progress, device, batch_size)
     return {v: opened[v][0] if v not in todo else np.load(paths[v], mmap_mode="r") for v in views}

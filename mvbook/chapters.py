@@ -41,13 +41,18 @@ from .records import REPO, RunPaths, load_records
 from .results import row_key
 from .train import train
 
+__all__ = ["RESULTS", "DEMO_DATASET", "N_FOLDS", "protocol_folds", "book_preset", "real_data_available",
+           "book_dataset", "runs_dir", "resolve", "book_run", "record_groups", "main_records", "committed_record",
+           "demo_record", "record_where", "describe_record", "trained_run", "preset_caveat", "run_index",
+           "show_source", "bash_block", "copy_records"]
+
 book_style()               # every figure of a chapter: sized for the book's column, text as large as the body's
 RESULTS = REPO / "results"
 RERUNS = REPO / "reruns"    # committed runs trained again from their records' configuration and commit
 DEMO_DATASET = "esc10"     # the committed real runs the method chapters demonstrate on
 # demo records: the paper's scale, then the preset of the book's tables (main_records), then
 # the scale check's few `long` runs, then smoke: a chapter shows a run its tables are made of
-PRESET_RANK = {"paper": 0, "cpu": 1, "long": 2, "smoke": 3}
+_PRESET_RANK = {"paper": 0, "cpu": 1, "long": 2, "smoke": 3}
 N_FOLDS = {"esc10": 5, "esc50": 5, "synthetic": 5, "gtzan": 10, "dcase2016": 1}   # the protocols of §3.1.3
 
 
@@ -120,19 +125,19 @@ def main_records(root=RESULTS) -> tuple[tuple[str, str], list[dict]]:
 def committed_record(system: str = "multiview", fold: int = 1, dataset=None, root=RESULTS):
     """The committed record of a real run of ``system`` on ``fold`` (seed 0) in
     ``results/``, or None. Preference: the book's dataset, then ESC-10, then any;
-    within one, by ``PRESET_RANK`` (``paper``, ``cpu``, ``long``, ``smoke``)."""
+    within one, by ``_PRESET_RANK`` (``paper``, ``cpu``, ``long``, ``smoke``)."""
     dataset = dataset or book_dataset()
     recs = [r for r in load_records(root) if row_key(r) == system and r["fold"] == fold
             and r["seed"] == 0] if Path(root).is_dir() else []
     if not recs:
         return None
     return min(recs, key=lambda r: (r["dataset"] != dataset, r["dataset"] != "esc10",
-                                    PRESET_RANK.get(r["preset"], 9), r["dataset"], r["preset"]))
+                                    _PRESET_RANK.get(r["preset"], 9), r["dataset"], r["preset"]))
 
 
 def demo_record(system: str = "multiview", fold: int = 1, root=RESULTS):
     """The committed record (seed 0) a method chapter demonstrates on, whatever
-    the build's data: ESC-10 first, at the preset of the book's tables (``PRESET_RANK``), then any
+    the build's data: ESC-10 first, at the preset of the book's tables (``_PRESET_RANK``), then any
     dataset (:func:`committed_record`); None when ``results/`` has none."""
     return committed_record(system, fold, dataset=DEMO_DATASET, root=root)
 

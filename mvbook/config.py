@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from .errors import ConfigError
 
-PAPER_EPOCHS = {"esc50": 3000, "esc10": 3000, "dcase2016": 1500, "gtzan": 1500, "synthetic": 1500}
+__all__ = ["Preset", "REDUCTIONS", "PRESETS", "get_preset", "learning_rate"]
+
+_PAPER_EPOCHS = {"esc50": 3000, "esc10": 3000, "dcase2016": 1500, "gtzan": 1500, "synthetic": 1500}
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class Preset:
                              "reference 'best' or 'initial')")
 
     def epochs_for(self, dataset: str) -> int:
-        return self.epochs if self.epochs is not None else PAPER_EPOCHS[dataset]
+        return self.epochs if self.epochs is not None else _PAPER_EPOCHS[dataset]
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -13,6 +13,9 @@ import numpy as np
 import torch
 from .errors import ConfigError
 
+__all__ = ["resolve_device", "keep_freed_memory", "to_device", "autocast_dtype", "autocast", "autocast_name",
+           "full_precision"]
+
 
 def resolve_device(device="auto") -> torch.device:
     """``auto`` → CUDA when present, else CPU; a name or a ``torch.device`` as it is.

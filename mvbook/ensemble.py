@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from .errors import ConfigError
 
+__all__ = ["self_ensemble", "predict"]
+
 
 def self_ensemble(probs: dict, weights: dict) -> np.ndarray:
     """Eq. 6: the weighted mean of the branch posteriors. Chapter: *Self-ensemble*.

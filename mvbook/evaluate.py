@@ -15,6 +15,8 @@ from .device import to_device
 from .ensemble import predict, self_ensemble
 from .segments import Segmenter, eval_segments
 
+__all__ = ["EvalSet", "subsample", "eval_sets", "run", "accuracy", "ensemble_accuracy"]
+
 
 @dataclass
 class EvalSet:

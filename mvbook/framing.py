@@ -16,15 +16,19 @@ from typing import NamedTuple
 import numpy as np
 from .errors import ConfigError, DataError
 
+__all__ = ["VIEWS", "EXTRA_VIEWS", "ALL_VIEWS", "N_BANDS", "WIN_SECONDS", "HOP_SECONDS", "ViewInfo", "VIEW_INFO",
+           "check_view", "check_sr", "win_length", "hop_length", "cqt_hop_length", "hop_seconds", "n_frames",
+           "frame_times", "segment_length"]
+
 VIEWS = ("mel", "gam", "cqt", "raw")
 EXTRA_VIEWS = ("harm", "perc")     # HPSS views (FusionNet), not in the paper
 ALL_VIEWS = VIEWS + EXTRA_VIEWS
 N_BANDS = 64
 WIN_SECONDS = 0.04          # Mel / Gammatone window (§3.1.2)
 HOP_SECONDS = 0.02          # 50 % overlap
-CQT_HOP_44K = 1024          # 512 at 22.05 kHz: the hop scales with sr
-RAW_SEGMENT = {44100: 66650, 22050: 33330}            # the paper's two raw input lengths
-SR_RANGE = (8000, 192000)
+_CQT_HOP_44K = 1024          # 512 at 22.05 kHz: the hop scales with sr
+_RAW_SEGMENT = {44100: 66650, 22050: 33330}            # the paper's two raw input lengths
+_SR_RANGE = (8000, 192000)
 
 
 class ViewInfo(NamedTuple):
@@ -57,10 +61,10 @@ def check_view(view: str) -> str:
 
 
 def check_sr(sr) -> int:
-    """``sr`` as an int, or a ValueError: the views are defined for integer rates in ``SR_RANGE``."""
-    if int(sr) != sr or not SR_RANGE[0] <= sr <= SR_RANGE[1]:
+    """``sr`` as an int, or a ValueError: the views are defined for integer rates in ``_SR_RANGE``."""
+    if int(sr) != sr or not _SR_RANGE[0] <= sr <= _SR_RANGE[1]:
         raise ConfigError(f"unsupported sample rate {sr!r}: need an integer in "
-                         f"{SR_RANGE[0]}..{SR_RANGE[1]} Hz (the paper uses 44100 and 22050)")
+                         f"{_SR_RANGE[0]}..{_SR_RANGE[1]} Hz (the paper uses 44100 and 22050)")
     return int(sr)
 
 
@@ -77,10 +81,10 @@ def hop_length(sr: int) -> int:
 def cqt_hop_length(sr: int) -> int:
     """CQT hop: 1024 at 44.1 kHz, 512 at 22.05 kHz; other rates scale it, kept a
     multiple of 32 so that librosa's six-octave multirate CQT can halve it five times."""
-    return 32 * round(CQT_HOP_44K / 32 * check_sr(sr) / 44100)
+    return 32 * round(_CQT_HOP_44K / 32 * check_sr(sr) / 44100)
 
 
-def hop_samples(view: str, sr: int) -> int:
+def _hop_samples(view: str, sr: int) -> int:
     """Samples between consecutive frames of ``view``."""
     hop = VIEW_INFO[check_view(view)].hop
     return {"stft": hop_length, "cqt": cqt_hop_length, "sample": lambda s: 1}[hop](sr)
@@ -88,7 +92,7 @@ def hop_samples(view: str, sr: int) -> int:
 
 def hop_seconds(view: str, sr: int) -> float:
     """Time between consecutive frames (samples for ``raw``) of ``view``."""
-    return hop_samples(view, sr) / check_sr(sr)
+    return _hop_samples(view, sr) / check_sr(sr)
 
 
 def n_frames(view: str, n_samples: int, sr: int) -> int:
@@ -102,7 +106,7 @@ def n_frames(view: str, n_samples: int, sr: int) -> int:
     if info.hop == "sample":
         return int(n_samples)
     if info.centred:
-        return 1 + n_samples // hop_samples(view, sr)
+        return 1 + n_samples // _hop_samples(view, sr)
     if n_samples < win_length(sr):
         raise DataError(f"{n_samples} samples is shorter than one {view} window "
                          f"({win_length(sr)} samples at {sr} Hz)")
@@ -123,5 +127,5 @@ def segment_length(view: str, sr: int) -> int:
     sr = check_sr(sr)
     segment = VIEW_INFO[check_view(view)].segment
     if segment is None:
-        return RAW_SEGMENT.get(sr, round(RAW_SEGMENT[44100] * sr / 44100))
+        return _RAW_SEGMENT.get(sr, round(_RAW_SEGMENT[44100] * sr / 44100))
     return segment

@@ -30,7 +30,7 @@ from .systems import REGISTRY, get_system
 from .train import train
 
 TRAINING_NOTEBOOK = Path(__file__).parent / "notebooks" / "training.md"
-NULLS = ("none", "null", "~", "")
+_NULLS = ("none", "null", "~", "")
 
 
 def training_notebook(path=TRAINING_NOTEBOOK, title: str | None = None):
@@ -57,13 +57,13 @@ def training_notebook(path=TRAINING_NOTEBOOK, title: str | None = None):
     return nb
 
 
-def run_title(parameters: dict) -> str:
+def _run_title(parameters: dict) -> str:
     """The heading of an executed run notebook, e.g. ``Run: esc10 · cpu · multiview · fold 1 · seed 0``."""
     p = {"dataset": "auto", "preset": "auto", "system": "multiview", "fold": 1, "seed": 0, **parameters}
     return f"Run: {p['dataset']} · {p['preset']} · {p['system']} · fold {p['fold']} · seed {p['seed']}"
 
 
-def run_training_notebook(output, parameters: dict, log_output: bool = False, progress_bar: bool = False,
+def _run_training_notebook(output, parameters: dict, log_output: bool = False, progress_bar: bool = False,
                           kernel_name: str = "python3", cwd=None, notebook=TRAINING_NOTEBOOK):
     """Execute the training notebook with papermill: ``parameters`` replace the
     defaults of its ``parameters`` cell; the executed notebook (outputs, and
@@ -73,7 +73,7 @@ def run_training_notebook(output, parameters: dict, log_output: bool = False, pr
     import papermill as pm      # optional: only the notebook path of the grid needs it
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    return pm.execute_notebook(training_notebook(notebook, title=run_title(parameters)), str(output),
+    return pm.execute_notebook(training_notebook(notebook, title=_run_title(parameters)), str(output),
                                parameters=parameters, kernel_name=kernel_name, log_output=log_output,
                                progress_bar=progress_bar, cwd=str(cwd or os.getcwd()))
 
@@ -82,7 +82,7 @@ def null(value):
     """A parameter as papermill's command line gives it: ``-p data_root null``
     injects the *string* ``"null"`` (only ``None`` becomes None), so the words
     none, null, ``~`` and the empty string mean None here too."""
-    return None if value is None or (isinstance(value, str) and value.strip().lower() in NULLS) else value
+    return None if value is None or (isinstance(value, str) and value.strip().lower() in _NULLS) else value
 
 
 def overrides_dict(value) -> dict:
@@ -124,7 +124,7 @@ class NotebookRunner:
 
     def check(self, cell):
         """None when the cell is to run; ("skip", why) when its record exists;
-        ("fail", why) when that record is of another row (:func:`_stale`)."""
+        ("fail", why) when that record is of another row (``_stale``)."""
         rec = self.paths(cell).record
         if not rec.exists():
             return None
@@ -146,7 +146,7 @@ class NotebookRunner:
                       "seed": cell.seed, "device": self.device, "data_root": _str(self.data_root),
                       "out": str(Path(self.out).resolve()), "checkpoints": _str(self.checkpoints),
                       "cache_dir": _str(self.cache_dir), "epochs": self.epochs}
-            run_training_notebook(paths.notebook, params, log_output=self.log_output, notebook=self.notebook)
+            _run_training_notebook(paths.notebook, params, log_output=self.log_output, notebook=self.notebook)
         if not paths.record.exists():
             raise RuntimeError(f"finished without writing {paths.record}")
         return {"notebook": None if self.direct else str(paths.notebook)}
@@ -229,5 +229,5 @@ def _short_error(e: Exception) -> str:
     return f"{type(e).__name__}: {e}".splitlines()[0]
 
 
-__all__ = ["GridReport", "NotebookRunner", "TRAINING_NOTEBOOK", "null", "overrides_dict", "run_grid", "run_title", "run_training_notebook",
+__all__ = ["GridReport", "NotebookRunner", "TRAINING_NOTEBOOK", "null", "overrides_dict", "run_grid", "_run_title", "_run_training_notebook",
            "training_notebook", "with_dependencies"]

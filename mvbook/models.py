@@ -20,8 +20,11 @@ from .errors import ConfigError
 from .fastpaths import conv_pool, dropout, fast_paths, float32_on_cpu, raw_front_end
 from .framing import ALL_VIEWS, VIEWS
 
+__all__ = ["F_2D", "N_RAW_BANDS", "DROPOUT", "scaled", "ConvBlock", "AttentionPooling", "Classifier", "CRNN2D",
+           "CRNN1D", "MultiViewNet", "n_params", "layer_shapes"]
+
 F_2D = (32, 64, 128, 128, 256, 512)   # Table 1, F_l for l = 1..6
-F_1D = (64, 128, 128, 256, 512)       # Table 2, F_l for l = 2..6
+_F_1D = (64, 128, 128, 256, 512)       # Table 2, F_l for l = 2..6
 N_RAW_BANDS = 64                      # conv02 filters = the pseudo-frequency axis of Table 2
 DROPOUT = 0.1
 
@@ -129,7 +132,7 @@ class CRNN1D(_Recurrent):
     """
 
     def __init__(self, width: float = 1.0, sr: int = 44100, n_bands: int = N_RAW_BANDS):
-        F = [scaled(f, width) for f in F_1D]
+        F = [scaled(f, width) for f in _F_1D]
         super().__init__(F[-1], width)
         c01 = scaled(32, width)
         self.conv01 = nn.Sequential(nn.Conv1d(1, c01, 64, stride=2, bias=False), nn.BatchNorm1d(c01), nn.ReLU(inplace=True))

@@ -13,7 +13,9 @@ import numba
 import numpy as np
 import torch
 
-BLOCK = 256     # rows summed in the input's type before their sum is added in float64
+__all__ = ["applies", "input_coefficients", "pool", "BNReLUPairPool"]
+
+_BLOCK = 256     # rows summed in the input's type before their sum is added in float64
 
 
 # The loops below keep every constant in the arrays' type (a float64 literal in a float32
@@ -42,10 +44,10 @@ def _sums(g, p, out, mean):
     zero = p.dtype.type(0)
     sg, sgx = np.zeros(C), np.zeros(C)
     bg, bgx = np.zeros(C, p.dtype), np.zeros(C, p.dtype)
-    for i0 in range(0, n, BLOCK):
+    for i0 in range(0, n, _BLOCK):
         bg[:] = 0
         bgx[:] = 0
-        for i in range(i0, min(i0 + BLOCK, n)):
+        for i in range(i0, min(i0 + _BLOCK, n)):
             for c in range(C):
                 gi = g[i, c] if out[i, c] > zero else zero
                 bg[c] += gi

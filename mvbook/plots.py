@@ -28,6 +28,8 @@ from .models import layer_shapes, scaled
 from .plots_runs import (BOOK_RC, BRANCH_COLOR, BRANCH_LABEL, FIG_WIDTH, SYSTEM_COLOR, blending_trace,  # noqa: F401
                          book_style, fig2, mean_curve, plot_blending_trace, plot_curves, runs_of)
 
+__all__ = ["band_frequencies", "plot_views", "draw_network", "crnn_table", "attention_maps", "plot_attention"]
+
 
 # --- the four views ----------------------------------------------------------------------
 

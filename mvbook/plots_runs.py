@@ -22,6 +22,9 @@ from .blending import RULES, AdaptiveBlender, BlendRule
 from .framing import ALL_VIEWS, VIEW_INFO
 from .results import ALL_ROW_NAMES, row_key
 
+__all__ = ["BRANCH_LABEL", "BRANCH_COLOR", "SYSTEM_COLOR", "FIG_WIDTH", "FONT_PT", "BOOK_RC", "book_style",
+           "blending_trace", "plot_blending_trace", "plot_curves", "mean_curve", "runs_of", "fig2"]
+
 BRANCH_LABEL = {v: VIEW_INFO[v].label for v in ALL_VIEWS} | {"mv": "⊕ multi-view"}
 BRANCH_COLOR = {"mel": "#1f77b4", "gam": "#ff7f0e", "cqt": "#2ca02c", "raw": "#d62728", "harm": "#17becf",
                 "perc": "#bcbd22", "mv": "#222222", "self_ensemble": "#9467bd"}

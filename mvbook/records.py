@@ -25,6 +25,9 @@ from pathlib import Path
 from . import __version__
 from .errors import ConfigError, DataError
 
+__all__ = ["REPO", "SCHEMA", "record_path", "RunPaths", "grid_command", "write_record", "check_out",
+           "atomic_torch_save", "code_version", "provenance", "load_records"]
+
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = "mvbook.record/1"
 
@@ -177,14 +180,14 @@ def provenance(device, train_seconds: float, wall_seconds: float, code: dict | N
 
 
 # what every table reads of a record (late fusion and the self-ensembles read ``test`` and ``accuracy``)
-REQUIRED = ("system", "dataset", "fold", "seed", "preset", "accuracy", "system_accuracy", "test")
+_REQUIRED = ("system", "dataset", "fold", "seed", "preset", "accuracy", "system_accuracy", "test")
 
 
 def _non_finite(token: str):
     raise ValueError(f"a non-finite number ({token})")
 
 
-def read_record(path: Path) -> dict | None:
+def _read_record(path: Path) -> dict | None:
     """The record in ``path``; None for a JSON file that is not a record (no
     ``schema``); a ValueError naming the file for a broken one (not strict JSON,
     NaN or infinity, fields missing)."""
@@ -194,7 +197,7 @@ def read_record(path: Path) -> dict | None:
         raise DataError(f"not a valid results record ({path}): {e}") from None
     if not isinstance(rec, dict) or rec.get("schema") != SCHEMA:
         return None
-    missing = [k for k in REQUIRED if k not in rec]
+    missing = [k for k in _REQUIRED if k not in rec]
     if missing:
         raise DataError(f"not a valid results record ({path}): missing {', '.join(missing)}")
     return rec
@@ -207,7 +210,7 @@ def load_records(root="results", dataset=None, preset=None, skip_bad: bool = Fal
     recs = []
     for path in sorted(Path(root).rglob("*.json")):
         try:
-            rec = read_record(path)
+            rec = _read_record(path)
         except ValueError as e:
             if not skip_bad:
                 raise

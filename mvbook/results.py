@@ -12,6 +12,12 @@ from .blending import OFF, RULES, AdaptiveBlender, BlendRule
 from .errors import ConfigError, DataError
 from .systems import DERIVED
 
+__all__ = ["PAPER_TABLE3", "ROW_NAMES", "EXTRA_ROW_NAMES", "ALL_ROW_NAMES", "SELF_ENSEMBLE_ROWS", "row_key",
+           "uniform_ensemble_accuracy", "late_fusion", "fold_accuracies", "table3", "paired_comparison",
+           "format_table3", "table3_rows", "export_table", "run_labels", "CLAIMS", "VIEW_ROWS", "CLAIMS_BEYOND",
+           "check_claims", "weight_shares", "record_rule", "replay", "blending_diagnostics", "diagnostics_table",
+           "replay_weights", "last_active_share", "claim_verdict"]
+
 # Table 3 of the paper (accuracy %), keyed like our systems.
 PAPER_TABLE3 = pd.DataFrame(
     {"esc50": [87.35, 86.65, 85.80, 84.44, 80.15, 76.90, 58.30, 75.60],
@@ -50,16 +56,16 @@ SELF_ENSEMBLE_ROWS = {"multiview": ("self_ensemble", "self_ensemble_uniform"),
 META_SUM_ROWS = {"crnn_meta": "crnn_sumrule"}
 # Records of these systems whose config names no blending rule were made before the rules were
 # named: they ran Algorithm 1 read literally, so they are rows of ``mv_literal``.
-LEGACY_ROWS = {"multiview": "mv_literal"}
+_LEGACY_ROWS = {"multiview": "mv_literal"}
 
 
 def row_key(record: dict) -> str:
     """The table row a record belongs to: its system, except that a record made
-    with a blending rule its system no longer uses (:data:`LEGACY_ROWS`) is a
+    with a blending rule its system no longer uses (``_LEGACY_ROWS``) is a
     row of the system that uses it now. No row mixes rules."""
     config = record.get("config")
-    if config is not None and "blending" not in config and record["system"] in LEGACY_ROWS:
-        return LEGACY_ROWS[record["system"]]
+    if config is not None and "blending" not in config and record["system"] in _LEGACY_ROWS:
+        return _LEGACY_ROWS[record["system"]]
     return record["system"]
 
 

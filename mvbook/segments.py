@@ -10,6 +10,8 @@ import torch
 from .errors import DataError
 from .framing import hop_seconds, segment_length
 
+__all__ = ["Segmenter", "DeviceSegmenter", "segmenter_for", "train_batches", "eval_segments"]
+
 
 class Segmenter:
     """Cuts aligned segments out of a dataset's cached views.

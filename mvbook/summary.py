@@ -16,10 +16,13 @@ from .models import CRNN1D, CRNN2D, n_params
 from .results import (ALL_ROW_NAMES, PAPER_TABLE3, VIEW_ROWS, claim_verdict, fold_accuracies, paired_comparison,
                       row_key, sign_flip_p, table3)
 
+__all__ = ["count", "fmt_p", "COMPARISON_FORMAT", "min_wilcoxon_p", "wilcoxon_note", "findings_table",
+           "length_margins", "compare_sentence", "weight_pattern", "preset_cost", "capacity"]
+
 # The rows of the introduction's table of findings, in its order.
-FINDING_ROWS = ("multiview", "mv_literal", "equal", "concat", "late", "mel", "gam", "cqt", "raw",
+_FINDING_ROWS = ("multiview", "mv_literal", "equal", "concat", "late", "mel", "gam", "cqt", "raw",
                 "self_ensemble", "self_ensemble_uniform", "fusionnet", "sumrule", "cabcnn")
-ESC50_TRAIN_CLIPS = 2000 * 4 // 5     # ESC-50: 2,000 clips in 5 folds, 4 of them for training (§3.1.3)
+_ESC50_TRAIN_CLIPS = 2000 * 4 // 5     # ESC-50: 2,000 clips in 5 folds, 4 of them for training (§3.1.3)
 
 
 def count(n: int, noun: str) -> str:
@@ -58,7 +61,7 @@ def wilcoxon_note(table: pd.DataFrame, alpha: float = 0.05) -> str:
             "consistent the sign is.")
 
 
-def findings_table(records: list[dict], rows=FINDING_ROWS, reference: str = "multiview") -> pd.DataFrame:
+def findings_table(records: list[dict], rows=_FINDING_ROWS, reference: str = "multiview") -> pd.DataFrame:
     """One line per row that has runs: the paper's ESC-50 number, our mean over
     all the row's runs, their number and the number of folds they cover, and
     the comparison with ``reference`` paired over fold means
@@ -252,7 +255,7 @@ def preset_cost(record: dict, dataset: str = "esc50") -> dict:
     on ``dataset`` (batch 64; ESC-50's 1,600 training clips per fold)."""
     paper = PRESETS["paper"]
     epochs_paper = paper.epochs_for(dataset)
-    steps_paper = epochs_paper * (ESC50_TRAIN_CLIPS // paper.batch_size)
+    steps_paper = epochs_paper * (_ESC50_TRAIN_CLIPS // paper.batch_size)
     steps = int(record["config"]["steps"])
     return {"epochs": int(record["config"]["epochs"]), "epochs_paper": epochs_paper, "steps": steps,
             "steps_paper": steps_paper, "step_share": steps / steps_paper}

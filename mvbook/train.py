@@ -26,6 +26,8 @@ from .records import RunPaths, SCHEMA, atomic_torch_save, check_out, code_versio
 from .systems import get_system
 from .systems.base import Run, Training
 
+__all__ = ["train"]
+
 
 def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, preset: str = "smoke",
           seed: int = 0, device: str = "auto", data_root=None, out="results", checkpoints=None,
@@ -126,14 +128,14 @@ def _empty_curves(branches) -> dict:
 
 
 # the code history of a checkpoint written before runs kept one
-UNKNOWN_CODE = {"from_step": 0, "git_commit": "unknown (a checkpoint from before mvbook kept the code history)",
+_UNKNOWN_CODE = {"from_step": 0, "git_commit": "unknown (a checkpoint from before mvbook kept the code history)",
                 "git_dirty": None}
 
 
 def _code_history(state: dict, code: dict, checkpoint: Path) -> None:
     """Continue the loop state's code history ("trained_by" of the record: from which
     step which commit trained the run) by ``code`` where a resumed run's code differs."""
-    history = state.setdefault("code", [dict(UNKNOWN_CODE)])
+    history = state.setdefault("code", [dict(_UNKNOWN_CODE)])
     last = history[-1]
     if (last["git_commit"], last["git_dirty"]) != (code["git_commit"], code["git_dirty"]):
         history.append({"from_step": state["step"], **code})

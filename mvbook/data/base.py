@@ -26,6 +26,9 @@ from tqdm import tqdm
 from ..errors import ConfigError, DataError
 from .audio import AudioError, read_audio
 
+__all__ = ["DatasetError", "MetadataError", "ClipProblem", "BadClipsError", "MetaProblems", "parse_int", "duplicates",
+           "Clip", "Split", "Dataset", "require_files"]
+
 
 class DatasetError(DataError):
     """A dataset is missing, incomplete or malformed; the message says where and what."""
@@ -124,7 +127,7 @@ class Split:
     test: list[int]
 
 
-def validation_groups(clips, pool, per_class, rng) -> set[str]:
+def _validation_groups(clips, pool, per_class, rng) -> set[str]:
     """Choose the validation sources (§3.1.3): for each class, ``per_class``
     groups (an ``int``) or that fraction of its groups (a ``float``, at least
     one), drawn with ``rng`` among the groups of the clips in ``pool``."""
@@ -211,7 +214,7 @@ class Dataset:
         test = [i for i, c in enumerate(self.clips) if self._is_test(c, fold)]
         pool = [i for i, c in enumerate(self.clips) if not self._is_test(c, fold)]
         rng = np.random.default_rng([seed, int(fold)])
-        val_groups = validation_groups(self.clips, pool, self.val_per_class, rng)
+        val_groups = _validation_groups(self.clips, pool, self.val_per_class, rng)
         val = [i for i in pool if self.clips[i].group in val_groups]
         train = [i for i in pool if self.clips[i].group not in val_groups]
         return Split(train=train, val=val, test=test)

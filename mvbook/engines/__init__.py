@@ -21,7 +21,7 @@ from .futures import drive, execute, submit_cells
 from .serial import precheck, run_serial
 
 __all__ = ["Cell", "CellFailed", "CellResult", "ENGINES", "GridReport", "Progress", "execute", "format_seconds",
-           "grid_cells", "local_cluster", "needs", "open_engine", "run_cells", "run_on_client", "run_serial",
+           "grid_cells", "local_cluster", "needs", "open_engine", "run_cells", "_run_on_client", "run_serial",
            "slurm_cluster", "visible_gpus", "with_dependencies"]
 
 
@@ -45,23 +45,23 @@ def run_cells(cells, runner, engine: str = "serial", workers=None, scheduler_add
         else:
             report.add(known)
             failed.update([cell.name] if known.status == "failed" else [])
-    todo = prepare_features(todo, runner, report, failed, log)
+    todo = _prepare_features(todo, runner, report, failed, log)
     progress = Progress(len(cells), done=len(report.done) + len(report.skipped), failed=len(report.failed),
                         show=progress)
     if todo:
         if client is not None:
-            run_on_client(client, todo, runner, report, failed, progress, gpus_per_cell or 0, retries, threads,
+            _run_on_client(client, todo, runner, report, failed, progress, gpus_per_cell or 0, retries, threads,
                           log, progress_every, timeout)
         else:
             with open_engine(engine, workers, scheduler_address, jobs, gpus_per_cell, threads, log,
                              dashboard_address, slurm_options) as (c, gpc):
-                run_on_client(c, todo, runner, report, failed, progress, gpc, retries, threads, log,
+                _run_on_client(c, todo, runner, report, failed, progress, gpc, retries, threads, log,
                               progress_every, timeout)
     log(report.summary())
     return report
 
 
-def prepare_features(todo, runner, report, failed, log) -> list:
+def _prepare_features(todo, runner, report, failed, log) -> list:
     """Call ``runner.prepare`` once per dataset (here, in the driver, before any
     cell starts: the feature cache is filled once, not by every worker at
     once); the cells of a dataset whose preparation failed are reported as not run."""
@@ -84,7 +84,7 @@ def prepare_features(todo, runner, report, failed, log) -> list:
     return [c for c in todo if c in keep]
 
 
-def run_on_client(client, todo, runner, report, failed, progress, gpus_per_cell, retries, threads, log,
+def _run_on_client(client, todo, runner, report, failed, progress, gpus_per_cell, retries, threads, log,
                   progress_every=60.0, timeout=None):
     """Submit ``todo`` to ``client`` and wait for them (:func:`submit_cells`, :func:`drive`)."""
     n_before = len(report.rows)

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from ..errors import MvbookError
 from ..systems import dependencies
 
+__all__ = ["Cell", "needs", "with_dependencies", "grid_cells", "CellResult", "CellFailed", "GridReport",
+           "format_seconds", "Progress"]
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -134,6 +137,7 @@ class GridReport:
 
 
 def format_seconds(s: float) -> str:
+    """``m:ss``, or ``h:mm:ss`` from an hour on (``s`` rounded to whole seconds)."""
     s = int(round(s))
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 

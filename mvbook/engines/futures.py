@@ -16,6 +16,8 @@ import uuid
 from .cells import CellFailed, CellResult, Progress
 from .clusters import thread_env
 
+__all__ = ["execute", "submit_cells", "drive"]
+
 
 def execute(runner, cell, threads: int, *needed):
     """Run one cell in a worker (``needed``: the results of the cells it needs,
@@ -50,7 +52,7 @@ def execute(runner, cell, threads: int, *needed):
                       info.get("detail", ""), info.get("notebook"))
 
 
-def executing_keys(dask_worker) -> list:
+def _executing_keys(dask_worker) -> list:
     """The keys a worker is running now (called through ``client.run``)."""
     return [str(ts.key) for ts in getattr(dask_worker.state, "executing", ())]
 
@@ -74,7 +76,7 @@ def submit_cells(client, cells, runner, report, failed: set, threads=1, gpus_per
     return {fut.key: (cell, fut) for cell, fut in by_name.values()}
 
 
-def outcome(cell, fut, futures_by_name) -> CellResult:
+def _outcome(cell, fut, futures_by_name) -> CellResult:
     """The result of a finished future: its cell's, or 'not run' when a cell it needs failed."""
     if fut.status == "finished":
         return fut.result()
@@ -91,9 +93,9 @@ def outcome(cell, fut, futures_by_name) -> CellResult:
     return CellResult(cell.name, "failed", detail=f"{type(exc).__name__}: {exc}".splitlines()[0])
 
 
-def running_count(client, keys) -> int:
+def _running_count(client, keys) -> int:
     try:
-        return sum(k in keys for ks in client.run(executing_keys).values() for k in ks)
+        return sum(k in keys for ks in client.run(_executing_keys).values() for k in ks)
     except Exception:  # a worker going away mid-call: the count is only for the progress line
         return 0
 
@@ -118,7 +120,7 @@ def drive(client, submitted: dict, report, progress: Progress, log=print, every:
                 finished = list(pending)
             for fut in sorted(finished, key=lambda f: str(f.key)):
                 cell = submitted[fut.key][0]
-                r = outcome(cell, fut, by_name)
+                r = _outcome(cell, fut, by_name)
                 report.add(r)
                 progress.count(r.status)
                 where = f" on {r.worker or '?'} ({r.host})" if r.host else ""
@@ -126,7 +128,7 @@ def drive(client, submitted: dict, report, progress: Progress, log=print, every:
                     f"{'skip' if r.status == 'skipped' else 'FAIL'} {r.cell}: {r.detail}")
             pending -= set(finished)
             if progress.show:
-                log(progress.line(running_count(client, {str(f.key) for f in pending}) if pending else 0))
+                log(progress.line(_running_count(client, {str(f.key) for f in pending}) if pending else 0))
     except BaseException:
         client.cancel(list(pending))
         raise

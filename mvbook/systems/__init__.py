@@ -14,6 +14,9 @@ from importlib import import_module
 from ..errors import ConfigError
 from ..framing import EXTRA_VIEWS, VIEWS
 
+__all__ = ["REGISTRY", "TRAINED_SYSTEMS", "PAPER_SYSTEMS", "DERIVED", "get_system", "all_systems", "dependencies",
+           "load_network"]
+
 # system → the module of mvbook.systems that defines it
 REGISTRY = {
     **{v: "paper" for v in VIEWS}, "concat": "paper", "multiview": "paper", "equal": "paper",

@@ -39,6 +39,8 @@ from ..models import MultiViewNet, n_params
 from ..records import RunPaths
 from ..segments import Segmenter, segmenter_for, train_batches
 
+__all__ = ["Run", "Training", "System", "BranchSystem", "BranchTraining"]
+
 
 @dataclass
 class Run:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from ..framing import VIEWS
 from .base import BranchSystem
 
+__all__ = ["CODER_MATCHED_WIDTH", "SYSTEMS"]
+
 CODER_MATCHED_WIDTH = 0.72      # a 2-D CRNN of this width ≈ a FusionNet coder at the cpu width (1.55 M parameters)
 
 SYSTEMS = {"mv_wide": BranchSystem("mv_wide", VIEWS, "blend", origin="extra",

@@ -33,6 +33,8 @@ from ..segments import Segmenter, eval_segments
 from . import get_system
 from .base import BranchSystem, Run, System, Training
 
+__all__ = ["META_LR", "META_EPOCHS", "CoderSystem", "meta_epochs", "MetaSystem", "MetaTraining", "SYSTEMS"]
+
 META_LR = 1e-3
 META_EPOCHS = {"paper": 100, "cpu": 100, "long": 100}    # other presets (smoke): their own epochs
 
@@ -47,7 +49,7 @@ class CoderSystem(BranchSystem):
         return CENTER_LAMBDA * model.center_loss(z, y)
 
 
-CODERS = {v: CoderSystem(f"fcn_{v}", (v,), "single", origin="fusionnet") for v in VIEWS}
+_CODERS = {v: CoderSystem(f"fcn_{v}", (v,), "single", origin="fusionnet") for v in VIEWS}
 
 
 def meta_epochs(preset, overrides: dict | None) -> int:
@@ -217,6 +219,6 @@ class MetaTraining(Training):
         return {k: _evaluate(self.model, self.X[k], self.sets[k].labels, self.S) for k in self.sets}
 
 
-SYSTEMS = {c.name: c for c in CODERS.values()}
-SYSTEMS["fusionnet"] = MetaSystem("fusionnet", tuple(c.name for c in CODERS.values()), "fcn")
+SYSTEMS = {c.name: c for c in _CODERS.values()}
+SYSTEMS["fusionnet"] = MetaSystem("fusionnet", tuple(c.name for c in _CODERS.values()), "fcn")
 SYSTEMS["crnn_meta"] = MetaSystem("crnn_meta", VIEWS, "crnn")

@@ -17,6 +17,8 @@ from __future__ import annotations
 from ..framing import VIEWS
 from .base import BranchSystem
 
+__all__ = ["ABLATIONS", "SYSTEMS"]
+
 # Ablations of adaptive blending: the preset fields each changes (all else as ``mv_literal``,
 # the rule they were run against).
 ABLATIONS = {"mv_initial": (("reference", "initial"),), "mv_power1": (("power", 1.0),),
