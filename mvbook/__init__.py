@@ -26,10 +26,10 @@ Results
     - :mod:`mvbook.plots`, :mod:`mvbook.plots_runs`: the book's figures
 
 Errors
-    :class:`MvbookError` is the base of every error mvbook raises on purpose;
-    catch :class:`DataError` (unusable data), :class:`ConfigError` (arguments that
-    cannot run), :class:`RunConflictError` (a run that would clash with another)
-    or :class:`DivergedError` (a non-finite loss). Any other exception is a bug.
+    :class:`~mvbook.errors.MvbookError` is the base of every error mvbook raises on purpose;
+    catch :class:`~mvbook.errors.DataError` (unusable data), :class:`~mvbook.errors.ConfigError` (arguments that
+    cannot run), :class:`~mvbook.errors.RunConflictError` (a run that would clash with another)
+    or :class:`~mvbook.errors.DivergedError` (a non-finite loss). Any other exception is a bug.
 
 The command line, ``python -m mvbook``, is :mod:`mvbook.__main__`.
 """

@@ -34,7 +34,7 @@ non-negative and sum to 1:
    10⁻⁵ applies to every ratio before normalising, zeros included, where
    XSleepNet2 floors only positive normalised weights (so there a branch can
    get exactly 0, here never); ``slope`` adds XSleepNet2's estimate
-   of G and O from the slopes of line fits (:func:`slope_G_O`).
+   of G and O from the slopes of line fits (``_line_slope``).
 
 ``power`` is the exponent of :math:`|O|` (2 in Eq. 5; 1 for the ablation).
 Chapter: *Adaptive gradient blending*.
@@ -48,7 +48,8 @@ from .errors import ConfigError
 
 __all__ = ["OFF", "BlendRule", "RULES", "smoothed", "initial_weights", "FixedWeights", "AdaptiveBlender"]
 
-OFF = 1e-3      # a weight below this counts as off: exactly 0 under the literal rule, about floor / Z under a floor
+#: a weight below this counts as off (exactly 0 under the literal rule, about floor / Z under a floor)
+OFF = 1e-3
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class BlendRule:
     no branch is switched off entirely; ``warmup_windows``: measurements before
     the first adaptive weight, in units of the window W (XSleepNet2: 1, its
     20-evaluation warm-up equals its 20-point window); ``estimator``: ``"mean"``
-    (Eq. 3–4 on the means of the last W) or ``"slope"`` (:func:`slope_G_O`)."""
+    (Eq. 3–4 on the means of the last W) or ``"slope"`` (``_line_slope``)."""
     name: str
     fallback: str = "keep"
     floor: float = 0.0
@@ -78,6 +79,7 @@ class BlendRule:
         return asdict(self)
 
 
+#: the blending rules by name
 RULES = {"literal": BlendRule("literal"),
          "authors": BlendRule("authors", fallback="uniform", floor=1e-5, warmup_windows=1),
          "slope": BlendRule("slope", fallback="uniform", floor=1e-5, warmup_windows=1, estimator="slope")}

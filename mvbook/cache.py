@@ -23,7 +23,7 @@ own bytes. On every load:
   file and the view, and nothing is cached.
 
 A clip that fails to decode does not stop the pass at once: the remaining clips
-are still decoded (not extracted) and one :class:`~mvbook.data.DatasetError`
+are still decoded (not extracted) and one :class:`~mvbook.data.base.DatasetError`
 lists every bad file. Temporaries (``.<name>.<host>.<pid>.<id>.tmp``) are removed
 on SIGINT/SIGTERM and those left by killed runs are removed by the next run
 that writes to the folder.
@@ -135,7 +135,7 @@ def clip_ids(dataset, cache_dir=None) -> list[str]:
     the file had been written less than 2 s before it was hashed: such an entry is
     not trusted, as git does with "racily clean" files), or
     ``key:<clip key>`` for a clip without a file (its dataset's fingerprint is in the
-    cache file's name). A file that cannot be read is a :class:`DatasetError`."""
+    cache file's name). A file that cannot be read is a :class:`.DatasetError`."""
     root = cache_root(cache_dir)
     index_path = root / f"{_stem(dataset)}-clips-{_digest(source_id(dataset))}.json"
     index = read_index(index_path) if index_path.is_file() else {}

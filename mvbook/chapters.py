@@ -16,11 +16,11 @@ in the built book. Imported by chapters only; the library never imports it.
   is, in words, without the build machine's paths.
 - :func:`preset_caveat`: what the accuracies of a run with a preset mean.
 - :func:`run_index`: every committed run, grouped for the *Runs* page.
-
-Importing it applies :func:`mvbook.plots_runs.book_style` to every figure.
 - :func:`show_source`: the library source of a function, as a code block;
   :func:`bash_block`: command lines (made by the library) as one.
 - :func:`copy_records`: the records of ``results/`` into the built book.
+
+Importing it applies :func:`mvbook.plots_runs.book_style` to every figure.
 
 Chapters: all.
 """

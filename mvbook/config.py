@@ -72,6 +72,7 @@ REDUCTIONS = {
     "smoke": {("width",): "width 1/16", ("raw_bands",): "raw: 4 conv02 bands", ("epochs",): "2 epochs",
               ("batch_size",): "batch 16", ("eval_clips",): "12 files per evaluation set", (): "for tests only"},
 }
+#: the training presets by name, ``paper`` (§3.1.3), ``cpu``, ``long`` and ``smoke``
 PRESETS = {
     "paper": Preset("paper"),
     "cpu": Preset("cpu", width=0.25, epochs=120, warmup_epochs=2, eval_every=20, window=3, raw_bands=16,

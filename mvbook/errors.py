@@ -2,13 +2,13 @@
 so a caller (and the command line, which prints them as one ``error:`` line)
 catches the library's own diagnoses without hiding a genuine bug's traceback.
 
-========================  ===============================================
-:class:`MvbookError`      the base
-:class:`DataError`        a dataset, clip, record or cache that cannot be used
-:class:`ConfigError`      arguments or a configuration that cannot run
-:class:`RunConflictError` a run that would overwrite or race another one
-:class:`DivergedError`    a training run stopped by a non-finite loss
-========================  ===============================================
+==========================  ===============================================
+:class:`MvbookError`        the base
+:class:`DataError`          a dataset, clip, record or cache that cannot be used
+:class:`ConfigError`        arguments or a configuration that cannot run
+:class:`RunConflictError`   a run that would overwrite or race another one
+:class:`DivergedError`      a training run stopped by a non-finite loss
+==========================  ===============================================
 """
 from __future__ import annotations
 

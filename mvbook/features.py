@@ -35,7 +35,7 @@ standardisation (:class:`Standardizer`) then removes each view's offset and scal
 
 Two paths compute each 2D view: ``method="reference"`` calls librosa
 (``melspectrogram``, ``cqt``) and ``gammatone.gtgram`` directly; ``"fast"``
-(the default, and what :func:`extract_batch` and :func:`load_views` use) is:
+(the default, and what :func:`extract_batch` and :func:`.load_views` use) is:
 
 - ``mel``: a batched ``torch.stft`` and the same librosa filter matrix, with
   librosa's precisions (FFT in float64, the rest float32; CUDA when available);

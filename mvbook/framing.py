@@ -1,4 +1,4 @@
-"""The views' names and framing facts, in one table (:data:`VIEW_INFO`) that
+"""The views' names and framing facts, in one table (:data:`~mvbook.framing.VIEW_INFO`) that
 the extraction, the segments, the figures and the chapters read.
 
 Mel, Gammatone and the HPSS views share 40 ms frames with a 20 ms hop, not
@@ -20,12 +20,18 @@ __all__ = ["VIEWS", "EXTRA_VIEWS", "ALL_VIEWS", "N_BANDS", "WIN_SECONDS", "HOP_S
            "check_view", "check_sr", "win_length", "hop_length", "cqt_hop_length", "hop_seconds", "n_frames",
            "frame_times", "segment_length"]
 
+#: the paper's four views (§3.1.2)
 VIEWS = ("mel", "gam", "cqt", "raw")
-EXTRA_VIEWS = ("harm", "perc")     # HPSS views (FusionNet), not in the paper
+#: HPSS views (FusionNet), not in the paper
+EXTRA_VIEWS = ("harm", "perc")
+#: every view mvbook extracts
 ALL_VIEWS = VIEWS + EXTRA_VIEWS
+#: frequency bands of the 2-D views (and of the raw front end's output)
 N_BANDS = 64
-WIN_SECONDS = 0.04          # Mel / Gammatone window (§3.1.2)
-HOP_SECONDS = 0.02          # 50 % overlap
+#: Mel / Gammatone window (§3.1.2)
+WIN_SECONDS = 0.04
+#: 50 % overlap
+HOP_SECONDS = 0.02
 _CQT_HOP_44K = 1024          # 512 at 22.05 kHz: the hop scales with sr
 _RAW_SEGMENT = {44100: 66650, 22050: 33330}            # the paper's two raw input lengths
 _SR_RANGE = (8000, 192000)
@@ -43,6 +49,7 @@ class ViewInfo(NamedTuple):
     segment: int | None
 
 
+#: view → its :class:`ViewInfo`: axis, hop, centring and segment length
 VIEW_INFO = {
     "mel": ViewInfo("Mel", "Mel band", "stft", False, 75),
     "gam": ViewInfo("Gammatone", "Gammatone channel", "stft", False, 75),
@@ -54,14 +61,14 @@ VIEW_INFO = {
 
 
 def check_view(view: str) -> str:
-    """``view`` itself, or a ValueError naming the valid views."""
+    """``view`` itself, or a :class:`~mvbook.errors.ConfigError` naming the valid views."""
     if view not in VIEW_INFO:
         raise ConfigError(f"unknown view {view!r}; expected one of {ALL_VIEWS}")
     return view
 
 
 def check_sr(sr) -> int:
-    """``sr`` as an int, or a ValueError: the views are defined for integer rates in ``_SR_RANGE``."""
+    """``sr`` as an int, or a :class:`~mvbook.errors.ConfigError`: the views are defined for integer rates in ``_SR_RANGE``."""
     if int(sr) != sr or not _SR_RANGE[0] <= sr <= _SR_RANGE[1]:
         raise ConfigError(f"unsupported sample rate {sr!r}: need an integer in "
                          f"{_SR_RANGE[0]}..{_SR_RANGE[1]} Hz (the paper uses 44100 and 22050)")

@@ -5,9 +5,9 @@ from results records (``mvbook.results``), never from numbers typed in.
 - :func:`draw_network`: Fig. 1, the five-branch multi-view network.
 - :func:`plot_attention`: what spatio-temporal attention pooling weighs.
 - from :mod:`mvbook.plots_runs` (the figures drawn from records, and the
-  style shared by every figure): :func:`blending_trace`,
-  :func:`plot_blending_trace`, :func:`plot_curves`, :func:`fig2`,
-  :func:`book_style`.
+  style shared by every figure): :func:`.blending_trace`,
+  :func:`.plot_blending_trace`, :func:`.plot_curves`, :func:`.fig2`,
+  :func:`.book_style`.
 
 Chapters: *Four views*, *The CRNNs*, *The multi-view network*, *Adaptive
 gradient blending*, *Training*, *Results*, *Beyond the paper*.

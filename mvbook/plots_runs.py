@@ -3,11 +3,11 @@ curves of one run, Fig. 2 — and the style every figure of the book shares:
 sized for the book's text column (about 780 px wide), with labels, ticks and
 legends no smaller than the body text. Re-exported by :mod:`mvbook.plots`.
 
-- :data:`BOOK_RC`, :func:`book_style`: the shared matplotlib settings.
-- :func:`blending_trace`, :func:`plot_blending_trace`: Algorithm 1 replayed on a
+- :data:`BOOK_RC`, :func:`.book_style`: the shared matplotlib settings.
+- :func:`.blending_trace`, :func:`.plot_blending_trace`: Algorithm 1 replayed on a
   record's loss history, every intermediate quantity in a table, and drawn.
-- :func:`plot_curves`: the curves of one run (the *Training* notebook).
-- :func:`mean_curve`, :func:`fig2`: Fig. 2 (a), (b), (c) of the paper from records.
+- :func:`.plot_curves`: the curves of one run (the *Training* notebook).
+- :func:`mean_curve`, :func:`.fig2`: Fig. 2 (a), (b), (c) of the paper from records.
 
 Chapters: *Adaptive gradient blending*, *Training*, *Results*, *Beyond the paper*.
 """
@@ -35,6 +35,7 @@ SYSTEM_COLOR = {"multiview": "#222222", "concat": "#8c564b", "equal": "#7f7f7f",
 # 780 / (72 · FIG_WIDTH) px per point: 12 pt at 8 in is 16 px, the size of the body text.
 FIG_WIDTH = 8.0
 FONT_PT = 12
+#: matplotlib settings of the book's figures
 BOOK_RC = {"figure.figsize": (FIG_WIDTH, 4.5), "font.size": FONT_PT, "axes.titlesize": FONT_PT,
            "axes.labelsize": FONT_PT, "xtick.labelsize": FONT_PT, "ytick.labelsize": FONT_PT,
            "legend.fontsize": FONT_PT, "figure.titlesize": FONT_PT + 1, "legend.framealpha": 0.85,
@@ -75,7 +76,7 @@ def blending_trace(curves: dict, window: int, reference: str = "best", eps: floa
 
 
 def plot_blending_trace(trace: pd.DataFrame, title: str | None = None):
-    """Four panels from :func:`blending_trace`: the validation losses (thin:
+    """Four panels from :func:`.blending_trace`: the validation losses (thin:
     measured; thick: smoothed over W; dashed: the reference L*), G (Eq. 3),
     O (Eq. 4) and the weights w (Eq. 5) of every branch."""
     fig, axes = plt.subplots(2, 2, figsize=(FIG_WIDTH, 7.6), sharex=True, constrained_layout=True)

@@ -46,8 +46,8 @@ EXTRA_ROW_NAMES = {"mv_literal": "Multi-view, literal Alg. 1 †",
                    "harm": "Harmonic (HPSS) †", "perc": "Percussive (HPSS) †",
                    "mv_wide": "Multi-view, CRNNs at a coder's size †"}
 ALL_ROW_NAMES = ROW_NAMES | EXTRA_ROW_NAMES
-# row of a blending system → its self-ensemble rows: Eq. 6 with the selected model's weights
-# (the paper), and with uniform weights (the authors' test code, XSleepNet)
+#: row of a blending system → its self-ensemble rows, Eq. 6 with the selected model's weights
+#: (the paper), and with uniform weights (the authors' test code, XSleepNet)
 SELF_ENSEMBLE_ROWS = {"multiview": ("self_ensemble", "self_ensemble_uniform"),
                       "mv_literal": ("mv_literal_se", "mv_literal_se_uniform"),
                       "multiview6": ("multiview6_se", "multiview6_se_uniform")}
@@ -387,7 +387,7 @@ def replay(record: dict) -> AdaptiveBlender:
 
 
 def blending_diagnostics(record: dict) -> dict:
-    """What the weights did in a blending run (:meth:`AdaptiveBlender.diagnostics`):
+    """What the weights did in a blending run (:meth:`.AdaptiveBlender.diagnostics`):
     the record's own ``diagnostics``, and every figure a record made before it
     was recorded lacks from a :func:`replay` of its losses (exact: the replay
     gives the recorded weights), listed under ``replayed``."""

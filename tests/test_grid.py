@@ -34,7 +34,7 @@ def test_grid_runs_the_notebook_keeps_it_skips_and_reports_failures(tmp_path, mo
     nb_path = rec.with_suffix(".ipynb")
     assert report.done == ["synthetic/smoke/cqt fold 1 seed 0"]
     assert [f[0] for f in report.failed] == ["synthetic/smoke/cqt fold 9 seed 0"]
-    assert "ValueError" in report.failed[0][1] and "fold" in report.failed[0][1]
+    assert "ConfigError" in report.failed[0][1] and "fold" in report.failed[0][1]
     assert report.failed[0][2] and Path(report.failed[0][2]).exists()   # the failed notebook is kept, with its error
     assert rec.exists() and nb_path.exists()
     record = json.loads(rec.read_text())

@@ -9,11 +9,11 @@ Real corpora live under a data root: the ``root`` argument, else the
 environment variable ``MVBOOK_DATA``. Layouts: ``<root>/ESC-50`` (esc50, esc10),
 ``<root>/GTZAN/genres`` (gtzan), ``<root>/TUT-acoustic-scenes-2016-{development,
 evaluation}`` (dcase2016). An absent or incomplete dataset raises
-:class:`DatasetError` saying where it looked and how to get the data; malformed
-metadata raises :class:`MetadataError` listing every problem (file, line,
-key). Clips are read strictly (:mod:`mvbook.data.audio`): :meth:`Dataset.check_clips`
-decodes them all and lists every bad one, :meth:`Dataset.require_clips` raises
-them as one :class:`BadClipsError`, :func:`check_datasets` does it for every
+:class:`.DatasetError` saying where it looked and how to get the data; malformed
+metadata raises :class:`.MetadataError` listing every problem (file, line,
+key). Clips are read strictly (:mod:`mvbook.data.audio`): :meth:`.Dataset.check_clips`
+decodes them all and lists every bad one, :meth:`.Dataset.require_clips` raises
+them as one :class:`.BadClipsError`, :func:`check_datasets` does it for every
 dataset found (``python -m mvbook datasets --check``).
 """
 
@@ -84,8 +84,8 @@ def describe(name: str | None = None, root=None) -> str:
 def check_datasets(root=None, progress: bool = False, log=print) -> list[str]:
     """Decode every clip of each dataset found under the root (not the synthetic
     one, which has no files). ``log`` gets one line per dataset checked and a
-    ``warning: …`` line per :class:`ClipWarning`; returns the error messages:
-    malformed metadata, and every bad clip (a :class:`BadClipsError` each)."""
+    ``warning: …`` line per :class:`.ClipWarning`; returns the error messages:
+    malformed metadata, and every bad clip (a :class:`.BadClipsError` each)."""
     errors = []
     for name in DATASETS:
         if name == "synthetic":

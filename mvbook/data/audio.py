@@ -25,11 +25,11 @@ another sample rate            resampled to the dataset's rate with soxr (HQ)
                                before the length rule below
 shorter than the clip length   zero-padded at the end; if the padding exceeds
                                :data:`TOLERANCE` (5 %) of the clip length a
-                               :class:`ClipWarning` names the file and the
+                               :class:`.ClipWarning` names the file and the
                                padding share; below :data:`MIN_FRACTION`
                                (50 %) of the clip length the clip is refused
                                (``clip too short``)
-longer than the clip length    cropped to its start; a :class:`ClipWarning`
+longer than the clip length    cropped to its start; a :class:`.ClipWarning`
                                if more than :data:`TOLERANCE` is dropped
 =============================  ===============================================
 
@@ -74,7 +74,7 @@ class AudioError(DataError):
 
     @property
     def reason(self) -> str:
-        """The message without the file: ``<what>: <hint>``."""
+        """The message without the file, ``<what>: <hint>``."""
         return f"{self.what}: {self.hint}"
 
 
@@ -180,7 +180,7 @@ def _fit_length(path, x: np.ndarray, sr: int, n_samples: int) -> np.ndarray:
 def read_audio(path, sr: int, n_samples: int) -> np.ndarray:
     """Read ``path`` (any format soundfile reads) as float32 mono at ``sr``,
     exactly ``n_samples`` long, by the rules of the module docstring.
-    Raises :class:`AudioError`; warns with :class:`ClipWarning`."""
+    Raises :class:`AudioError`; warns with :class:`.ClipWarning`."""
     x, file_sr, subtype = decode(path)
     _check_samples(path, x, subtype)
     x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]

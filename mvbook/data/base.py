@@ -7,9 +7,9 @@ evaluation set), and the validation set is drawn from the remaining clips by
 
 Errors are sentences, ``<what> (<file>[:<line>]): <hint>``. Metadata problems
 are collected per file by :class:`MetaProblems` and raised together as one
-:class:`MetadataError`; bad clips are found by :meth:`Dataset.check_clips`
+:class:`.MetadataError`; bad clips are found by :meth:`.Dataset.check_clips`
 (every clip decoded, every failure kept) and raised together as a
-:class:`BadClipsError` by :meth:`Dataset.require_clips`.
+:class:`.BadClipsError` by :meth:`.Dataset.require_clips`.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class BadClipsError(DatasetError):
 
 class MetaProblems:
     """Collects the problems of one metadata file; :meth:`raise_any` raises them
-    all as one :class:`DatasetError`, each as ``<what> (<file>:<line>): <hint>``."""
+    all as one :class:`.DatasetError`, each as ``<what> (<file>:<line>): <hint>``."""
 
     def __init__(self, name: str, path: Path):
         self.name, self.path, self.items = name, Path(path), []
@@ -187,7 +187,7 @@ class Dataset:
 
     def check_clips(self, indices=None, progress: bool = False) -> list[ClipProblem]:
         """Decode clips ``indices`` (default: all) and return every one that cannot
-        be used, as ``(path, reason)``; :class:`ClipWarning` s pass through."""
+        be used, as ``(path, reason)``; :class:`.ClipWarning` s pass through."""
         problems = []
         indices = range(len(self)) if indices is None else indices
         for i in tqdm(indices, desc=f"{self.name}: checking clips", unit="clip", disable=not progress):
@@ -198,7 +198,7 @@ class Dataset:
         return problems
 
     def require_clips(self, indices=None, progress: bool = False) -> None:
-        """:meth:`check_clips`, raising :class:`BadClipsError` listing every bad clip."""
+        """:meth:`check_clips`, raising :class:`.BadClipsError` listing every bad clip."""
         problems = self.check_clips(indices, progress)
         if problems:
             raise BadClipsError(self.name, problems, len(self), self.root)
@@ -227,7 +227,7 @@ class Dataset:
 
 
 def require_files(name: str, clips: list[Clip], where: Path, hint: str) -> None:
-    """Raise :class:`DatasetError` with counts and examples if any clip file is missing."""
+    """Raise :class:`.DatasetError` with counts and examples if any clip file is missing."""
     missing = [c.path.name for c in clips if not c.path.is_file()]
     if missing:
         examples = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")

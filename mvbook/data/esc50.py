@@ -17,7 +17,7 @@ classes (:data:`ESC10_TARGETS`), a file name ``<fold>-<src>-<take>-<target>.wav`
 whose fold or target disagrees with its row, a duplicate file name, and, for
 the dataset loaded, an official class or a fold without clips. A metadata file
 of ESC-10 rows only is an ESC-10 tree: esc50 is then not available (a plain
-:class:`DatasetError`), not malformed.
+:class:`.DatasetError`), not malformed.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ CATEGORIES = (
     "can_opening", "washing_machine", "vacuum_cleaner", "clock_alarm", "clock_tick",
     "glass_breaking", "helicopter", "chainsaw", "siren", "car_horn", "engine", "train",
     "church_bells", "airplane", "fireworks", "hand_saw")
+#: ESC-50 targets of the ten ESC-10 classes
 ESC10_TARGETS = (0, 1, 10, 11, 12, 20, 21, 38, 40, 41)
 _FOLDS = range(1, 6)
 _FILENAME = re.compile(r"^(\d+)-[^-]+-[^-]+-(\d+)\.wav$")

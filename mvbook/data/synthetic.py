@@ -58,6 +58,7 @@ SECONDS = 3.0
 N_SAMPLES = round(SR * SECONDS)
 N_FOLDS = 5
 _PER_CLASS_PER_FOLD = 8
+#: seed of every clip's nuisance, ``numpy.random.default_rng([SEED, i])``
 SEED = 2021
 _CONTOURS = ("rise", "fall")
 _ENVELOPES = ("low", "high")
@@ -65,6 +66,7 @@ PHASES = ("sharp", "smooth")
 _CLASSES = tuple(f"{c}-{e}-{p}" for c in _CONTOURS for e in _ENVELOPES for p in PHASES)
 _STEPS = {0: (0, 1, 2, 3), 1: (3, 2, 1, 0)}     # semitones above the base pitch
 _FORMANT_HZ = {0: 4500.0, 1: 8000.0}
+#: band of the harmonic complex (Hz)
 COMPLEX_BAND_HZ = (800.0, 3000.0)
 _FREQS = np.fft.rfftfreq(N_SAMPLES, 1 / SR)
 _LOG2_FREQS = np.log2(np.maximum(_FREQS, 1.0))

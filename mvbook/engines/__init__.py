@@ -29,7 +29,7 @@ def run_cells(cells, runner, engine: str = "serial", workers=None, scheduler_add
               gpus_per_cell=None, retries: int = 0, threads: int = 1, log=print, client=None,
               progress_every: float = 60.0, timeout=None, slurm_options=None,
               dashboard_address: str = "127.0.0.1:8787", progress: bool = True) -> GridReport:
-    """Run ``cells`` (in dependency order, :func:`grid_cells`) with ``runner``
+    """Run ``cells`` (in dependency order, :func:`.grid_cells`) with ``runner``
     on ``engine``, or on ``client`` (a Dask client of a cluster you started;
     ``gpus_per_cell`` then defaults to 0). ``retries``: reruns of a failed
     cell; ``threads``: math-library threads per cell; ``timeout`` (s): cells

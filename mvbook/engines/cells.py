@@ -102,7 +102,7 @@ class CellFailed(MvbookError):
 class GridReport:
     """What a grid did: cells trained, skipped (record present) and failed
     (``failed`` also holds the cells not run because a cell they need failed);
-    ``rows``: every cell's :class:`CellResult`, in the order they finished."""
+    ``rows``: every cell's :class:`.CellResult`, in the order they finished."""
     done: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
     failed: list = field(default_factory=list)      # (cell, error, notebook or None)

@@ -23,7 +23,7 @@ def execute(runner, cell, threads: int, *needed):
     """Run one cell in a worker (``needed``: the results of the cells it needs,
     there only to order the tasks). Its record is checked again first (another
     driver may have made it meanwhile). Math libraries are capped at ``threads``
-    threads. Returns a :class:`CellResult`; raises :class:`CellFailed`."""
+    threads. Returns a :class:`.CellResult`; raises :class:`.CellFailed`."""
     from distributed import get_worker
     t = time.time()
     os.environ.update(thread_env(threads))          # the notebook's kernel inherits them

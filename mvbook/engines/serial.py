@@ -12,7 +12,7 @@ __all__ = ["precheck", "run_serial"]
 
 
 def precheck(cell, runner, log):
-    """The :class:`CellResult` of a cell that is not to run (its record exists:
+    """The :class:`.CellResult` of a cell that is not to run (its record exists:
     skipped; a record of another row: failed), logged; None when it is to run."""
     verdict = runner.check(cell)
     if verdict is None:

@@ -17,7 +17,7 @@ from ..framing import EXTRA_VIEWS, VIEWS
 __all__ = ["REGISTRY", "TRAINED_SYSTEMS", "PAPER_SYSTEMS", "DERIVED", "get_system", "all_systems", "dependencies",
            "load_network"]
 
-# system → the module of mvbook.systems that defines it
+#: system → the module of mvbook.systems that defines it
 REGISTRY = {
     **{v: "paper" for v in VIEWS}, "concat": "paper", "multiview": "paper", "equal": "paper",
     "mv_literal": "paper", "mv_slope": "paper", "mv_initial": "paper", "mv_power1": "paper", "mv_w1": "paper", "mv_w6": "paper",
@@ -27,6 +27,7 @@ REGISTRY = {
     **{v: "hpss" for v in EXTRA_VIEWS}, "multiview6": "hpss",
     "mv_wide": "capacity",
 }
+#: the names of every trained system
 TRAINED_SYSTEMS = tuple(REGISTRY)
 PAPER_SYSTEMS = ("mel", "gam", "cqt", "raw", "concat", "multiview")
 # Systems read from other runs' posteriors (no training of their own).

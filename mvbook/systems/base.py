@@ -90,7 +90,7 @@ class Training(ABC):
 
     @property
     def main(self) -> str:
-        """The branch whose validation accuracy selects the model: ⊕ where there is one."""
+        """The branch whose validation accuracy selects the model (⊕ where there is one)."""
         return "mv" if "mv" in self.branches else self.branches[0]
 
     @abstractmethod
