@@ -254,7 +254,7 @@ def _cmd_grid(args) -> int:
             import distributed  # noqa: F401  (the optional extra)
         except ImportError:
             raise ConfigError(f"--engine {args.engine} needs Dask: pip install \"mvbook[cluster]\" "
-                               "(dask[distributed], dask-jobqueue)") from None
+                              "(dask[distributed], dask-jobqueue)") from None
     report = run_grid(ds.name, args.systems, folds, args.seeds or [args.seed], preset=args.preset,
                       out=args.out, device=args.device, data_root=args.data_root, cache_dir=args.cache_dir,
                       checkpoints=args.checkpoints, epochs=args.epochs, direct=args.direct,
@@ -272,8 +272,8 @@ def _cmd_table(args) -> int:
         found = sorted({(r["dataset"], r["preset"]) for r in load_records(args.results, skip_bad=True)}) \
             if Path(args.results).is_dir() else []
         raise DataError(f"no records of {args.dataset} at preset {args.preset} ({args.results}): "
-                         + (f"it holds {', '.join(f'{d}/{p}' for d, p in found)}" if found else "it holds none")
-                         + "; see --results, --dataset and --preset")
+                        + (f"it holds {', '.join(f'{d}/{p}' for d, p in found)}" if found else "it holds none")
+                        + "; see --results, --dataset and --preset")
     rows = list(fold_accuracies(recs).index)
     if args.compare and args.compare not in rows:
         raise ConfigError(f"--compare {args.compare}: no such row in these records; rows: {', '.join(rows)}")

@@ -84,7 +84,7 @@ class RunLock:
             holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
             os.close(fd)
             raise RunConflictError(f"run in progress ({self.path.parent}): {holder} is training it; wait for it "
-                               "to finish or stop it (a killed run resumes from its checkpoint)") from None
+                                   "to finish or stop it (a killed run resumes from its checkpoint)") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"PID {os.getpid()} on {socket.gethostname()}".encode())
         self.fd = fd

@@ -249,7 +249,7 @@ def _check_waves(waves, ndim: int) -> np.ndarray:
     waves = np.asarray(waves, dtype=np.float32)
     if waves.ndim != ndim or waves.size == 0:
         raise DataError(f"expected a non-empty {ndim}-D float array of samples, "
-                         f"got shape {waves.shape}")
+                        f"got shape {waves.shape}")
     return waves
 
 

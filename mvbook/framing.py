@@ -71,7 +71,7 @@ def check_sr(sr) -> int:
     """``sr`` as an int, or a :class:`~mvbook.errors.ConfigError`: the views are defined for integer rates in ``_SR_RANGE``."""
     if int(sr) != sr or not _SR_RANGE[0] <= sr <= _SR_RANGE[1]:
         raise ConfigError(f"unsupported sample rate {sr!r}: need an integer in "
-                         f"{_SR_RANGE[0]}..{_SR_RANGE[1]} Hz (the paper uses 44100 and 22050)")
+                          f"{_SR_RANGE[0]}..{_SR_RANGE[1]} Hz (the paper uses 44100 and 22050)")
     return int(sr)
 
 
@@ -116,7 +116,7 @@ def n_frames(view: str, n_samples: int, sr: int) -> int:
         return 1 + n_samples // _hop_samples(view, sr)
     if n_samples < win_length(sr):
         raise DataError(f"{n_samples} samples is shorter than one {view} window "
-                         f"({win_length(sr)} samples at {sr} Hz)")
+                        f"({win_length(sr)} samples at {sr} Hz)")
     return 1 + (n_samples - win_length(sr)) // hop_length(sr)
 
 

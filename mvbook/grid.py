@@ -41,8 +41,8 @@ def training_notebook(path=TRAINING_NOTEBOOK, title: str | None = None):
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"training notebook {path} not found: it ships with mvbook as "
-                           f"mvbook/notebooks/training.md (a link to book/training.md in a clone); "
-                           f"reinstall mvbook, or pass --notebook PATH")
+                          f"mvbook/notebooks/training.md (a link to book/training.md in a clone); "
+                          f"reinstall mvbook, or pass --notebook PATH")
     nb = jupytext.read(path)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata.pop("jupytext", None)
@@ -99,7 +99,7 @@ def overrides_dict(value) -> dict:
         return {}
     if not isinstance(value, dict):
         raise ConfigError(f"overrides must be a mapping of preset fields, e.g. {{\"reference\": \"initial\"}}; "
-                         f"got {value!r}")
+                          f"got {value!r}")
     return dict(value)
 
 
@@ -163,7 +163,7 @@ class NotebookRunner:
                        progress=False)
 
 
-def run_grid(dataset: str, systems, folds, seeds=(0,), preset: str = "cpu", out="results",
+def run_grid(dataset: str, systems, folds, seeds=(0,), *, preset: str = "cpu", out="results",
              device: str = "auto", data_root=None, cache_dir=None, checkpoints=None, epochs=None,
              direct: bool = False, log=print, log_output: bool = False, engine: str = "serial",
              notebook=TRAINING_NOTEBOOK, **engine_options) -> GridReport:

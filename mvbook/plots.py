@@ -206,7 +206,7 @@ def attention_maps(crnn, x):
     return alpha[0].numpy(), beta[0].numpy(), captured["H"][0].numpy()
 
 
-def plot_attention(X, view: str, sr: int, alpha, beta, H, t0: float = 0.0, title: str | None = None):
+def plot_attention(X, view: str, sr: int, alpha, beta, H, *, t0: float = 0.0, title: str | None = None):
     """The input segment, the temporal attention α over its frames, the spatial
     attention β over the D recurrent features and the mask M = α βᵀ that
     pools H (the pooled vector z = Σ_t M_t ⊙ h_t)."""

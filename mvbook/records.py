@@ -82,7 +82,7 @@ class RunPaths:
         return self.checkpoint_dir / "best.pt"
 
 
-def grid_command(dataset: str, preset: str, systems=None, folds=None, seeds=None, out=None, checkpoints=None,
+def grid_command(dataset: str, preset: str, systems=None, folds=None, seeds=None, out=None, *, checkpoints=None,
                  data_root=None, epochs=None, device=None) -> str:
     """The ``python -m mvbook grid`` command line that makes these runs' records
     (``None``: the grid's default for that option)."""

@@ -125,7 +125,7 @@ def missing_html(missing: list[dict], dataset: str, preset: str, results_dir: st
             f"it</summary><ul>{items}</ul></details>")
 
 
-def table3_html(records: list[dict], dataset: str, preset: str, folds=None, seeds=(0,),
+def table3_html(records: list[dict], dataset: str, preset: str, *, folds=None, seeds=(0,),
                 base: str = "../", results_dir: str = "results", extended: bool = False,
                 rows=None) -> tuple[str, list[str]]:
     """Table 3 as HTML: the paper's column beside ours (mean ± std over the

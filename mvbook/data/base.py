@@ -151,7 +151,7 @@ class Dataset:
     per-clip folds (DCASE2016) the test set is the ``"evaluation"`` subset.
     """
 
-    def __init__(self, name: str, sr: int, clip_seconds: float, classes, clips: list[Clip],
+    def __init__(self, name: str, sr: int, clip_seconds: float, classes, clips: list[Clip], *,
                  root: Path | None = None, n_folds: int = 1, val_per_class: int | float = 2):
         first: dict = {}
         dup = [f"{c.key!r} (clips {first[c.key]} and {i})" for i, c in enumerate(clips)

@@ -25,7 +25,7 @@ __all__ = ["Cell", "CellFailed", "CellResult", "ENGINES", "GridReport", "Progres
            "slurm_cluster", "visible_gpus", "with_dependencies"]
 
 
-def run_cells(cells, runner, engine: str = "serial", workers=None, scheduler_address=None, jobs=None,
+def run_cells(cells, runner, engine: str = "serial", *, workers=None, scheduler_address=None, jobs=None,
               gpus_per_cell=None, retries: int = 0, threads: int = 1, log=print, client=None,
               progress_every: float = 60.0, timeout=None, slurm_options=None,
               dashboard_address: str = "127.0.0.1:8787", progress: bool = True) -> GridReport:
@@ -50,13 +50,16 @@ def run_cells(cells, runner, engine: str = "serial", workers=None, scheduler_add
                         show=progress)
     if todo:
         if client is not None:
-            _run_on_client(client, todo, runner, report, failed, progress, gpus_per_cell or 0, retries, threads,
-                          log, progress_every, timeout)
+            _run_on_client(client, todo, runner, report, failed=failed, progress=progress,
+                           gpus_per_cell=gpus_per_cell or 0, retries=retries, threads=threads, log=log,
+                           progress_every=progress_every, timeout=timeout)
         else:
-            with open_engine(engine, workers, scheduler_address, jobs, gpus_per_cell, threads, log,
-                             dashboard_address, slurm_options) as (c, gpc):
-                _run_on_client(c, todo, runner, report, failed, progress, gpc, retries, threads, log,
-                              progress_every, timeout)
+            with open_engine(engine, workers=workers, scheduler_address=scheduler_address, jobs=jobs,
+                             gpus_per_cell=gpus_per_cell, threads=threads, log=log,
+                             dashboard_address=dashboard_address, slurm_options=slurm_options) as (c, gpc):
+                _run_on_client(c, todo, runner, report, failed=failed, progress=progress, gpus_per_cell=gpc,
+                               retries=retries, threads=threads, log=log, progress_every=progress_every,
+                               timeout=timeout)
     log(report.summary())
     return report
 
@@ -84,11 +87,12 @@ def _prepare_features(todo, runner, report, failed, log) -> list:
     return [c for c in todo if c in keep]
 
 
-def _run_on_client(client, todo, runner, report, failed, progress, gpus_per_cell, retries, threads, log,
-                  progress_every=60.0, timeout=None):
+def _run_on_client(client, todo, runner, report, *, failed, progress, gpus_per_cell, retries, threads, log,
+                   progress_every=60.0, timeout=None):
     """Submit ``todo`` to ``client`` and wait for them (:func:`submit_cells`, :func:`drive`)."""
     n_before = len(report.rows)
-    submitted = submit_cells(client, todo, runner, report, failed, threads, gpus_per_cell, retries)
+    submitted = submit_cells(client, todo, runner, report, failed, threads=threads, gpus_per_cell=gpus_per_cell,
+                             retries=retries)
     for r in report.rows[n_before:]:
         progress.failed += 1
         log(f"FAIL {r.cell}: {r.detail}")

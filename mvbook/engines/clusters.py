@@ -64,7 +64,7 @@ def local_cluster(workers=None, gpus_per_cell: int = 1, gpus=None, threads: int 
         groups = [gpus[i:i + gpus_per_cell] for i in range(0, len(gpus) - gpus_per_cell + 1, gpus_per_cell)]
         if not groups and resources is None:
             raise ConfigError(f"--gpus-per-cell {gpus_per_cell}, but {len(gpus)} GPU(s) visible; "
-                             "--gpus-per-cell 0 runs CPU workers")
+                              "--gpus-per-cell 0 runs CPU workers")
     n = workers or len(groups) or max(1, (os.cpu_count() or 1) // threads)
     spec = {}
     for i in range(n):
@@ -104,7 +104,7 @@ def _worker_gpus(client) -> int:
 
 
 @contextlib.contextmanager
-def open_engine(engine: str, workers=None, scheduler_address=None, jobs=None, gpus_per_cell=None, threads=1,
+def open_engine(engine: str, *, workers=None, scheduler_address=None, jobs=None, gpus_per_cell=None, threads=1,
                 log=print, dashboard_address="127.0.0.1:8787", slurm_options=None):
     """(client, gpus per cell) of a started ``engine``; closes what it started."""
     import dask

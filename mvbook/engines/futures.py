@@ -57,7 +57,7 @@ def _executing_keys(dask_worker) -> list:
     return [str(ts.key) for ts in getattr(dask_worker.state, "executing", ())]
 
 
-def submit_cells(client, cells, runner, report, failed: set, threads=1, gpus_per_cell=0, retries=0) -> dict:
+def submit_cells(client, cells, runner, report, failed: set, *, threads=1, gpus_per_cell=0, retries=0) -> dict:
     """Submit every cell (already known not to be finished), each with the
     futures of the cells it needs; a cell that needs one already failed is not
     submitted, and reported as not run. Returns {key: (cell, future)}."""

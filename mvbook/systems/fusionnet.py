@@ -101,9 +101,9 @@ class MetaSystem(System):
                       "grid skips runs whose record exists, so delete those records, or pass the folder holding "
                       "the checkpoints as `checkpoints`.") if orphans else ""
             raise DataError(f"{self.name} needs the finished runs of {', '.join(todo)} (same dataset, preset, "
-                               f"fold and seed): {n_rec} record(s) and {len(missing) - n_rec} best.pt checkpoint(s) "
-                               f"missing; train them first with `{cmd}` (or put `{self.name}` in a grid: it runs "
-                               "them first)." + orphan + " Missing:\n  " + "\n  ".join(missing))
+                            f"fold and seed): {n_rec} record(s) and {len(missing) - n_rec} best.pt checkpoint(s) "
+                            f"missing; train them first with `{cmd}` (or put `{self.name}` in a grid: it runs "
+                            "them first)." + orphan + " Missing:\n  " + "\n  ".join(missing))
         for rec in runs.values():
             cfg = rec["config"]
             if (cfg["dataset_fingerprint"], cfg["split_seed"], cfg.get("coder")) != \
