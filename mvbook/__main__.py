@@ -5,10 +5,10 @@ Run ``python -m mvbook <command> --help`` for each command's options.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 import sys
 import time
 import warnings
+from pathlib import Path
 
 from . import __version__
 from .config import PRESETS
@@ -16,7 +16,6 @@ from .data import DATASETS, check_datasets, describe, load_dataset
 from .data.download import ESC50_SHA256, ESC50_URL, fetch_esc50
 from .errors import ConfigError, DataError, MvbookError
 from .systems import PAPER_SYSTEMS, TRAINED_SYSTEMS
-
 
 __all__ = ["RESULTS", "COMMANDS", "parser", "main"]
 
@@ -66,7 +65,8 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
                         "(--scheduler-address); slurm: worker jobs through dask-jobqueue (--jobs)")
     g.add_argument("--workers", type=int, default=None,
                    help="local: number of workers (default: one per GPU, else one per core)")
-    g.add_argument("--scheduler-address", default=None, help="dask: tcp://host:8786 (or tls://… with Dask's TLS config)")
+    g.add_argument("--scheduler-address", default=None,
+                   help="dask: tcp://host:8786 (or tls://… with Dask's TLS config)")
     g.add_argument("--jobs", type=int, default=None, help="slurm: at most this many worker jobs at once")
     g.add_argument("--gpus-per-cell", type=int, default=None,
                    help="GPUs each cell asks for (Dask resource GPU; default: 1 where workers have GPUs, else 0)")
@@ -118,7 +118,7 @@ python -m mvbook datasets --data-root DIR --check     # decode every clip""")
 
 
 def _fetch_parser(sub) -> None:
-    p = _sub(sub, "fetch", "download a dataset to DIR (ESC-50, which holds ESC-10), checksummed", f"""
+    p = _sub(sub, "fetch", "download a dataset to DIR (ESC-50, which holds ESC-10), checksummed", """
 python -m mvbook fetch esc50 DIR                  # then: --data-root DIR, or MVBOOK_DATA=DIR
 python -m mvbook fetch esc50 DIR --sha256 HEX     # verify the archive against a recorded hash""",
              description=f"Download ESC-50 (commit archive {ESC50_URL}) to DIR/ESC-50, verify it and unpack it.")

@@ -44,6 +44,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
 from .errors import ConfigError
 
 __all__ = ["OFF", "BlendRule", "RULES", "smoothed", "initial_weights", "FixedWeights", "AdaptiveBlender"]
@@ -208,13 +209,13 @@ class AdaptiveBlender:
         ratio = {}
         for k in self.branches:
             if self.rule.estimator == "mean":
-                G = self.L_va_star[k] - L_va_bar[k]                                  # Eq. 3
-                O = (self.L_tr_star[k] - L_tr_bar[k]) - (self.L_va_star[k] - L_va_bar[k])  # Eq. 4
+                G_k = self.L_va_star[k] - L_va_bar[k]                                  # Eq. 3
+                O_k = (self.L_tr_star[k] - L_tr_bar[k]) - (self.L_va_star[k] - L_va_bar[k])  # Eq. 4
             else:                                                # XSleepNet2's slopes, its signs
-                G = L_va_bar[k] - self.L_va_star[k]
-                O = (L_va_bar[k] - L_tr_bar[k]) - (self.L_va_star[k] - self.L_tr_star[k])
-            self.G[k], self.O[k] = G, O
-            ratio[k] = G / (abs(O) ** self.power + self.eps) if G > 0 else 0.0     # Eq. 5, before 1/Z
+                G_k = L_va_bar[k] - self.L_va_star[k]
+                O_k = (L_va_bar[k] - L_tr_bar[k]) - (self.L_va_star[k] - self.L_tr_star[k])
+            self.G[k], self.O[k] = G_k, O_k
+            ratio[k] = G_k / (abs(O_k) ** self.power + self.eps) if G_k > 0 else 0.0     # Eq. 5, before 1/Z
         self.counts["uncredited"] += all(r <= self.rule.floor for r in ratio.values())   # no branch improved
         ratio = self.ratio = {k: max(r, self.rule.floor) for k, r in ratio.items()}
         Z = sum(ratio.values())

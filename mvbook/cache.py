@@ -300,7 +300,8 @@ def load_views(dataset, views=VIEWS, cache_dir=None, progress: bool = True, devi
     >>> ds = load_dataset("synthetic")
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     V = load_views(ds, ("mel", "raw"), cache_dir=tmp, progress=False)
-    ...     print(V["mel"].shape == (len(ds), n_frames("mel", ds.n_samples, ds.sr), 64), V["raw"].shape[1] == ds.n_samples)
+    ...     mel_frames = n_frames("mel", ds.n_samples, ds.sr)
+    ...     print(V["mel"].shape == (len(ds), mel_frames, 64), V["raw"].shape[1] == ds.n_samples)
     True True
     """
     views = tuple(check_view(v) for v in ((views,) if isinstance(views, str) else views))

@@ -201,7 +201,7 @@ def show_source(obj, marker: str | None = None, before: int = 3, after: int = 1)
     """The library source of ``obj`` (a function, class or method) as a
     highlighted block; with ``marker``, only the lines around the first line
     containing it. Chapters show code this way instead of copying it."""
-    from IPython.display import Code    # optional: chapters run in IPython
+    from IPython.display import Code  # optional: chapters run in IPython
     lines, start = inspect.getsourcelines(obj)
     if marker is not None:
         hit = next((i for i, line in enumerate(lines) if marker in line), None)
@@ -219,7 +219,7 @@ def bash_block(commands):
     """Shell commands as a highlighted block, for the command lines chapters
     print (from :func:`mvbook.records.grid_command`, never typed in):
     ``commands`` are strings or (command, comment) pairs."""
-    from IPython.display import Markdown    # optional: chapters run in IPython
+    from IPython.display import Markdown  # optional: chapters run in IPython
     lines = [c if isinstance(c, str) else c[0] for c in commands]
     notes = ["" if isinstance(c, str) else c[1] for c in commands]
     width = max((len(line) for line, note in zip(lines, notes) if note), default=0)   # comments aligned

@@ -7,6 +7,7 @@ The systems (§3.1.4) are in :mod:`mvbook.systems`. Chapter: *Training*.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+
 from .errors import ConfigError
 
 __all__ = ["Preset", "REDUCTIONS", "PRESETS", "get_preset", "learning_rate"]

@@ -11,6 +11,7 @@ from contextlib import nullcontext
 
 import numpy as np
 import torch
+
 from .errors import ConfigError
 
 __all__ = ["resolve_device", "keep_freed_memory", "to_device", "autocast_dtype", "autocast", "autocast_name",

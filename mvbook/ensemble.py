@@ -11,6 +11,7 @@ Chapter: *Self-ensemble*.
 from __future__ import annotations
 
 import numpy as np
+
 from .errors import ConfigError
 
 __all__ = ["self_ensemble", "predict"]

@@ -69,8 +69,8 @@ def run(model, seg: Segmenter, es: EvalSet, device, batch_size: int = 64, autoca
             out = model(x)
         for k, logits in out.items():
             logits = logits.float()
-            l = F.cross_entropy(logits, y[a:a + batch_size], reduction="sum")
-            loss_sum[k] = loss_sum[k] + l if k in loss_sum else l
+            loss = F.cross_entropy(logits, y[a:a + batch_size], reduction="sum")
+            loss_sum[k] = loss_sum[k] + loss if k in loss_sum else loss
             probs.setdefault(k, []).append(torch.softmax(logits, dim=1))
     n = len(clips)
     result = {"loss": {k: float(v) / n for k, v in loss_sum.items()}, "probs": {}, "accuracy": {}}

@@ -260,21 +260,21 @@ def _banded_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     kernel). The same products minus those with the zero padding of the
     frequency axis, which the 2-D kernel computes and wastes at F ≤ 2; for wider
     inputs the zero blocks cost products of their own (``_banded_pays``).
-    ``x`` (B, C, T, F) channels-last → (B, O, T, F) channels-last.
+    ``x`` (B, C, T, F) channels-last → (B, C_out, T, F) channels-last.
     """
     (kt, kf), (pt, pf) = conv.kernel_size, conv.padding
     if (conv.stride != (1, 1) or conv.dilation != (1, 1) or conv.groups != 1 or conv.bias is not None
             or pt != kt // 2 or pf != kf // 2):
         return conv(x)
     B, C, T, Fq = x.shape
-    O, w = conv.out_channels, conv.weight
-    zero = w.new_zeros(O, C, kt)
+    C_out, w = conv.out_channels, conv.weight
+    zero = w.new_zeros(C_out, C, kt)
     rows = [torch.cat([w[:, :, :, fi - fo + pf] if 0 <= fi - fo + pf < kf else zero for fi in range(Fq)], 1)
             for fo in range(Fq)]
     Wb = torch.cat(rows, 0)                                      # (F·O, F·C, kt), rows (f, o), columns (f', c)
     xt = x.permute(0, 2, 3, 1).reshape(B, 1, T, Fq * C).permute(0, 3, 1, 2)   # (B, F·C, 1, T) channels-last
     y = F.conv2d(xt, Wb.unsqueeze(2), None, 1, (0, pt))         # (B, F·O, 1, T) channels-last
-    y = y.permute(0, 2, 3, 1).reshape(B, T, Fq, O)              # free when y is channels-last
+    y = y.permute(0, 2, 3, 1).reshape(B, T, Fq, C_out)              # free when y is channels-last
     return y.permute(0, 3, 1, 2)                                 # (B, O, T, F) channels-last
 
 
@@ -329,16 +329,16 @@ def _polyphase_conv(x: torch.Tensor, conv: nn.Conv1d, phases: int = 1) -> torch.
     (B, C, 1, L) channels-last, as a stride-1 convolution over rows of P = s·Q
     samples, computing Q = ``phases`` consecutive outputs per row:
     :math:`y_{Qi+q} = \sum_{j<k} W_j x_{s(Qi+q)+j} = \sum_{d<D} \sum_{r<P} W_{Pd+r-sq} x_{P(i+d)+r}`
-    (W zero outside [0, k)), i.e. P·C input channels (sample r, channel c), Q·O
+    (W zero outside [0, k)), i.e. P·C input channels (sample r, channel c), Q·C_out
     output channels (phase q, filter o) and D = ⌈(s(Q−1)+k)/P⌉ taps. Q = 1 is the
     plain polyphase form (the same products); Q > 1 adds products with zeros but
-    gives oneDNN wide channels, which pays where O and C are small. The output rows
-    are y's samples in order, so (B, Q·O, 1, L_out/Q) channels-last *is* (B, O, 1,
+    gives oneDNN wide channels, which pays where C_out and C are small. The output rows
+    are y's samples in order, so (B, Q·C_out, 1, L_out/Q) channels-last *is* (B, C_out, 1,
     L_out); ``phases`` must divide L_out. Falls back to a strided 2-D convolution
     when Q = 1 and k is not a multiple of s.
     """
     (s,), (k,) = conv.stride, conv.kernel_size
-    O, C = conv.weight.shape[:2]
+    C_out, C = conv.weight.shape[:2]
     if conv.padding != (0,) or conv.dilation != (1,) or conv.groups != 1 or conv.bias is not None or (
             phases == 1 and k % s):
         return F.conv2d(x, conv.weight.unsqueeze(2), conv.bias, (1, s), (0, conv.padding[0]), (1, conv.dilation[0]),
@@ -354,9 +354,9 @@ def _polyphase_conv(x: torch.Tensor, conv: nn.Conv1d, phases: int = 1) -> torch.
     xr = xr[:, :n * C] if n <= L else F.pad(xr, (0, (n - L) * C))
     xs = xr.reshape(B, 1, n // P, P * C).permute(0, 3, 1, 2)     # (B, P·C, 1, n/P) channels-last
     w = torch.cat([F.pad(conv.weight, (s * q, P * D - k - s * q)) for q in range(Q)])   # (Q·O, C, P·D)
-    w = w.view(Q * O, C, D, P).permute(0, 3, 1, 2).reshape(Q * O, P * C, 1, D)
+    w = w.view(Q * C_out, C, D, P).permute(0, 3, 1, 2).reshape(Q * C_out, P * C, 1, D)
     y = F.conv2d(xs, w).contiguous(memory_format=torch.channels_last)   # (B, Q·O, 1, n_out/Q)
-    return y.permute(0, 2, 3, 1).reshape(B, 1, n_out, O).permute(0, 3, 1, 2)
+    return y.permute(0, 2, 3, 1).reshape(B, 1, n_out, C_out).permute(0, 3, 1, 2)
 
 
 _OUTPUT_PHASES = (4, 8, 6, 3, 2)    # conv01's outputs per row, by preference (one thread, measured)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+
 from .errors import ConfigError, DataError
 
 __all__ = ["VIEWS", "EXTRA_VIEWS", "ALL_VIEWS", "N_BANDS", "WIN_SECONDS", "HOP_SECONDS", "ViewInfo", "VIEW_INFO",
@@ -68,7 +69,8 @@ def check_view(view: str) -> str:
 
 
 def check_sr(sr) -> int:
-    """``sr`` as an int, or a :class:`~mvbook.errors.ConfigError`: the views are defined for integer rates in ``_SR_RANGE``."""
+    """``sr`` as an int, or a :class:`~mvbook.errors.ConfigError`: the views are defined for
+    integer rates in ``_SR_RANGE``."""
     if int(sr) != sr or not _SR_RANGE[0] <= sr <= _SR_RANGE[1]:
         raise ConfigError(f"unsupported sample rate {sr!r}: need an integer in "
                           f"{_SR_RANGE[0]}..{_SR_RANGE[1]} Hz (the paper uses 44100 and 22050)")

@@ -177,12 +177,12 @@ class FeatureCodingNet(nn.Module):
         if self.raw:
             self.conv01, self.conv02, self.pool02 = cnn.conv01, cnn.conv02, cnn.pool02
         self.n_blocks = 6
-        for l in range(1, self.n_blocks + 1):                    # only the blocks: no GRU, no attention pooling
-            setattr(self, f"conv{l}", getattr(cnn, f"conv{l}"))
-            setattr(self, f"pool{l}", getattr(cnn, f"pool{l}"))
+        for layer in range(1, self.n_blocks + 1):                    # only the blocks: no GRU, no attention pooling
+            setattr(self, f"conv{layer}", getattr(cnn, f"conv{layer}"))
+            setattr(self, f"pool{layer}", getattr(cnn, f"pool{layer}"))
         del cnn
         self.taps = tuple(range(self.n_blocks - _N_LEVELS + 1, self.n_blocks + 1))
-        channels = [getattr(self, f"conv{l}")[0].out_channels for l in self.taps]
+        channels = [getattr(self, f"conv{layer}")[0].out_channels for layer in self.taps]
         self.vlad = nn.ModuleList(NetVLAD(c, clusters) for c in channels)
         self.M, self.K = sum(channels), clusters
         self.attention = SelfAttention(clusters, heads)
@@ -197,9 +197,9 @@ class FeatureCodingNet(nn.Module):
         """Feature maps (B, D_l, T_l, F_l) of the tapped blocks (after their pools)."""
         x = raw_front_end(self, x) if self.raw else x.unsqueeze(1)
         maps = []
-        for l in range(1, self.n_blocks + 1):
-            x = conv_pool(getattr(self, f"conv{l}"), getattr(self, f"pool{l}"), x)
-            if l in self.taps:
+        for layer in range(1, self.n_blocks + 1):
+            x = conv_pool(getattr(self, f"conv{layer}"), getattr(self, f"pool{layer}"), x)
+            if layer in self.taps:
                 maps.append(x)
         return maps
 

@@ -37,7 +37,7 @@ def training_notebook(path=TRAINING_NOTEBOOK, title: str | None = None):
     """The *Training* chapter as an ``nbformat`` notebook (read with jupytext);
     ``title`` replaces its first heading (the grid names each run's notebook).
     ``path``: another notebook with the same parameters (``grid --notebook``)."""
-    import jupytext             # optional, as papermill
+    import jupytext  # optional, as papermill
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"training notebook {path} not found: it ships with mvbook as "
@@ -70,7 +70,7 @@ def _run_training_notebook(output, parameters: dict, log_output: bool = False, p
     the error when a cell fails) is written to ``output``; it runs in ``cwd``
     (default: this process's folder). Raises
     ``papermill.PapermillExecutionError`` when a cell fails."""
-    import papermill as pm      # optional: only the notebook path of the grid needs it
+    import papermill as pm  # optional: only the notebook path of the grid needs it
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     return pm.execute_notebook(training_notebook(notebook, title=_run_title(parameters)), str(output),
@@ -229,5 +229,5 @@ def _short_error(e: Exception) -> str:
     return f"{type(e).__name__}: {e}".splitlines()[0]
 
 
-__all__ = ["GridReport", "NotebookRunner", "TRAINING_NOTEBOOK", "null", "overrides_dict", "run_grid", "_run_title", "_run_training_notebook",
+__all__ = ["GridReport", "NotebookRunner", "TRAINING_NOTEBOOK", "null", "overrides_dict", "run_grid",
            "training_notebook", "with_dependencies"]

@@ -108,16 +108,16 @@ class CRNN2D(_Recurrent):
         F = [scaled(f, width) for f in F_2D]
         super().__init__(F[-1], width)
         c = 1
-        for l, f in enumerate(F, start=1):
-            setattr(self, f"conv{l}", ConvBlock(c, f))
-            setattr(self, f"pool{l}", nn.Sequential(nn.MaxPool2d((1, 2)), nn.Dropout(DROPOUT)))
+        for layer, f in enumerate(F, start=1):
+            setattr(self, f"conv{layer}", ConvBlock(c, f))
+            setattr(self, f"pool{layer}", nn.Sequential(nn.MaxPool2d((1, 2)), nn.Dropout(DROPOUT)))
             c = f
         self.n_layers = len(F)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.unsqueeze(1)                                       # (B, 1, T, 64)
-        for l in range(1, self.n_layers + 1):
-            x = conv_pool(getattr(self, f"conv{l}"), getattr(self, f"pool{l}"), x)
+        for layer in range(1, self.n_layers + 1):
+            x = conv_pool(getattr(self, f"conv{layer}"), getattr(self, f"pool{layer}"), x)
         return self.embed(x)
 
 
@@ -135,7 +135,8 @@ class CRNN1D(_Recurrent):
         F = [scaled(f, width) for f in _F_1D]
         super().__init__(F[-1], width)
         c01 = scaled(32, width)
-        self.conv01 = nn.Sequential(nn.Conv1d(1, c01, 64, stride=2, bias=False), nn.BatchNorm1d(c01), nn.ReLU(inplace=True))
+        self.conv01 = nn.Sequential(nn.Conv1d(1, c01, 64, stride=2, bias=False), nn.BatchNorm1d(c01),
+                                    nn.ReLU(inplace=True))
         self.conv02 = nn.Sequential(nn.Conv1d(c01, n_bands, 16, stride=2, bias=False),
                                     nn.BatchNorm1d(n_bands), nn.ReLU(inplace=True))
         k = 64 if sr >= 44100 else 32
@@ -143,15 +144,15 @@ class CRNN1D(_Recurrent):
         self.conv1 = ConvBlock(1, scaled(32, width), kernel=(5, 3))
         self.pool1 = nn.Sequential(nn.MaxPool2d((4, 2)), nn.Dropout(DROPOUT))
         c, bands = scaled(32, width), n_bands // 2
-        for l, f in enumerate(F, start=2):
-            setattr(self, f"conv{l}", ConvBlock(c, f))
-            setattr(self, f"pool{l}", nn.Sequential(nn.MaxPool2d((1, min(2, bands))), nn.Dropout(DROPOUT)))
+        for layer, f in enumerate(F, start=2):
+            setattr(self, f"conv{layer}", ConvBlock(c, f))
+            setattr(self, f"pool{layer}", nn.Sequential(nn.MaxPool2d((1, min(2, bands))), nn.Dropout(DROPOUT)))
             c, bands = f, max(1, bands // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = raw_front_end(self, x)                                # conv01, conv02, pool02 → (B, 1, T, 64)
-        for l in range(1, 7):
-            x = conv_pool(getattr(self, f"conv{l}"), getattr(self, f"pool{l}"), x)
+        for layer in range(1, 7):
+            x = conv_pool(getattr(self, f"conv{layer}"), getattr(self, f"pool{layer}"), x)
         return self.embed(x)
 
 

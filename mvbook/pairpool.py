@@ -133,5 +133,6 @@ class BNReLUPairPool(torch.autograd.Function):
         else:
             A = B = torch.zeros_like(alpha)
         dy = torch.empty_like(y, memory_format=torch.channels_last)
-        _input_grad(_rows(y, 2), _sign(alpha, dt), _rows(g), _rows(out), _vec(alpha, dt), _vec(A, dt), _vec(B, dt), _rows(dy, 2))
+        _input_grad(_rows(y, 2), _sign(alpha, dt), _rows(g), _rows(out), _vec(alpha, dt), _vec(A, dt), _vec(B, dt),
+                    _rows(dy, 2))
         return dy, g_weight, sg, None, None, None

@@ -25,8 +25,20 @@ from .errors import ConfigError
 from .features import CQT_BINS_PER_OCTAVE, GAM_FMIN
 from .framing import N_BANDS, VIEW_INFO, frame_times
 from .models import layer_shapes, scaled
-from .plots_runs import (BOOK_RC, BRANCH_COLOR, BRANCH_LABEL, FIG_WIDTH, SYSTEM_COLOR, blending_trace,  # noqa: F401
-                         book_style, fig2, mean_curve, plot_blending_trace, plot_curves, runs_of)
+from .plots_runs import (  # noqa: F401
+    BOOK_RC,
+    BRANCH_COLOR,
+    BRANCH_LABEL,
+    FIG_WIDTH,
+    SYSTEM_COLOR,
+    blending_trace,
+    book_style,
+    fig2,
+    mean_curve,
+    plot_blending_trace,
+    plot_curves,
+    runs_of,
+)
 
 __all__ = ["band_frequencies", "plot_views", "draw_network", "crnn_table", "attention_maps", "plot_attention"]
 
@@ -185,7 +197,8 @@ def crnn_table(net, x, head=None) -> pd.DataFrame:
             rows.append(dict(layer=f"fc{i}", filter="", stride="", filters=fc.out_features, padding="",
                              output=(fc.out_features,)))
     df = pd.DataFrame(rows)
-    df["output"] = df["output"].map(lambda s: "(" + ", ".join(f"{v:,}" if v >= 10000 else str(v) for v in s) + ("," if len(s) == 1 else "") + ")")
+    df["output"] = df["output"].map(lambda s: "(" + ", ".join(f"{v:,}" if v >= 10000 else str(v) for v in s)
+                                    + ("," if len(s) == 1 else "") + ")")
     return df.set_index("layer")
 
 

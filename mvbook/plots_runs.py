@@ -66,10 +66,10 @@ def blending_trace(curves: dict, window: int, reference: str = "best", eps: floa
         for k in branches:
             row = {"n": n, "step": step, "branch": k, "L_tr": tr[k], "L_va": va[k]}
             if n + 1 >= blender.first:                           # the quantities of this update (Eq. 3–5)
-                Lbar_tr, Lbar_va, G, O = blender.L_tr_bar[k], blender.L_va_bar[k], blender.G[k], blender.O[k]
-                row.update(Lbar_tr=Lbar_tr, Lbar_va=Lbar_va, G=G, O=O, ratio=blender.ratio[k])
+                Lbar_tr, Lbar_va, G_k, O_k = blender.L_tr_bar[k], blender.L_va_bar[k], blender.G[k], blender.O[k]
+                row.update(Lbar_tr=Lbar_tr, Lbar_va=Lbar_va, G=G_k, O=O_k, ratio=blender.ratio[k])
                 if rule.estimator == "mean":
-                    row.update(Lstar_tr=Lbar_tr + G + O, Lstar_va=Lbar_va + G)
+                    row.update(Lstar_tr=Lbar_tr + G_k + O_k, Lstar_va=Lbar_va + G_k)
             row["w"] = w[k]
             rows.append(row)
     return pd.DataFrame(rows)
@@ -91,7 +91,8 @@ def plot_blending_trace(trace: pd.DataFrame, title: str | None = None):
             axes[1].plot(d["step"], d["G"], color=col, marker=".", ms=3)
             axes[2].plot(d["step"], d["O"], color=col, marker=".", ms=3)
         axes[3].plot(d["step"], d["w"], color=col, marker=".", ms=3, label=BRANCH_LABEL[k])
-    for ax, t in zip(axes, ("(a) validation loss: measured (thin),\nsmoothed $\\bar L_\\diamond$, reference $L^*_\\diamond$ (dashed)",
+    for ax, t in zip(axes, ("(a) validation loss: measured (thin),\nsmoothed $\\bar L_\\diamond$, "
+                            "reference $L^*_\\diamond$ (dashed)",
                             "(b) generalisation $G(n)$ (Eq. 3)", "(c) overfitting $O(n)$ (Eq. 4)",
                             "(d) weight $w(n)$ (Eq. 5)")):
         ax.set_title(t)

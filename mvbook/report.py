@@ -62,7 +62,8 @@ def _header(cols: list, paper: str, common: bool) -> str:
     seeds = sorted({s for _, s in cols})
     if len(seeds) <= 1:
         label = f", seed {seeds[0]}" if seeds else ""
-        return "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in fixed + [f"fold {f}{label}" for f, _ in cols]) + "</tr>"
+        heads = fixed + [f"fold {f}{label}" for f, _ in cols]
+        return "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in heads) + "</tr>"
     folds = list(dict.fromkeys(f for f, _ in cols))
     top = "".join(f"<th rowspan='2'>{html.escape(h)}</th>" for h in fixed) + "".join(
         f"<th class='mv-fold' colspan='{sum(1 for g, _ in cols if g == f)}'>fold {f}</th>" for f in folds)

@@ -13,8 +13,17 @@ import pandas as pd
 from .config import PRESETS, get_preset
 from .fusionnet import FeatureCodingNet
 from .models import CRNN1D, CRNN2D, n_params
-from .results import (ALL_ROW_NAMES, PAPER_TABLE3, VIEW_ROWS, claim_verdict, fold_accuracies, paired_comparison,
-                      row_key, sign_flip_p, table3)
+from .results import (
+    ALL_ROW_NAMES,
+    PAPER_TABLE3,
+    VIEW_ROWS,
+    claim_verdict,
+    fold_accuracies,
+    paired_comparison,
+    row_key,
+    sign_flip_p,
+    table3,
+)
 
 __all__ = ["count", "fmt_p", "COMPARISON_FORMAT", "min_wilcoxon_p", "wilcoxon_note", "findings_table",
            "length_margins", "compare_sentence", "weight_pattern", "preset_cost", "capacity"]

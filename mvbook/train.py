@@ -23,7 +23,7 @@ from .config import get_preset
 from .data import load_dataset
 from .device import autocast_name, keep_freed_memory, resolve_device
 from .errors import DivergedError, RunConflictError
-from .records import RunPaths, SCHEMA, atomic_torch_save, check_out, code_version, provenance, write_record
+from .records import SCHEMA, RunPaths, atomic_torch_save, check_out, code_version, provenance, write_record
 from .systems import get_system
 from .systems.base import Run, Training
 

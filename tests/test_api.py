@@ -23,6 +23,7 @@ def test_every_module_declares_its_public_names_and_documents_them(name):
     assert isinstance(getattr(module, "__all__", None), list), f"{name} defines no __all__"
     assert len(set(module.__all__)) == len(module.__all__), f"{name}.__all__ lists a name twice"
     for n in module.__all__:
+        assert not n.startswith("_") or n.startswith("__"), f"{name}.__all__ lists the private {n!r}"
         assert hasattr(module, n), f"{name}.__all__ lists {n!r}, which {name} does not define"
         obj = getattr(module, n)
         if inspect.isfunction(obj) or inspect.isclass(obj):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from mvbook.errors import ConfigError
 from mvbook.device import autocast, autocast_dtype, autocast_name, full_precision, resolve_device, to_device
+from mvbook.errors import ConfigError
 
 CPU = torch.device("cpu")
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")

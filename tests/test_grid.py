@@ -7,10 +7,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mvbook.errors import ConfigError
 from mvbook import grid
-from mvbook.engines import grid_cells, run_cells
 from mvbook.__main__ import main
+from mvbook.engines import grid_cells, run_cells
+from mvbook.errors import ConfigError
 from mvbook.records import record_path
 
 

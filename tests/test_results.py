@@ -4,9 +4,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mvbook.results import (PAPER_TABLE3, fold_accuracies, format_table3, late_fusion, paired_comparison, row_key,
-                            sign_flip_p,
-                            table3, uniform_ensemble_accuracy)
+from mvbook.results import (
+    PAPER_TABLE3,
+    fold_accuracies,
+    format_table3,
+    late_fusion,
+    paired_comparison,
+    row_key,
+    sign_flip_p,
+    table3,
+    uniform_ensemble_accuracy,
+)
 
 
 def committed(relative: str, what: str) -> Path:
@@ -30,7 +38,8 @@ def fake(system, fold, acc, probs=None, labels=(0, 1), se=None):
 
 def test_late_fusion_by_hand():
     # mean of [[.6,.4],[.4,.6]], [[.2,.8],[.4,.6]], [[.7,.3],[.9,.1]], [[.9,.1],[.1,.9]] = [[.6,.4],[.45,.55]]
-    P = {"mel": [[.6, .4], [.4, .6]], "gam": [[.2, .8], [.4, .6]], "cqt": [[.7, .3], [.9, .1]], "raw": [[.9, .1], [.1, .9]]}
+    P = {"mel": [[.6, .4], [.4, .6]], "gam": [[.2, .8], [.4, .6]], "cqt": [[.7, .3], [.9, .1]],
+         "raw": [[.9, .1], [.1, .9]]}
     recs = {v: fake(v, 1, 0.5, P[v]) for v in P}
     out = late_fusion(recs)
     assert np.allclose(out["probs"], [[.6, .4], [.45, .55]])
@@ -205,7 +214,8 @@ def test_claim_verdict_by_hand():
     for fold, a, b in [(1, 0.8, 0.7), (2, 0.9, 0.7), (3, 0.85, 0.75), (4, 0.8, 0.72), (5, 0.9, 0.8)]:
         recs += [fake("concat", fold, a), fake("mel", fold, b)]
     v = claim_verdict(recs, "concat", "mel")
-    assert v["verdict"] == "holds" and v["pairs"] == 5 and v["wins"] == 5 and v["mean_diff"] == pytest.approx(11.6)   # (10 + 20 + 10 + 8 + 10) / 5
+    assert v["verdict"] == "holds" and v["pairs"] == 5 and v["wins"] == 5
+    assert v["mean_diff"] == pytest.approx(11.6)            # (10 + 20 + 10 + 8 + 10) / 5
     assert v["p_sign_flip"] == pytest.approx(2 / 32)             # five folds of one sign: the floor 2 / 2^5
     back = claim_verdict(recs, "mel", "concat")
     assert back["verdict"] == "does not hold" and back["reversed"]

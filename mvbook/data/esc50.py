@@ -26,8 +26,7 @@ import csv
 import re
 from pathlib import Path
 
-from .base import (Clip, Dataset, DatasetError, MetadataError, MetaProblems, duplicates, parse_int,
-                   require_files)
+from .base import Clip, Dataset, DatasetError, MetadataError, MetaProblems, duplicates, parse_int, require_files
 
 __all__ = ["HOW_TO_GET", "CATEGORIES", "ESC10_TARGETS", "read_meta", "load_esc"]
 

@@ -14,14 +14,23 @@ runs the training notebook. Chapter: *Running the grid on a cluster*.
 """
 from __future__ import annotations
 
-from .cells import (Cell, CellFailed, CellResult, GridReport, Progress, format_seconds, grid_cells, needs,
-                    with_dependencies)
+from .cells import (
+    Cell,
+    CellFailed,
+    CellResult,
+    GridReport,
+    Progress,
+    format_seconds,
+    grid_cells,
+    needs,
+    with_dependencies,
+)
 from .clusters import ENGINES, local_cluster, open_engine, slurm_cluster, visible_gpus
 from .futures import drive, execute, submit_cells
 from .serial import precheck, run_serial
 
 __all__ = ["Cell", "CellFailed", "CellResult", "ENGINES", "GridReport", "Progress", "execute", "format_seconds",
-           "grid_cells", "local_cluster", "needs", "open_engine", "run_cells", "_run_on_client", "run_serial",
+           "grid_cells", "local_cluster", "needs", "open_engine", "run_cells", "run_serial",
            "slurm_cluster", "visible_gpus", "with_dependencies"]
 
 

@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import time
+
 from ..errors import ConfigError
 
 __all__ = ["ENGINES", "thread_env", "visible_gpus", "local_cluster", "slurm_cluster", "open_engine"]

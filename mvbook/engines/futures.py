@@ -102,7 +102,8 @@ def _running_count(client, keys) -> int:
 
 def drive(client, submitted: dict, report, progress: Progress, log=print, every: float = 60.0, timeout=None):
     """Wait for every submitted cell, logging each as it finishes and the
-    progress line (also every ``every`` s; not when ``progress.show`` is false); after ``timeout`` s the rest are cancelled."""
+    progress line (also every ``every`` s; not when ``progress.show`` is false); after ``timeout`` s
+    the rest are cancelled."""
     from distributed import wait
     pending = {fut for _, fut in submitted.values()}
     by_name = {cell.name: fut for cell, fut in submitted.values()}

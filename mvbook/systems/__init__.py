@@ -20,7 +20,8 @@ __all__ = ["REGISTRY", "TRAINED_SYSTEMS", "PAPER_SYSTEMS", "DERIVED", "get_syste
 #: system → the module of mvbook.systems that defines it
 REGISTRY = {
     **{v: "paper" for v in VIEWS}, "concat": "paper", "multiview": "paper", "equal": "paper",
-    "mv_literal": "paper", "mv_slope": "paper", "mv_initial": "paper", "mv_power1": "paper", "mv_w1": "paper", "mv_w6": "paper",
+    "mv_literal": "paper", "mv_slope": "paper", "mv_initial": "paper", "mv_power1": "paper", "mv_w1": "paper",
+    "mv_w6": "paper",
     "mv_eval10": "paper", "mv_eval40": "paper",
     **{f"fcn_{v}": "fusionnet" for v in VIEWS}, "fusionnet": "fusionnet", "crnn_meta": "fusionnet",
     "cabcnn": "cabcnn",

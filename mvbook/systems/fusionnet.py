@@ -173,7 +173,7 @@ class MetaTraining(Training):
         coders = {v: {"system": r["system"], "record": r["path"], "git_commit": r["provenance"]["git_commit"],
                       "git_dirty": r["provenance"].get("git_dirty"), "n_params": r["config"]["n_params"],
                       "system_accuracy": r["system_accuracy"]} for v, r in runs.items()}
-        from ..results import late_fusion           # (mvbook.results imports the systems' registry)
+        from ..results import late_fusion  # (mvbook.results imports the systems' registry)
         sum_rule = {"accuracy": late_fusion(runs, tuple(runs))["accuracy"],
                     "rule": "mean of the coders' test posteriors (their own selected checkpoints)"}
         self.config = system.run_config(run, self.model, self.sets, E, self.steps_per_epoch, meta=meta,
