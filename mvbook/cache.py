@@ -59,7 +59,8 @@ from .errors import DataError
 from .features import extract_batch, view_params
 from .framing import N_BANDS, VIEWS, check_sr, check_view, n_frames
 
-__all__ = ["CacheError", "cache_path", "cache_root", "clip_ids", "load_views", "source_id", "view_shape"]
+__all__ = ["CacheError", "cache_path", "cache_root", "clip_ids", "load_views", "source_id", "view_shape",
+           "CACHE_FORMAT", "RACY_NS"]
 
 #: bumped when the layout of the cache files changes
 CACHE_FORMAT = 2

@@ -16,7 +16,7 @@ __all__ = ["PAPER_TABLE3", "ROW_NAMES", "EXTRA_ROW_NAMES", "ALL_ROW_NAMES", "SEL
            "uniform_ensemble_accuracy", "late_fusion", "fold_accuracies", "table3", "paired_comparison",
            "format_table3", "table3_rows", "export_table", "run_labels", "CLAIMS", "VIEW_ROWS", "CLAIMS_BEYOND",
            "check_claims", "weight_shares", "record_rule", "replay", "blending_diagnostics", "diagnostics_table",
-           "replay_weights", "last_active_share", "claim_verdict"]
+           "replay_weights", "last_active_share", "claim_verdict", "UNITS", "sign_flip_p"]
 
 # Table 3 of the paper (accuracy %), keyed like our systems.
 PAPER_TABLE3 = pd.DataFrame(
@@ -45,6 +45,7 @@ EXTRA_ROW_NAMES = {"mv_literal": "Multi-view, literal Alg. 1 †",
                    "fcn_cqt": "FusionNet coder, CQT †", "fcn_raw": "FusionNet coder, raw †",
                    "harm": "Harmonic (HPSS) †", "perc": "Percussive (HPSS) †",
                    "mv_wide": "Multi-view, CRNNs at a coder's size †"}
+#: row key → its name in tables, the paper's rows and those beyond it (†)
 ALL_ROW_NAMES = ROW_NAMES | EXTRA_ROW_NAMES
 #: row of a blending system → its self-ensemble rows, Eq. 6 with the selected model's weights
 #: (the paper), and with uniform weights (the authors' test code, XSleepNet)
@@ -53,7 +54,7 @@ SELF_ENSEMBLE_ROWS = {"multiview": ("self_ensemble", "self_ensemble_uniform"),
                       "multiview6": ("multiview6_se", "multiview6_se_uniform")}
 # row of a meta-classifier → the row of the sum rule over its own coders, as its record states it
 # (``config.sum_rule``): crnn_meta's CRNNs are re-trained runs, not the single-view rows' records
-META_SUM_ROWS = {"crnn_meta": "crnn_sumrule"}
+_META_SUM_ROWS = {"crnn_meta": "crnn_sumrule"}
 # Records of these systems whose config names no blending rule were made before the rules were
 # named: they ran Algorithm 1 read literally, so they are rows of ``mv_literal``.
 _LEGACY_ROWS = {"multiview": "mv_literal"}
@@ -96,7 +97,7 @@ def fold_accuracies(records: list[dict]) -> pd.DataFrame:
     """Accuracy (%) per row (:func:`row_key`) and (fold, seed) (columns), with the
     derived rows: ``late`` (from the four single-view runs), the self-ensembles
     of the blending runs (:data:`SELF_ENSEMBLE_ROWS`), ``sumrule`` and the sum
-    rules that meta-classifier records state (:data:`META_SUM_ROWS`)."""
+    rules that meta-classifier records state (``_META_SUM_ROWS``)."""
     cell = {}
     by_run = {}
     for r in records:
@@ -109,8 +110,8 @@ def fold_accuracies(records: list[dict]) -> pd.DataFrame:
             selected, uniform = SELF_ENSEMBLE_ROWS[row]
             cell[(selected, run)] = 100 * r["accuracy"]["self_ensemble"]
             cell[(uniform, run)] = 100 * uniform_ensemble_accuracy(r)
-        if row in META_SUM_ROWS:
-            cell[(META_SUM_ROWS[row], run)] = 100 * r["config"]["sum_rule"]["accuracy"]
+        if row in _META_SUM_ROWS:
+            cell[(_META_SUM_ROWS[row], run)] = 100 * r["config"]["sum_rule"]["accuracy"]
     for run, systems in by_run.items():
         for name, members in DERIVED.items():
             if all(v in systems for v in members):
@@ -167,6 +168,7 @@ def sign_flip_p(d) -> float:
     return float(np.mean(np.abs(signs @ d) >= abs(d.sum()) * (1 - 1e-12)))
 
 
+#: what a paired comparison pairs, by ``unit``, in words
 UNITS = {"fold": "fold means (each fold's runs averaged first: runs of a fold share its test, "
                  "validation and training clips, so the folds are the independent units)",
          "run": "(fold, seed) runs, as if independent (they are not: runs of a fold share its clips)"}
