@@ -97,8 +97,26 @@ def smoothed(L: list, W: int) -> list:
 
 
 def initial_weights(branches, mode: str) -> dict:
-    """Branch weights of Eq. 2 for each loss mode: ``single`` (its one branch),
-    ``concat`` (the ⊕ branch only), else uniform (``equal``; ``blend`` starts so)."""
+    """Branch weights of Eq. 2 before any blending update.
+
+    Parameters
+    ----------
+    branches : sequence of str
+        The network's branches (views, and ``mv`` for ⊕).
+    mode : str
+        The loss mode: ``single`` (its one branch), ``concat`` (the ⊕ branch only),
+        else uniform (``equal``; ``blend`` starts so).
+
+    Returns
+    -------
+    dict
+        Branch → weight; the weights sum to 1.
+
+    Examples
+    --------
+    >>> initial_weights(("mel", "mv"), "concat"), initial_weights(("mel", "mv"), "blend")
+    ({'mel': 0.0, 'mv': 1.0}, {'mel': 0.5, 'mv': 0.5})
+    """
     if mode == "single":
         return {k: 1.0 for k in branches}
     if mode == "concat":

@@ -47,5 +47,21 @@ def self_ensemble(probs: dict, weights: dict) -> np.ndarray:
 
 
 def predict(P: np.ndarray) -> np.ndarray:
-    """Eq. 7: the class of highest probability per row."""
+    """Eq. 7: the class of highest probability per row.
+
+    Parameters
+    ----------
+    P : array_like, shape (N, C)
+        Posteriors of N files over C classes.
+
+    Returns
+    -------
+    numpy.ndarray, int, shape (N,)
+        The arg-max class of each file (the first of tied classes).
+
+    Examples
+    --------
+    >>> predict([[0.2, 0.8], [0.6, 0.4]])
+    array([1, 0])
+    """
     return np.asarray(P).argmax(axis=1)

@@ -100,14 +100,48 @@ def _hop_samples(view: str, sr: int) -> int:
 
 
 def hop_seconds(view: str, sr: int) -> float:
-    """Time between consecutive frames (samples for ``raw``) of ``view``."""
+    """Time between consecutive frames (samples for ``raw``) of ``view``.
+
+    Parameters
+    ----------
+    view : str
+        One of :data:`ALL_VIEWS`.
+    sr : int
+        Sample rate (Hz).
+
+    Returns
+    -------
+    float
+        Seconds.
+
+    Examples
+    --------
+    >>> hop_seconds("mel", 44100), round(hop_seconds("cqt", 22050), 5)
+    (0.02, 0.02322)
+    """
     return _hop_samples(view, sr) / check_sr(sr)
 
 
 def n_frames(view: str, n_samples: int, sr: int) -> int:
-    """Frames of ``view`` for a clip of ``n_samples``: ``1 + (n - win) // hop`` for the
-    uncentred Mel and Gammatone, ``1 + n // hop`` for the centred CQT, ``n`` for ``raw``.
+    """Frames of ``view`` in a clip: ``1 + (n - win) // hop`` for the uncentred Mel and
+    Gammatone, ``1 + n // hop`` for the centred CQT, ``n`` for ``raw``.
 
+    Parameters
+    ----------
+    view : str
+        One of :data:`ALL_VIEWS`.
+    n_samples : int
+        Length of the clip (samples).
+    sr : int
+        Sample rate (Hz).
+
+    Returns
+    -------
+    int
+        Number of frames (of samples for ``raw``).
+
+    Examples
+    --------
     >>> n_frames("mel", 30 * 44100, 44100), n_frames("cqt", 30 * 44100, 44100)
     (1499, 1292)
     """
@@ -123,16 +157,53 @@ def n_frames(view: str, n_samples: int, sr: int) -> int:
 
 
 def frame_times(view: str, n: int, sr: int) -> np.ndarray:
-    """Centre time (s) of each of ``n`` frames of ``view`` (of each sample for ``raw``)."""
+    """Centre time of each frame of ``view`` (of each sample for ``raw``).
+
+    Parameters
+    ----------
+    view : str
+        One of :data:`ALL_VIEWS`.
+    n : int
+        Number of frames.
+    sr : int
+        Sample rate (Hz).
+
+    Returns
+    -------
+    numpy.ndarray, float64, shape (n,)
+        Seconds from the start of the clip.
+
+    Examples
+    --------
+    >>> frame_times("mel", 3, 44100)        # 40 ms windows every 20 ms, uncentred
+    array([0.02, 0.04, 0.06])
+    """
     info = VIEW_INFO[check_view(view)]
     offset = 0.0 if info.centred or info.hop == "sample" else WIN_SECONDS / 2
     return np.arange(n) * hop_seconds(view, sr) + offset
 
 
 def segment_length(view: str, sr: int) -> int:
-    """The paper's training input length (§3.1.3), ≈1.51 s in every view: 75 Mel or
-    Gammatone frames, 65 CQT frames, 66 650 raw samples at 44.1 kHz or 33 330 at
-    22.05 kHz (other rates scale 66 650 by ``sr / 44100``)."""
+    """The paper's training input length (§3.1.3), ≈1.51 s in every view.
+
+    Parameters
+    ----------
+    view : str
+        One of :data:`ALL_VIEWS`.
+    sr : int
+        Sample rate (Hz).
+
+    Returns
+    -------
+    int
+        75 Mel or Gammatone frames, 65 CQT frames, or 66 650 raw samples at 44.1 kHz
+        (33 330 at 22.05 kHz; other rates scale 66 650 by ``sr / 44100``).
+
+    Examples
+    --------
+    >>> segment_length("mel", 44100), segment_length("cqt", 44100), segment_length("raw", 22050)
+    (75, 65, 33330)
+    """
     sr = check_sr(sr)
     segment = VIEW_INFO[check_view(view)].segment
     if segment is None:

@@ -30,7 +30,25 @@ DROPOUT = 0.1
 
 
 def scaled(n: int, width: float) -> int:
-    """Channel/unit count ``n`` scaled by ``width`` (at least 1)."""
+    """A channel or unit count scaled by a width factor.
+
+    Parameters
+    ----------
+    n : int
+        The paper's count.
+    width : float
+        The factor (a preset's ``width``).
+
+    Returns
+    -------
+    int
+        ``round(n * width)``, at least 1.
+
+    Examples
+    --------
+    >>> scaled(64, 0.25), scaled(2, 0.1)
+    (16, 1)
+    """
     return max(1, round(n * width))
 
 
@@ -230,14 +248,34 @@ class MultiViewNet(nn.Module):
 
 
 def n_params(module: nn.Module) -> int:
-    """Number of trainable parameters."""
+    """Number of trainable parameters of ``module``.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+
+    Returns
+    -------
+    int
+    """
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
 def layer_shapes(net: nn.Module, x: torch.Tensor) -> list[tuple[str, tuple]]:
-    """Run ``net`` on ``x`` and return (layer name, output shape without batch) for
-    its named layers, in the paper's (time, freq, channel) order for 4-D outputs.
-    Used to regenerate Tables 1–2 from the code.
+    """The output shape of each named layer of ``net``: Tables 1–2 regenerated from the code.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        A CRNN or the multi-view network.
+    x : torch.Tensor or dict
+        An input batch (a dict view → tensor for the multi-view network).
+
+    Returns
+    -------
+    list of (str, tuple)
+        (layer name, output shape without the batch), in the paper's (time, freq,
+        channel) order for 4-D outputs.
     """
     names = [n for n, _ in net.named_children() if n not in ("drop",)]
     shapes: list[tuple[str, tuple]] = []

@@ -84,8 +84,30 @@ class RunPaths:
 
 def grid_command(dataset: str, preset: str, systems=None, folds=None, seeds=None, out=None, *, checkpoints=None,
                  data_root=None, epochs=None, device=None) -> str:
-    """The ``python -m mvbook grid`` command line that makes these runs' records
-    (``None``: the grid's default for that option)."""
+    """The ``python -m mvbook grid`` command line that makes these runs' records.
+
+    Parameters
+    ----------
+    dataset, preset : str
+        The dataset and the training preset.
+    systems, folds, seeds : list, optional
+        What to run (``None``: the grid's default for that option).
+    out, checkpoints, data_root : str or Path, optional
+        Where records and checkpoints go and where the data is (``None``: defaults).
+    epochs : int, optional
+        An override of the preset's epochs.
+    device : str, optional
+        The device (``None``: ``auto``).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> grid_command("esc10", "cpu", ["multiview"], [1, 2])
+    'python -m mvbook grid --dataset esc10 --preset cpu --systems multiview --folds 1 2'
+    """
     cmd = ["python", "-m", "mvbook", "grid", "--dataset", dataset, "--preset", preset]
     for flag, values in (("--systems", systems), ("--folds", folds), ("--seeds", seeds)):
         cmd += [flag, *map(str, values)] if values else []

@@ -61,9 +61,25 @@ _LEGACY_ROWS = {"multiview": "mv_literal"}
 
 
 def row_key(record: dict) -> str:
-    """The table row a record belongs to: its system, except that a record made
-    with a blending rule its system no longer uses (``_LEGACY_ROWS``) is a
-    row of the system that uses it now. No row mixes rules."""
+    """The table row a record belongs to.
+
+    Parameters
+    ----------
+    record : dict
+        A results record.
+
+    Returns
+    -------
+    str
+        Its system, except that a record made with a blending rule its system no
+        longer uses (``_LEGACY_ROWS``) is a row of the system that uses it now.
+        No row mixes rules.
+
+    Examples
+    --------
+    >>> row_key({"system": "mel"})
+    'mel'
+    """
     config = record.get("config")
     if config is not None and "blending" not in config and record["system"] in _LEGACY_ROWS:
         return _LEGACY_ROWS[record["system"]]
@@ -94,10 +110,21 @@ def late_fusion(single: dict, members=DERIVED["late"]) -> dict:
 
 
 def fold_accuracies(records: list[dict]) -> pd.DataFrame:
-    """Accuracy (%) per row (:func:`row_key`) and (fold, seed) (columns), with the
-    derived rows: ``late`` (from the four single-view runs), the self-ensembles
-    of the blending runs (:data:`SELF_ENSEMBLE_ROWS`), ``sumrule`` and the sum
-    rules that meta-classifier records state (``_META_SUM_ROWS``)."""
+    """Accuracy (%) of every row and run, with the derived rows.
+
+    Parameters
+    ----------
+    records : list of dict
+        Results records.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows (:func:`row_key`) × (fold, seed) columns; derived rows: ``late`` (from
+        the four single-view runs), the self-ensembles of the blending runs
+        (:data:`SELF_ENSEMBLE_ROWS`), ``sumrule`` and the sum rules that
+        meta-classifier records state (``_META_SUM_ROWS``).
+    """
     cell = {}
     by_run = {}
     for r in records:
@@ -125,9 +152,20 @@ def fold_accuracies(records: list[dict]) -> pd.DataFrame:
 
 
 def table3(records: list[dict]) -> pd.DataFrame:
-    """Mean, std, number of (fold, seed) runs and the half-width of a 95 %
-    t-interval of the mean per system, in Table 3's order. (Runs of one fold
-    share their test files, so the interval is a rough guide, not a guarantee.)"""
+    """Table 3 from records: the accuracy of each row over its runs.
+
+    Parameters
+    ----------
+    records : list of dict
+        Results records (:func:`mvbook.records.load_records`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per system in Table 3's order: ``mean``, ``std``, ``n`` (number of
+        (fold, seed) runs) and ``ci95``, the half-width of a 95 % t-interval of the
+        mean (runs of one fold share their test files, so it is a rough guide).
+    """
     df = fold_accuracies(records)
     if df.empty:
         return pd.DataFrame(columns=["mean", "std", "n", "ci95"])

@@ -54,7 +54,26 @@ def data_root(root=None) -> Path | None:
 
 
 def load_dataset(name: str, root=None) -> Dataset:
-    """Load dataset ``name`` (a key of :data:`DATASETS`) from ``data_root(root)``."""
+    """Load a dataset with its folds and clip list.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`DATASETS`: ``esc50``, ``esc10``, ``gtzan``, ``dcase2016`` or ``synthetic``.
+    root : str or Path, optional
+        The data root (default: :func:`data_root`, i.e. ``$MVBOOK_DATA``).
+
+    Returns
+    -------
+    Dataset
+        Its clips (read on demand by ``load``), classes, sample rate and folds.
+
+    Examples
+    --------
+    >>> ds = load_dataset("synthetic")
+    >>> ds.name, ds.sr, ds.n_folds, len(ds.classes)
+    ('synthetic', 22050, 5, 8)
+    """
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     root = data_root(root)

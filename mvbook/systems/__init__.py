@@ -37,7 +37,18 @@ DERIVED = {"late": VIEWS,                                          # §3.1.4: me
 
 
 def get_system(name: str):
-    """The :class:`~mvbook.systems.base.System` called ``name``."""
+    """A trained system by name, importing its module on first use.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`REGISTRY` (``mel``, ``multiview``, ``fusionnet`` …).
+
+    Returns
+    -------
+    System
+        The :class:`~mvbook.systems.base.System` called ``name``.
+    """
     if name not in REGISTRY:
         hint = " (derived from other runs' posteriors: `mvbook table`)" if name in DERIVED else ""
         raise ConfigError(f"unknown system {name!r}{hint}; trained systems: {', '.join(REGISTRY)}")
@@ -45,7 +56,13 @@ def get_system(name: str):
 
 
 def all_systems() -> dict:
-    """name → system, for every trained system (imports every system module)."""
+    """Every trained system (imports every system module).
+
+    Returns
+    -------
+    dict
+        Name → :class:`~mvbook.systems.base.System`.
+    """
     return {name: get_system(name) for name in REGISTRY}
 
 
@@ -55,6 +72,20 @@ def dependencies(name: str) -> tuple:
 
 
 def load_network(record: dict, checkpoints=None, which: str = "best.pt"):
-    """The network of a finished run (its record) with the weights of its selected
-    checkpoint, on CPU, in eval mode; None when the checkpoint is not on this machine."""
+    """The network of a finished run, with the weights of its selected checkpoint.
+
+    Parameters
+    ----------
+    record : dict
+        The run's results record.
+    checkpoints : str or Path, optional
+        Folder of the checkpoints (default: the one the record names).
+    which : str
+        ``best.pt`` (the selected model) or ``checkpoint.pt`` (the last).
+
+    Returns
+    -------
+    torch.nn.Module or None
+        On CPU, in eval mode; None when the checkpoint is not on this machine.
+    """
     return get_system(record["system"]).load(record, checkpoints, which)
