@@ -86,9 +86,25 @@ def null(value):
 
 
 def overrides_dict(value) -> dict:
-    """The ``overrides`` parameter as a dict: given as a dict (``papermill -y``,
-    the grid) or as text (``papermill -p overrides '{"reference": "initial"}'``,
-    read as YAML, so JSON too); anything else is a ``ValueError`` naming it."""
+    """The ``overrides`` parameter of the training notebook as a dict.
+
+    Parameters
+    ----------
+    value : dict or str or None
+        A dict (``papermill -y``, the grid) or text (``papermill -p overrides
+        '{"reference": "initial"}'``, read as YAML, so JSON too).
+
+    Returns
+    -------
+    dict
+        Preset fields → values (empty for None); anything else is a
+        :class:`~mvbook.errors.ConfigError` naming it.
+
+    Examples
+    --------
+    >>> overrides_dict('{"reference": "initial"}'), overrides_dict(None)
+    ({'reference': 'initial'}, {})
+    """
     value = null(value)
     if isinstance(value, str):
         try:

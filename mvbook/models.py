@@ -62,14 +62,24 @@ class ConvBlock(nn.Sequential):
 
 
 class AttentionPooling(nn.Module):
-    r"""Spatio-temporal attention pooling (after Phan et al., Interspeech 2019).
+    """Spatio-temporal attention pooling (after Phan et al., Interspeech 2019).
 
-    For the recurrent output :math:`H \in \mathbb{R}^{T \times D}`:
-    temporal attention :math:`\alpha = \mathrm{softmax}_t(u^\top \tanh(W_a h_t + b_a))`,
-    spatial attention :math:`\beta = \sigma(V \tanh(U \bar h + c))` with
-    :math:`\bar h = \frac1T \sum_t h_t`; the mask :math:`M = \alpha \beta^\top`
-    weighs :math:`H` and is summed over time: :math:`z_d = \sum_t M_{td} H_{td}`.
-    ``size`` is the attention size (64 in Tables 1–2).
+    For the recurrent output :math:`H \\in \\mathbb{R}^{T \\times D}`:
+    temporal attention :math:`\\alpha = \\mathrm{softmax}_t(u^\\top \\tanh(W_a h_t + b_a))`,
+    spatial attention :math:`\\beta = \\sigma(V \\tanh(U \\bar h + c))` with
+    :math:`\\bar h = \\frac1T \\sum_t h_t`; the mask :math:`M = \\alpha \\beta^\\top`
+    weighs :math:`H` and is summed over time: :math:`z_d = \\sum_t M_{td} H_{td}`.
+
+    Parameters
+    ----------
+    dim : int
+        D, the features per time step of H.
+    size : int
+        The attention size (64 in Tables 1–2).
+
+    Notes
+    -----
+    ``forward`` maps H, shape (B, T, D), to z, shape (B, D).
     """
 
     def __init__(self, dim: int, size: int = 64):
@@ -90,7 +100,21 @@ class AttentionPooling(nn.Module):
 
 
 class Classifier(nn.Sequential):
-    """fc → ReLU → fc → ReLU → fc (#classes), dropout after the hidden fcs."""
+    """fc → ReLU → fc → ReLU → fc (#classes), dropout after the hidden fcs.
+
+    Parameters
+    ----------
+    dim : int
+        Features of the input embedding.
+    hidden : int
+        Units of the two hidden layers.
+    n_classes : int
+        Classes (the output logits).
+
+    Notes
+    -----
+    ``forward`` maps (B, dim) to logits (B, n_classes).
+    """
 
     def __init__(self, dim: int, hidden: int, n_classes: int):
         super().__init__(nn.Linear(dim, hidden), nn.ReLU(inplace=True), nn.Dropout(DROPOUT),
@@ -117,9 +141,18 @@ class _Recurrent(nn.Module):
 
 
 class CRNN2D(_Recurrent):
-    """Table 1: six conv/pool layers halving frequency (64 → 1), biGRU, attention.
+    """Table 1: six conv/pool layers halving frequency (64 → 1), a biGRU and attention pooling.
 
-    Input (B, T, 64); ``forward`` returns the embedding (B, 512·width).
+    Parameters
+    ----------
+    width : float
+        Scale of every channel and unit count (1: the paper's).
+    n_bands : int
+        Frequency bands of the input.
+
+    Notes
+    -----
+    ``forward`` maps a batch (B, T, n_bands) to the embedding (B, 512·width).
     """
 
     def __init__(self, width: float = 1.0, n_bands: int = 64):
@@ -143,10 +176,21 @@ class CRNN1D(_Recurrent):
     """Table 2: conv01, conv02, pool02 turn the waveform into (T, 64); conv1 (5×3)
     and pool1 (4×2) shorten time; conv2–conv6 with (1, 2) pools as in Table 1.
 
-    Input (B, samples): 66,650 at 44.1 kHz (pool02 k = s = 64), 33,330 at
-    22.05 kHz (pool02 k = s = 32). conv02's ``n_bands`` filters (64 in Table 2,
-    at every width) are the band axis that the next six pools halve; with fewer
-    bands (a reduced preset) a pool stops halving once one band is left.
+    Parameters
+    ----------
+    width : float
+        Scale of every channel and unit count (1: the paper's).
+    sr : int
+        Sample rate: the input is 66,650 samples at 44.1 kHz (pool02 k = s = 64),
+        33,330 at 22.05 kHz (pool02 k = s = 32).
+    n_bands : int
+        conv02's filters (64 in Table 2, at every width): the band axis that the
+        next six pools halve; with fewer bands (a reduced preset) a pool stops
+        halving once one band is left.
+
+    Notes
+    -----
+    ``forward`` maps a batch (B, samples) to the embedding (B, 512·width).
     """
 
     def __init__(self, width: float = 1.0, sr: int = 44100, n_bands: int = N_RAW_BANDS):

@@ -104,8 +104,23 @@ def _missing(key: str, name: str, runs: dict, fold: int, seed: int, dataset: str
 
 
 def missing_html(missing: list[dict], dataset: str, preset: str, results_dir: str = "results") -> str:
-    """What :func:`table3_html` found missing, as HTML: the runs to make, grouped
-    by system, then every empty cell with its reason in a collapsed list."""
+    """What :func:`table3_html` found missing, as HTML.
+
+    Parameters
+    ----------
+    missing : list of dict
+        :func:`table3_html`'s second result.
+    dataset, preset : str
+        The table's dataset and preset.
+    results_dir : str
+        The records' folder.
+
+    Returns
+    -------
+    str
+        The runs to make, grouped by system, then every empty cell with its reason
+        in a collapsed list.
+    """
     if not missing:
         return ""
     need = {s: set() for s in ("mel", "gam", "cqt", "raw", "concat", "multiview", "equal")}
@@ -129,16 +144,36 @@ def missing_html(missing: list[dict], dataset: str, preset: str, results_dir: st
 def table3_html(records: list[dict], dataset: str, preset: str, *, folds=None, seeds=(0,),
                 base: str = "../", results_dir: str = "results", extended: bool = False,
                 rows=None) -> tuple[str, list[str]]:
-    """Table 3 as HTML: the paper's column beside ours (mean ± std over the
-    runs), then one column per (fold, seed) whose cells link to the executed
-    notebook and the record of the run that produced them. ``base`` is the
-    path from the page to the repository root as the built book lays it out.
-    ``extended`` adds every row that is not in the paper (names marked †,
-    part *Beyond the paper*); ``rows`` (row keys of ``ALL_ROW_NAMES``) shows
-    those rows only, in that order.
-    Returns (html, missing): ``missing`` has one dict per empty cell with the
-    row's name, ``fold``, ``seed``, ``why`` it is empty, the trained
-    ``systems`` it needs and the ``command`` that fills it."""
+    """Table 3 as HTML: the paper's column beside ours, then one column per run.
+
+    Parameters
+    ----------
+    records : list of dict
+        Results records.
+    dataset, preset : str
+        Which records the table shows.
+    folds : list of int, optional
+        Its fold columns (default: the folds the records have).
+    seeds : sequence of int
+        Its seeds.
+    base : str
+        The path from the page to the repository root as the built book lays it out.
+    results_dir : str
+        The records' folder, relative to ``base``.
+    extended : bool
+        Add every row that is not in the paper (names marked †, part *Beyond the paper*).
+    rows : list of str, optional
+        Row keys (of :data:`~mvbook.results.ALL_ROW_NAMES`) to show, in that order.
+
+    Returns
+    -------
+    html : str
+        Mean ± std over the runs beside the paper's column, then one column per
+        (fold, seed) whose cells link to the executed notebook and the record of the run.
+    missing : list of dict
+        One per empty cell: the row's name, ``fold``, ``seed``, ``why`` it is empty,
+        the trained ``systems`` it needs and the ``command`` that fills it.
+    """
     df = fold_accuracies(records)
     runs = {(row_key(r), r["fold"], r["seed"]): r for r in records}
     cols = sorted(set(df.columns) | {(f, s) for f in (folds or []) for s in seeds})

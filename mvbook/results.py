@@ -391,8 +391,21 @@ def check_claims(records: list[dict], claims=CLAIMS) -> pd.DataFrame:
 
 
 def weight_shares(records: list[dict], system: str = "multiview") -> pd.DataFrame:
-    """Mean weight (Algorithm 1) of each branch over every evaluation of each
-    ``system`` run, one row per (fold, seed): where the training signal went."""
+    """Where the training signal went: the mean weight (Algorithm 1) of each branch.
+
+    Parameters
+    ----------
+    records : list of dict
+        Results records.
+    system : str
+        The blending system whose runs are read.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (fold, seed) run, one column per branch: its mean weight over
+        every evaluation of the run.
+    """
     rows = {}
     for r in records:
         if row_key(r) == system:
@@ -402,8 +415,18 @@ def weight_shares(records: list[dict], system: str = "multiview") -> pd.DataFram
 
 
 def record_rule(record: dict) -> BlendRule:
-    """The blending rule a record of a blending system ran with (records that
-    name none ran Algorithm 1 read literally)."""
+    """The blending rule a record of a blending system ran with.
+
+    Parameters
+    ----------
+    record : dict
+        A results record.
+
+    Returns
+    -------
+    BlendRule
+        The record's rule; records that name none ran Algorithm 1 read literally.
+    """
     stated = record["config"].get("blending")
     return BlendRule(**stated) if stated else RULES["literal"]
 
@@ -438,10 +461,23 @@ def blending_diagnostics(record: dict) -> dict:
 
 
 def diagnostics_table(records: list[dict], system: str) -> pd.DataFrame:
-    """One row per (fold, seed) run of ``system``'s row: the share of steps each
-    branch was off (weight below :data:`~mvbook.blending.OFF`), the measurements
-    where some branch improved (Eq. 5 set the weights) and where none did, the
-    selected weights' entropy, and whether any of these came from a replay."""
+    """What the floor and the fallback of a blending rule hid, run by run.
+
+    Parameters
+    ----------
+    records : list of dict
+        Results records.
+    system : str
+        The row of blending runs to read.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (fold, seed) run: the share of steps each branch was off
+        (weight below :data:`~mvbook.blending.OFF`), the measurements where some
+        branch improved (Eq. 5 set the weights) and where none did, the selected
+        weights' entropy, and whether any of these came from a replay.
+    """
     rows = {}
     for r in records:
         if row_key(r) == system:
@@ -455,27 +491,73 @@ def diagnostics_table(records: list[dict], system: str) -> pd.DataFrame:
 
 
 def replay_weights(record: dict, rule: BlendRule | None = None) -> pd.DataFrame:
-    """w(n) of every branch (columns) at every evaluation step (index) when
-    Algorithm 1 with ``rule`` (default: the record's own) reads the record's losses."""
+    """The weights Algorithm 1 gives when it reads a record's losses.
+
+    Parameters
+    ----------
+    record : dict
+        A results record of a blending run.
+    rule : BlendRule, optional
+        The rule to replay (default: the record's own, :func:`record_rule`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        w(n) of every branch (columns) at every evaluation step (index).
+    """
     return pd.DataFrame(_replayed(record, rule)[1], index=record["curves"]["step"])
 
 
 def last_active_share(record: dict, branch: str = "mv") -> float:
-    """The share of the run after which ``branch`` is off for good (weight below
-    :data:`~mvbook.blending.OFF`; weights at evaluation i hold until evaluation
-    i + 1; 1.0: it trains to the end)."""
+    """The share of a run after which ``branch`` is off for good.
+
+    Parameters
+    ----------
+    record : dict
+        A results record of a blending run.
+    branch : str
+        The branch (default ⊕, ``mv``).
+
+    Returns
+    -------
+    float
+        The share of the steps before the branch's weight stays below
+        :data:`~mvbook.blending.OFF` (weights at evaluation i hold until evaluation
+        i + 1); 1.0: it trains to the end.
+
+    Examples
+    --------
+    >>> last_active_share({"curves": {"step": [0, 10, 20, 40], "weights": {"mv": [0.2, 0.5, 0.0, 0.0]}}})
+    0.5
+    """
     steps, w = record["curves"]["step"], record["curves"]["weights"][branch]
     alive = [i for i in range(len(steps) - 1) if w[i] >= OFF]
     return steps[alive[-1] + 1] / steps[-1] if alive else 0.0
 
 
 def claim_verdict(records: list[dict], row: str, baseline: str, unit: str = "fold", alpha: float = 0.05) -> dict:
-    """Whether ``row`` is above ``baseline`` (:func:`paired_comparison`):
-    ``verdict`` is ``"holds"`` (mean difference > 0 and paired t-test p < ``alpha``),
-    ``"not shown"`` (> 0, not significant), ``"does not hold"`` (≤ 0; ``reversed``
-    when significantly below) or ``"too few runs"`` (fewer than two pairs);
-    with ``pairs``, ``mean_diff``, ``wins``, ``losses``, ``p`` (the t-test's) and
-    ``p_sign_flip`` (the exact sign-flip test's, :func:`sign_flip_p`)."""
+    """Whether ``row`` is above ``baseline``, by a paired test (:func:`paired_comparison`).
+
+    Parameters
+    ----------
+    records : list of dict
+        Results records.
+    row, baseline : str
+        Row keys (:func:`row_key`).
+    unit : {"fold", "run"}
+        What is paired (:data:`UNITS`).
+    alpha : float
+        Significance level of the paired t-test.
+
+    Returns
+    -------
+    dict
+        ``verdict``: ``"holds"`` (mean difference > 0 and p < ``alpha``), ``"not
+        shown"`` (> 0, not significant), ``"does not hold"`` (≤ 0; ``reversed`` when
+        significantly below) or ``"too few runs"`` (fewer than two pairs); with
+        ``pairs``, ``mean_diff`` (percentage points), ``wins``, ``losses``, ``p``
+        (the t-test's) and ``p_sign_flip`` (the exact sign-flip test's, :func:`sign_flip_p`).
+    """
     c = paired_comparison(records, row, [baseline], unit=unit)
     n = int(c.loc[baseline, "pairs"]) if baseline in c.index else 0
     out = {"pairs": n, "mean_diff": np.nan, "wins": 0, "losses": 0, "p": np.nan, "p_sign_flip": np.nan,

@@ -48,7 +48,18 @@ DATASETS = {
 
 
 def data_root(root=None) -> Path | None:
-    """The data root: ``root`` if given, else ``$MVBOOK_DATA``, else ``None``."""
+    """The data root.
+
+    Parameters
+    ----------
+    root : str or Path, optional
+        Returned (as a Path) if given.
+
+    Returns
+    -------
+    Path or None
+        ``root``, else ``$MVBOOK_DATA``, else None.
+    """
     root = root if root is not None else os.environ.get("MVBOOK_DATA") or None
     return Path(root).expanduser() if root is not None else None
 
@@ -86,7 +97,20 @@ def load_dataset(name: str, root=None) -> Dataset:
 
 
 def describe(name: str | None = None, root=None) -> str:
-    """One line per dataset (or for ``name``): what was found under the root, or why not."""
+    """What the data root holds, dataset by dataset.
+
+    Parameters
+    ----------
+    name : str, optional
+        One dataset (default: every one).
+    root : str or Path, optional
+        The data root (default: :func:`data_root`).
+
+    Returns
+    -------
+    str
+        One line per dataset: what was found under the root, or why not.
+    """
     lines = []
     for n in [name] if name else DATASETS:
         try:

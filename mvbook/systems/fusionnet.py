@@ -35,8 +35,10 @@ from .base import BranchSystem, Run, System, Training
 
 __all__ = ["META_LR", "META_EPOCHS", "CoderSystem", "meta_epochs", "MetaSystem", "MetaTraining", "SYSTEMS"]
 
+#: learning rate of the meta-classifier
 META_LR = 1e-3
-META_EPOCHS = {"paper": 100, "cpu": 100, "long": 100}    # other presets (smoke): their own epochs
+#: epochs of the meta-classifier by preset (other presets, smoke: their own epochs)
+META_EPOCHS = {"paper": 100, "cpu": 100, "long": 100}
 
 
 class CoderSystem(BranchSystem):
@@ -53,8 +55,21 @@ _CODERS = {v: CoderSystem(f"fcn_{v}", (v,), "single", origin="fusionnet") for v 
 
 
 def meta_epochs(preset, overrides: dict | None) -> int:
-    """Epochs of the meta-classifier: ``epochs=`` if given, else ``META_EPOCHS``
-    of the preset, else (``smoke``) the preset's own epochs."""
+    """Epochs of the meta-classifier.
+
+    Parameters
+    ----------
+    preset : Preset
+        The run's preset.
+    overrides : dict or None
+        The run's preset overrides.
+
+    Returns
+    -------
+    int
+        ``epochs=`` if given, else :data:`META_EPOCHS` of the preset, else
+        (``smoke``) the preset's own epochs.
+    """
     if (overrides or {}).get("epochs") is not None:
         return int(overrides["epochs"])
     return META_EPOCHS.get(preset.name, preset.epochs or META_EPOCHS["paper"])
