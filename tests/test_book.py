@@ -60,7 +60,7 @@ def test_build_has_no_warnings_and_executed_every_chapter(build):
     html, log = build
     assert not re.search(r"WARNING: |ERROR: ", log), log[-4000:]
     for f in toc_files():
-        if f != "book/references":
+        if "```{code-cell}" in (REPO / f"{f}.md").read_text():       # not the references or the API reference
             assert f"{f}.md: Execut" in log or f"{f}.md: Using cached" in log, f"{f} was not executed"
 
 
