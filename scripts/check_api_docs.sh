@@ -33,4 +33,8 @@ api = next(p for p in toc["parts"] if p["caption"] == "API reference")["chapters
 PY
 "$JB" build . --config "$tmp/_config.yml" --toc "$tmp/_toc.yml" --path-output "$tmp/out" \
     --nitpick --warningiserror --keep-going --quiet "$@"
-echo "check_api_docs: the API pages build without a warning"
+if grep -rl "$PWD" "$tmp/out/_build/html/book/api"; then
+    echo "check_api_docs: the pages above show a path of this machine (a default or a constant's value)" >&2
+    exit 1
+fi
+echo "check_api_docs: the API pages build without a warning or a path of this machine"

@@ -37,7 +37,7 @@ __all__ = ["META_LR", "META_EPOCHS", "CoderSystem", "meta_epochs", "MetaSystem",
 
 #: learning rate of the meta-classifier
 META_LR = 1e-3
-#: epochs of the meta-classifier by preset (other presets, smoke: their own epochs)
+#: epochs of the meta-classifier by preset (another preset, as smoke, trains for its own epochs)
 META_EPOCHS = {"paper": 100, "cpu": 100, "long": 100}
 
 
