@@ -14,7 +14,7 @@ from .records import REPO, grid_command, record_path
 from .results import ALL_ROW_NAMES, PAPER_TABLE3, ROW_NAMES, SELF_ENSEMBLE_ROWS, fold_accuracies, row_key
 from .systems import DERIVED, PAPER_SYSTEMS
 
-__all__ = ["SOURCE", "missing_html", "table3_html"]
+__all__ = ["SOURCE", "missing_html", "table3_html", "row_commits"]
 
 
 def _rel(path, base: str) -> str:

@@ -27,7 +27,7 @@ from .results import (
 
 __all__ = ["count", "fmt_p", "COMPARISON_FORMAT", "min_wilcoxon_p", "wilcoxon_note", "findings_table",
            "length_margins", "compare_sentence", "weight_pattern", "preset_cost", "capacity", "scale_sentence",
-           "scale_disagreements"]
+           "scale_disagreements", "scale_table", "pattern_checks", "rerun_drift"]
 
 # The rows of the introduction's table of findings, in its order.
 _FINDING_ROWS = ("multiview", "mv_literal", "equal", "concat", "late", "mel", "gam", "cqt", "raw",
