@@ -211,8 +211,8 @@ def loader_seconds(ds, feats, transforms, B, dev, n=20) -> float:
 
 
 def load_features(name, root, cache_dir):
-    from mvbook.data import load_dataset
     from mvbook.cache import load_views
+    from mvbook.data import load_dataset
     from mvbook.features import Standardizer
     ds = load_dataset(name, root)
     feats = load_views(ds, cache_dir=cache_dir, progress=False)
@@ -269,7 +269,8 @@ def eval_share(ds, feats, transforms, dev, step_cpu: dict, reps: int, best_rate:
         wall, cpu = eval_seconds(model, seg, sets, dev, fast, reps)
         best_rate = max(best_rate, flops / (cpu if dev.type == "cpu" else wall))
         train = steps * step_cpu[name]
-        print(f"  {name:10} {wall:8.3f} {cpu:11.3f} {step_cpu[name]:11.3f} {n_eval * cpu / (train + n_eval * cpu):13.1%}")
+        share = n_eval * cpu / (train + n_eval * cpu)
+        print(f"  {name:10} {wall:8.3f} {cpu:11.3f} {step_cpu[name]:11.3f} {share:13.1%}")
         FIGURES[f"eval_{name}"] = {"wall_s": wall, "cpu_s": cpu, "share": n_eval * cpu / (train + n_eval * cpu),
                                    "evaluations": n_eval, "steps": steps, "dataset": ds.name}
     floor = flops / best_rate
@@ -351,7 +352,7 @@ def main():
     B = args.batch
     cpu = platform.processor() or platform.machine()
     try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     print(f"{cpu}, {os.cpu_count()} CPU cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "

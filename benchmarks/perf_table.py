@@ -50,29 +50,34 @@ def table(f: dict, date: str, commit: str) -> str:
         if c:
             bold = "**" if name == "multiview" else ""
             rows.append(f"| `cpu`-preset {name} step | eager {c['eager']['cpu_s']:.3f} s | "
-                        f"{c['optimised']['cpu_s']:.3f} s | {bold}{c['eager']['cpu_s'] / c['optimised']['cpu_s']:.2f}×{bold} |")
+                        f"{c['optimised']['cpu_s']:.3f} s | "
+                        f"{bold}{c['eager']['cpu_s'] / c['optimised']['cpu_s']:.2f}×{bold} |")
     k, c = f.get("kept_memory"), f.get("cpu_preset_multiview")
     if k and k.get("ok") and c:
         mv = k["multiview"]
         rows.append(f"| … freed memory kept, as `train` runs (a second process) | eager {c['eager']['cpu_s']:.3f} s "
-                    f"(this run's) | {mv['optimised']['cpu_s']:.3f} s | {c['eager']['cpu_s'] / mv['optimised']['cpu_s']:.2f}× |")
+                    f"(this run's) | {mv['optimised']['cpu_s']:.3f} s | "
+                    f"{c['eager']['cpu_s'] / mv['optimised']['cpu_s']:.2f}× |")
         rows.append(f"| … against eager with freed memory kept too | eager {mv['eager']['cpu_s']:.3f} s | "
                     f"{mv['optimised']['cpu_s']:.3f} s | {mv['eager']['cpu_s'] / mv['optimised']['cpu_s']:.2f}× |")
     for w, label in (("1", "paper-scale step (width 1, 64 bands)"), ("0.25", "width-0.25 step (64 bands)")):
         c = f.get(f"width_{w}")
         if c:
             rows.append(f"| {label}, {c['gflop']:.0f} GFLOP | eager {c['eager']['cpu_s']:.2f} s | "
-                        f"{c['optimised']['cpu_s']:.2f} s ({c['gflop'] * 1e9 / c['optimised']['cpu_s'] / m['peak_fp32_cpu']:.0%}"
+                        f"{c['optimised']['cpu_s']:.2f} s "
+                        f"({c['gflop'] * 1e9 / c['optimised']['cpu_s'] / m['peak_fp32_cpu']:.0%}"
                         f" of the fp32 GEMM peak) | {c['eager']['cpu_s'] / c['optimised']['cpu_s']:.2f}× |")
             if "optimised+bf16" in c:
                 rows.append(f"| … with `MVBOOK_CPU_BF16=1` (opt-in) | eager {c['eager']['cpu_s']:.2f} s | "
-                            f"{c['optimised+bf16']['cpu_s']:.2f} s | {c['eager']['cpu_s'] / c['optimised+bf16']['cpu_s']:.2f}× |")
+                            f"{c['optimised+bf16']['cpu_s']:.2f} s | "
+                            f"{c['eager']['cpu_s'] / c['optimised+bf16']['cpu_s']:.2f}× |")
     e, o, fl = f.get("eval_eager"), f.get("eval_optimised"), f.get("eval_floor")
     if e and o:
         rows.append(f"| one evaluation ({o['dataset']} fold 1, all three sets) | eager {e['cpu_s']:.2f} s | "
                     f"{o['cpu_s']:.2f} s | {e['cpu_s'] / o['cpu_s']:.2f}× |")
-        rows.append(f"| evaluation's share of a `cpu`-preset run ({o['evaluations']} evaluations, {o['steps']} steps) | "
-                    f"eager {e['share']:.1%} | {o['share']:.1%} | floor: {fl['share']:.1%} at {fl['rate'] / 1e9:.0f} GFLOP/s, "
+        rows.append(f"| evaluation's share of a `cpu`-preset run ({o['evaluations']} evaluations, "
+                    f"{o['steps']} steps) | eager {e['share']:.1%} | {o['share']:.1%} | "
+                    f"floor: {fl['share']:.1%} at {fl['rate'] / 1e9:.0f} GFLOP/s, "
                     f"the fastest float32 rate of the run |")
     if e and o and k and k.get("ok") and k.get("eval"):
         rows.append(f"| … freed memory kept, as `train` runs | — | {k['eval']['cpu_s']:.2f} s, "

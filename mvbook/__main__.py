@@ -5,23 +5,24 @@ Run ``python -m mvbook <command> --help`` for each command's options.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 import sys
 import time
 import warnings
+from pathlib import Path
 
 from . import __version__
 from .config import PRESETS
-from .data import DATASETS, DatasetError, check_datasets, describe, load_dataset
+from .data import DATASETS, check_datasets, describe, load_dataset
 from .data.download import ESC50_SHA256, ESC50_URL, fetch_esc50
-from .errors import ConfigError
+from .errors import ConfigError, DataError, MvbookError
 from .systems import PAPER_SYSTEMS, TRAINED_SYSTEMS
 
+__all__ = ["RESULTS", "COMMANDS", "parser", "main"]
 
 RESULTS = "results"   # where train and grid write records and table reads them
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Defaults shown after each option (not where they are None or off: the
     help says what that means); description and examples kept as written."""
 
@@ -32,7 +33,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 
 
 def _sub(sub, name: str, help: str, examples: str, description: str | None = None) -> argparse.ArgumentParser:
-    return sub.add_parser(name, help=help, description=description or help, formatter_class=HelpFormatter,
+    return sub.add_parser(name, help=help, description=description or help, formatter_class=_HelpFormatter,
                           epilog="examples:\n" + "\n".join(f"  {line}" for line in examples.strip().splitlines()))
 
 
@@ -64,7 +65,8 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
                         "(--scheduler-address); slurm: worker jobs through dask-jobqueue (--jobs)")
     g.add_argument("--workers", type=int, default=None,
                    help="local: number of workers (default: one per GPU, else one per core)")
-    g.add_argument("--scheduler-address", default=None, help="dask: tcp://host:8786 (or tls://… with Dask's TLS config)")
+    g.add_argument("--scheduler-address", default=None,
+                   help="dask: tcp://host:8786 (or tls://… with Dask's TLS config)")
     g.add_argument("--jobs", type=int, default=None, help="slurm: at most this many worker jobs at once")
     g.add_argument("--gpus-per-cell", type=int, default=None,
                    help="GPUs each cell asks for (Dask resource GPU; default: 1 where workers have GPUs, else 0)")
@@ -73,9 +75,10 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m mvbook`` and its six commands."""
     ap = argparse.ArgumentParser(prog="python -m mvbook", description="The command line of mvbook, the executable "
                                  "companion to 'Multi-view Audio and Music Classification' (ICASSP 2021).",
-                                 formatter_class=HelpFormatter,
+                                 formatter_class=_HelpFormatter,
                                  epilog="examples:\n  python -m mvbook train --dataset synthetic --preset smoke\n"
                                         "  python -m mvbook table --results results --format markdown\n"
                                         "  python -m mvbook <command> --help")
@@ -116,7 +119,7 @@ python -m mvbook datasets --data-root DIR --check     # decode every clip""")
 
 
 def _fetch_parser(sub) -> None:
-    p = _sub(sub, "fetch", "download a dataset to DIR (ESC-50, which holds ESC-10), checksummed", f"""
+    p = _sub(sub, "fetch", "download a dataset to DIR (ESC-50, which holds ESC-10), checksummed", """
 python -m mvbook fetch esc50 DIR                  # then: --data-root DIR, or MVBOOK_DATA=DIR
 python -m mvbook fetch esc50 DIR --sha256 HEX     # verify the archive against a recorded hash""",
              description=f"Download ESC-50 (commit archive {ESC50_URL}) to DIR/ESC-50, verify it and unpack it.")
@@ -190,15 +193,20 @@ python -m mvbook verify --at-commit results/esc10/cpu/mel/fold1-seed0.json   # w
 
 
 def main(argv=None) -> int:
+    """Run one command; a problem mvbook diagnosed (:class:`~mvbook.errors.MvbookError`)
+    or a file that cannot be read or written prints one ``error:`` line and exits 2.
+    Anything else (a bug, a genuine torch error) keeps its traceback."""
     args = parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (DatasetError, ValueError, RuntimeError, OSError) as e:
+    except (MvbookError, OSError) as e:
+        if isinstance(e, OSError) and e.filename is None:
+            raise
         print(f"error: {e}", file=sys.stderr)
         return 2
 
 
-def cmd_datasets(args) -> int:
+def _cmd_datasets(args) -> int:
     print(describe(None, args.data_root))
     errors = check_datasets(args.data_root, progress=not args.no_progress) if args.check else []
     for e in errors:
@@ -206,7 +214,7 @@ def cmd_datasets(args) -> int:
     return 2 if errors else 0
 
 
-def cmd_fetch(args) -> int:
+def _cmd_fetch(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         path = fetch_esc50(args.root, url=args.url, known_hash=args.sha256 or ESC50_SHA256,
@@ -217,7 +225,7 @@ def cmd_fetch(args) -> int:
     return 0
 
 
-def cmd_features(args) -> int:
+def _cmd_features(args) -> int:
     from .cache import load_views
     ds = load_dataset(args.dataset, args.data_root)
     t = time.time()
@@ -236,7 +244,7 @@ def _train_kwargs(args) -> dict:
     return kw
 
 
-def cmd_train(args) -> int:
+def _cmd_train(args) -> int:
     from .train import train
     rec = train(system=args.system, fold=args.fold, seed=args.seed, fresh=args.fresh, **_train_kwargs(args))
     acc = "  ".join(f"{k} {100 * v:.2f}" for k, v in rec["accuracy"].items())
@@ -245,7 +253,7 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_grid(args) -> int:
+def _cmd_grid(args) -> int:
     """Every system × fold (× seed) of a dataset through the book's training
     notebook (``book/training.md``) with papermill; each executed notebook is
     kept beside its record as ``<out>/<dataset>/<preset>/<system>/fold<k>-seed<s>.ipynb``.
@@ -257,7 +265,7 @@ def cmd_grid(args) -> int:
     folds = args.folds or list(range(1, ds.n_folds + 1))
     bad = [f for f in folds if not 1 <= f <= ds.n_folds]
     if bad:
-        raise ValueError(f"{ds.name} has folds 1..{ds.n_folds}; got {bad}")
+        raise ConfigError(f"{ds.name} has folds 1..{ds.n_folds}; got {bad}")
     engine = {} if args.engine == "serial" else {
         "workers": args.workers, "scheduler_address": args.scheduler_address, "jobs": args.jobs,
         "gpus_per_cell": args.gpus_per_cell, "threads": args.threads, "retries": args.retries}
@@ -265,8 +273,8 @@ def cmd_grid(args) -> int:
         try:
             import distributed  # noqa: F401  (the optional extra)
         except ImportError:
-            raise RuntimeError(f"--engine {args.engine} needs Dask: pip install \"mvbook[cluster]\" "
-                               "(dask[distributed], dask-jobqueue)") from None
+            raise ConfigError(f"--engine {args.engine} needs Dask: pip install \"mvbook[cluster]\" "
+                              "(dask[distributed], dask-jobqueue)") from None
     report = run_grid(ds.name, args.systems, folds, args.seeds or [args.seed], preset=args.preset,
                       out=args.out, device=args.device, data_root=args.data_root, cache_dir=args.cache_dir,
                       checkpoints=args.checkpoints, epochs=args.epochs, direct=args.direct,
@@ -276,16 +284,16 @@ def cmd_grid(args) -> int:
     return 1 if report.failed else 0
 
 
-def cmd_table(args) -> int:
+def _cmd_table(args) -> int:
     from .records import load_records
     from .results import UNITS, export_table, fold_accuracies, format_table3, paired_comparison, run_labels, table3_rows
     recs = load_records(args.results, args.dataset, args.preset, skip_bad=args.skip_bad)
     if not recs:
         found = sorted({(r["dataset"], r["preset"]) for r in load_records(args.results, skip_bad=True)}) \
             if Path(args.results).is_dir() else []
-        raise ValueError(f"no records of {args.dataset} at preset {args.preset} ({args.results}): "
-                         + (f"it holds {', '.join(f'{d}/{p}' for d, p in found)}" if found else "it holds none")
-                         + "; see --results, --dataset and --preset")
+        raise DataError(f"no records of {args.dataset} at preset {args.preset} ({args.results}): "
+                        + (f"it holds {', '.join(f'{d}/{p}' for d, p in found)}" if found else "it holds none")
+                        + "; see --results, --dataset and --preset")
     rows = list(fold_accuracies(recs).index)
     if args.compare and args.compare not in rows:
         raise ConfigError(f"--compare {args.compare}: no such row in these records; rows: {', '.join(rows)}")
@@ -303,11 +311,10 @@ def cmd_table(args) -> int:
     return 0
 
 
-def cmd_verify(args) -> int:
+def _cmd_verify(args) -> int:
     """Each record re-run and compared (:func:`mvbook.verify.verify`); its notes
     and an ``error:`` line for one that cannot be verified go to stderr, the
     verdicts to stdout. The exit status is the worst record's."""
-    from .errors import MvbookError
     from .verify import EXIT, verify
     worst = 0
     for k, path in enumerate(args.records, 1):
@@ -325,8 +332,8 @@ def cmd_verify(args) -> int:
     return worst
 
 
-COMMANDS = {"datasets": cmd_datasets, "fetch": cmd_fetch, "features": cmd_features, "train": cmd_train,
-            "grid": cmd_grid, "table": cmd_table, "verify": cmd_verify}
+COMMANDS = {"datasets": _cmd_datasets, "fetch": _cmd_fetch, "features": _cmd_features, "train": _cmd_train,
+            "grid": _cmd_grid, "table": _cmd_table, "verify": _cmd_verify}
 
 if __name__ == "__main__":
     sys.exit(main())

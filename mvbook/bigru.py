@@ -10,6 +10,8 @@ from torch import nn
 
 from .fastpaths import accumulation_dtype, on_fast_path
 
+__all__ = ["BiGRU"]
+
 
 class _BiGRUFunction(torch.autograd.Function):
     r"""One bidirectional GRU layer (batch first, zero initial state), both
@@ -27,12 +29,12 @@ class _BiGRUFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, w_ih_r, w_hh_r, b_ih_r, b_hh_r):
-        B, T, I = x.shape
+        B, T, C_in = x.shape
         H = w_hh.shape[1]
-        W_ih = torch.stack([w_ih, w_ih_r])                       # (2, 3H, I)
+        W_ih = torch.stack([w_ih, w_ih_r])                       # (2, 3H, C_in)
         W_hh = torch.stack([w_hh, w_hh_r])                       # (2, 3H, H)
-        X = torch.stack([x.transpose(0, 1), x.flip(1).transpose(0, 1)])   # (2, T, B, I), time-major
-        G = torch.baddbmm(torch.stack([b_ih, b_ih_r]).unsqueeze(1), X.view(2, T * B, I),
+        X = torch.stack([x.transpose(0, 1), x.flip(1).transpose(0, 1)])   # (2, T, B, C_in), time-major
+        G = torch.baddbmm(torch.stack([b_ih, b_ih_r]).unsqueeze(1), X.view(2, T * B, C_in),
                           W_ih.transpose(1, 2)).view(2, T, B, 3 * H)
         b_hh2 = torch.stack([b_hh, b_hh_r]).unsqueeze(1)         # (2, 1, 3H)
         W_hh_t = W_hh.transpose(1, 2)
@@ -56,7 +58,7 @@ class _BiGRUFunction(torch.autograd.Function):
     def backward(ctx, g_out, g_hn):
         X, W_ih, W_hh, hs, gh, rz, n, d = ctx.saved_tensors
         T, _, B, H = n.shape
-        I = X.shape[-1]
+        C_in = X.shape[-1]
         dH = hs.new_zeros(T, 2, B, H)                            # ∂L/∂h_t from the layer's outputs
         if g_out is not None:
             g_out = g_out.transpose(0, 1)                        # (T, B, 2H)
@@ -85,11 +87,11 @@ class _BiGRUFunction(torch.autograd.Function):
         g_W_hh = torch.bmm(dGh.view(2, T * B, 3 * H).transpose(1, 2),
                            hs[:T].transpose(0, 1).reshape(2, T * B, H))
         g_b_hh = dGh.sum((1, 2))
-        g_W_ih = torch.bmm(dG2.transpose(1, 2), X.view(2, T * B, I))
+        g_W_ih = torch.bmm(dG2.transpose(1, 2), X.view(2, T * B, C_in))
         g_b_ih = dG.sum((1, 2))
         g_x = None
         if ctx.needs_input_grad[0]:
-            dX = torch.bmm(dG2, W_ih).view(2, T, B, I)
+            dX = torch.bmm(dG2, W_ih).view(2, T, B, C_in)
             g_x = (dX[0] + dX[1].flip(0)).transpose(0, 1)
         return (g_x, g_W_ih[0], g_W_hh[0], g_b_ih[0], g_b_hh[0],
                 g_W_ih[1], g_W_hh[1], g_b_ih[1], g_b_hh[1])
@@ -97,7 +99,7 @@ class _BiGRUFunction(torch.autograd.Function):
 
 class BiGRU(nn.GRU):
     """``nn.GRU`` (same parameters, same maths) whose one-layer, bidirectional,
-    batch-first case runs :class:`_BiGRUFunction` on CPU, in float32."""
+    batch-first case runs ``_BiGRUFunction`` on CPU, in float32."""
 
     def forward(self, input, hx=None):
         if (hx is not None or not on_fast_path(input) or not isinstance(input, torch.Tensor)

@@ -34,7 +34,7 @@ non-negative and sum to 1:
    10⁻⁵ applies to every ratio before normalising, zeros included, where
    XSleepNet2 floors only positive normalised weights (so there a branch can
    get exactly 0, here never); ``slope`` adds XSleepNet2's estimate
-   of G and O from the slopes of line fits (:func:`slope_G_O`).
+   of G and O from the slopes of line fits (``_line_slope``).
 
 ``power`` is the exponent of :math:`|O|` (2 in Eq. 5; 1 for the ablation).
 Chapter: *Adaptive gradient blending*.
@@ -45,7 +45,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-OFF = 1e-3      # a weight below this counts as off: exactly 0 under the literal rule, about floor / Z under a floor
+from .errors import ConfigError
+
+__all__ = ["OFF", "BlendRule", "RULES", "smoothed", "initial_weights", "FixedWeights", "AdaptiveBlender"]
+
+#: a weight below this counts as off (exactly 0 under the literal rule, about floor / Z under a floor)
+OFF = 1e-3
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,7 @@ class BlendRule:
     no branch is switched off entirely; ``warmup_windows``: measurements before
     the first adaptive weight, in units of the window W (XSleepNet2: 1, its
     20-evaluation warm-up equals its 20-point window); ``estimator``: ``"mean"``
-    (Eq. 3–4 on the means of the last W) or ``"slope"`` (:func:`slope_G_O`)."""
+    (Eq. 3–4 on the means of the last W) or ``"slope"`` (``_line_slope``)."""
     name: str
     fallback: str = "keep"
     floor: float = 0.0
@@ -69,18 +74,19 @@ class BlendRule:
     def __post_init__(self):
         if self.fallback not in ("keep", "uniform") or self.estimator not in ("mean", "slope") \
                 or self.floor < 0 or self.warmup_windows < 0:
-            raise ValueError(f"invalid blending rule {self}")
+            raise ConfigError(f"invalid blending rule {self}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+#: the blending rules by name
 RULES = {"literal": BlendRule("literal"),
          "authors": BlendRule("authors", fallback="uniform", floor=1e-5, warmup_windows=1),
          "slope": BlendRule("slope", fallback="uniform", floor=1e-5, warmup_windows=1, estimator="slope")}
 
 
-def line_slope(y) -> float:
+def _line_slope(y) -> float:
     """Slope of the least-squares line through ``y`` at t = 0, 1, …"""
     return float(np.polyfit(np.arange(len(y)), np.asarray(y, dtype=np.float64), 1)[0])
 
@@ -91,8 +97,26 @@ def smoothed(L: list, W: int) -> list:
 
 
 def initial_weights(branches, mode: str) -> dict:
-    """Branch weights of Eq. 2 for each loss mode: ``single`` (its one branch),
-    ``concat`` (the ⊕ branch only), else uniform (``equal``; ``blend`` starts so)."""
+    """Branch weights of Eq. 2 before any blending update.
+
+    Parameters
+    ----------
+    branches : sequence of str
+        The network's branches (views, and ``mv`` for ⊕).
+    mode : str
+        The loss mode: ``single`` (its one branch), ``concat`` (the ⊕ branch only),
+        else uniform (``equal``; ``blend`` starts so).
+
+    Returns
+    -------
+    dict
+        Branch → weight; the weights sum to 1.
+
+    Examples
+    --------
+    >>> initial_weights(("mel", "mv"), "concat"), initial_weights(("mel", "mv"), "blend")
+    ({'mel': 0.0, 'mv': 1.0}, {'mel': 0.5, 'mv': 0.5})
+    """
     if mode == "single":
         return {k: 1.0 for k in branches}
     if mode == "concat":
@@ -154,9 +178,9 @@ class AdaptiveBlender:
     def __init__(self, branches, window: int = 5, reference: str = "best",
                  eps: float = 1e-6, power: float = 2.0, rule: BlendRule = RULES["literal"]):
         if reference not in ("best", "initial"):
-            raise ValueError(f"reference must be 'best' or 'initial', not {reference!r}")
+            raise ConfigError(f"reference must be 'best' or 'initial', not {reference!r}")
         if window < 1:
-            raise ValueError("window W must be at least 1")
+            raise ConfigError("window W must be at least 1")
         self.branches = tuple(branches)
         self.W, self.reference, self.eps, self.power, self.rule = window, reference, eps, power, rule
         self.L_tr = {k: [] for k in self.branches}
@@ -189,8 +213,8 @@ class AdaptiveBlender:
         H = max(self.W, 2)
         S = [{k: smoothed(L[k], self.W) for k in self.branches} for L in (self.L_tr, self.L_va)]
         if not self.L_tr_star:                                   # XSleepNet2: the fit before this point
-            self.L_tr_star, self.L_va_star = ({k: line_slope(s[k][-H - 1:-1]) for k in self.branches} for s in S)
-        return tuple({k: line_slope(s[k][-H:]) for k in self.branches} for s in S)
+            self.L_tr_star, self.L_va_star = ({k: _line_slope(s[k][-H - 1:-1]) for k in self.branches} for s in S)
+        return tuple({k: _line_slope(s[k][-H:]) for k in self.branches} for s in S)
 
     def update(self, train_losses: dict, val_losses: dict) -> dict:
         """Append one measurement per branch and return the weights w(n)."""
@@ -203,13 +227,13 @@ class AdaptiveBlender:
         ratio = {}
         for k in self.branches:
             if self.rule.estimator == "mean":
-                G = self.L_va_star[k] - L_va_bar[k]                                  # Eq. 3
-                O = (self.L_tr_star[k] - L_tr_bar[k]) - (self.L_va_star[k] - L_va_bar[k])  # Eq. 4
+                G_k = self.L_va_star[k] - L_va_bar[k]                                  # Eq. 3
+                O_k = (self.L_tr_star[k] - L_tr_bar[k]) - (self.L_va_star[k] - L_va_bar[k])  # Eq. 4
             else:                                                # XSleepNet2's slopes, its signs
-                G = L_va_bar[k] - self.L_va_star[k]
-                O = (L_va_bar[k] - L_tr_bar[k]) - (self.L_va_star[k] - self.L_tr_star[k])
-            self.G[k], self.O[k] = G, O
-            ratio[k] = G / (abs(O) ** self.power + self.eps) if G > 0 else 0.0     # Eq. 5, before 1/Z
+                G_k = L_va_bar[k] - self.L_va_star[k]
+                O_k = (L_va_bar[k] - L_tr_bar[k]) - (self.L_va_star[k] - self.L_tr_star[k])
+            self.G[k], self.O[k] = G_k, O_k
+            ratio[k] = G_k / (abs(O_k) ** self.power + self.eps) if G_k > 0 else 0.0     # Eq. 5, before 1/Z
         self.counts["uncredited"] += all(r <= self.rule.floor for r in ratio.values())   # no branch improved
         ratio = self.ratio = {k: max(r, self.rule.floor) for k, r in ratio.items()}
         Z = sum(ratio.values())

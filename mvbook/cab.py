@@ -16,9 +16,11 @@ from torch import nn
 
 from .models import MultiViewNet
 
-N_CLASSIFIERS = 40
-CLASSIFIER_UNITS = (8, 4)
-ATTENTION_UNITS = (160, 80)
+__all__ = ["ClassifierAttention", "CABNet"]
+
+_N_CLASSIFIERS = 40
+_CLASSIFIER_UNITS = (8, 4)
+_ATTENTION_UNITS = (160, 80)
 
 
 def _mlp(sizes, out: int) -> nn.Sequential:
@@ -33,8 +35,8 @@ class ClassifierAttention(nn.Module):
     :math:`\\log p` (log posteriors), usable as logits by a cross-entropy loss:
     softmax of :math:`\\log p` is :math:`p`."""
 
-    def __init__(self, dim: int, n_classes: int, n_classifiers: int = N_CLASSIFIERS,
-                 units=CLASSIFIER_UNITS, attention=ATTENTION_UNITS):
+    def __init__(self, dim: int, n_classes: int, n_classifiers: int = _N_CLASSIFIERS,
+                 units=_CLASSIFIER_UNITS, attention=_ATTENTION_UNITS):
         super().__init__()
         self.classifiers = nn.ModuleList(_mlp((dim, *units), n_classes) for _ in range(n_classifiers))
         self.attention = _mlp((dim, *attention), n_classifiers)

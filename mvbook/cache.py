@@ -23,7 +23,7 @@ own bytes. On every load:
   file and the view, and nothing is cached.
 
 A clip that fails to decode does not stop the pass at once: the remaining clips
-are still decoded (not extracted) and one :class:`~mvbook.data.DatasetError`
+are still decoded (not extracted) and one :class:`~mvbook.data.base.DatasetError`
 lists every bad file. Temporaries (``.<name>.<host>.<pid>.<id>.tmp``) are removed
 on SIGINT/SIGTERM and those left by killed runs are removed by the next run
 that writes to the folder.
@@ -55,15 +55,17 @@ from .cachefile import (
     write_json,
 )
 from .data import DatasetError
+from .errors import DataError
 from .features import extract_batch, view_params
 from .framing import N_BANDS, VIEWS, check_sr, check_view, n_frames
 
-__all__ = ["CacheError", "cache_path", "cache_root", "clip_ids", "load_views", "view_shape"]
+__all__ = ["CacheError", "cache_path", "cache_root", "clip_ids", "load_views", "source_id", "view_shape",
+           "CACHE_FORMAT", "RACY_NS"]
 
 #: bumped when the layout of the cache files changes
 CACHE_FORMAT = 2
 RACY_NS = 2_000_000_000
-FOLDER_HINT = "point --cache-dir or $MVBOOK_CACHE at a writable folder"
+_FOLDER_HINT = "point --cache-dir or $MVBOOK_CACHE at a writable folder"
 
 
 def cache_root(cache_dir=None) -> Path:
@@ -72,20 +74,20 @@ def cache_root(cache_dir=None) -> Path:
     return Path(root).expanduser()
 
 
-def check_folder(root: Path, write: bool) -> None:
+def _check_folder(root: Path, write: bool) -> None:
     """:class:`CacheError` if ``root`` is not a folder (or, for ``write``, cannot be made
     or written to)."""
     if root.exists() and not root.is_dir():
-        raise CacheError(f"feature cache folder is a file, not a folder ({root}): {FOLDER_HINT}")
+        raise CacheError(f"feature cache folder is a file, not a folder ({root}): {_FOLDER_HINT}")
     if not write:
         return
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise CacheError(f"feature cache folder cannot be created, {e.strerror or e} ({root}): "
-                         f"{FOLDER_HINT}") from e
+                         f"{_FOLDER_HINT}") from e
     if not os.access(root, os.W_OK | os.X_OK):
-        raise CacheError(f"feature cache folder is not writable ({root}): {FOLDER_HINT}")
+        raise CacheError(f"feature cache folder is not writable ({root}): {_FOLDER_HINT}")
 
 
 def _digest(payload) -> str:
@@ -123,7 +125,7 @@ def _clip(dataset, i: int):
     return str(getattr(c, "key", c)), getattr(c, "path", None)
 
 
-def clip_name(dataset, i: int) -> str:
+def _clip_name(dataset, i: int) -> str:
     key, path = _clip(dataset, i)
     return str(path) if path is not None else f"{dataset.name} clip {key}"
 
@@ -134,7 +136,7 @@ def clip_ids(dataset, cache_dir=None) -> list[str]:
     the file had been written less than 2 s before it was hashed: such an entry is
     not trusted, as git does with "racily clean" files), or
     ``key:<clip key>`` for a clip without a file (its dataset's fingerprint is in the
-    cache file's name). A file that cannot be read is a :class:`DatasetError`."""
+    cache file's name). A file that cannot be read is a :class:`.DatasetError`."""
     root = cache_root(cache_dir)
     index_path = root / f"{_stem(dataset)}-clips-{_digest(source_id(dataset))}.json"
     index = read_index(index_path) if index_path.is_file() else {}
@@ -162,7 +164,7 @@ def clip_ids(dataset, cache_dir=None) -> list[str]:
 
 
 def _corrupt(dataset, view, path, bad: dict) -> CacheError:
-    names = [f"{clip_name(dataset, i)} ({why})" for i, why in sorted(bad.items())]
+    names = [f"{_clip_name(dataset, i)} ({why})" for i, why in sorted(bad.items())]
     shown = "; ".join(names[:5]) + ("; ..." if len(names) > 5 else "")
     return CacheError(f"cached view {view!r} was changed after it was written, in the rows of {len(bad)} "
                       f"clip(s): {shown} ({path}): delete the file to recompute it")
@@ -198,12 +200,12 @@ def _plan(dataset, view, path, X, manifest, ids):
 def _load_clip(dataset, i: int) -> np.ndarray:
     wave = np.asarray(dataset.load(i), dtype=np.float32)
     if wave.shape != (dataset.n_samples,):
-        raise ValueError(f"has shape {wave.shape}, expected ({dataset.n_samples},)")
+        raise DataError(f"has shape {wave.shape}, expected ({dataset.n_samples},)")
     return wave
 
 
 def _clip_error(dataset, i: int, e: Exception) -> str:
-    name, msg = clip_name(dataset, i), str(e) or type(e).__name__
+    name, msg = _clip_name(dataset, i), str(e) or type(e).__name__
     return msg if name in msg else f"cannot load clip, {msg} ({name}): check the clip"
 
 
@@ -226,7 +228,7 @@ def _extract(dataset, need: dict, out: dict, digests: dict, bar, device, batch_s
                                              device=device), dtype=np.float32)
             for i, f in zip(sub, feats):
                 if not np.isfinite(f).all():
-                    errors.append(f"view {view!r} of the clip has NaN or infinite values ({clip_name(dataset, i)}): "
+                    errors.append(f"view {view!r} of the clip has NaN or infinite values ({_clip_name(dataset, i)}): "
                                   f"check the clip")
                 out[view][i], digests[view][i] = f, row_digest(f)
         bar.update(len(batch))
@@ -299,13 +301,14 @@ def load_views(dataset, views=VIEWS, cache_dir=None, progress: bool = True, devi
     >>> ds = load_dataset("synthetic")
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     V = load_views(ds, ("mel", "raw"), cache_dir=tmp, progress=False)
-    ...     print(V["mel"].shape == (len(ds), n_frames("mel", ds.n_samples, ds.sr), 64), V["raw"].shape[1] == ds.n_samples)
+    ...     mel_frames = n_frames("mel", ds.n_samples, ds.sr)
+    ...     print(V["mel"].shape == (len(ds), mel_frames, 64), V["raw"].shape[1] == ds.n_samples)
     True True
     """
     views = tuple(check_view(v) for v in ((views,) if isinstance(views, str) else views))
     check_sr(dataset.sr)
     root = cache_root(cache_dir)
-    check_folder(root, write=not root.is_dir())               # a new folder: made now, for the index
+    _check_folder(root, write=not root.is_dir())               # a new folder: made now, for the index
     if os.access(root, os.W_OK | os.X_OK):
         clean_stale(root)
     ids = clip_ids(dataset, cache_dir)
@@ -313,7 +316,7 @@ def load_views(dataset, views=VIEWS, cache_dir=None, progress: bool = True, devi
     opened = {v: _open(dataset, v, paths[v], ids) for v in views}
     todo = {v: (X, m) for v, (X, m, ok) in opened.items() if not ok}
     if todo:
-        check_folder(root, write=True)
+        _check_folder(root, write=True)
         plans = {v: (X, m, *_plan(dataset, v, paths[v], X, m, ids)) for v, (X, m) in todo.items()}
         _write_views(dataset, plans, paths, ids, progress, device, batch_size)
     return {v: opened[v][0] if v not in todo else np.load(paths[v], mmap_mode="r") for v in views}

@@ -4,7 +4,7 @@ interrupted run removes (SIGINT, SIGTERM) or the next run cleans (SIGKILL).
 
 **A cache array** is a plain ``.npy`` file (``numpy.load`` reads it, memory-mapped
 or not) followed by a trailer that numpy ignores: the manifest as JSON, its
-length (8 bytes, little endian) and :data:`MAGIC`. The manifest lists, row by
+length (8 bytes, little endian) and ``_MAGIC``. The manifest lists, row by
 row, the content id of the clip the row was computed from and the SHA-256 of the
 row's bytes. One ``os.replace`` publishes array and manifest together, so a
 reader never pairs an array with another array's manifest.
@@ -39,8 +39,11 @@ import numpy as np
 
 from .errors import DataError
 
-MAGIC = b"MVBOOK-CACHE1"
-LEGACY_TMP_AGE_S = 24 * 3600
+__all__ = ["HOST", "CacheError", "row_digest", "append_manifest", "read_manifest", "bad_rows", "file_signature",
+           "file_digest", "read_index", "write_json", "tmp_path", "clean_stale", "interrupt_guard"]
+
+_MAGIC = b"MVBOOK-CACHE1"
+_LEGACY_TMP_AGE_S = 24 * 3600
 HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
 _TMP = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
 _LEGACY_TMP = re.compile(r"^\..+\.npy\.[0-9a-f]{32}\.tmp$")     # written before the PID was named
@@ -61,7 +64,7 @@ def append_manifest(path: Path, manifest: dict) -> None:
     """Write the trailer of the .npy at ``path``."""
     blob = json.dumps(manifest, separators=(",", ":")).encode()
     with open(path, "ab") as f:
-        f.write(blob + struct.pack("<Q", len(blob)) + MAGIC)
+        f.write(blob + struct.pack("<Q", len(blob)) + _MAGIC)
 
 
 def read_manifest(path: Path, row_shape: tuple):
@@ -73,9 +76,9 @@ def read_manifest(path: Path, row_shape: tuple):
         X = np.load(path, mmap_mode="r")
         size = path.stat().st_size
         with open(path, "rb") as f:
-            f.seek(max(size - len(MAGIC) - 8, 0))
+            f.seek(max(size - len(_MAGIC) - 8, 0))
             tail = f.read()
-            if len(tail) != len(MAGIC) + 8 or not tail.endswith(MAGIC):
+            if len(tail) != len(_MAGIC) + 8 or not tail.endswith(_MAGIC):
                 return None
             n = struct.unpack("<Q", tail[:8])[0]
             if X.offset + X.nbytes + n + len(tail) != size:
@@ -114,6 +117,7 @@ def bad_rows(X: np.ndarray, digests, rows=None) -> dict:
 # --- clip content ids ---------------------------------------------------------------------
 
 def file_signature(path: Path) -> list:
+    """Size, modification and change times (ns) and inode of ``path``: what changes when its bytes may have."""
     st = os.stat(path)
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
@@ -173,7 +177,7 @@ def _process_start(pid: int):
         return 0
 
 
-def is_stale(path: Path, now: float | None = None) -> bool:
+def _is_stale(path: Path, now: float | None = None) -> bool:
     """A temporary of this host whose PID is dead, or alive but started after the file
     was last written (the PID was reused); one of the old unnamed kind older than a day."""
     try:
@@ -186,14 +190,14 @@ def is_stale(path: Path, now: float | None = None) -> bool:
             return False
         started = _process_start(int(m["pid"]))
         return started is None or started > mtime + 1
-    return bool(_LEGACY_TMP.match(path.name)) and (now or time.time()) - mtime > LEGACY_TMP_AGE_S
+    return bool(_LEGACY_TMP.match(path.name)) and (now or time.time()) - mtime > _LEGACY_TMP_AGE_S
 
 
 def clean_stale(folder: Path) -> list:
     """Remove the stale temporaries in ``folder``; the removed paths."""
     removed = []
     for p in folder.glob(".*.tmp"):
-        if is_stale(p):
+        if _is_stale(p):
             try:
                 p.unlink()
                 removed.append(p)
@@ -202,7 +206,7 @@ def clean_stale(folder: Path) -> list:
     return removed
 
 
-class Interrupted(BaseException):
+class _Interrupted(BaseException):
     """SIGINT or SIGTERM arrived while the cache was being written."""
 
     def __init__(self, signum: int):
@@ -211,12 +215,12 @@ class Interrupted(BaseException):
 
 
 def _raise_interrupted(signum, frame):
-    raise Interrupted(signum)
+    raise _Interrupted(signum)
 
 
 @contextmanager
 def interrupt_guard(tmps: list):
-    """Around a write of the cache: SIGINT and SIGTERM raise :class:`Interrupted`, so the
+    """Around a write of the cache: SIGINT and SIGTERM raise ``_Interrupted``, so the
     temporaries in ``tmps`` (filled in by the caller) are removed; then the previous
     handlers come back and the signal is delivered again, to act as it would have."""
     main = threading.current_thread() is threading.main_thread()
@@ -227,7 +231,7 @@ def interrupt_guard(tmps: list):
                 previous[s] = signal.signal(s, _raise_interrupted)
     try:
         yield
-    except Interrupted as e:
+    except _Interrupted as e:
         signum = e.signum
     else:
         signum = None

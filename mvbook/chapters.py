@@ -16,11 +16,11 @@ in the built book. Imported by chapters only; the library never imports it.
   is, in words, without the build machine's paths.
 - :func:`preset_caveat`: what the accuracies of a run with a preset mean.
 - :func:`run_index`: every committed run, grouped for the *Runs* page.
-
-Importing it applies :func:`mvbook.plots_runs.book_style` to every figure.
 - :func:`show_source`: the library source of a function, as a code block;
   :func:`bash_block`: command lines (made by the library) as one.
 - :func:`copy_records`: the records of ``results/`` into the built book.
+
+Importing it applies :func:`mvbook.plots_runs.book_style` to every figure.
 
 Chapters: all.
 """
@@ -35,10 +35,16 @@ from pathlib import Path
 
 from .config import PRESETS
 from .data import DatasetError, load_dataset
+from .errors import ConfigError
 from .plots_runs import book_style
 from .records import REPO, RunPaths, load_records
 from .results import row_key
 from .train import train
+
+__all__ = ["RESULTS", "DEMO_DATASET", "N_FOLDS", "protocol_folds", "book_preset", "real_data_available",
+           "book_dataset", "runs_dir", "resolve", "book_run", "record_groups", "main_records", "committed_record",
+           "demo_record", "record_where", "describe_record", "trained_run", "preset_caveat", "run_index",
+           "show_source", "bash_block", "copy_records", "RERUNS"]
 
 book_style()               # every figure of a chapter: sized for the book's column, text as large as the body's
 RESULTS = REPO / "results"
@@ -46,7 +52,7 @@ RERUNS = REPO / "reruns"    # committed runs trained again from their records' c
 DEMO_DATASET = "esc10"     # the committed real runs the method chapters demonstrate on
 # demo records: the paper's scale, then the preset of the book's tables (main_records), then
 # the scale check's few `long` runs, then smoke: a chapter shows a run its tables are made of
-PRESET_RANK = {"paper": 0, "cpu": 1, "long": 2, "smoke": 3}
+_PRESET_RANK = {"paper": 0, "cpu": 1, "long": 2, "smoke": 3}
 N_FOLDS = {"esc10": 5, "esc50": 5, "synthetic": 5, "gtzan": 10, "dcase2016": 1}   # the protocols of §3.1.3
 
 
@@ -119,19 +125,19 @@ def main_records(root=RESULTS) -> tuple[tuple[str, str], list[dict]]:
 def committed_record(system: str = "multiview", fold: int = 1, dataset=None, root=RESULTS):
     """The committed record of a real run of ``system`` on ``fold`` (seed 0) in
     ``results/``, or None. Preference: the book's dataset, then ESC-10, then any;
-    within one, by ``PRESET_RANK`` (``paper``, ``cpu``, ``long``, ``smoke``)."""
+    within one, by ``_PRESET_RANK`` (``paper``, ``cpu``, ``long``, ``smoke``)."""
     dataset = dataset or book_dataset()
     recs = [r for r in load_records(root) if row_key(r) == system and r["fold"] == fold
             and r["seed"] == 0] if Path(root).is_dir() else []
     if not recs:
         return None
     return min(recs, key=lambda r: (r["dataset"] != dataset, r["dataset"] != "esc10",
-                                    PRESET_RANK.get(r["preset"], 9), r["dataset"], r["preset"]))
+                                    _PRESET_RANK.get(r["preset"], 9), r["dataset"], r["preset"]))
 
 
 def demo_record(system: str = "multiview", fold: int = 1, root=RESULTS):
     """The committed record (seed 0) a method chapter demonstrates on, whatever
-    the build's data: ESC-10 first, at the preset of the book's tables (``PRESET_RANK``), then any
+    the build's data: ESC-10 first, at the preset of the book's tables (``_PRESET_RANK``), then any
     dataset (:func:`committed_record`); None when ``results/`` has none."""
     return committed_record(system, fold, dataset=DEMO_DATASET, root=root)
 
@@ -195,12 +201,12 @@ def show_source(obj, marker: str | None = None, before: int = 3, after: int = 1)
     """The library source of ``obj`` (a function, class or method) as a
     highlighted block; with ``marker``, only the lines around the first line
     containing it. Chapters show code this way instead of copying it."""
-    from IPython.display import Code    # optional: chapters run in IPython
+    from IPython.display import Code  # optional: chapters run in IPython
     lines, start = inspect.getsourcelines(obj)
     if marker is not None:
         hit = next((i for i, line in enumerate(lines) if marker in line), None)
         if hit is None:
-            raise ValueError(f"{marker!r} not found in the source of {obj.__qualname__}")
+            raise ConfigError(f"{marker!r} not found in the source of {obj.__qualname__}")
         lo, hi = max(0, hit - before), min(len(lines), hit + after + 1)
         lines, start = lines[lo:hi], start + lo
     src = textwrap.dedent("".join(lines)).rstrip("\n")           # a method's lines start at its own indent
@@ -213,7 +219,7 @@ def bash_block(commands):
     """Shell commands as a highlighted block, for the command lines chapters
     print (from :func:`mvbook.records.grid_command`, never typed in):
     ``commands`` are strings or (command, comment) pairs."""
-    from IPython.display import Markdown    # optional: chapters run in IPython
+    from IPython.display import Markdown  # optional: chapters run in IPython
     lines = [c if isinstance(c, str) else c[0] for c in commands]
     notes = ["" if isinstance(c, str) else c[1] for c in commands]
     width = max((len(line) for line, note in zip(lines, notes) if note), default=0)   # comments aligned

@@ -14,8 +14,10 @@ import numpy as np
 import torch
 from numpy._core.multiarray import _reconstruct
 
-from .errors import DataError
+from .errors import DataError, RunConflictError
 from .records import atomic_torch_save
+
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "RunLock"]
 
 
 class CheckpointError(DataError, RuntimeError):
@@ -37,7 +39,7 @@ def _tensors_to_arrays(best: dict | None) -> dict | None:
 
 # Checkpoints written before the posteriors were stored as tensors hold numpy arrays: numpy's
 # array constructor (it builds an array from bytes and runs no code) is the one global allowed.
-NUMPY_ARRAYS = [_reconstruct, np.ndarray, np.dtype, np.dtypes.Float32DType, np.dtypes.Float64DType]
+_NUMPY_ARRAYS = [_reconstruct, np.ndarray, np.dtype, np.dtypes.Float32DType, np.dtypes.Float64DType]
 
 
 def save_checkpoint(path: Path, state: dict, **parts) -> None:
@@ -51,7 +53,7 @@ def load_checkpoint(path: Path, device: torch.device) -> dict:
     ``weights_only=True``; a truncated, empty, foreign or code-carrying file is
     a :class:`CheckpointError` naming it and ``--fresh``."""
     try:
-        with torch.serialization.safe_globals(NUMPY_ARRAYS):
+        with torch.serialization.safe_globals(_NUMPY_ARRAYS):
             ck = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:              # damaged bytes make the unpickler fail in any way (IndexError, KeyError …)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -81,8 +83,8 @@ class RunLock:
         except BlockingIOError:
             holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
             os.close(fd)
-            raise RuntimeError(f"run in progress ({self.path.parent}): {holder} is training it; wait for it "
-                               "to finish or stop it (a killed run resumes from its checkpoint)") from None
+            raise RunConflictError(f"run in progress ({self.path.parent}): {holder} is training it; wait for it "
+                                   "to finish or stop it (a killed run resumes from its checkpoint)") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"PID {os.getpid()} on {socket.gethostname()}".encode())
         self.fd = fd

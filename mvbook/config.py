@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-PAPER_EPOCHS = {"esc50": 3000, "esc10": 3000, "dcase2016": 1500, "gtzan": 1500, "synthetic": 1500}
+from .errors import ConfigError
+
+__all__ = ["Preset", "REDUCTIONS", "PRESETS", "get_preset", "learning_rate"]
+
+_PAPER_EPOCHS = {"esc50": 3000, "esc10": 3000, "dcase2016": 1500, "gtzan": 1500, "synthetic": 1500}
 
 
 @dataclass(frozen=True)
@@ -43,11 +47,11 @@ class Preset:
         bad += [f"{k} = {v}" for k, v in (("warmup_epochs", self.warmup_epochs),) if v < 0]
         bad += [] if self.reference in ("best", "initial") else [f"reference = {self.reference!r}"]
         if bad:
-            raise ValueError(f"preset {self.name!r}: impossible setting {'; '.join(bad)} (each must be positive; "
-                             "reference 'best' or 'initial')")
+            raise ConfigError(f"preset {self.name!r}: impossible setting {'; '.join(bad)} (each must be positive; "
+                              "reference 'best' or 'initial')")
 
     def epochs_for(self, dataset: str) -> int:
-        return self.epochs if self.epochs is not None else PAPER_EPOCHS[dataset]
+        return self.epochs if self.epochs is not None else _PAPER_EPOCHS[dataset]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,6 +73,7 @@ REDUCTIONS = {
     "smoke": {("width",): "width 1/16", ("raw_bands",): "raw: 4 conv02 bands", ("epochs",): "2 epochs",
               ("batch_size",): "batch 16", ("eval_clips",): "12 files per evaluation set", (): "for tests only"},
 }
+#: the training presets by name, ``paper`` (§3.1.3), ``cpu``, ``long`` and ``smoke``
 PRESETS = {
     "paper": Preset("paper"),
     "cpu": Preset("cpu", width=0.25, epochs=120, warmup_epochs=2, eval_every=20, window=3, raw_bands=16,
@@ -81,10 +86,27 @@ PRESETS = {
 
 
 def get_preset(name: str, **overrides) -> Preset:
-    """A preset by name, optionally with fields overridden. An override is recorded
-    as a reduction and replaces the preset's own text for that field."""
+    """A training preset by name, optionally with fields overridden.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`PRESETS`.
+    **overrides
+        Fields of :class:`Preset` to replace; each is recorded as a reduction
+        (``reduced``) and replaces the preset's own text for that field.
+
+    Returns
+    -------
+    Preset
+
+    Examples
+    --------
+    >>> get_preset("cpu", epochs=10).reduced[-1]
+    'epochs=10'
+    """
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+        raise ConfigError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
     p = PRESETS[name]
     if overrides:
         kept = tuple(text for keys, text in REDUCTIONS[name].items() if not set(keys) & set(overrides))
@@ -93,7 +115,28 @@ def get_preset(name: str, **overrides) -> Preset:
 
 
 def learning_rate(epoch: float, p: Preset, E: int) -> float:
-    """§3.1.3: ``lr_warmup`` for the warm-up epochs, then ``lr`` × 0.8 per passed decay point (0.1E, 0.2E, 0.3E)."""
+    """§3.1.3's schedule: ``lr_warmup`` for the warm-up epochs, then ``lr`` × 0.8 per
+    passed decay point (0.1E, 0.2E, 0.3E).
+
+    Parameters
+    ----------
+    epoch : float
+        Epochs done (fractional within an epoch).
+    p : Preset
+        Its ``lr``, ``lr_warmup`` and ``warmup_epochs``.
+    E : int
+        The run's number of epochs.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> p = get_preset("paper")
+    >>> [round(learning_rate(e, p, 100), 7) for e in (5, 15, 25)]    # warm-up, then ×0.8 past 10 and 20
+    [2e-05, 0.00016, 0.000128]
+    """
     if epoch < p.warmup_epochs:
         return p.lr_warmup
     return p.lr * p.decay ** sum(epoch >= f * E for f in p.decay_at)

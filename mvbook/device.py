@@ -12,6 +12,11 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
+from .errors import ConfigError
+
+__all__ = ["resolve_device", "keep_freed_memory", "to_device", "autocast_dtype", "autocast", "autocast_name",
+           "full_precision"]
+
 
 def resolve_device(device="auto") -> torch.device:
     """``auto`` → CUDA when present, else CPU; a name or a ``torch.device`` as it is.
@@ -21,7 +26,7 @@ def resolve_device(device="auto") -> torch.device:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' asked for, but torch sees no CUDA GPU; use --device cpu or auto")
+        raise ConfigError("device 'cuda' asked for, but torch sees no CUDA GPU; use --device cpu or auto")
     return torch.device(device)
 
 

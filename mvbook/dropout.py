@@ -18,6 +18,8 @@ import numba
 import numpy as np
 import torch
 
+__all__ = ["bernoulli_scaled", "state_layout_ok"]
+
 N, M = 624, 397                      # MT19937: state words, shift
 _SEED, _LEFT, _NEXT, _STATE = 0, 8, 16, 24   # byte offsets in torch's (legacy) CPU generator state
 _BLOCK = 1 << 16                     # mask elements per chunk (their words stay in cache)

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import ConfigError
+
+__all__ = ["self_ensemble", "predict"]
+
 
 def self_ensemble(probs: dict, weights: dict) -> np.ndarray:
     """Eq. 6: the weighted mean of the branch posteriors. Chapter: *Self-ensemble*.
@@ -37,11 +41,27 @@ def self_ensemble(probs: dict, weights: dict) -> np.ndarray:
     [1]
     """
     if set(probs) != set(weights):
-        raise ValueError(f"branches differ: probs {sorted(probs)} vs weights {sorted(weights)}")
+        raise ConfigError(f"branches differ: probs {sorted(probs)} vs weights {sorted(weights)}")
     K = len(probs)
     return sum(weights[k] * np.asarray(probs[k], dtype=np.float64) for k in probs) / K
 
 
 def predict(P: np.ndarray) -> np.ndarray:
-    """Eq. 7: the class of highest probability per row."""
+    """Eq. 7: the class of highest probability per row.
+
+    Parameters
+    ----------
+    P : array_like, shape (N, C)
+        Posteriors of N files over C classes.
+
+    Returns
+    -------
+    numpy.ndarray, int, shape (N,)
+        The arg-max class of each file (the first of tied classes).
+
+    Examples
+    --------
+    >>> predict([[0.2, 0.8], [0.6, 0.4]])
+    array([1, 0])
+    """
     return np.asarray(P).argmax(axis=1)

@@ -2,16 +2,17 @@
 so a caller (and the command line, which prints them as one ``error:`` line)
 catches the library's own diagnoses without hiding a genuine bug's traceback.
 
-========================  ===============================================
-:class:`MvbookError`      the base
-:class:`DataError`        a dataset, clip, record or cache that cannot be used
-:class:`ConfigError`      arguments or a configuration that cannot run
-:class:`RunConflictError` a run that would overwrite or race another one
-========================  ===============================================
+==========================  ===============================================
+:class:`MvbookError`        the base
+:class:`DataError`          a dataset, clip, record or cache that cannot be used
+:class:`ConfigError`        arguments or a configuration that cannot run
+:class:`RunConflictError`   a run that would overwrite or race another one
+:class:`DivergedError`      a training run stopped by a non-finite loss
+==========================  ===============================================
 """
 from __future__ import annotations
 
-__all__ = ["MvbookError", "DataError", "ConfigError", "RunConflictError"]
+__all__ = ["MvbookError", "DataError", "ConfigError", "RunConflictError", "DivergedError"]
 
 
 class MvbookError(Exception):
@@ -28,3 +29,7 @@ class ConfigError(MvbookError, ValueError):
 
 class RunConflictError(MvbookError, RuntimeError):
     """A run that would replace another configuration's record, or race another process."""
+
+
+class DivergedError(MvbookError, RuntimeError):
+    """A training run stopped because a loss went non-finite; its last good checkpoint is kept."""

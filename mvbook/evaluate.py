@@ -15,6 +15,8 @@ from .device import to_device
 from .ensemble import predict, self_ensemble
 from .segments import Segmenter, eval_segments
 
+__all__ = ["EvalSet", "subsample", "eval_sets", "run", "accuracy", "ensemble_accuracy"]
+
 
 @dataclass
 class EvalSet:
@@ -67,8 +69,8 @@ def run(model, seg: Segmenter, es: EvalSet, device, batch_size: int = 64, autoca
             out = model(x)
         for k, logits in out.items():
             logits = logits.float()
-            l = F.cross_entropy(logits, y[a:a + batch_size], reduction="sum")
-            loss_sum[k] = loss_sum[k] + l if k in loss_sum else l
+            loss = F.cross_entropy(logits, y[a:a + batch_size], reduction="sum")
+            loss_sum[k] = loss_sum[k] + loss if k in loss_sum else loss
             probs.setdefault(k, []).append(torch.softmax(logits, dim=1))
     n = len(clips)
     result = {"loss": {k: float(v) / n for k, v in loss_sum.items()}, "probs": {}, "accuracy": {}}
@@ -80,11 +82,50 @@ def run(model, seg: Segmenter, es: EvalSet, device, batch_size: int = 64, autoca
 
 
 def accuracy(P: np.ndarray, labels: np.ndarray) -> float:
-    """Fraction of files whose arg-max class is the label."""
+    """Fraction of files whose arg-max class is the label.
+
+    Parameters
+    ----------
+    P : array_like, shape (N, C)
+        Per-file posteriors (averaged over the file's segments, :func:`run`).
+    labels : array_like, int, shape (N,)
+        True classes.
+
+    Returns
+    -------
+    float
+        Accuracy in [0, 1].
+
+    Examples
+    --------
+    >>> accuracy([[0.2, 0.8], [0.6, 0.4], [0.5, 0.5]], [1, 1, 0])
+    0.6666666666666666
+    """
     return float(np.mean(predict(P) == np.asarray(labels)))
 
 
 def ensemble_accuracy(probs: dict, weights: dict, labels) -> float:
-    """Accuracy of the self-ensemble (Eq. 6–7)."""
+    """Accuracy of the self-ensemble (Eq. 6–7).
+
+    Parameters
+    ----------
+    probs : dict
+        Branch → posteriors, shape (N, C).
+    weights : dict
+        Branch → its weight :math:`w_\\diamond^{(k)}` (the same branches).
+    labels : array_like, int, shape (N,)
+        True classes.
+
+    Returns
+    -------
+    float
+        Accuracy of :func:`~mvbook.ensemble.self_ensemble`'s posteriors.
+
+    Examples
+    --------
+    >>> P = {"a": [[0.7, 0.3], [0.6, 0.4]], "b": [[0.1, 0.9], [0.1, 0.9]]}
+    >>> ensemble_accuracy(P, {"a": 0.75, "b": 0.25}, [0, 1])    # (.55, .45) → 0, (.475, .525) → 1
+    1.0
+    """
     return accuracy(self_ensemble(probs, weights), labels)
 

@@ -14,6 +14,10 @@ from torch import nn
 from . import pairpool
 from .device import full_precision
 from .dropout import bernoulli_scaled, state_layout_ok
+from .errors import ConfigError
+
+__all__ = ["EXACT_STREAM", "fast_paths", "on_fast_path", "float32_on_cpu", "accumulation_dtype", "conv_pool",
+           "dropout", "output_phases", "raw_front_end"]
 
 _FAST = {"enabled": True}
 EXACT_STREAM = state_layout_ok()     # dropout masks from PyTorch's stream by mvbook.dropout
@@ -170,7 +174,7 @@ class _BNReLUMaxPool(torch.autograd.Function):
         return dy, g_weight, g_bias, None, None, None, None
 
 
-MAX_POOL_VIEWS = 64      # _max_pool: evaluation windows this large as a maximum of strided views
+_MAX_POOL_VIEWS = 64      # _max_pool: evaluation windows this large as a maximum of strided views
 
 
 def _pairs(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -187,7 +191,7 @@ def _max_pool(y: torch.Tensor, kernel: tuple, route: bool) -> tuple[torch.Tensor
     element-wise maximum of its even and odd columns, and the route is a mask
     "the even one won", ties included, as max-pool picks the first maximum;
     several times faster than the native kernel at these channel counts.
-    Without ``route``, windows of up to ``MAX_POOL_VIEWS`` cells likewise (the maximum
+    Without ``route``, windows of up to ``_MAX_POOL_VIEWS`` cells likewise (the maximum
     of the strided views, one per cell of the window). Otherwise the native kernel.
     """
     kt, kf = kernel
@@ -197,7 +201,7 @@ def _max_pool(y: torch.Tensor, kernel: tuple, route: bool) -> tuple[torch.Tensor
         return p, (first >= second if route else None)
     if route:
         return F.max_pool2d(y, kernel, kernel, return_indices=True)
-    if y.is_contiguous(memory_format=torch.channels_last) and kt * kf <= MAX_POOL_VIEWS:
+    if y.is_contiguous(memory_format=torch.channels_last) and kt * kf <= _MAX_POOL_VIEWS:
         H, W = y.shape[2] // kt * kt, y.shape[3] // kf * kf      # windows that fit, as max-pool floors
         p = y[:, :, 0:H:kt, 0:W:kf]
         for i in range(kt):
@@ -235,17 +239,17 @@ def _bn_relu_maxpool(y: torch.Tensor, bn, kernel) -> torch.Tensor:
     return torch.addcmul(beta.view(1, C, 1, 1), p, alpha.view(1, C, 1, 1)).relu_().to(y.dtype)
 
 
-BANDED_MAX_FREQ = 2      # _banded_conv for inputs this narrow in frequency (wider: oneDNN's 2-D kernel wins)
+_BANDED_MAX_FREQ = 2      # _banded_conv for inputs this narrow in frequency (wider: oneDNN's 2-D kernel wins)
 
 
 def _banded_pays(x: torch.Tensor) -> bool:
-    """Whether :func:`_banded_conv` beats oneDNN's 2-D kernel on ``x`` (one thread,
-    measured): inputs at most ``BANDED_MAX_FREQ`` bands wide, and inputs of one
+    """Whether ``_banded_conv`` beats oneDNN's 2-D kernel on ``x`` (one thread,
+    measured): inputs at most ``_BANDED_MAX_FREQ`` bands wide, and inputs of one
     channel whose gradient is wanted (the raw CRNN's conv1): the 2-D kernel's
     backward to a single channel is slow, the banded one's has F channels (the
     block matrix's zeros cost less than that; about 5x faster forward + backward
     on (64, 1, 260, 16) with a 5 x 3 kernel)."""
-    return x.shape[3] <= BANDED_MAX_FREQ or (x.shape[1] == 1 and x.requires_grad and torch.is_grad_enabled())
+    return x.shape[3] <= _BANDED_MAX_FREQ or (x.shape[1] == 1 and x.requires_grad and torch.is_grad_enabled())
 
 
 def _banded_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
@@ -255,29 +259,29 @@ def _banded_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     a block matrix whose (f, f') block is :math:`W_{:,:,:,f'-f+p}` (zero outside the
     kernel). The same products minus those with the zero padding of the
     frequency axis, which the 2-D kernel computes and wastes at F ≤ 2; for wider
-    inputs the zero blocks cost products of their own (:func:`_banded_pays`).
-    ``x`` (B, C, T, F) channels-last → (B, O, T, F) channels-last.
+    inputs the zero blocks cost products of their own (``_banded_pays``).
+    ``x`` (B, C, T, F) channels-last → (B, C_out, T, F) channels-last.
     """
     (kt, kf), (pt, pf) = conv.kernel_size, conv.padding
     if (conv.stride != (1, 1) or conv.dilation != (1, 1) or conv.groups != 1 or conv.bias is not None
             or pt != kt // 2 or pf != kf // 2):
         return conv(x)
     B, C, T, Fq = x.shape
-    O, w = conv.out_channels, conv.weight
-    zero = w.new_zeros(O, C, kt)
+    C_out, w = conv.out_channels, conv.weight
+    zero = w.new_zeros(C_out, C, kt)
     rows = [torch.cat([w[:, :, :, fi - fo + pf] if 0 <= fi - fo + pf < kf else zero for fi in range(Fq)], 1)
             for fo in range(Fq)]
     Wb = torch.cat(rows, 0)                                      # (F·O, F·C, kt), rows (f, o), columns (f', c)
     xt = x.permute(0, 2, 3, 1).reshape(B, 1, T, Fq * C).permute(0, 3, 1, 2)   # (B, F·C, 1, T) channels-last
     y = F.conv2d(xt, Wb.unsqueeze(2), None, 1, (0, pt))         # (B, F·O, 1, T) channels-last
-    y = y.permute(0, 2, 3, 1).reshape(B, T, Fq, O)              # free when y is channels-last
+    y = y.permute(0, 2, 3, 1).reshape(B, T, Fq, C_out)              # free when y is channels-last
     return y.permute(0, 3, 1, 2)                                 # (B, O, T, F) channels-last
 
 
 def conv_pool(conv: nn.Sequential, pool: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     """``pool(conv(x))`` for a conv → BN → ReLU block and its max-pool → dropout.
 
-    Fast path: channels-last convolution, then :class:`_BNReLUMaxPool`.
+    Fast path: channels-last convolution, then ``_BNReLUMaxPool``.
     """
     if not on_fast_path(x):
         return pool(conv(x))
@@ -315,7 +319,7 @@ def dropout(x: torch.Tensor, drop: nn.Dropout, memory_order: bool = False) -> to
     return x * noise.permute(*sorted(range(x.dim()), key=dims.__getitem__))
 
 
-def conv_outputs(conv: nn.Conv1d, n: int) -> int:
+def _conv_outputs(conv: nn.Conv1d, n: int) -> int:
     """Outputs of ``conv`` (no padding, no dilation) on ``n`` samples."""
     return (n - conv.kernel_size[0]) // conv.stride[0] + 1
 
@@ -325,44 +329,44 @@ def _polyphase_conv(x: torch.Tensor, conv: nn.Conv1d, phases: int = 1) -> torch.
     (B, C, 1, L) channels-last, as a stride-1 convolution over rows of P = s·Q
     samples, computing Q = ``phases`` consecutive outputs per row:
     :math:`y_{Qi+q} = \sum_{j<k} W_j x_{s(Qi+q)+j} = \sum_{d<D} \sum_{r<P} W_{Pd+r-sq} x_{P(i+d)+r}`
-    (W zero outside [0, k)), i.e. P·C input channels (sample r, channel c), Q·O
+    (W zero outside [0, k)), i.e. P·C input channels (sample r, channel c), Q·C_out
     output channels (phase q, filter o) and D = ⌈(s(Q−1)+k)/P⌉ taps. Q = 1 is the
     plain polyphase form (the same products); Q > 1 adds products with zeros but
-    gives oneDNN wide channels, which pays where O and C are small. The output rows
-    are y's samples in order, so (B, Q·O, 1, L_out/Q) channels-last *is* (B, O, 1,
+    gives oneDNN wide channels, which pays where C_out and C are small. The output rows
+    are y's samples in order, so (B, Q·C_out, 1, L_out/Q) channels-last *is* (B, C_out, 1,
     L_out); ``phases`` must divide L_out. Falls back to a strided 2-D convolution
     when Q = 1 and k is not a multiple of s.
     """
     (s,), (k,) = conv.stride, conv.kernel_size
-    O, C = conv.weight.shape[:2]
+    C_out, C = conv.weight.shape[:2]
     if conv.padding != (0,) or conv.dilation != (1,) or conv.groups != 1 or conv.bias is not None or (
             phases == 1 and k % s):
         return F.conv2d(x, conv.weight.unsqueeze(2), conv.bias, (1, s), (0, conv.padding[0]), (1, conv.dilation[0]),
                         conv.groups)
     B, _, _, L = x.shape
     Q, P = phases, s * phases
-    n_out = conv_outputs(conv, L)
+    n_out = _conv_outputs(conv, L)
     if n_out % Q:
-        raise ValueError(f"{Q} output phases do not divide {n_out} outputs")
+        raise ConfigError(f"{Q} output phases do not divide {n_out} outputs")
     D = -(-(s * (Q - 1) + k) // P)
     n = P * (n_out // Q + D - 1)                                 # the samples the outputs read
     xr = x.permute(0, 2, 3, 1).reshape(B, L * C)
     xr = xr[:, :n * C] if n <= L else F.pad(xr, (0, (n - L) * C))
     xs = xr.reshape(B, 1, n // P, P * C).permute(0, 3, 1, 2)     # (B, P·C, 1, n/P) channels-last
     w = torch.cat([F.pad(conv.weight, (s * q, P * D - k - s * q)) for q in range(Q)])   # (Q·O, C, P·D)
-    w = w.view(Q * O, C, D, P).permute(0, 3, 1, 2).reshape(Q * O, P * C, 1, D)
+    w = w.view(Q * C_out, C, D, P).permute(0, 3, 1, 2).reshape(Q * C_out, P * C, 1, D)
     y = F.conv2d(xs, w).contiguous(memory_format=torch.channels_last)   # (B, Q·O, 1, n_out/Q)
-    return y.permute(0, 2, 3, 1).reshape(B, 1, n_out, O).permute(0, 3, 1, 2)
+    return y.permute(0, 2, 3, 1).reshape(B, 1, n_out, C_out).permute(0, 3, 1, 2)
 
 
-OUTPUT_PHASES = (4, 8, 6, 3, 2)    # conv01's outputs per row, by preference (one thread, measured)
-MAX_PHASE_CHANNELS = 64            # … while Q·O stays this narrow (wider: oneDNN is efficient already)
+_OUTPUT_PHASES = (4, 8, 6, 3, 2)    # conv01's outputs per row, by preference (one thread, measured)
+_MAX_PHASE_CHANNELS = 64            # … while Q·O stays this narrow (wider: oneDNN is efficient already)
 
 
 def output_phases(n_out: int, n_filters: int) -> int:
-    """Q for :func:`_polyphase_conv` of conv01: the first of ``OUTPUT_PHASES`` that divides its
-    ``n_out`` outputs with Q·``n_filters`` ≤ ``MAX_PHASE_CHANNELS``; else 1."""
-    return next((q for q in OUTPUT_PHASES if n_out % q == 0 and q * n_filters <= MAX_PHASE_CHANNELS), 1)
+    """Q for ``_polyphase_conv`` of conv01: the first of ``_OUTPUT_PHASES`` that divides its
+    ``n_out`` outputs with Q·``n_filters`` ≤ ``_MAX_PHASE_CHANNELS``; else 1."""
+    return next((q for q in _OUTPUT_PHASES if n_out % q == 0 and q * n_filters <= _MAX_PHASE_CHANNELS), 1)
 
 
 def raw_front_end(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -370,14 +374,14 @@ def raw_front_end(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     waveform (B, samples) → (B, 1, T, bands).
 
     Fast path: both 1-D convolutions as channels-last 2-D ones (rows of one
-    sample), conv02's batch norm, ReLU and pool02 through :class:`_BNReLUMaxPool`;
+    sample), conv02's batch norm, ReLU and pool02 through ``_BNReLUMaxPool``;
     the result is already laid out as (B, T, bands).
     """
     if not on_fast_path(x):
         x = net.pool02(net.conv02(net.conv01(x.unsqueeze(1))))  # (B, bands, T)
         return x.transpose(1, 2).unsqueeze(1)                    # (B, 1, T, bands)
     conv01 = net.conv01[0]
-    q = output_phases(conv_outputs(conv01, x.shape[-1]), conv01.out_channels)
+    q = output_phases(_conv_outputs(conv01, x.shape[-1]), conv01.out_channels)
     y = _polyphase_conv(x.reshape(x.shape[0], 1, 1, -1), conv01, q)
     y = _bn_relu(y, net.conv01[1])
     y = _polyphase_conv(y, net.conv02[0])

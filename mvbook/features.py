@@ -35,7 +35,7 @@ standardisation (:class:`Standardizer`) then removes each view's offset and scal
 
 Two paths compute each 2D view: ``method="reference"`` calls librosa
 (``melspectrogram``, ``cqt``) and ``gammatone.gtgram`` directly; ``"fast"``
-(the default, and what :func:`extract_batch` and :func:`load_views` use) is:
+(the default, and what :func:`extract_batch` and :func:`.load_views` use) is:
 
 - ``mel``: a batched ``torch.stft`` and the same librosa filter matrix, with
   librosa's precisions (FFT in float64, the rest float32; CUDA when available);
@@ -66,6 +66,7 @@ from gammatone.filters import centre_freqs, make_erb_filters
 from gammatone.gtgram import gtgram
 
 from .device import resolve_device
+from .errors import ConfigError, DataError
 from .framing import (
     EXTRA_VIEWS,
     HOP_SECONDS,
@@ -78,6 +79,9 @@ from .framing import (
     n_frames,
     win_length,
 )
+
+__all__ = ["HPSS_KERNEL", "GAM_FMIN", "CQT_BINS_PER_OCTAVE", "LOG_EPS", "FEATURE_VERSION", "view_params", "log_power",
+           "reference_power", "hpss_power", "gammatone_power", "extract", "extract_batch", "Standardizer"]
 
 HPSS_KERNEL = 31            # median filter length, frames and bins (librosa's default)
 GAM_FMIN = 50.0             # Hz; gtgram(wave, sr, 0.04, 0.02, 64, 50)
@@ -132,7 +136,7 @@ def reference_power(view: str, wave: np.ndarray, sr: int) -> np.ndarray:
         return np.abs(C) ** 2
     if view in EXTRA_VIEWS:
         return hpss_power(view, wave[None], sr)[0].T
-    raise ValueError(f"{view!r} is not a 2D view")
+    raise ConfigError(f"{view!r} is not a 2D view")
 
 
 def hpss_power(view: str, waves: np.ndarray, sr: int) -> np.ndarray:
@@ -144,19 +148,19 @@ def hpss_power(view: str, waves: np.ndarray, sr: int) -> np.ndarray:
     S = librosa.stft(np.asarray(waves, dtype=np.float32), n_fft=n, hop_length=hop_length(sr), win_length=n,
                      window="hann", center=False)
     part = librosa.decompose.hpss(np.abs(S), kernel_size=HPSS_KERNEL)[0 if view == "harm" else 1]
-    return np.swapaxes(mel_filters(sr) @ (part ** 2), -1, -2).astype(np.float32)
+    return np.swapaxes(_mel_filters(sr) @ (part ** 2), -1, -2).astype(np.float32)
 
 
 # --- fast Mel: batched torch STFT ------------------------------------------------------
 
 @lru_cache(maxsize=8)
-def mel_filters(sr: int) -> np.ndarray:
+def _mel_filters(sr: int) -> np.ndarray:
     """librosa's default (Slaney) Mel filters, 64 × (n_fft/2 + 1), 0 Hz to Nyquist."""
     return librosa.filters.mel(sr=sr, n_fft=win_length(sr), n_mels=N_BANDS, fmin=0.0,
                                fmax=sr / 2)
 
 
-def mel_power_torch(waves: np.ndarray, sr: int, device) -> torch.Tensor:
+def _mel_power_torch(waves: np.ndarray, sr: int, device) -> torch.Tensor:
     """Mel power, (N, frames, 64), for a batch of clips: periodic Hann window
     (librosa's), FFT size = window, uncentred frames, ``|X|²``, then the filters.
     As in librosa, the windowed FFT runs in float64 (librosa's window is float64)
@@ -168,14 +172,14 @@ def mel_power_torch(waves: np.ndarray, sr: int, device) -> torch.Tensor:
                    window=torch.hann_window(n, periodic=True, dtype=torch.float64, device=device),
                    center=False, return_complex=True).to(torch.complex64)
     power = X.real ** 2 + X.imag ** 2                       # (N, n_fft/2 + 1, frames)
-    fb = torch.as_tensor(mel_filters(sr), device=device)
+    fb = torch.as_tensor(_mel_filters(sr), device=device)
     return (fb @ power).transpose(1, 2)
 
 
 # --- fast Gammatone: the gtgram filterbank, compiled -----------------------------------
 
 @lru_cache(maxsize=8)
-def gammatone_coefficients(sr: int) -> tuple:
+def _gammatone_coefficients(sr: int) -> tuple:
     """gtgram's filterbank (``make_erb_filters`` on ``centre_freqs``, low to high):
     the first-order numerators ``T + A_k z⁻¹`` of the four biquads, their common
     denominator ``1 + B1 z⁻¹ + B2 z⁻²`` and the inverse gain, each per channel."""
@@ -233,7 +237,7 @@ def gammatone_power(wave: np.ndarray, sr: int) -> np.ndarray:
     block = gcd(win, hop)
     n_used = (T - 1) * hop + win
     blocks = np.zeros((n_used // block, N_BANDS))
-    _gammatone_blocks(np.ascontiguousarray(wave), *gammatone_coefficients(sr), n_used, block,
+    _gammatone_blocks(np.ascontiguousarray(wave), *_gammatone_coefficients(sr), n_used, block,
                       blocks)
     starts = np.arange(T) * (hop // block)
     return sum(blocks[starts + r] for r in range(win // block)) / win
@@ -244,8 +248,8 @@ def gammatone_power(wave: np.ndarray, sr: int) -> np.ndarray:
 def _check_waves(waves, ndim: int) -> np.ndarray:
     waves = np.asarray(waves, dtype=np.float32)
     if waves.ndim != ndim or waves.size == 0:
-        raise ValueError(f"expected a non-empty {ndim}-D float array of samples, "
-                         f"got shape {waves.shape}")
+        raise DataError(f"expected a non-empty {ndim}-D float array of samples, "
+                        f"got shape {waves.shape}")
     return waves
 
 
@@ -288,7 +292,7 @@ def extract(view: str, wave, sr: int, method: str = "fast") -> np.ndarray:
     if method == "reference":
         return wave.copy() if view == "raw" else log_power(reference_power(view, wave, sr).T)
     if method != "fast":
-        raise ValueError(f"unknown method {method!r}; expected 'fast' or 'reference'")
+        raise ConfigError(f"unknown method {method!r}; expected 'fast' or 'reference'")
     return extract_batch(view, wave[None], sr)[0]
 
 
@@ -302,7 +306,7 @@ def extract_batch(view: str, waves, sr: int, device=None) -> np.ndarray:
     if view == "raw":
         return waves.copy()
     if view == "mel":
-        P = mel_power_torch(waves, sr, resolve_device(device or "auto"))
+        P = _mel_power_torch(waves, sr, resolve_device(device or "auto"))
         return torch.log(P + LOG_EPS).cpu().numpy()
     if view in EXTRA_VIEWS:
         return log_power(hpss_power(view, waves, sr))
@@ -332,7 +336,7 @@ class Standardizer:
         the clips ``X[idx]``, accumulated in float64 a chunk of clips at a time."""
         idx = np.sort(np.asarray(idx, dtype=np.int64))
         if idx.size == 0:
-            raise ValueError("Standardizer.fit needs at least one clip index")
+            raise ConfigError("Standardizer.fit needs at least one clip index")
         s1 = s2 = 0.0
         count = 0
         for start in range(0, idx.size, chunk):

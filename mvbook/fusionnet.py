@@ -87,17 +87,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from .device import full_precision
+from .errors import ConfigError
 from .fastpaths import conv_pool, raw_front_end
 from .models import CRNN1D, CRNN2D, DROPOUT, N_RAW_BANDS, MultiViewNet, scaled
 
-N_CLUSTERS = 20            # K of Eq. 1–5 (the paper: 20, to bound the attention's memory)
-N_HEADS = 4                # N of Algorithm 3 (see the module docstring)
-N_LEVELS = 5               # NetVLAD taps: the last five conv blocks
+__all__ = ["META_FILTERS", "CENTER_LAMBDA", "NetVLAD", "SelfAttention", "FeatureCodingNet", "CenterLoss", "MetaCNN",
+           "CodingNet"]
+
+_N_CLUSTERS = 20            # K of Eq. 1–5 (the paper: 20, to bound the attention's memory)
+_N_HEADS = 4                # N of Algorithm 3 (see the module docstring)
+_N_LEVELS = 5               # NetVLAD taps: the last five conv blocks
 META_FILTERS = (32, 64, 32)
 CENTER_LAMBDA = 1e-3       # λ of Eq. 13 (Ng et al. chose 0.001)
 
 
-def _n_heads(dim: int, heads: int = N_HEADS) -> int:
+def _n_heads(dim: int, heads: int = _N_HEADS) -> int:
     """The largest head count ≤ ``heads`` that divides ``dim``."""
     return max(h for h in range(1, max(1, min(heads, dim)) + 1) if dim % h == 0)
 
@@ -111,7 +115,7 @@ class NetVLAD(nn.Module):
     normalisation of the whole K·D vector (Algorithm 2, step 9).
     """
 
-    def __init__(self, dim: int, clusters: int = N_CLUSTERS):
+    def __init__(self, dim: int, clusters: int = _N_CLUSTERS):
         super().__init__()
         self.assign = nn.Linear(dim, clusters)                   # w_k, b_k (a 1×1 convolution)
         self.centers = nn.Parameter(torch.rand(clusters, dim))   # c_k
@@ -135,10 +139,10 @@ class SelfAttention(nn.Module):
     maps without bias (the paper's 1×1 convolutions).
     """
 
-    def __init__(self, dim: int, heads: int = N_HEADS):
+    def __init__(self, dim: int, heads: int = _N_HEADS):
         super().__init__()
         if dim % heads:
-            raise ValueError(f"{heads} heads do not divide {dim} features")
+            raise ConfigError(f"{heads} heads do not divide {dim} features")
         self.heads = heads
         self.w_k = nn.Linear(dim, dim, bias=False)
         self.w_q = nn.Linear(dim, dim, bias=False)
@@ -166,19 +170,19 @@ class FeatureCodingNet(nn.Module):
     """
 
     def __init__(self, view: str, width: float = 1.0, sr: int = 44100, raw_bands: int = N_RAW_BANDS,
-                 clusters: int = N_CLUSTERS, heads: int = N_HEADS):
+                 clusters: int = _N_CLUSTERS, heads: int = _N_HEADS):
         super().__init__()
         self.view, self.raw = view, view == "raw"
         cnn = CRNN1D(width, sr, raw_bands) if self.raw else CRNN2D(width)
         if self.raw:
             self.conv01, self.conv02, self.pool02 = cnn.conv01, cnn.conv02, cnn.pool02
         self.n_blocks = 6
-        for l in range(1, self.n_blocks + 1):                    # only the blocks: no GRU, no attention pooling
-            setattr(self, f"conv{l}", getattr(cnn, f"conv{l}"))
-            setattr(self, f"pool{l}", getattr(cnn, f"pool{l}"))
+        for layer in range(1, self.n_blocks + 1):                    # only the blocks: no GRU, no attention pooling
+            setattr(self, f"conv{layer}", getattr(cnn, f"conv{layer}"))
+            setattr(self, f"pool{layer}", getattr(cnn, f"pool{layer}"))
         del cnn
-        self.taps = tuple(range(self.n_blocks - N_LEVELS + 1, self.n_blocks + 1))
-        channels = [getattr(self, f"conv{l}")[0].out_channels for l in self.taps]
+        self.taps = tuple(range(self.n_blocks - _N_LEVELS + 1, self.n_blocks + 1))
+        channels = [getattr(self, f"conv{layer}")[0].out_channels for layer in self.taps]
         self.vlad = nn.ModuleList(NetVLAD(c, clusters) for c in channels)
         self.M, self.K = sum(channels), clusters
         self.attention = SelfAttention(clusters, heads)
@@ -193,9 +197,9 @@ class FeatureCodingNet(nn.Module):
         """Feature maps (B, D_l, T_l, F_l) of the tapped blocks (after their pools)."""
         x = raw_front_end(self, x) if self.raw else x.unsqueeze(1)
         maps = []
-        for l in range(1, self.n_blocks + 1):
-            x = conv_pool(getattr(self, f"conv{l}"), getattr(self, f"pool{l}"), x)
-            if l in self.taps:
+        for layer in range(1, self.n_blocks + 1):
+            x = conv_pool(getattr(self, f"conv{layer}"), getattr(self, f"pool{layer}"), x)
+            if layer in self.taps:
                 maps.append(x)
         return maps
 
@@ -230,7 +234,7 @@ class CenterLoss(nn.Module):
 class MetaCNN(nn.Module):
     """FusionNet's meta-classifier (§III-E): features (B, n_features) → logits (B, n_classes)."""
 
-    def __init__(self, n_features: int, n_classes: int, width: float = 1.0, heads: int = N_HEADS):
+    def __init__(self, n_features: int, n_classes: int, width: float = 1.0, heads: int = _N_HEADS):
         super().__init__()
         layers, c, L = [], 1, n_features
         for f in META_FILTERS:
@@ -238,7 +242,7 @@ class MetaCNN(nn.Module):
             layers += [nn.Conv1d(c, f, 3, padding=1, bias=False), nn.BatchNorm1d(f), nn.ELU(), nn.MaxPool1d(2)]
             c, L = f, L // 2
         if L < 1:
-            raise ValueError(f"the meta-CNN needs at least 8 features, got {n_features}")
+            raise ConfigError(f"the meta-CNN needs at least 8 features, got {n_features}")
         self.blocks = nn.Sequential(*layers)
         self.attention = SelfAttention(c, _n_heads(c, heads))
         hidden = scaled(1024, width)

@@ -23,25 +23,26 @@ import yaml
 from .cache import cache_root, load_views
 from .data import load_dataset
 from .engines import GridReport, grid_cells, run_cells, with_dependencies
+from .errors import ConfigError
 from .records import RunPaths
 from .results import row_key
 from .systems import REGISTRY, get_system
 from .train import train
 
 TRAINING_NOTEBOOK = Path(__file__).parent / "notebooks" / "training.md"
-NULLS = ("none", "null", "~", "")
+_NULLS = ("none", "null", "~", "")
 
 
 def training_notebook(path=TRAINING_NOTEBOOK, title: str | None = None):
     """The *Training* chapter as an ``nbformat`` notebook (read with jupytext);
     ``title`` replaces its first heading (the grid names each run's notebook).
     ``path``: another notebook with the same parameters (``grid --notebook``)."""
-    import jupytext             # optional, as papermill
+    import jupytext  # optional, as papermill
     path = Path(path)
     if not path.is_file():
-        raise RuntimeError(f"training notebook {path} not found: it ships with mvbook as "
-                           f"mvbook/notebooks/training.md (a link to book/training.md in a clone); "
-                           f"reinstall mvbook, or pass --notebook PATH")
+        raise ConfigError(f"training notebook {path} not found: it ships with mvbook as "
+                          f"mvbook/notebooks/training.md (a link to book/training.md in a clone); "
+                          f"reinstall mvbook, or pass --notebook PATH")
     nb = jupytext.read(path)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata.pop("jupytext", None)
@@ -56,23 +57,23 @@ def training_notebook(path=TRAINING_NOTEBOOK, title: str | None = None):
     return nb
 
 
-def run_title(parameters: dict) -> str:
+def _run_title(parameters: dict) -> str:
     """The heading of an executed run notebook, e.g. ``Run: esc10 · cpu · multiview · fold 1 · seed 0``."""
     p = {"dataset": "auto", "preset": "auto", "system": "multiview", "fold": 1, "seed": 0, **parameters}
     return f"Run: {p['dataset']} · {p['preset']} · {p['system']} · fold {p['fold']} · seed {p['seed']}"
 
 
-def run_training_notebook(output, parameters: dict, log_output: bool = False, progress_bar: bool = False,
+def _run_training_notebook(output, parameters: dict, log_output: bool = False, progress_bar: bool = False,
                           kernel_name: str = "python3", cwd=None, notebook=TRAINING_NOTEBOOK):
     """Execute the training notebook with papermill: ``parameters`` replace the
     defaults of its ``parameters`` cell; the executed notebook (outputs, and
     the error when a cell fails) is written to ``output``; it runs in ``cwd``
     (default: this process's folder). Raises
     ``papermill.PapermillExecutionError`` when a cell fails."""
-    import papermill as pm      # optional: only the notebook path of the grid needs it
+    import papermill as pm  # optional: only the notebook path of the grid needs it
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    return pm.execute_notebook(training_notebook(notebook, title=run_title(parameters)), str(output),
+    return pm.execute_notebook(training_notebook(notebook, title=_run_title(parameters)), str(output),
                                parameters=parameters, kernel_name=kernel_name, log_output=log_output,
                                progress_bar=progress_bar, cwd=str(cwd or os.getcwd()))
 
@@ -81,24 +82,40 @@ def null(value):
     """A parameter as papermill's command line gives it: ``-p data_root null``
     injects the *string* ``"null"`` (only ``None`` becomes None), so the words
     none, null, ``~`` and the empty string mean None here too."""
-    return None if value is None or (isinstance(value, str) and value.strip().lower() in NULLS) else value
+    return None if value is None or (isinstance(value, str) and value.strip().lower() in _NULLS) else value
 
 
 def overrides_dict(value) -> dict:
-    """The ``overrides`` parameter as a dict: given as a dict (``papermill -y``,
-    the grid) or as text (``papermill -p overrides '{"reference": "initial"}'``,
-    read as YAML, so JSON too); anything else is a ``ValueError`` naming it."""
+    """The ``overrides`` parameter of the training notebook as a dict.
+
+    Parameters
+    ----------
+    value : dict or str or None
+        A dict (``papermill -y``, the grid) or text (``papermill -p overrides
+        '{"reference": "initial"}'``, read as YAML, so JSON too).
+
+    Returns
+    -------
+    dict
+        Preset fields → values (empty for None); anything else is a
+        :class:`~mvbook.errors.ConfigError` naming it.
+
+    Examples
+    --------
+    >>> overrides_dict('{"reference": "initial"}'), overrides_dict(None)
+    ({'reference': 'initial'}, {})
+    """
     value = null(value)
     if isinstance(value, str):
         try:
             value = yaml.safe_load(value)
         except yaml.YAMLError as e:
-            raise ValueError(f"overrides {value!r} is neither JSON nor YAML: {e}") from None
+            raise ConfigError(f"overrides {value!r} is neither JSON nor YAML: {e}") from None
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ValueError(f"overrides must be a mapping of preset fields, e.g. {{\"reference\": \"initial\"}}; "
-                         f"got {value!r}")
+        raise ConfigError(f"overrides must be a mapping of preset fields, e.g. {{\"reference\": \"initial\"}}; "
+                          f"got {value!r}")
     return dict(value)
 
 
@@ -123,7 +140,7 @@ class NotebookRunner:
 
     def check(self, cell):
         """None when the cell is to run; ("skip", why) when its record exists;
-        ("fail", why) when that record is of another row (:func:`_stale`)."""
+        ("fail", why) when that record is of another row (``_stale``)."""
         rec = self.paths(cell).record
         if not rec.exists():
             return None
@@ -145,7 +162,7 @@ class NotebookRunner:
                       "seed": cell.seed, "device": self.device, "data_root": _str(self.data_root),
                       "out": str(Path(self.out).resolve()), "checkpoints": _str(self.checkpoints),
                       "cache_dir": _str(self.cache_dir), "epochs": self.epochs}
-            run_training_notebook(paths.notebook, params, log_output=self.log_output, notebook=self.notebook)
+            _run_training_notebook(paths.notebook, params, log_output=self.log_output, notebook=self.notebook)
         if not paths.record.exists():
             raise RuntimeError(f"finished without writing {paths.record}")
         return {"notebook": None if self.direct else str(paths.notebook)}
@@ -162,7 +179,7 @@ class NotebookRunner:
                        progress=False)
 
 
-def run_grid(dataset: str, systems, folds, seeds=(0,), preset: str = "cpu", out="results",
+def run_grid(dataset: str, systems, folds, seeds=(0,), *, preset: str = "cpu", out="results",
              device: str = "auto", data_root=None, cache_dir=None, checkpoints=None, epochs=None,
              direct: bool = False, log=print, log_output: bool = False, engine: str = "serial",
              notebook=TRAINING_NOTEBOOK, **engine_options) -> GridReport:
@@ -228,5 +245,5 @@ def _short_error(e: Exception) -> str:
     return f"{type(e).__name__}: {e}".splitlines()[0]
 
 
-__all__ = ["GridReport", "NotebookRunner", "TRAINING_NOTEBOOK", "null", "overrides_dict", "run_grid", "run_title", "run_training_notebook",
+__all__ = ["GridReport", "NotebookRunner", "TRAINING_NOTEBOOK", "null", "overrides_dict", "run_grid",
            "training_notebook", "with_dependencies"]

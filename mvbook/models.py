@@ -16,17 +16,39 @@ import torch
 from torch import nn
 
 from .bigru import BiGRU
+from .errors import ConfigError
 from .fastpaths import conv_pool, dropout, fast_paths, float32_on_cpu, raw_front_end
 from .framing import ALL_VIEWS, VIEWS
 
+__all__ = ["F_2D", "N_RAW_BANDS", "DROPOUT", "scaled", "ConvBlock", "AttentionPooling", "Classifier", "CRNN2D",
+           "CRNN1D", "MultiViewNet", "n_params", "layer_shapes"]
+
 F_2D = (32, 64, 128, 128, 256, 512)   # Table 1, F_l for l = 1..6
-F_1D = (64, 128, 128, 256, 512)       # Table 2, F_l for l = 2..6
+_F_1D = (64, 128, 128, 256, 512)       # Table 2, F_l for l = 2..6
 N_RAW_BANDS = 64                      # conv02 filters = the pseudo-frequency axis of Table 2
 DROPOUT = 0.1
 
 
 def scaled(n: int, width: float) -> int:
-    """Channel/unit count ``n`` scaled by ``width`` (at least 1)."""
+    """A channel or unit count scaled by a width factor.
+
+    Parameters
+    ----------
+    n : int
+        The paper's count.
+    width : float
+        The factor (a preset's ``width``).
+
+    Returns
+    -------
+    int
+        ``round(n * width)``, at least 1.
+
+    Examples
+    --------
+    >>> scaled(64, 0.25), scaled(2, 0.1)
+    (16, 1)
+    """
     return max(1, round(n * width))
 
 
@@ -40,14 +62,24 @@ class ConvBlock(nn.Sequential):
 
 
 class AttentionPooling(nn.Module):
-    r"""Spatio-temporal attention pooling (after Phan et al., Interspeech 2019).
+    """Spatio-temporal attention pooling (after Phan et al., Interspeech 2019).
 
-    For the recurrent output :math:`H \in \mathbb{R}^{T \times D}`:
-    temporal attention :math:`\alpha = \mathrm{softmax}_t(u^\top \tanh(W_a h_t + b_a))`,
-    spatial attention :math:`\beta = \sigma(V \tanh(U \bar h + c))` with
-    :math:`\bar h = \frac1T \sum_t h_t`; the mask :math:`M = \alpha \beta^\top`
-    weighs :math:`H` and is summed over time: :math:`z_d = \sum_t M_{td} H_{td}`.
-    ``size`` is the attention size (64 in Tables 1–2).
+    For the recurrent output :math:`H \\in \\mathbb{R}^{T \\times D}`:
+    temporal attention :math:`\\alpha = \\mathrm{softmax}_t(u^\\top \\tanh(W_a h_t + b_a))`,
+    spatial attention :math:`\\beta = \\sigma(V \\tanh(U \\bar h + c))` with
+    :math:`\\bar h = \\frac1T \\sum_t h_t`; the mask :math:`M = \\alpha \\beta^\\top`
+    weighs :math:`H` and is summed over time: :math:`z_d = \\sum_t M_{td} H_{td}`.
+
+    Parameters
+    ----------
+    dim : int
+        D, the features per time step of H.
+    size : int
+        The attention size (64 in Tables 1–2).
+
+    Notes
+    -----
+    ``forward`` maps H, shape (B, T, D), to z, shape (B, D).
     """
 
     def __init__(self, dim: int, size: int = 64):
@@ -68,7 +100,21 @@ class AttentionPooling(nn.Module):
 
 
 class Classifier(nn.Sequential):
-    """fc → ReLU → fc → ReLU → fc (#classes), dropout after the hidden fcs."""
+    """fc → ReLU → fc → ReLU → fc (#classes), dropout after the hidden fcs.
+
+    Parameters
+    ----------
+    dim : int
+        Features of the input embedding.
+    hidden : int
+        Units of the two hidden layers.
+    n_classes : int
+        Classes (the output logits).
+
+    Notes
+    -----
+    ``forward`` maps (B, dim) to logits (B, n_classes).
+    """
 
     def __init__(self, dim: int, hidden: int, n_classes: int):
         super().__init__(nn.Linear(dim, hidden), nn.ReLU(inplace=True), nn.Dropout(DROPOUT),
@@ -95,25 +141,34 @@ class _Recurrent(nn.Module):
 
 
 class CRNN2D(_Recurrent):
-    """Table 1: six conv/pool layers halving frequency (64 → 1), biGRU, attention.
+    """Table 1: six conv/pool layers halving frequency (64 → 1), a biGRU and attention pooling.
 
-    Input (B, T, 64); ``forward`` returns the embedding (B, 512·width).
+    Parameters
+    ----------
+    width : float
+        Scale of every channel and unit count (1: the paper's).
+    n_bands : int
+        Frequency bands of the input.
+
+    Notes
+    -----
+    ``forward`` maps a batch (B, T, n_bands) to the embedding (B, 512·width).
     """
 
     def __init__(self, width: float = 1.0, n_bands: int = 64):
         F = [scaled(f, width) for f in F_2D]
         super().__init__(F[-1], width)
         c = 1
-        for l, f in enumerate(F, start=1):
-            setattr(self, f"conv{l}", ConvBlock(c, f))
-            setattr(self, f"pool{l}", nn.Sequential(nn.MaxPool2d((1, 2)), nn.Dropout(DROPOUT)))
+        for layer, f in enumerate(F, start=1):
+            setattr(self, f"conv{layer}", ConvBlock(c, f))
+            setattr(self, f"pool{layer}", nn.Sequential(nn.MaxPool2d((1, 2)), nn.Dropout(DROPOUT)))
             c = f
         self.n_layers = len(F)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.unsqueeze(1)                                       # (B, 1, T, 64)
-        for l in range(1, self.n_layers + 1):
-            x = conv_pool(getattr(self, f"conv{l}"), getattr(self, f"pool{l}"), x)
+        for layer in range(1, self.n_layers + 1):
+            x = conv_pool(getattr(self, f"conv{layer}"), getattr(self, f"pool{layer}"), x)
         return self.embed(x)
 
 
@@ -121,17 +176,29 @@ class CRNN1D(_Recurrent):
     """Table 2: conv01, conv02, pool02 turn the waveform into (T, 64); conv1 (5×3)
     and pool1 (4×2) shorten time; conv2–conv6 with (1, 2) pools as in Table 1.
 
-    Input (B, samples): 66,650 at 44.1 kHz (pool02 k = s = 64), 33,330 at
-    22.05 kHz (pool02 k = s = 32). conv02's ``n_bands`` filters (64 in Table 2,
-    at every width) are the band axis that the next six pools halve; with fewer
-    bands (a reduced preset) a pool stops halving once one band is left.
+    Parameters
+    ----------
+    width : float
+        Scale of every channel and unit count (1: the paper's).
+    sr : int
+        Sample rate: the input is 66,650 samples at 44.1 kHz (pool02 k = s = 64),
+        33,330 at 22.05 kHz (pool02 k = s = 32).
+    n_bands : int
+        conv02's filters (64 in Table 2, at every width): the band axis that the
+        next six pools halve; with fewer bands (a reduced preset) a pool stops
+        halving once one band is left.
+
+    Notes
+    -----
+    ``forward`` maps a batch (B, samples) to the embedding (B, 512·width).
     """
 
     def __init__(self, width: float = 1.0, sr: int = 44100, n_bands: int = N_RAW_BANDS):
-        F = [scaled(f, width) for f in F_1D]
+        F = [scaled(f, width) for f in _F_1D]
         super().__init__(F[-1], width)
         c01 = scaled(32, width)
-        self.conv01 = nn.Sequential(nn.Conv1d(1, c01, 64, stride=2, bias=False), nn.BatchNorm1d(c01), nn.ReLU(inplace=True))
+        self.conv01 = nn.Sequential(nn.Conv1d(1, c01, 64, stride=2, bias=False), nn.BatchNorm1d(c01),
+                                    nn.ReLU(inplace=True))
         self.conv02 = nn.Sequential(nn.Conv1d(c01, n_bands, 16, stride=2, bias=False),
                                     nn.BatchNorm1d(n_bands), nn.ReLU(inplace=True))
         k = 64 if sr >= 44100 else 32
@@ -139,15 +206,15 @@ class CRNN1D(_Recurrent):
         self.conv1 = ConvBlock(1, scaled(32, width), kernel=(5, 3))
         self.pool1 = nn.Sequential(nn.MaxPool2d((4, 2)), nn.Dropout(DROPOUT))
         c, bands = scaled(32, width), n_bands // 2
-        for l, f in enumerate(F, start=2):
-            setattr(self, f"conv{l}", ConvBlock(c, f))
-            setattr(self, f"pool{l}", nn.Sequential(nn.MaxPool2d((1, min(2, bands))), nn.Dropout(DROPOUT)))
+        for layer, f in enumerate(F, start=2):
+            setattr(self, f"conv{layer}", ConvBlock(c, f))
+            setattr(self, f"pool{layer}", nn.Sequential(nn.MaxPool2d((1, min(2, bands))), nn.Dropout(DROPOUT)))
             c, bands = f, max(1, bands // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = raw_front_end(self, x)                                # conv01, conv02, pool02 → (B, 1, T, 64)
-        for l in range(1, 7):
-            x = conv_pool(getattr(self, f"conv{l}"), getattr(self, f"pool{l}"), x)
+        for layer in range(1, 7):
+            x = conv_pool(getattr(self, f"conv{layer}"), getattr(self, f"pool{layer}"), x)
         return self.embed(x)
 
 
@@ -190,7 +257,7 @@ class MultiViewNet(nn.Module):
         self.views = tuple(views)
         unknown = set(self.views) - set(ALL_VIEWS)
         if unknown:
-            raise ValueError(f"unknown views {sorted(unknown)}; choose from {ALL_VIEWS}")
+            raise ConfigError(f"unknown views {sorted(unknown)}; choose from {ALL_VIEWS}")
         self.subnets = nn.ModuleDict({v: self.make_coder(v, width, sr, raw_bands) for v in self.views})
         self.add_view_modules(n_classes)
         dims = {v: net.dim for v, net in self.subnets.items()}
@@ -225,14 +292,34 @@ class MultiViewNet(nn.Module):
 
 
 def n_params(module: nn.Module) -> int:
-    """Number of trainable parameters."""
+    """Number of trainable parameters of ``module``.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+
+    Returns
+    -------
+    int
+    """
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
 def layer_shapes(net: nn.Module, x: torch.Tensor) -> list[tuple[str, tuple]]:
-    """Run ``net`` on ``x`` and return (layer name, output shape without batch) for
-    its named layers, in the paper's (time, freq, channel) order for 4-D outputs.
-    Used to regenerate Tables 1–2 from the code.
+    """The output shape of each named layer of ``net``: Tables 1–2 regenerated from the code.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        A CRNN or the multi-view network.
+    x : torch.Tensor or dict
+        An input batch (a dict view → tensor for the multi-view network).
+
+    Returns
+    -------
+    list of (str, tuple)
+        (layer name, output shape without the batch), in the paper's (time, freq,
+        channel) order for 4-D outputs.
     """
     names = [n for n, _ in net.named_children() if n not in ("drop",)]
     shapes: list[tuple[str, tuple]] = []

@@ -3,7 +3,7 @@ backward in two compiled passes: the batch-norm sums over the pooled gradient,
 then the input gradient, written once per cell (``A·y + B``, plus the pooled
 gradient at the pair's chosen cell). The native path makes about ten passes
 over the pooled tensor and three over ``y`` for the same backward. The same
-maths as :class:`mvbook.fastpaths._BNReLUMaxPool` (float32, float64); sums
+maths as ``mvbook.fastpaths._BNReLUMaxPool`` (float32, float64); sums
 accumulate in float64. Tested against max-pool, batch norm and ReLU in
 tests/test_pairpool.py.
 """
@@ -13,7 +13,9 @@ import numba
 import numpy as np
 import torch
 
-BLOCK = 256     # rows summed in the input's type before their sum is added in float64
+__all__ = ["applies", "input_coefficients", "pool", "BNReLUPairPool"]
+
+_BLOCK = 256     # rows summed in the input's type before their sum is added in float64
 
 
 # The loops below keep every constant in the arrays' type (a float64 literal in a float32
@@ -42,10 +44,10 @@ def _sums(g, p, out, mean):
     zero = p.dtype.type(0)
     sg, sgx = np.zeros(C), np.zeros(C)
     bg, bgx = np.zeros(C, p.dtype), np.zeros(C, p.dtype)
-    for i0 in range(0, n, BLOCK):
+    for i0 in range(0, n, _BLOCK):
         bg[:] = 0
         bgx[:] = 0
-        for i in range(i0, min(i0 + BLOCK, n)):
+        for i in range(i0, min(i0 + _BLOCK, n)):
             for c in range(C):
                 gi = g[i, c] if out[i, c] > zero else zero
                 bg[c] += gi
@@ -131,5 +133,6 @@ class BNReLUPairPool(torch.autograd.Function):
         else:
             A = B = torch.zeros_like(alpha)
         dy = torch.empty_like(y, memory_format=torch.channels_last)
-        _input_grad(_rows(y, 2), _sign(alpha, dt), _rows(g), _rows(out), _vec(alpha, dt), _vec(A, dt), _vec(B, dt), _rows(dy, 2))
+        _input_grad(_rows(y, 2), _sign(alpha, dt), _rows(g), _rows(out), _vec(alpha, dt), _vec(A, dt), _vec(B, dt),
+                    _rows(dy, 2))
         return dy, g_weight, sg, None, None, None

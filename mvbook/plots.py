@@ -5,9 +5,9 @@ from results records (``mvbook.results``), never from numbers typed in.
 - :func:`draw_network`: Fig. 1, the five-branch multi-view network.
 - :func:`plot_attention`: what spatio-temporal attention pooling weighs.
 - from :mod:`mvbook.plots_runs` (the figures drawn from records, and the
-  style shared by every figure): :func:`blending_trace`,
-  :func:`plot_blending_trace`, :func:`plot_curves`, :func:`fig2`,
-  :func:`book_style`.
+  style shared by every figure): :func:`.blending_trace`,
+  :func:`.plot_blending_trace`, :func:`.plot_curves`, :func:`.fig2`,
+  :func:`.book_style`.
 
 Chapters: *Four views*, *The CRNNs*, *The multi-view network*, *Adaptive
 gradient blending*, *Training*, *Results*, *Beyond the paper*.
@@ -21,11 +21,26 @@ import pandas as pd
 from gammatone.filters import centre_freqs
 from torch import nn
 
+from .errors import ConfigError
 from .features import CQT_BINS_PER_OCTAVE, GAM_FMIN
 from .framing import N_BANDS, VIEW_INFO, frame_times
 from .models import layer_shapes, scaled
-from .plots_runs import (BOOK_RC, BRANCH_COLOR, BRANCH_LABEL, FIG_WIDTH, SYSTEM_COLOR, blending_trace,  # noqa: F401
-                         book_style, fig2, mean_curve, plot_blending_trace, plot_curves, runs_of)
+from .plots_runs import (  # noqa: F401
+    BOOK_RC,
+    BRANCH_COLOR,
+    BRANCH_LABEL,
+    FIG_WIDTH,
+    SYSTEM_COLOR,
+    blending_trace,
+    book_style,
+    fig2,
+    mean_curve,
+    plot_blending_trace,
+    plot_curves,
+    runs_of,
+)
+
+__all__ = ["band_frequencies", "plot_views", "draw_network", "crnn_table", "attention_maps", "plot_attention"]
 
 
 # --- the four views ----------------------------------------------------------------------
@@ -39,7 +54,7 @@ def band_frequencies(view: str, sr: int) -> np.ndarray:
         return np.sort(centre_freqs(sr, N_BANDS, GAM_FMIN))
     if view == "cqt":
         return librosa.cqt_frequencies(N_BANDS, fmin=librosa.note_to_hz("C1"), bins_per_octave=CQT_BINS_PER_OCTAVE)
-    raise ValueError(f"{view!r} is not a 2D view")
+    raise ConfigError(f"{view!r} is not a 2D view")
 
 
 def _spectrogram(ax, X, view, sr, t0=0.0, cmap="magma"):
@@ -182,7 +197,8 @@ def crnn_table(net, x, head=None) -> pd.DataFrame:
             rows.append(dict(layer=f"fc{i}", filter="", stride="", filters=fc.out_features, padding="",
                              output=(fc.out_features,)))
     df = pd.DataFrame(rows)
-    df["output"] = df["output"].map(lambda s: "(" + ", ".join(f"{v:,}" if v >= 10000 else str(v) for v in s) + ("," if len(s) == 1 else "") + ")")
+    df["output"] = df["output"].map(lambda s: "(" + ", ".join(f"{v:,}" if v >= 10000 else str(v) for v in s)
+                                    + ("," if len(s) == 1 else "") + ")")
     return df.set_index("layer")
 
 
@@ -203,7 +219,7 @@ def attention_maps(crnn, x):
     return alpha[0].numpy(), beta[0].numpy(), captured["H"][0].numpy()
 
 
-def plot_attention(X, view: str, sr: int, alpha, beta, H, t0: float = 0.0, title: str | None = None):
+def plot_attention(X, view: str, sr: int, alpha, beta, H, *, t0: float = 0.0, title: str | None = None):
     """The input segment, the temporal attention α over its frames, the spatial
     attention β over the D recurrent features and the mask M = α βᵀ that
     pools H (the pooled vector z = Σ_t M_t ⊙ h_t)."""

@@ -3,11 +3,11 @@ curves of one run, Fig. 2 — and the style every figure of the book shares:
 sized for the book's text column (about 780 px wide), with labels, ticks and
 legends no smaller than the body text. Re-exported by :mod:`mvbook.plots`.
 
-- :data:`BOOK_RC`, :func:`book_style`: the shared matplotlib settings.
-- :func:`blending_trace`, :func:`plot_blending_trace`: Algorithm 1 replayed on a
+- :data:`BOOK_RC`, :func:`.book_style`: the shared matplotlib settings.
+- :func:`.blending_trace`, :func:`.plot_blending_trace`: Algorithm 1 replayed on a
   record's loss history, every intermediate quantity in a table, and drawn.
-- :func:`plot_curves`: the curves of one run (the *Training* notebook).
-- :func:`mean_curve`, :func:`fig2`: Fig. 2 (a), (b), (c) of the paper from records.
+- :func:`.plot_curves`: the curves of one run (the *Training* notebook).
+- :func:`mean_curve`, :func:`.fig2`: Fig. 2 (a), (b), (c) of the paper from records.
 
 Chapters: *Adaptive gradient blending*, *Training*, *Results*, *Beyond the paper*.
 """
@@ -22,6 +22,9 @@ from .blending import RULES, AdaptiveBlender, BlendRule
 from .framing import ALL_VIEWS, VIEW_INFO
 from .results import ALL_ROW_NAMES, row_key
 
+__all__ = ["BRANCH_LABEL", "BRANCH_COLOR", "SYSTEM_COLOR", "FIG_WIDTH", "FONT_PT", "BOOK_RC", "book_style",
+           "blending_trace", "plot_blending_trace", "plot_curves", "mean_curve", "runs_of", "fig2"]
+
 BRANCH_LABEL = {v: VIEW_INFO[v].label for v in ALL_VIEWS} | {"mv": "⊕ multi-view"}
 BRANCH_COLOR = {"mel": "#1f77b4", "gam": "#ff7f0e", "cqt": "#2ca02c", "raw": "#d62728", "harm": "#17becf",
                 "perc": "#bcbd22", "mv": "#222222", "self_ensemble": "#9467bd"}
@@ -32,6 +35,7 @@ SYSTEM_COLOR = {"multiview": "#222222", "concat": "#8c564b", "equal": "#7f7f7f",
 # 780 / (72 · FIG_WIDTH) px per point: 12 pt at 8 in is 16 px, the size of the body text.
 FIG_WIDTH = 8.0
 FONT_PT = 12
+#: matplotlib settings of the book's figures
 BOOK_RC = {"figure.figsize": (FIG_WIDTH, 4.5), "font.size": FONT_PT, "axes.titlesize": FONT_PT,
            "axes.labelsize": FONT_PT, "xtick.labelsize": FONT_PT, "ytick.labelsize": FONT_PT,
            "legend.fontsize": FONT_PT, "figure.titlesize": FONT_PT + 1, "legend.framealpha": 0.85,
@@ -62,17 +66,17 @@ def blending_trace(curves: dict, window: int, reference: str = "best", eps: floa
         for k in branches:
             row = {"n": n, "step": step, "branch": k, "L_tr": tr[k], "L_va": va[k]}
             if n + 1 >= blender.first:                           # the quantities of this update (Eq. 3–5)
-                Lbar_tr, Lbar_va, G, O = blender.L_tr_bar[k], blender.L_va_bar[k], blender.G[k], blender.O[k]
-                row.update(Lbar_tr=Lbar_tr, Lbar_va=Lbar_va, G=G, O=O, ratio=blender.ratio[k])
+                Lbar_tr, Lbar_va, G_k, O_k = blender.L_tr_bar[k], blender.L_va_bar[k], blender.G[k], blender.O[k]
+                row.update(Lbar_tr=Lbar_tr, Lbar_va=Lbar_va, G=G_k, O=O_k, ratio=blender.ratio[k])
                 if rule.estimator == "mean":
-                    row.update(Lstar_tr=Lbar_tr + G + O, Lstar_va=Lbar_va + G)
+                    row.update(Lstar_tr=Lbar_tr + G_k + O_k, Lstar_va=Lbar_va + G_k)
             row["w"] = w[k]
             rows.append(row)
     return pd.DataFrame(rows)
 
 
 def plot_blending_trace(trace: pd.DataFrame, title: str | None = None):
-    """Four panels from :func:`blending_trace`: the validation losses (thin:
+    """Four panels from :func:`.blending_trace`: the validation losses (thin:
     measured; thick: smoothed over W; dashed: the reference L*), G (Eq. 3),
     O (Eq. 4) and the weights w (Eq. 5) of every branch."""
     fig, axes = plt.subplots(2, 2, figsize=(FIG_WIDTH, 7.6), sharex=True, constrained_layout=True)
@@ -87,7 +91,8 @@ def plot_blending_trace(trace: pd.DataFrame, title: str | None = None):
             axes[1].plot(d["step"], d["G"], color=col, marker=".", ms=3)
             axes[2].plot(d["step"], d["O"], color=col, marker=".", ms=3)
         axes[3].plot(d["step"], d["w"], color=col, marker=".", ms=3, label=BRANCH_LABEL[k])
-    for ax, t in zip(axes, ("(a) validation loss: measured (thin),\nsmoothed $\\bar L_\\diamond$, reference $L^*_\\diamond$ (dashed)",
+    for ax, t in zip(axes, ("(a) validation loss: measured (thin),\nsmoothed $\\bar L_\\diamond$, "
+                            "reference $L^*_\\diamond$ (dashed)",
                             "(b) generalisation $G(n)$ (Eq. 3)", "(c) overfitting $O(n)$ (Eq. 4)",
                             "(d) weight $w(n)$ (Eq. 5)")):
         ax.set_title(t)

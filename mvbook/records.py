@@ -23,6 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
+from .errors import ConfigError, DataError
+
+__all__ = ["REPO", "SCHEMA", "record_path", "RunPaths", "grid_command", "write_record", "check_out",
+           "atomic_torch_save", "code_version", "provenance", "load_records"]
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = "mvbook.record/1"
@@ -78,10 +82,32 @@ class RunPaths:
         return self.checkpoint_dir / "best.pt"
 
 
-def grid_command(dataset: str, preset: str, systems=None, folds=None, seeds=None, out=None, checkpoints=None,
+def grid_command(dataset: str, preset: str, systems=None, folds=None, seeds=None, out=None, *, checkpoints=None,
                  data_root=None, epochs=None, device=None) -> str:
-    """The ``python -m mvbook grid`` command line that makes these runs' records
-    (``None``: the grid's default for that option)."""
+    """The ``python -m mvbook grid`` command line that makes these runs' records.
+
+    Parameters
+    ----------
+    dataset, preset : str
+        The dataset and the training preset.
+    systems, folds, seeds : list, optional
+        What to run (``None``: the grid's default for that option).
+    out, checkpoints, data_root : str or Path, optional
+        Where records and checkpoints go and where the data is (``None``: defaults).
+    epochs : int, optional
+        An override of the preset's epochs.
+    device : str, optional
+        The device (``None``: ``auto``).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> grid_command("esc10", "cpu", ["multiview"], [1, 2])
+    'python -m mvbook grid --dataset esc10 --preset cpu --systems multiview --folds 1 2'
+    """
     cmd = ["python", "-m", "mvbook", "grid", "--dataset", dataset, "--preset", preset]
     for flag, values in (("--systems", systems), ("--folds", folds), ("--seeds", seeds)):
         cmd += [flag, *map(str, values)] if values else []
@@ -112,7 +138,7 @@ def write_record(record: dict, path) -> Path:
     try:
         text = json.dumps(record, indent=1, allow_nan=False)
     except ValueError as e:
-        raise ValueError(f"refusing to write a record with a non-finite number ({path}): {e}") from None
+        raise DataError(f"refusing to write a record with a non-finite number ({path}): {e}") from None
     _atomic(Path(path), lambda f: f.write(text.encode()))
     return Path(path)
 
@@ -121,7 +147,7 @@ def check_out(folder) -> Path:
     """``folder`` as a Path, or a clear error when it exists and is not a folder."""
     folder = Path(folder).expanduser()
     if folder.exists() and not folder.is_dir():
-        raise ValueError(f"not a folder ({folder}): records and checkpoints go into a folder; pass another path")
+        raise ConfigError(f"not a folder ({folder}): records and checkpoints go into a folder; pass another path")
     return folder
 
 
@@ -177,26 +203,26 @@ def provenance(device, train_seconds: float, wall_seconds: float, code: dict | N
 
 
 # what every table reads of a record (late fusion and the self-ensembles read ``test`` and ``accuracy``)
-REQUIRED = ("system", "dataset", "fold", "seed", "preset", "accuracy", "system_accuracy", "test")
+_REQUIRED = ("system", "dataset", "fold", "seed", "preset", "accuracy", "system_accuracy", "test")
 
 
 def _non_finite(token: str):
     raise ValueError(f"a non-finite number ({token})")
 
 
-def read_record(path: Path) -> dict | None:
+def _read_record(path: Path) -> dict | None:
     """The record in ``path``; None for a JSON file that is not a record (no
     ``schema``); a ValueError naming the file for a broken one (not strict JSON,
     NaN or infinity, fields missing)."""
     try:
         rec = json.loads(Path(path).read_text(), parse_constant=_non_finite)
     except (json.JSONDecodeError, ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"not a valid results record ({path}): {e}") from None
+        raise DataError(f"not a valid results record ({path}): {e}") from None
     if not isinstance(rec, dict) or rec.get("schema") != SCHEMA:
         return None
-    missing = [k for k in REQUIRED if k not in rec]
+    missing = [k for k in _REQUIRED if k not in rec]
     if missing:
-        raise ValueError(f"not a valid results record ({path}): missing {', '.join(missing)}")
+        raise DataError(f"not a valid results record ({path}): missing {', '.join(missing)}")
     return rec
 
 
@@ -207,7 +233,7 @@ def load_records(root="results", dataset=None, preset=None, skip_bad: bool = Fal
     recs = []
     for path in sorted(Path(root).rglob("*.json")):
         try:
-            rec = read_record(path)
+            rec = _read_record(path)
         except ValueError as e:
             if not skip_bad:
                 raise

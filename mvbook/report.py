@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from .errors import ConfigError
 from .records import REPO, grid_command, record_path
 from .results import ALL_ROW_NAMES, PAPER_TABLE3, ROW_NAMES, SELF_ENSEMBLE_ROWS, fold_accuracies, row_key
 from .systems import DERIVED, PAPER_SYSTEMS
+
+__all__ = ["SOURCE", "missing_html", "table3_html", "row_commits"]
 
 
 def _rel(path, base: str) -> str:
@@ -59,7 +62,8 @@ def _header(cols: list, paper: str, common: bool) -> str:
     seeds = sorted({s for _, s in cols})
     if len(seeds) <= 1:
         label = f", seed {seeds[0]}" if seeds else ""
-        return "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in fixed + [f"fold {f}{label}" for f, _ in cols]) + "</tr>"
+        heads = fixed + [f"fold {f}{label}" for f, _ in cols]
+        return "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in heads) + "</tr>"
     folds = list(dict.fromkeys(f for f, _ in cols))
     top = "".join(f"<th rowspan='2'>{html.escape(h)}</th>" for h in fixed) + "".join(
         f"<th class='mv-fold' colspan='{sum(1 for g, _ in cols if g == f)}'>fold {f}</th>" for f in folds)
@@ -100,8 +104,23 @@ def _missing(key: str, name: str, runs: dict, fold: int, seed: int, dataset: str
 
 
 def missing_html(missing: list[dict], dataset: str, preset: str, results_dir: str = "results") -> str:
-    """What :func:`table3_html` found missing, as HTML: the runs to make, grouped
-    by system, then every empty cell with its reason in a collapsed list."""
+    """What :func:`table3_html` found missing, as HTML.
+
+    Parameters
+    ----------
+    missing : list of dict
+        :func:`table3_html`'s second result.
+    dataset, preset : str
+        The table's dataset and preset.
+    results_dir : str
+        The records' folder.
+
+    Returns
+    -------
+    str
+        The runs to make, grouped by system, then every empty cell with its reason
+        in a collapsed list.
+    """
     if not missing:
         return ""
     need = {s: set() for s in ("mel", "gam", "cqt", "raw", "concat", "multiview", "equal")}
@@ -122,19 +141,39 @@ def missing_html(missing: list[dict], dataset: str, preset: str, results_dir: st
             f"it</summary><ul>{items}</ul></details>")
 
 
-def table3_html(records: list[dict], dataset: str, preset: str, folds=None, seeds=(0,),
+def table3_html(records: list[dict], dataset: str, preset: str, *, folds=None, seeds=(0,),
                 base: str = "../", results_dir: str = "results", extended: bool = False,
                 rows=None) -> tuple[str, list[str]]:
-    """Table 3 as HTML: the paper's column beside ours (mean ± std over the
-    runs), then one column per (fold, seed) whose cells link to the executed
-    notebook and the record of the run that produced them. ``base`` is the
-    path from the page to the repository root as the built book lays it out.
-    ``extended`` adds every row that is not in the paper (names marked †,
-    part *Beyond the paper*); ``rows`` (row keys of ``ALL_ROW_NAMES``) shows
-    those rows only, in that order.
-    Returns (html, missing): ``missing`` has one dict per empty cell with the
-    row's name, ``fold``, ``seed``, ``why`` it is empty, the trained
-    ``systems`` it needs and the ``command`` that fills it."""
+    """Table 3 as HTML: the paper's column beside ours, then one column per run.
+
+    Parameters
+    ----------
+    records : list of dict
+        Results records.
+    dataset, preset : str
+        Which records the table shows.
+    folds : list of int, optional
+        Its fold columns (default: the folds the records have).
+    seeds : sequence of int
+        Its seeds.
+    base : str
+        The path from the page to the repository root as the built book lays it out.
+    results_dir : str
+        The records' folder, relative to ``base``.
+    extended : bool
+        Add every row that is not in the paper (names marked †, part *Beyond the paper*).
+    rows : list of str, optional
+        Row keys (of :data:`~mvbook.results.ALL_ROW_NAMES`) to show, in that order.
+
+    Returns
+    -------
+    html : str
+        Mean ± std over the runs beside the paper's column, then one column per
+        (fold, seed) whose cells link to the executed notebook and the record of the run.
+    missing : list of dict
+        One per empty cell: the row's name, ``fold``, ``seed``, ``why`` it is empty,
+        the trained ``systems`` it needs and the ``command`` that fills it.
+    """
     df = fold_accuracies(records)
     runs = {(row_key(r), r["fold"], r["seed"]): r for r in records}
     cols = sorted(set(df.columns) | {(f, s) for f in (folds or []) for s in seeds})
@@ -143,7 +182,7 @@ def table3_html(records: list[dict], dataset: str, preset: str, folds=None, seed
     names = ALL_ROW_NAMES if extended or rows is not None else ROW_NAMES
     unknown = [k for k in rows or () if k not in names]
     if unknown:
-        raise ValueError(f"unknown rows {unknown}; choose from {list(names)}")
+        raise ConfigError(f"unknown rows {unknown}; choose from {list(names)}")
     keys = list(rows) if rows is not None else list(names)
     body, missing = [], []
     common = len({s for _, s in cols}) > 1                     # rows with more seeds than others: compare on seed 0

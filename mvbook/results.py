@@ -9,8 +9,14 @@ import pandas as pd
 from scipy import stats
 
 from .blending import OFF, RULES, AdaptiveBlender, BlendRule
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .systems import DERIVED
+
+__all__ = ["PAPER_TABLE3", "ROW_NAMES", "EXTRA_ROW_NAMES", "ALL_ROW_NAMES", "SELF_ENSEMBLE_ROWS", "row_key",
+           "uniform_ensemble_accuracy", "late_fusion", "fold_accuracies", "table3", "paired_comparison",
+           "format_table3", "table3_rows", "export_table", "run_labels", "CLAIMS", "VIEW_ROWS", "CLAIMS_BEYOND",
+           "check_claims", "weight_shares", "record_rule", "replay", "blending_diagnostics", "diagnostics_table",
+           "replay_weights", "last_active_share", "claim_verdict", "UNITS", "sign_flip_p"]
 
 # Table 3 of the paper (accuracy %), keyed like our systems.
 PAPER_TABLE3 = pd.DataFrame(
@@ -39,27 +45,44 @@ EXTRA_ROW_NAMES = {"mv_literal": "Multi-view, literal Alg. 1 †",
                    "fcn_cqt": "FusionNet coder, CQT †", "fcn_raw": "FusionNet coder, raw †",
                    "harm": "Harmonic (HPSS) †", "perc": "Percussive (HPSS) †",
                    "mv_wide": "Multi-view, CRNNs at a coder's size †"}
+#: row key → its name in tables, the paper's rows and those beyond it (†)
 ALL_ROW_NAMES = ROW_NAMES | EXTRA_ROW_NAMES
-# row of a blending system → its self-ensemble rows: Eq. 6 with the selected model's weights
-# (the paper), and with uniform weights (the authors' test code, XSleepNet)
+#: row of a blending system → its self-ensemble rows, Eq. 6 with the selected model's weights
+#: (the paper), and with uniform weights (the authors' test code, XSleepNet)
 SELF_ENSEMBLE_ROWS = {"multiview": ("self_ensemble", "self_ensemble_uniform"),
                       "mv_literal": ("mv_literal_se", "mv_literal_se_uniform"),
                       "multiview6": ("multiview6_se", "multiview6_se_uniform")}
 # row of a meta-classifier → the row of the sum rule over its own coders, as its record states it
 # (``config.sum_rule``): crnn_meta's CRNNs are re-trained runs, not the single-view rows' records
-META_SUM_ROWS = {"crnn_meta": "crnn_sumrule"}
+_META_SUM_ROWS = {"crnn_meta": "crnn_sumrule"}
 # Records of these systems whose config names no blending rule were made before the rules were
 # named: they ran Algorithm 1 read literally, so they are rows of ``mv_literal``.
-LEGACY_ROWS = {"multiview": "mv_literal"}
+_LEGACY_ROWS = {"multiview": "mv_literal"}
 
 
 def row_key(record: dict) -> str:
-    """The table row a record belongs to: its system, except that a record made
-    with a blending rule its system no longer uses (:data:`LEGACY_ROWS`) is a
-    row of the system that uses it now. No row mixes rules."""
+    """The table row a record belongs to.
+
+    Parameters
+    ----------
+    record : dict
+        A results record.
+
+    Returns
+    -------
+    str
+        Its system, except that a record made with a blending rule its system no
+        longer uses (``_LEGACY_ROWS``) is a row of the system that uses it now.
+        No row mixes rules.
+
+    Examples
+    --------
+    >>> row_key({"system": "mel"})
+    'mel'
+    """
     config = record.get("config")
-    if config is not None and "blending" not in config and record["system"] in LEGACY_ROWS:
-        return LEGACY_ROWS[record["system"]]
+    if config is not None and "blending" not in config and record["system"] in _LEGACY_ROWS:
+        return _LEGACY_ROWS[record["system"]]
     return record["system"]
 
 
@@ -80,31 +103,42 @@ def late_fusion(single: dict, members=DERIVED["late"]) -> dict:
     keys = recs[0]["test"]["keys"]
     for r in recs[1:]:
         if r["test"]["keys"] != keys:
-            raise ValueError(f"fusing {', '.join(members)} needs runs on the same test files")
+            raise DataError(f"fusing {', '.join(members)} needs runs on the same test files")
     P = np.mean([np.asarray(r["test"]["probs"][r["main_branch"]]) for r in recs], axis=0)
     labels = np.asarray(recs[0]["test"]["labels"])
     return {"accuracy": float(np.mean(P.argmax(1) == labels)), "probs": P, "labels": labels}
 
 
 def fold_accuracies(records: list[dict]) -> pd.DataFrame:
-    """Accuracy (%) per row (:func:`row_key`) and (fold, seed) (columns), with the
-    derived rows: ``late`` (from the four single-view runs), the self-ensembles
-    of the blending runs (:data:`SELF_ENSEMBLE_ROWS`), ``sumrule`` and the sum
-    rules that meta-classifier records state (:data:`META_SUM_ROWS`)."""
+    """Accuracy (%) of every row and run, with the derived rows.
+
+    Parameters
+    ----------
+    records : list of dict
+        Results records.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows (:func:`row_key`) × (fold, seed) columns; derived rows: ``late`` (from
+        the four single-view runs), the self-ensembles of the blending runs
+        (:data:`SELF_ENSEMBLE_ROWS`), ``sumrule`` and the sum rules that
+        meta-classifier records state (``_META_SUM_ROWS``).
+    """
     cell = {}
     by_run = {}
     for r in records:
         row, run = row_key(r), (r["fold"], r["seed"])
         if (row, run) in cell:
-            raise ValueError(f"two records for row {row!r}, fold {run[0]}, seed {run[1]} (the second: {r.get('path')})")
+            raise DataError(f"two records for row {row!r}, fold {run[0]}, seed {run[1]} (the second: {r.get('path')})")
         cell[(row, run)] = 100 * r["system_accuracy"]
         by_run.setdefault(run, {})[row] = r
         if row in SELF_ENSEMBLE_ROWS:
             selected, uniform = SELF_ENSEMBLE_ROWS[row]
             cell[(selected, run)] = 100 * r["accuracy"]["self_ensemble"]
             cell[(uniform, run)] = 100 * uniform_ensemble_accuracy(r)
-        if row in META_SUM_ROWS:
-            cell[(META_SUM_ROWS[row], run)] = 100 * r["config"]["sum_rule"]["accuracy"]
+        if row in _META_SUM_ROWS:
+            cell[(_META_SUM_ROWS[row], run)] = 100 * r["config"]["sum_rule"]["accuracy"]
     for run, systems in by_run.items():
         for name, members in DERIVED.items():
             if all(v in systems for v in members):
@@ -118,9 +152,20 @@ def fold_accuracies(records: list[dict]) -> pd.DataFrame:
 
 
 def table3(records: list[dict]) -> pd.DataFrame:
-    """Mean, std, number of (fold, seed) runs and the half-width of a 95 %
-    t-interval of the mean per system, in Table 3's order. (Runs of one fold
-    share their test files, so the interval is a rough guide, not a guarantee.)"""
+    """Table 3 from records: the accuracy of each row over its runs.
+
+    Parameters
+    ----------
+    records : list of dict
+        Results records (:func:`mvbook.records.load_records`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per system in Table 3's order: ``mean``, ``std``, ``n`` (number of
+        (fold, seed) runs) and ``ci95``, the half-width of a 95 % t-interval of the
+        mean (runs of one fold share their test files, so it is a rough guide).
+    """
     df = fold_accuracies(records)
     if df.empty:
         return pd.DataFrame(columns=["mean", "std", "n", "ci95"])
@@ -161,6 +206,7 @@ def sign_flip_p(d) -> float:
     return float(np.mean(np.abs(signs @ d) >= abs(d.sum()) * (1 - 1e-12)))
 
 
+#: what a paired comparison pairs, by ``unit``, in words
 UNITS = {"fold": "fold means (each fold's runs averaged first: runs of a fold share its test, "
                  "validation and training clips, so the folds are the independent units)",
          "run": "(fold, seed) runs, as if independent (they are not: runs of a fold share its clips)"}
@@ -280,7 +326,7 @@ def export_table(frame: pd.DataFrame, fmt: str) -> str:
         body = [" & ".join(esc(c) for c in row) + r" \\" for row in [cols] + cells]
         return "\n".join([r"\begin{tabular}{l" + "r" * (len(cols) - 1) + "}", body[0], r"\hline", *body[1:],
                           r"\end{tabular}"])
-    raise ValueError(f"unknown format {fmt!r}; choose text, markdown, latex or csv")
+    raise ConfigError(f"unknown format {fmt!r}; choose text, markdown, latex or csv")
 
 
 def run_labels(df: pd.DataFrame) -> pd.DataFrame:
@@ -345,8 +391,21 @@ def check_claims(records: list[dict], claims=CLAIMS) -> pd.DataFrame:
 
 
 def weight_shares(records: list[dict], system: str = "multiview") -> pd.DataFrame:
-    """Mean weight (Algorithm 1) of each branch over every evaluation of each
-    ``system`` run, one row per (fold, seed): where the training signal went."""
+    """Where the training signal went: the mean weight (Algorithm 1) of each branch.
+
+    Parameters
+    ----------
+    records : list of dict
+        Results records.
+    system : str
+        The blending system whose runs are read.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (fold, seed) run, one column per branch: its mean weight over
+        every evaluation of the run.
+    """
     rows = {}
     for r in records:
         if row_key(r) == system:
@@ -356,8 +415,18 @@ def weight_shares(records: list[dict], system: str = "multiview") -> pd.DataFram
 
 
 def record_rule(record: dict) -> BlendRule:
-    """The blending rule a record of a blending system ran with (records that
-    name none ran Algorithm 1 read literally)."""
+    """The blending rule a record of a blending system ran with.
+
+    Parameters
+    ----------
+    record : dict
+        A results record.
+
+    Returns
+    -------
+    BlendRule
+        The record's rule; records that name none ran Algorithm 1 read literally.
+    """
     stated = record["config"].get("blending")
     return BlendRule(**stated) if stated else RULES["literal"]
 
@@ -381,7 +450,7 @@ def replay(record: dict) -> AdaptiveBlender:
 
 
 def blending_diagnostics(record: dict) -> dict:
-    """What the weights did in a blending run (:meth:`AdaptiveBlender.diagnostics`):
+    """What the weights did in a blending run (:meth:`.AdaptiveBlender.diagnostics`):
     the record's own ``diagnostics``, and every figure a record made before it
     was recorded lacks from a :func:`replay` of its losses (exact: the replay
     gives the recorded weights), listed under ``replayed``."""
@@ -392,10 +461,23 @@ def blending_diagnostics(record: dict) -> dict:
 
 
 def diagnostics_table(records: list[dict], system: str) -> pd.DataFrame:
-    """One row per (fold, seed) run of ``system``'s row: the share of steps each
-    branch was off (weight below :data:`~mvbook.blending.OFF`), the measurements
-    where some branch improved (Eq. 5 set the weights) and where none did, the
-    selected weights' entropy, and whether any of these came from a replay."""
+    """What the floor and the fallback of a blending rule hid, run by run.
+
+    Parameters
+    ----------
+    records : list of dict
+        Results records.
+    system : str
+        The row of blending runs to read.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (fold, seed) run: the share of steps each branch was off
+        (weight below :data:`~mvbook.blending.OFF`), the measurements where some
+        branch improved (Eq. 5 set the weights) and where none did, the selected
+        weights' entropy, and whether any of these came from a replay.
+    """
     rows = {}
     for r in records:
         if row_key(r) == system:
@@ -409,27 +491,73 @@ def diagnostics_table(records: list[dict], system: str) -> pd.DataFrame:
 
 
 def replay_weights(record: dict, rule: BlendRule | None = None) -> pd.DataFrame:
-    """w(n) of every branch (columns) at every evaluation step (index) when
-    Algorithm 1 with ``rule`` (default: the record's own) reads the record's losses."""
+    """The weights Algorithm 1 gives when it reads a record's losses.
+
+    Parameters
+    ----------
+    record : dict
+        A results record of a blending run.
+    rule : BlendRule, optional
+        The rule to replay (default: the record's own, :func:`record_rule`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        w(n) of every branch (columns) at every evaluation step (index).
+    """
     return pd.DataFrame(_replayed(record, rule)[1], index=record["curves"]["step"])
 
 
 def last_active_share(record: dict, branch: str = "mv") -> float:
-    """The share of the run after which ``branch`` is off for good (weight below
-    :data:`~mvbook.blending.OFF`; weights at evaluation i hold until evaluation
-    i + 1; 1.0: it trains to the end)."""
+    """The share of a run after which ``branch`` is off for good.
+
+    Parameters
+    ----------
+    record : dict
+        A results record of a blending run.
+    branch : str
+        The branch (default ⊕, ``mv``).
+
+    Returns
+    -------
+    float
+        The share of the steps before the branch's weight stays below
+        :data:`~mvbook.blending.OFF` (weights at evaluation i hold until evaluation
+        i + 1); 1.0: it trains to the end.
+
+    Examples
+    --------
+    >>> last_active_share({"curves": {"step": [0, 10, 20, 40], "weights": {"mv": [0.2, 0.5, 0.0, 0.0]}}})
+    0.5
+    """
     steps, w = record["curves"]["step"], record["curves"]["weights"][branch]
     alive = [i for i in range(len(steps) - 1) if w[i] >= OFF]
     return steps[alive[-1] + 1] / steps[-1] if alive else 0.0
 
 
 def claim_verdict(records: list[dict], row: str, baseline: str, unit: str = "fold", alpha: float = 0.05) -> dict:
-    """Whether ``row`` is above ``baseline`` (:func:`paired_comparison`):
-    ``verdict`` is ``"holds"`` (mean difference > 0 and paired t-test p < ``alpha``),
-    ``"not shown"`` (> 0, not significant), ``"does not hold"`` (≤ 0; ``reversed``
-    when significantly below) or ``"too few runs"`` (fewer than two pairs);
-    with ``pairs``, ``mean_diff``, ``wins``, ``losses``, ``p`` (the t-test's) and
-    ``p_sign_flip`` (the exact sign-flip test's, :func:`sign_flip_p`)."""
+    """Whether ``row`` is above ``baseline``, by a paired test (:func:`paired_comparison`).
+
+    Parameters
+    ----------
+    records : list of dict
+        Results records.
+    row, baseline : str
+        Row keys (:func:`row_key`).
+    unit : {"fold", "run"}
+        What is paired (:data:`UNITS`).
+    alpha : float
+        Significance level of the paired t-test.
+
+    Returns
+    -------
+    dict
+        ``verdict``: ``"holds"`` (mean difference > 0 and p < ``alpha``), ``"not
+        shown"`` (> 0, not significant), ``"does not hold"`` (≤ 0; ``reversed`` when
+        significantly below) or ``"too few runs"`` (fewer than two pairs); with
+        ``pairs``, ``mean_diff`` (percentage points), ``wins``, ``losses``, ``p``
+        (the t-test's) and ``p_sign_flip`` (the exact sign-flip test's, :func:`sign_flip_p`).
+    """
     c = paired_comparison(records, row, [baseline], unit=unit)
     n = int(c.loc[baseline, "pairs"]) if baseline in c.index else 0
     out = {"pairs": n, "mean_diff": np.nan, "wins": 0, "losses": 0, "p": np.nan, "p_sign_flip": np.nan,

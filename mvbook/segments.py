@@ -7,15 +7,29 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .errors import DataError
 from .framing import hop_seconds, segment_length
+
+__all__ = ["Segmenter", "DeviceSegmenter", "segmenter_for", "train_batches", "eval_segments"]
 
 
 class Segmenter:
     """Cuts aligned segments out of a dataset's cached views.
 
-    ``views``: dict view → array (n_clips, frames, 64) or (n_clips, samples).
     A segment starting at ``t0`` seconds starts at frame ``round(t0 / hop)`` of
-    each view (clamped so that it fits).
+    each view (clamped so that it fits), so the views of one example cover the
+    same ≈1.51 s (:func:`~mvbook.framing.segment_length`).
+
+    Parameters
+    ----------
+    views : dict
+        View → array, shape (n_clips, frames, 64) for a 2-D view or (n_clips, samples) for ``raw``.
+    sr : int
+        The dataset's sample rate (Hz).
+    clip_seconds : float
+        Length of a clip (s).
+    transforms : dict, optional
+        View → a function applied to each batch of that view (the standardisation).
     """
 
     def __init__(self, views: dict, sr: int, clip_seconds: float, transforms: dict | None = None):
@@ -26,7 +40,7 @@ class Segmenter:
         self.transforms = transforms or {}
         for v, X in views.items():
             if X.shape[1] < self.L[v]:
-                raise ValueError(f"{v}: clips have {X.shape[1]} frames, fewer than a segment's {self.L[v]}")
+                raise DataError(f"{v}: clips have {X.shape[1]} frames, fewer than a segment's {self.L[v]}")
 
     @property
     def t_max(self) -> float:

@@ -13,13 +13,26 @@ import pandas as pd
 from .config import PRESETS, get_preset
 from .fusionnet import FeatureCodingNet
 from .models import CRNN1D, CRNN2D, n_params
-from .results import (ALL_ROW_NAMES, PAPER_TABLE3, VIEW_ROWS, claim_verdict, fold_accuracies, paired_comparison,
-                      row_key, sign_flip_p, table3)
+from .results import (
+    ALL_ROW_NAMES,
+    PAPER_TABLE3,
+    VIEW_ROWS,
+    claim_verdict,
+    fold_accuracies,
+    paired_comparison,
+    row_key,
+    sign_flip_p,
+    table3,
+)
+
+__all__ = ["count", "fmt_p", "COMPARISON_FORMAT", "min_wilcoxon_p", "wilcoxon_note", "findings_table",
+           "length_margins", "compare_sentence", "weight_pattern", "preset_cost", "capacity", "scale_sentence",
+           "scale_disagreements", "scale_table", "pattern_checks", "rerun_drift"]
 
 # The rows of the introduction's table of findings, in its order.
-FINDING_ROWS = ("multiview", "mv_literal", "equal", "concat", "late", "mel", "gam", "cqt", "raw",
+_FINDING_ROWS = ("multiview", "mv_literal", "equal", "concat", "late", "mel", "gam", "cqt", "raw",
                 "self_ensemble", "self_ensemble_uniform", "fusionnet", "sumrule", "cabcnn")
-ESC50_TRAIN_CLIPS = 2000 * 4 // 5     # ESC-50: 2,000 clips in 5 folds, 4 of them for training (§3.1.3)
+_ESC50_TRAIN_CLIPS = 2000 * 4 // 5     # ESC-50: 2,000 clips in 5 folds, 4 of them for training (§3.1.3)
 
 
 def count(n: int, noun: str) -> str:
@@ -58,7 +71,7 @@ def wilcoxon_note(table: pd.DataFrame, alpha: float = 0.05) -> str:
             "consistent the sign is.")
 
 
-def findings_table(records: list[dict], rows=FINDING_ROWS, reference: str = "multiview") -> pd.DataFrame:
+def findings_table(records: list[dict], rows=_FINDING_ROWS, reference: str = "multiview") -> pd.DataFrame:
     """One line per row that has runs: the paper's ESC-50 number, our mean over
     all the row's runs, their number and the number of folds they cover, and
     the comparison with ``reference`` paired over fold means
@@ -83,29 +96,29 @@ def findings_table(records: list[dict], rows=FINDING_ROWS, reference: str = "mul
 
 
 # the rows the multi-view network is set against at each scale (and the best single view)
-SCALE_BASELINES = ("concat", "late", "equal")
+_SCALE_BASELINES = ("concat", "late", "equal")
 
 
-def scale_findings(records: list[dict], row: str = "multiview") -> dict:
+def _scale_findings(records: list[dict], row: str = "multiview") -> dict:
     """The paper's central comparison at one preset: the mean of every row over all
     its runs (``mean``, ``n``), the best single view by that mean (``best_view``),
     the folds and seeds of ``row``'s runs, its training steps, and
     :func:`~mvbook.results.claim_verdict` of ``row`` against each of
-    :data:`SCALE_BASELINES` and the best single view (fold means; ``verdicts``)."""
+    ``_SCALE_BASELINES`` and the best single view (fold means; ``verdicts``)."""
     t = table3(records)
     views = [v for v in VIEW_ROWS if v in t.index]
     best = max(views, key=lambda v: t.loc[v, "mean"]) if views else None
     runs = [r for r in records if row_key(r) == row]
-    verdicts = {b: claim_verdict(records, row, b) for b in (*SCALE_BASELINES, best) if b in t.index}
+    verdicts = {b: claim_verdict(records, row, b) for b in (*_SCALE_BASELINES, best) if b in t.index}
     return {"mean": t["mean"], "n": t["n"], "best_view": best, "verdicts": verdicts,
             "folds": sorted({r["fold"] for r in runs}), "seeds": sorted({r["seed"] for r in runs}),
             "steps": sorted({int(r["config"]["steps"]) for r in runs})}
 
 
 def scale_sentence(records: list[dict], preset: str, row: str = "multiview") -> str:
-    """:func:`scale_findings` in words: the means, then each paired comparison
+    """``_scale_findings`` in words: the means, then each paired comparison
     with both p-values and whether it is significant (t-test p < 0.05)."""
-    f = scale_findings(records, row)
+    f = _scale_findings(records, row)
     if row not in f["mean"].index:
         return f"At `{preset}` there is no `{row}` run yet."
     name = {"concat": "concatenation", "late": "late fusion", "equal": "equal weights"}
@@ -124,15 +137,15 @@ def scale_sentence(records: list[dict], preset: str, row: str = "multiview") -> 
         c = paired_comparison(records, row, [b]).loc[b]
         sig = "significant" if v["p"] < 0.05 else "not significant"
         pairs.append(f"− {name[b]} {v['mean_diff']:+.2f} points over {count(v['pairs'], 'fold')} "
-                     f"(t-test {p_words(v['p'])}, sign-flip {p_words(c['p_sign_flip'])}: {sig})")
+                     f"(t-test {_p_words(v['p'])}, sign-flip {_p_words(c['p_sign_flip'])}: {sig})")
     return head + " Paired over fold means, multi-view " + "; ".join(pairs) + "."
 
 
 def scale_disagreements(short: list[dict], long: list[dict], row: str = "multiview") -> list[str]:
-    """The baselines (of :data:`SCALE_BASELINES`) that ``row`` is above at one
+    """The baselines (of ``_SCALE_BASELINES``) that ``row`` is above at one
     length and below at the other (mean difference over fold means)."""
-    a, b = scale_findings(short, row)["verdicts"], scale_findings(long, row)["verdicts"]
-    return [k for k in SCALE_BASELINES if k in a and k in b and a[k]["pairs"] and b[k]["pairs"]
+    a, b = _scale_findings(short, row)["verdicts"], _scale_findings(long, row)["verdicts"]
+    return [k for k in _SCALE_BASELINES if k in a and k in b and a[k]["pairs"] and b[k]["pairs"]
             and np.sign(a[k]["mean_diff"]) * np.sign(b[k]["mean_diff"]) < 0]
 
 
@@ -185,10 +198,10 @@ def compare_sentence(records: list[dict], row: str, baseline: str, unit: str = "
     units = "folds" if unit == "fold" else "runs, as if independent"
     return (f"{ALL_ROW_NAMES[row].rstrip(' †')} − {ALL_ROW_NAMES[baseline].rstrip(' †')}: {x['mean_diff']:+.2f} "
             f"points over {int(x['pairs'])} {units} (ahead on {int(x['wins'])}, behind on {int(x['losses'])}; "
-            f"paired t-test {p_words(x['p_t'])}, sign-flip test {p_words(x['p_sign_flip'])})")
+            f"paired t-test {_p_words(x['p_t'])}, sign-flip test {_p_words(x['p_sign_flip'])})")
 
 
-def p_words(p: float) -> str:
+def _p_words(p: float) -> str:
     """``p = 0.096``, ``p < 0.001`` or ``no p`` (no test possible)."""
     f = fmt_p(p)
     return "no p" if f == "—" else f"p {f}" if f.startswith("<") else f"p = {f}"
@@ -252,7 +265,7 @@ def preset_cost(record: dict, dataset: str = "esc50") -> dict:
     on ``dataset`` (batch 64; ESC-50's 1,600 training clips per fold)."""
     paper = PRESETS["paper"]
     epochs_paper = paper.epochs_for(dataset)
-    steps_paper = epochs_paper * (ESC50_TRAIN_CLIPS // paper.batch_size)
+    steps_paper = epochs_paper * (_ESC50_TRAIN_CLIPS // paper.batch_size)
     steps = int(record["config"]["steps"])
     return {"epochs": int(record["config"]["epochs"]), "epochs_paper": epochs_paper, "steps": steps,
             "steps_paper": steps_paper, "step_share": steps / steps_paper}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +22,15 @@ from .checkpoints import RunLock, load_checkpoint, save_checkpoint
 from .config import get_preset
 from .data import load_dataset
 from .device import autocast_name, keep_freed_memory, resolve_device
-from .records import RunPaths, SCHEMA, atomic_torch_save, check_out, code_version, provenance, write_record
+from .errors import DivergedError, RunConflictError
+from .records import SCHEMA, RunPaths, atomic_torch_save, check_out, code_version, provenance, write_record
 from .systems import get_system
 from .systems.base import Run, Training
 
+__all__ = ["train"]
 
-def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, preset: str = "smoke",
+
+def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, preset: str = "smoke", *,
           seed: int = 0, device: str = "auto", data_root=None, out="results", checkpoints=None,
           cache_dir=None, progress: bool = True, fresh: bool = False, callback=None,
           split_seed: int = 0, **overrides) -> dict:
@@ -75,11 +79,12 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
     with RunLock(paths.checkpoint_dir):
         tr = sys_.prepare(run)
         _refuse_other_record(paths.record, tr.config, fresh)
-        state = _loop(tr, paths, dev, seed, fresh, f"{system} fold {fold}", progress, callback, code)
+        state = _loop(tr, paths, dev, seed=seed, fresh=fresh, desc=f"{system} fold {fold}", progress=progress,
+                      callback=callback, code=code)
     record = _record(tr, state, ds)
-    record["provenance"] = provenance(dev, state["elapsed"], time.time() - t_start, code)
+    record["provenance"] = provenance(dev, state.elapsed, time.time() - t_start, code)
     record["provenance"]["autocast"] = autocast_name(dev)
-    record["provenance"]["trained_by"] = state["code"]
+    record["provenance"]["trained_by"] = state.code
     write_record(record, paths.record)
     record["path"] = str(paths.record)
     return record
@@ -96,16 +101,16 @@ def _refuse_other_record(path: Path, config: dict, fresh: bool) -> None:
     config = json.loads(json.dumps(config))                      # as the record stores it (tuples → lists)
     if old != config:
         diff = sorted(k for k in set(old or {}) | set(config) if (old or {}).get(k) != config.get(k))
-        raise RuntimeError(f"a record of this run with another configuration exists ({path}): it differs in "
-                           f"{', '.join(diff) or 'its format'}; pass --fresh (fresh=True) to replace it, or "
-                           "--out another folder to keep both")
+        raise RunConflictError(f"a record of this run with another configuration exists ({path}): it differs in "
+                               f"{', '.join(diff) or 'its format'}; pass --fresh (fresh=True) to replace it, or "
+                               "--out another folder to keep both")
 
 
 def _check_training(finite: torch.Tensor, last: int, step: int, checkpoint: Path) -> None:
     """Stop a run whose training loss was not finite at some step since the last evaluation."""
     if not bool(finite):
-        raise RuntimeError(f"non-finite training loss between steps {last} and {step} ({checkpoint}): "
-                           "the run is stopped, its last good checkpoint kept")
+        raise DivergedError(f"non-finite training loss between steps {last} and {step} ({checkpoint}): "
+                            "the run is stopped, its last good checkpoint kept")
 
 
 def _check_finite(res: dict, step: int, checkpoint: Path) -> None:
@@ -113,8 +118,8 @@ def _check_finite(res: dict, step: int, checkpoint: Path) -> None:
     for s, r in res.items():
         bad = [k for k, v in r["loss"].items() if not math.isfinite(v)]
         if bad:
-            raise RuntimeError(f"non-finite {s} loss of branch {', '.join(bad)} at step {step} ({checkpoint}): "
-                               "the run is stopped, its last good checkpoint kept; nothing is recorded")
+            raise DivergedError(f"non-finite {s} loss of branch {', '.join(bad)} at step {step} ({checkpoint}): "
+                                "the run is stopped, its last good checkpoint kept; nothing is recorded")
 
 
 def _empty_curves(branches) -> dict:
@@ -125,14 +130,14 @@ def _empty_curves(branches) -> dict:
 
 
 # the code history of a checkpoint written before runs kept one
-UNKNOWN_CODE = {"from_step": 0, "git_commit": "unknown (a checkpoint from before mvbook kept the code history)",
+_UNKNOWN_CODE = {"from_step": 0, "git_commit": "unknown (a checkpoint from before mvbook kept the code history)",
                 "git_dirty": None}
 
 
 def _code_history(state: dict, code: dict, checkpoint: Path) -> None:
     """Continue the loop state's code history ("trained_by" of the record: from which
     step which commit trained the run) by ``code`` where a resumed run's code differs."""
-    history = state.setdefault("code", [dict(UNKNOWN_CODE)])
+    history = state.setdefault("code", [dict(_UNKNOWN_CODE)])
     last = history[-1]
     if (last["git_commit"], last["git_dirty"]) != (code["git_commit"], code["git_dirty"]):
         history.append({"from_step": state["step"], **code})
@@ -141,17 +146,28 @@ def _code_history(state: dict, code: dict, checkpoint: Path) -> None:
               f"{code['git_commit']}{dirty}; the record lists both (provenance.trained_by)", flush=True)
 
 
+@dataclass
+class _LoopState:
+    """What the training loop carries from one evaluation to the next, and what a
+    checkpoint keeps of it (as a dict: :func:`~mvbook.checkpoints.save_checkpoint`)."""
+    step: int                    # steps done
+    curves: dict                 # every evaluation's losses, accuracies and weights (the record's "curves")
+    best: dict | None            # the selected model so far: its step, validation scores, weights, test posteriors
+    elapsed: float               # seconds of training so far, over every resumption
+    code: list                   # which commit trained the run from which step (the record's "trained_by")
+
+
 def _resume(tr: Training, paths: RunPaths, dev: torch.device, fresh: bool, rng: np.random.Generator, code: dict):
     """(loop state, branch weights): fresh, or restored with the network, the
     optimiser, the weight rule and the random generators from the run's checkpoint."""
-    state = {"step": 0, "curves": _empty_curves(tr.branches), "best": None, "elapsed": tr.setup_seconds,
-             "code": [{"from_step": 0, **code}]}
     if fresh or not paths.checkpoint.exists():
+        state = _LoopState(step=0, curves=_empty_curves(tr.branches), best=None, elapsed=tr.setup_seconds,
+                           code=[{"from_step": 0, **code}])
         return state, dict(tr.rule.weights)
     ck = load_checkpoint(paths.checkpoint, dev)
     if ck["config"] != tr.config:
-        raise RuntimeError(f"{paths.checkpoint} belongs to a different run configuration; "
-                           "pass fresh=True (--fresh) to start over")
+        raise RunConflictError(f"{paths.checkpoint} belongs to a different run configuration; "
+                               "pass fresh=True (--fresh) to start over")
     tr.model.load_state_dict(ck["model"])
     tr.optimizer.load_state_dict(ck["optimizer"])
     tr.rule.load_state_dict(ck["blender"])
@@ -160,7 +176,7 @@ def _resume(tr: Training, paths: RunPaths, dev: torch.device, fresh: bool, rng: 
     if dev.type == "cuda" and ck.get("cuda_rng") is not None:  # dropout draws from the GPU's generator
         torch.cuda.set_rng_state(ck["cuda_rng"].cpu(), dev)
     _code_history(ck["state"], code, paths.checkpoint)
-    return ck["state"], ck["weights"]
+    return _LoopState(**ck["state"]), ck["weights"]
 
 
 def _append(curves: dict, tr: Training, step: int, weights: dict, res: dict) -> None:
@@ -179,8 +195,8 @@ def _append(curves: dict, tr: Training, step: int, weights: dict, res: dict) -> 
             evaluate.ensemble_accuracy(res[s]["probs"], weights, tr.sets[s].labels))
 
 
-def _loop(tr: Training, paths: RunPaths, dev: torch.device, seed: int, fresh: bool, desc: str,
-          progress: bool, callback, code: dict) -> dict:
+def _loop(tr: Training, paths: RunPaths, dev: torch.device, *, seed: int, fresh: bool, desc: str,
+          progress: bool, callback, code: dict) -> _LoopState:
     """Train ``tr`` to its last step, evaluating every ``tr.eval_every`` steps; returns the loop state."""
     rng = np.random.default_rng([seed, 0])
     state, weights = _resume(tr, paths, dev, fresh, rng, code)
@@ -191,31 +207,31 @@ def _loop(tr: Training, paths: RunPaths, dev: torch.device, seed: int, fresh: bo
     def measure(step: int):
         """Evaluate, update the weights, select, checkpoint."""
         nonlocal weights, clock
-        _check_training(finite, state["step"], step, paths.checkpoint)
+        _check_training(finite, state.step, step, paths.checkpoint)
         res = tr.evaluate()
         _check_finite(res, step, paths.checkpoint)
         weights = tr.rule.update(res["train"]["loss"], res["val"]["loss"])
-        _append(state["curves"], tr, step, weights, res)
-        b = state["best"]
+        _append(state.curves, tr, step, weights, res)
+        b = state.best
         va, vl = res["val"]["accuracy"][main], res["val"]["loss"][main]
         if b is None or va > b["val_accuracy"] or (va == b["val_accuracy"] and vl < b["val_loss"]):
-            state["best"] = {"step": step, "epoch": step / tr.steps_per_epoch, "val_accuracy": va, "val_loss": vl,
-                             "weights": dict(weights), "test_probs": res["test"]["probs"],
-                             "test_accuracy": dict(res["test"]["accuracy"])}
+            state.best = {"step": step, "epoch": step / tr.steps_per_epoch, "val_accuracy": va, "val_loss": vl,
+                          "weights": dict(weights), "test_probs": res["test"]["probs"],
+                          "test_accuracy": dict(res["test"]["accuracy"])}
             atomic_torch_save(tr.model.state_dict(), paths.best)
-        state["step"] = step
-        state["elapsed"] += time.time() - clock
+        state.step = step
+        state.elapsed += time.time() - clock
         clock = time.time()
-        save_checkpoint(paths.checkpoint, state, config=tr.config, model=tr.model.state_dict(),
+        save_checkpoint(paths.checkpoint, vars(state), config=tr.config, model=tr.model.state_dict(),
                         optimizer=tr.optimizer.state_dict(), blender=tr.rule.state_dict(), weights=weights,
                         numpy_rng=rng.bit_generator.state, torch_rng=torch.get_rng_state(),
                         cuda_rng=torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None)
         if callback:
-            callback({"step": step, "total_steps": tr.total_steps, "curves": state["curves"], "best": state["best"]})
+            callback({"step": step, "total_steps": tr.total_steps, "curves": state.curves, "best": state.best})
 
-    if state["step"] == 0 and not state["curves"]["step"]:
+    if state.step == 0 and not state.curves["step"]:
         measure(0)
-    step = state["step"]
+    step = state.step
     batches = tr.batches(rng)
     bar = tqdm(total=tr.total_steps, initial=step, disable=not progress, desc=desc, unit="step")
     tr.model.train()
@@ -234,25 +250,25 @@ def _loop(tr: Training, paths: RunPaths, dev: torch.device, seed: int, fresh: bo
         if step % tr.eval_every == 0 or step == tr.total_steps:
             measure(step)
             tr.model.train()
-            bar.set_postfix(val_acc=f"{state['curves']['accuracy']['val'][main][-1]:.3f}",
-                            best=f"{state['best']['val_accuracy']:.3f}")
+            bar.set_postfix(val_acc=f"{state.curves['accuracy']['val'][main][-1]:.3f}",
+                            best=f"{state.best['val_accuracy']:.3f}")
     bar.close()
     return state
 
 
-def _record(tr: Training, state: dict, ds) -> dict:
+def _record(tr: Training, state: _LoopState, ds) -> dict:
     """The results record (see :mod:`mvbook.records`) of a finished run, without provenance."""
-    config, best, test = tr.config, state["best"], tr.sets["test"]
+    config, best, test = tr.config, state.best, tr.sets["test"]
     acc = dict(best["test_accuracy"])
     if len(tr.branches) > 1:
         acc["self_ensemble"] = evaluate.ensemble_accuracy(best["test_probs"], best["weights"], test.labels)
-    diagnostics = tr.rule.diagnostics(state["curves"]["step"], state["curves"]["weights"], best["weights"])
+    diagnostics = tr.rule.diagnostics(state.curves["step"], state.curves["weights"], best["weights"])
     return {"schema": SCHEMA, "system": config["system"], "dataset": config["dataset"],
             "fold": config["fold"], "seed": config["seed"], "preset": config["preset"]["name"],
             "reduced": list(config["preset"]["reduced"]), "main_branch": tr.main, "accuracy": acc,
             "system_accuracy": acc[tr.main], "config": config,
             "best": {k: best[k] for k in ("step", "epoch", "val_accuracy", "val_loss", "weights")},
-            "curves": state["curves"],
+            "curves": state.curves,
             "test": {"keys": [ds.clips[i].key for i in test.clips], "labels": test.labels.tolist(),
                      "probs": {k: np.round(v, 5).tolist() for k, v in best["test_probs"].items()}},
             **({"diagnostics": diagnostics} if diagnostics else {})}

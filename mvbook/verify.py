@@ -36,11 +36,11 @@ from .systems import TRAINED_SYSTEMS, dependencies
 __all__ = ["EXIT", "Verdict", "verify", "rerun_arguments", "environment_notes", "commit_worktree", "compare"]
 
 EXIT = {"identical": 0, "differs": 1, "error": 2}
-NUMERIC_PACKAGES = ("torch", "numpy", "scipy", "numba", "librosa", "soundfile", "soxr")   # the numbers depend on them
+_NUMERIC_PACKAGES = ("torch", "numpy", "scipy", "numba", "librosa", "soundfile", "soxr")   # the numbers depend on them
 
 # Run in a subprocess with the mvbook PYTHONPATH names (this one, or an older commit's): train, or ("quick")
 # stop at the first evaluation after step 0; write the record's path, the curves so far, or a diagnosed error.
-DRIVER = """
+_DRIVER = """
 import json, pathlib, sys, torch
 args = json.loads(sys.argv[1])
 torch.set_num_threads(args.pop("threads"))
@@ -194,7 +194,7 @@ def commit_worktree(rec: dict, repo=None):
     """Context: the record's ``provenance.git_commit`` checked out in a temporary
     ``git worktree`` of the clone holding ``repo`` (default: the working folder),
     removed afterwards; yields (the worktree, the versions its ``constraints.txt``
-    pins of :data:`NUMERIC_PACKAGES`). A ConfigError outside a clone, for a record
+    pins of :data:`_NUMERIC_PACKAGES`). A ConfigError outside a clone, for a record
     of uncommitted changes or of several commits, or a commit the clone lacks."""
     prov = rec.get("provenance") or {}
     commit = str(prov.get("git_commit", ""))
@@ -216,7 +216,7 @@ def commit_worktree(rec: dict, repo=None):
     pins = {}
     for line in _git(top, "show", f"{commit}:constraints.txt").stdout.splitlines():
         name, _, version = line.partition("==")
-        if name.strip().lower() in NUMERIC_PACKAGES and version:
+        if name.strip().lower() in _NUMERIC_PACKAGES and version:
             pins[name.strip().lower()] = version.strip()
     with tempfile.TemporaryDirectory(prefix=f"mvbook-{commit[:7]}-") as tmp:
         added = _git(top, "worktree", "add", "--detach", "--quiet", f"{tmp}/tree", commit)
@@ -229,7 +229,7 @@ def commit_worktree(rec: dict, repo=None):
 
 
 def _rerun(args: dict, code_root: Path, out: Path, threads: int, quick: bool, data_root, cache_dir) -> dict:
-    """:data:`DRIVER`'s answer, run with ``code_root`` first on the path. The data root
+    """:data:`_DRIVER`'s answer, run with ``code_root`` first on the path. The data root
     and the cache go through ``MVBOOK_DATA`` and ``MVBOOK_CACHE``, which every commit
     reads (``train``'s argument for the data root was once ``root``)."""
     result = out / "result.json"
@@ -237,7 +237,7 @@ def _rerun(args: dict, code_root: Path, out: Path, threads: int, quick: bool, da
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(code_root), os.environ.get("PYTHONPATH")])),
                **thread_env(threads))
     env |= {k: str(Path(v).resolve()) for k, v in (("MVBOOK_DATA", data_root), ("MVBOOK_CACHE", cache_dir)) if v}
-    proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(payload)], cwd=code_root, env=env,
+    proc = subprocess.run([sys.executable, "-c", _DRIVER, json.dumps(payload)], cwd=code_root, env=env,
                           stdout=subprocess.PIPE, text=True)
     if proc.stdout.strip():
         print(proc.stdout.rstrip(), file=sys.stderr)

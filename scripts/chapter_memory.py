@@ -32,8 +32,7 @@ import time
 from pathlib import Path
 
 import psutil
-
-from make_notebooks import toc_chapters      # scripts/: the chapters of _toc.yml
+from make_notebooks import toc_chapters  # scripts/: the chapters of _toc.yml
 
 REPO = Path(__file__).resolve().parents[1]
 GB = 1024 ** 3

@@ -113,10 +113,10 @@ def test_the_stored_quantities_are_those_of_eq_3_to_5():
         w = b.update(dict(zip("xy", tr)), dict(zip("xy", va)))
     # W = 2: L̄ = mean of the last two; references: the first smoothed losses, then the best so far
     assert b.L_tr_bar == pytest.approx({"x": 0.8, "y": 0.7}) and b.L_va_bar == pytest.approx({"x": 0.925, "y": 0.98})
-    G = {"x": 0.975 - 0.925, "y": 0.995 - 0.98}
-    O = {"x": (0.95 - 0.8) - G["x"], "y": (0.9 - 0.7) - G["y"]}
-    assert b.G == pytest.approx(G) and b.O == pytest.approx(O)
-    ratio = {k: G[k] / (O[k] ** 2 + 1e-6) for k in "xy"}
+    G_k = {"x": 0.975 - 0.925, "y": 0.995 - 0.98}
+    O_k = {"x": (0.95 - 0.8) - G_k["x"], "y": (0.9 - 0.7) - G_k["y"]}
+    assert b.G == pytest.approx(G_k) and b.O == pytest.approx(O_k)
+    ratio = {k: G_k[k] / (O_k[k] ** 2 + 1e-6) for k in "xy"}
     assert b.ratio == pytest.approx(ratio)
     assert w == pytest.approx({k: ratio[k] / sum(ratio.values()) for k in "xy"})
 

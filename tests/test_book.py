@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
 from make_notebooks import toc_files  # noqa: E402  (the pages of _toc.yml)
+
 CHAPTER_FIGURES = {"book/views": 3, "book/crnn": 1, "book/multiview": 1, "book/blending": 2, "book/ensemble": 1,
                    "book/training": 2, "book/results": 2, "book/beyond/ablations": 1, "book/beyond/fusion": 1,
                    "book/beyond/views": 1}
@@ -59,7 +60,7 @@ def test_build_has_no_warnings_and_executed_every_chapter(build):
     html, log = build
     assert not re.search(r"WARNING: |ERROR: ", log), log[-4000:]
     for f in toc_files():
-        if f != "book/references":
+        if "```{code-cell}" in (REPO / f"{f}.md").read_text():       # not the references or the API reference
             assert f"{f}.md: Execut" in log or f"{f}.md: Using cached" in log, f"{f} was not executed"
 
 

@@ -10,17 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from mvbook import cache as C
-from mvbook import cachefile
-from mvbook import features as F
-from mvbook import framing
-from mvbook.data import DatasetError, load_dataset
-from mvbook.framing import VIEWS, n_frames
-
-
 from test_features import assert_same_features, noise
 
+from mvbook import cache as C
+from mvbook import cachefile, framing
+from mvbook import features as F
+from mvbook.data import DatasetError, load_dataset
+from mvbook.framing import VIEWS, n_frames
 
 # --- the cache -----------------------------------------------------------------------------
 

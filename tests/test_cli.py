@@ -32,6 +32,38 @@ def test_missing_dataset_is_a_clear_error(tmp_path, capsys):
     assert err.startswith("error:") and "gtzan" in err and str(tmp_path) in err
 
 
+def test_a_diagnosed_error_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["table", "--results", str(tmp_path), "--dataset", "esc10", "--preset", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no records of esc10 at preset cpu") and err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_a_file_in_place_of_the_results_folder_is_one_line_and_exit_2(tmp_path, capsys):
+    (tmp_path / "results").write_text("a file, not a folder")
+    assert main(["train", "--dataset", "synthetic", "--preset", "smoke", "--out", str(tmp_path / "results"),
+                 "--no-progress", "--cache-dir", str(tmp_path / "cache")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and str(tmp_path / "results") in err and err.count("\n") == 1
+
+
+def test_an_undiagnosed_error_keeps_its_traceback(monkeypatch):
+    import pytest
+
+    from mvbook import __main__ as cli
+
+    def broken(args):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    def no_file(args):
+        raise OSError("[Errno 104] Connection reset by peer")     # no file named: not a file problem
+
+    for command, exc in ((broken, RuntimeError), (no_file, OSError)):
+        monkeypatch.setitem(cli.COMMANDS, "table", command)
+        with pytest.raises(exc):
+            main(["table"])
+
+
 def test_module_entry_point_help():
     out = subprocess.run([sys.executable, "-m", "mvbook", "--help"], capture_output=True, text=True)
     assert out.returncode == 0

@@ -3,9 +3,10 @@ and a clear error when nothing matches."""
 import csv
 import io
 
+from test_results import fake
+
 from mvbook.__main__ import main
 from mvbook.records import write_record
-from test_results import fake
 
 
 def _results(tmp_path):

@@ -4,8 +4,18 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mvbook.data import (DATASETS, AudioError, Clip, ClipWarning, Dataset, DatasetError, data_root,
-                         describe, load_dataset, read_audio)
+from mvbook.data import (
+    DATASETS,
+    AudioError,
+    Clip,
+    ClipWarning,
+    Dataset,
+    DatasetError,
+    data_root,
+    describe,
+    load_dataset,
+    read_audio,
+)
 
 
 def test_registry_names():

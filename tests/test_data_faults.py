@@ -11,8 +11,7 @@ import soundfile as sf
 from fault_trees import CSV_FAULTS, clip_path, csv_path, damage_clip, damage_csv, esc10_tree, tone
 
 from mvbook.__main__ import main
-from mvbook.data import (AudioError, BadClipsError, ClipWarning, DatasetError, MetadataError,
-                         load_dataset)
+from mvbook.data import AudioError, BadClipsError, ClipWarning, DatasetError, MetadataError, load_dataset
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from mvbook.device import autocast, autocast_dtype, autocast_name, full_precision, resolve_device, to_device
+from mvbook.errors import ConfigError
 
 CPU = torch.device("cpu")
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
@@ -33,7 +34,7 @@ def test_resolve_device_names_and_devices():
 @no_cuda
 def test_cuda_without_a_gpu_is_an_error():
     for name in ("cuda", "cuda:0", torch.device("cuda")):
-        with pytest.raises(RuntimeError, match="--device"):
+        with pytest.raises(ConfigError, match="--device"):
             resolve_device(name)
 
 

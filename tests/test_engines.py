@@ -194,7 +194,8 @@ def test_a_real_smoke_cell_through_the_cli_on_a_local_cluster(tmp_path):
     assert again.returncode == 0 and "skip synthetic/smoke/cqt" in again.stdout and "scheduler" not in again.stdout
     stale = out / "synthetic/smoke/multiview/fold1-seed0.json"
     stale.parent.mkdir(parents=True)
-    stale.write_text(json.dumps({"schema": "mvbook.record/1", "system": "multiview", "config": {"system": "multiview"}}))
+    stale.write_text(json.dumps({"schema": "mvbook.record/1", "system": "multiview",
+                                 "config": {"system": "multiview"}}))
     failed = run_bounded(cmd[:cmd.index("cqt")] + ["multiview"] + cmd[cmd.index("cqt") + 1:], env, 120)
     assert failed.returncode == 1 and "FAILED synthetic/smoke/multiview fold 1" in failed.stdout
 

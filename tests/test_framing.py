@@ -10,7 +10,6 @@ from gammatone.gtgram import gtgram_strides
 
 from mvbook import framing as fr
 
-
 # --- framing (§3.1.2: 30 s at 44.1 kHz → 1499 × 64 and 1292 × 64) ----------------------
 
 @pytest.mark.parametrize("sr", [44100, 22050])

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from mvbook import fusionnet as fn
+from mvbook.errors import DataError
 from mvbook.models import CRNN1D, CRNN2D, n_params
 from mvbook.records import load_records, record_path
 from mvbook.systems import dependencies, load_network
@@ -110,7 +111,7 @@ def test_feature_coding_net_shapes_and_every_parameter_is_used(view, shape):
     torch.manual_seed(3)
     net = fn.FeatureCodingNet(view, SMOKE_W, sr=22050, raw_bands=4)
     crnn = CRNN1D(SMOKE_W, 22050, 4) if view == "raw" else CRNN2D(SMOKE_W)
-    ch = [crnn.__getattr__(f"conv{l}")[0].out_channels for l in range(2, 7)]
+    ch = [crnn.__getattr__(f"conv{layer}")[0].out_channels for layer in range(2, 7)]
     assert net.dim == 32 and net.M == sum(ch) and net.K == 20 and net.taps == (2, 3, 4, 5, 6)
     # the CRNN's conv blocks, under the CRNN's names; no GRU, no attention pooling
     blocks = {k: v.shape for k, v in crnn.state_dict().items() if k.startswith(("conv", "pool"))}
@@ -163,7 +164,7 @@ def test_multiview_net_with_fcn_coders_has_centres_per_view():
 
 
 def test_train_meta_without_coders_names_what_is_missing(tmp_path):
-    with pytest.raises(RuntimeError) as e:
+    with pytest.raises(DataError) as e:
         train(dataset="synthetic", system="fusionnet", fold=2, preset="smoke", out=tmp_path, progress=False)
     msg = str(e.value)
     for dep in dependencies("fusionnet"):

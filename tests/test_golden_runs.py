@@ -65,8 +65,9 @@ def smoke_records(out: Path, cache: Path) -> dict:
     recs = {}
     for system, epochs in RUNS.items():
         kw = {} if epochs is None else {"epochs": epochs}
-        recs[RENAMED.get(system, system)] = normalise(train("synthetic", system, 1, "smoke", seed=0, out=out, cache_dir=cache,
-                                       progress=False, device="cpu", **kw), out)
+        rec = train("synthetic", system, 1, "smoke", seed=0, out=out, cache_dir=cache, progress=False, device="cpu",
+                    **kw)
+        recs[RENAMED.get(system, system)] = normalise(rec, out)
     return recs
 
 

@@ -8,8 +8,9 @@ import nbformat
 import pytest
 
 from mvbook import grid
-from mvbook.engines import grid_cells, run_cells
 from mvbook.__main__ import main
+from mvbook.engines import grid_cells, run_cells
+from mvbook.errors import ConfigError
 from mvbook.records import record_path
 
 
@@ -33,7 +34,7 @@ def test_grid_runs_the_notebook_keeps_it_skips_and_reports_failures(tmp_path, mo
     nb_path = rec.with_suffix(".ipynb")
     assert report.done == ["synthetic/smoke/cqt fold 1 seed 0"]
     assert [f[0] for f in report.failed] == ["synthetic/smoke/cqt fold 9 seed 0"]
-    assert "ValueError" in report.failed[0][1] and "fold" in report.failed[0][1]
+    assert "ConfigError" in report.failed[0][1] and "fold" in report.failed[0][1]
     assert report.failed[0][2] and Path(report.failed[0][2]).exists()   # the failed notebook is kept, with its error
     assert rec.exists() and nb_path.exists()
     record = json.loads(rec.read_text())
@@ -136,5 +137,5 @@ def test_serial_grid_prints_k_of_n_elapsed_and_eta_unless_told_not_to(tmp_path):
 def test_the_training_notebook_ships_inside_the_package():
     assert grid.TRAINING_NOTEBOOK.parent.parent == Path(grid.__file__).parent
     assert grid.TRAINING_NOTEBOOK.read_text() == (Path(__file__).parents[1] / "book" / "training.md").read_text()
-    with pytest.raises(RuntimeError, match="/nowhere/training.md.*--notebook"):
+    with pytest.raises(ConfigError, match="/nowhere/training.md.*--notebook"):
         grid.training_notebook("/nowhere/training.md")

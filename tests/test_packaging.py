@@ -9,11 +9,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import nbformat
 import pytest
+import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -54,7 +54,8 @@ def test_dependencies_have_major_upper_bounds_and_match_requirements_txt():
         for d in map(Requirement, group):
             name = canonicalize_name(d.name)
             assert name in reqs, f"requirements.txt lacks {d.name} (pyproject.toml has {d})"
-            assert reqs[name].specifier == d.specifier, f"{d.name}: pyproject {d.specifier}, requirements {reqs[name].specifier}"
+            assert reqs[name].specifier == d.specifier, \
+                f"{d.name}: pyproject {d.specifier}, requirements {reqs[name].specifier}"
     unbounded = [str(r) for r in reqs.values() if not any(s.operator in ("<", "<=", "==") for s in r.specifier)
                  and r.name != "dask"]         # calendar-versioned: no major version to bound
     assert not unbounded, f"no upper bound: {unbounded}"

@@ -173,6 +173,7 @@ def test_figures_are_sized_for_the_books_column(tmp_path):
     """Fig. 2, the blending trace and a run's curves: panels stacked at the book's
     width, text no smaller than the body text there (12 pt at 8 in)."""
     import matplotlib.pyplot as plt
+
     from mvbook import plots_runs
     plots.book_style()
     recs = [fake_record(tmp_path, s, f) for s in ("multiview", "concat", "mel") for f in (1, 2)]

@@ -5,9 +5,9 @@ import shlex
 from pathlib import Path
 
 import pytest
+from test_results import fake
 
 from mvbook.records import RunPaths, code_version, grid_command, load_records, record_path, write_record
-from test_results import fake
 
 
 def test_write_and_load_records(tmp_path):

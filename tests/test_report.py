@@ -1,11 +1,11 @@
 """mvbook.report: Table 3 as HTML, each cell linked to its run, and what it is
 missing, on made-up records (no training)."""
 import pytest
+from test_plots import fake_record
 
 from mvbook import report
 from mvbook.records import grid_command
 from mvbook.results import ALL_ROW_NAMES, EXTRA_ROW_NAMES, ROW_NAMES
-from test_plots import fake_record
 
 
 def test_table3_html_links_every_cell_and_explains_the_empty_ones(tmp_path, monkeypatch):

@@ -1,10 +1,28 @@
 """Late fusion, Table 3, paired tests and the claims, from hand-made records."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from mvbook.results import (PAPER_TABLE3, fold_accuracies, format_table3, late_fusion, paired_comparison, row_key,
-                            sign_flip_p,
-                            table3, uniform_ensemble_accuracy)
+from mvbook.results import (
+    PAPER_TABLE3,
+    fold_accuracies,
+    format_table3,
+    late_fusion,
+    paired_comparison,
+    row_key,
+    sign_flip_p,
+    table3,
+    uniform_ensemble_accuracy,
+)
+
+
+def committed(relative: str, what: str) -> Path:
+    """A record of the committed ``results/`` the test reads; a pruned tree fails
+    here, naming the file, instead of skipping the test."""
+    path = Path(__file__).parents[1] / "results" / relative
+    assert path.is_file(), f"results/{relative} is missing: the test reads {what} (esc10, cpu preset, fold 1, seed 0)"
+    return path
 
 
 def fake(system, fold, acc, probs=None, labels=(0, 1), se=None):
@@ -20,7 +38,8 @@ def fake(system, fold, acc, probs=None, labels=(0, 1), se=None):
 
 def test_late_fusion_by_hand():
     # mean of [[.6,.4],[.4,.6]], [[.2,.8],[.4,.6]], [[.7,.3],[.9,.1]], [[.9,.1],[.1,.9]] = [[.6,.4],[.45,.55]]
-    P = {"mel": [[.6, .4], [.4, .6]], "gam": [[.2, .8], [.4, .6]], "cqt": [[.7, .3], [.9, .1]], "raw": [[.9, .1], [.1, .9]]}
+    P = {"mel": [[.6, .4], [.4, .6]], "gam": [[.2, .8], [.4, .6]], "cqt": [[.7, .3], [.9, .1]],
+         "raw": [[.9, .1], [.1, .9]]}
     recs = {v: fake(v, 1, 0.5, P[v]) for v in P}
     out = late_fusion(recs)
     assert np.allclose(out["probs"], [[.6, .4], [.45, .55]])
@@ -153,12 +172,9 @@ def test_paired_comparison_over_fold_means():
 
 def test_diagnostics_of_a_legacy_record_come_from_its_replayed_losses():
     import json
-    from pathlib import Path
 
     from mvbook.results import blending_diagnostics, diagnostics_table, record_rule, replay
-    path = Path(__file__).parents[1] / "results/esc10/cpu/mv_literal/fold1-seed0.json"
-    if not path.exists():
-        pytest.skip("no committed literal-rule record")
+    path = committed("esc10/cpu/mv_literal/fold1-seed0.json", "the literal-rule record")
     rec = json.loads(path.read_text())
     assert "blending" not in rec["config"] and record_rule(rec).name == "literal"
     b = replay(rec)
@@ -178,12 +194,9 @@ def test_diagnostics_of_a_legacy_record_come_from_its_replayed_losses():
 
 def test_diagnostics_a_record_states_agree_with_its_replay_and_the_rest_is_replayed():
     import json
-    from pathlib import Path
 
     from mvbook.results import blending_diagnostics, replay
-    path = Path(__file__).parents[1] / "results/esc10/cpu/multiview/fold1-seed0.json"
-    if not path.exists():
-        pytest.skip("no committed authors-rule record")
+    path = committed("esc10/cpu/multiview/fold1-seed0.json", "the authors-rule record")
     rec = json.loads(path.read_text())
     c = rec["curves"]
     again = replay(rec).diagnostics(c["step"], c["weights"], rec["best"]["weights"])
@@ -201,7 +214,8 @@ def test_claim_verdict_by_hand():
     for fold, a, b in [(1, 0.8, 0.7), (2, 0.9, 0.7), (3, 0.85, 0.75), (4, 0.8, 0.72), (5, 0.9, 0.8)]:
         recs += [fake("concat", fold, a), fake("mel", fold, b)]
     v = claim_verdict(recs, "concat", "mel")
-    assert v["verdict"] == "holds" and v["pairs"] == 5 and v["wins"] == 5 and v["mean_diff"] == pytest.approx(11.6)   # (10 + 20 + 10 + 8 + 10) / 5
+    assert v["verdict"] == "holds" and v["pairs"] == 5 and v["wins"] == 5
+    assert v["mean_diff"] == pytest.approx(11.6)            # (10 + 20 + 10 + 8 + 10) / 5
     assert v["p_sign_flip"] == pytest.approx(2 / 32)             # five folds of one sign: the floor 2 / 2^5
     back = claim_verdict(recs, "mel", "concat")
     assert back["verdict"] == "does not hold" and back["reversed"]
@@ -212,7 +226,6 @@ def test_claim_verdict_by_hand():
 
 def test_last_active_share_and_replayed_weights():
     import json
-    from pathlib import Path
 
     from mvbook.results import last_active_share, replay_weights
     r = {"curves": {"step": [0, 10, 20, 40], "weights": {"mv": [0.2, 0.5, 0.0, 0.0], "mel": [0.8, 0.5, 1.0, 1.0]}}}
@@ -220,22 +233,17 @@ def test_last_active_share_and_replayed_weights():
     floored = {"curves": {"step": [0, 10, 20, 40], "weights": {"mv": [0.2, 0.5, 1e-6, 1e-6]}}}
     assert last_active_share(floored) == 20 / 40                    # a floored weight is off
     assert last_active_share({"curves": {"step": [0, 10], "weights": {"mv": [0.0, 0.0]}}}) == 0.0
-    path = Path(__file__).parents[1] / "results/esc10/cpu/mv_literal/fold1-seed0.json"
-    if path.exists():
-        rec = json.loads(path.read_text())
-        w = replay_weights(rec)
-        assert list(w.index) == rec["curves"]["step"]
-        assert all(w[k].tolist() == pytest.approx(v) for k, v in rec["curves"]["weights"].items())
+    rec = json.loads(committed("esc10/cpu/mv_literal/fold1-seed0.json", "the literal-rule record").read_text())
+    w = replay_weights(rec)
+    assert list(w.index) == rec["curves"]["step"]
+    assert all(w[k].tolist() == pytest.approx(v) for k, v in rec["curves"]["weights"].items())
 
 
 def test_diagnostics_table_says_which_runs_were_replayed():
     import json
-    from pathlib import Path
 
     from mvbook.results import diagnostics_table
-    path = Path(__file__).parents[1] / "results/esc10/cpu/multiview/fold1-seed0.json"
-    if not path.exists():
-        pytest.skip("no committed authors-rule record")
+    path = committed("esc10/cpu/multiview/fold1-seed0.json", "the authors-rule record")
     rec = json.loads(path.read_text())
     full = rec | {"seed": 1, "diagnostics": rec["diagnostics"] | {"off_share": {}, "uncredited": 0}}
     t = diagnostics_table([rec, full], "multiview")

@@ -2,9 +2,9 @@
 import numpy as np
 import pandas as pd
 import pytest
+from test_plots import fake_record
 
 from mvbook import summary as S
-from test_plots import fake_record
 
 
 def test_fmt_p_and_the_smallest_wilcoxon_p():

@@ -9,8 +9,7 @@ import mvbook.systems as systems_pkg
 from mvbook.config import get_preset
 from mvbook.framing import ALL_VIEWS, VIEWS
 from mvbook.models import MultiViewNet
-from mvbook.systems import (DERIVED, PAPER_SYSTEMS, REGISTRY, TRAINED_SYSTEMS, all_systems, dependencies,
-                            get_system)
+from mvbook.systems import DERIVED, PAPER_SYSTEMS, REGISTRY, TRAINED_SYSTEMS, all_systems, dependencies, get_system
 from mvbook.systems.base import BranchSystem, System
 
 

@@ -87,7 +87,8 @@ def test_records_are_strict_json(tmp_path):
 
 def _bad_trees(tmp_path, done) -> dict:
     good = json.loads(Path(done[1]["path"]).read_text())
-    cases = {"nan": Path(done[1]["path"]).read_text().replace('"system_accuracy": ', '"system_accuracy": NaN, "x": ', 1),
+    text = Path(done[1]["path"]).read_text()
+    cases = {"nan": text.replace('"system_accuracy": ', '"system_accuracy": NaN, "x": ', 1),
              "array": "[1, 2, 3]", "missing": json.dumps({k: v for k, v in good.items() if k != "test"}),
              "truncated": Path(done[1]["path"]).read_text()[:500]}
     trees = {}

@@ -131,8 +131,9 @@ def test_environment_differences_are_stated(smoke):
     _, rec = smoke
     assert environment_notes(rec, "cpu") == []
     prov = rec["provenance"]
+    trained_by = [{"git_commit": "a"}, {"git_commit": "b"}]
     other = rec | {"provenance": {k: v for k, v in prov.items() if k != "torch_threads"}
-                   | {"torch": "1.0", "cpu_capability": "VSX", "trained_by": [{"git_commit": "a"}, {"git_commit": "b"}]}}
+                   | {"torch": "1.0", "cpu_capability": "VSX", "trained_by": trained_by}}
     notes = environment_notes(other, "cpu", {"git_commit": "f" * 40, "git_dirty": False}, {"torch": "0.1"})
     assert f"recorded with torch 1.0, this is torch {torch.__version__}" in notes
     assert any("does not state its thread count" in n for n in notes)

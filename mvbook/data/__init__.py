@@ -9,11 +9,11 @@ Real corpora live under a data root: the ``root`` argument, else the
 environment variable ``MVBOOK_DATA``. Layouts: ``<root>/ESC-50`` (esc50, esc10),
 ``<root>/GTZAN/genres`` (gtzan), ``<root>/TUT-acoustic-scenes-2016-{development,
 evaluation}`` (dcase2016). An absent or incomplete dataset raises
-:class:`DatasetError` saying where it looked and how to get the data; malformed
-metadata raises :class:`MetadataError` listing every problem (file, line,
-key). Clips are read strictly (:mod:`mvbook.data.audio`): :meth:`Dataset.check_clips`
-decodes them all and lists every bad one, :meth:`Dataset.require_clips` raises
-them as one :class:`BadClipsError`, :func:`check_datasets` does it for every
+:class:`.DatasetError` saying where it looked and how to get the data; malformed
+metadata raises :class:`.MetadataError` listing every problem (file, line,
+key). Clips are read strictly (:mod:`mvbook.data.audio`): :meth:`.Dataset.check_clips`
+decodes them all and lists every bad one, :meth:`.Dataset.require_clips` raises
+them as one :class:`.BadClipsError`, :func:`check_datasets` does it for every
 dataset found (``python -m mvbook datasets --check``).
 """
 
@@ -48,13 +48,43 @@ DATASETS = {
 
 
 def data_root(root=None) -> Path | None:
-    """The data root: ``root`` if given, else ``$MVBOOK_DATA``, else ``None``."""
+    """The data root.
+
+    Parameters
+    ----------
+    root : str or Path, optional
+        Returned (as a Path) if given.
+
+    Returns
+    -------
+    Path or None
+        ``root``, else ``$MVBOOK_DATA``, else None.
+    """
     root = root if root is not None else os.environ.get("MVBOOK_DATA") or None
     return Path(root).expanduser() if root is not None else None
 
 
 def load_dataset(name: str, root=None) -> Dataset:
-    """Load dataset ``name`` (a key of :data:`DATASETS`) from ``data_root(root)``."""
+    """Load a dataset with its folds and clip list.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`DATASETS`: ``esc50``, ``esc10``, ``gtzan``, ``dcase2016`` or ``synthetic``.
+    root : str or Path, optional
+        The data root (default: :func:`data_root`, i.e. ``$MVBOOK_DATA``).
+
+    Returns
+    -------
+    Dataset
+        Its clips (read on demand by ``load``), classes, sample rate and folds.
+
+    Examples
+    --------
+    >>> ds = load_dataset("synthetic")
+    >>> ds.name, ds.sr, ds.n_folds, len(ds.classes)
+    ('synthetic', 22050, 5, 8)
+    """
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     root = data_root(root)
@@ -67,7 +97,20 @@ def load_dataset(name: str, root=None) -> Dataset:
 
 
 def describe(name: str | None = None, root=None) -> str:
-    """One line per dataset (or for ``name``): what was found under the root, or why not."""
+    """What the data root holds, dataset by dataset.
+
+    Parameters
+    ----------
+    name : str, optional
+        One dataset (default: every one).
+    root : str or Path, optional
+        The data root (default: :func:`data_root`).
+
+    Returns
+    -------
+    str
+        One line per dataset: what was found under the root, or why not.
+    """
     lines = []
     for n in [name] if name else DATASETS:
         try:
@@ -84,8 +127,8 @@ def describe(name: str | None = None, root=None) -> str:
 def check_datasets(root=None, progress: bool = False, log=print) -> list[str]:
     """Decode every clip of each dataset found under the root (not the synthetic
     one, which has no files). ``log`` gets one line per dataset checked and a
-    ``warning: …`` line per :class:`ClipWarning`; returns the error messages:
-    malformed metadata, and every bad clip (a :class:`BadClipsError` each)."""
+    ``warning: …`` line per :class:`.ClipWarning`; returns the error messages:
+    malformed metadata, and every bad clip (a :class:`.BadClipsError` each)."""
     errors = []
     for name in DATASETS:
         if name == "synthetic":

@@ -25,11 +25,11 @@ another sample rate            resampled to the dataset's rate with soxr (HQ)
                                before the length rule below
 shorter than the clip length   zero-padded at the end; if the padding exceeds
                                :data:`TOLERANCE` (5 %) of the clip length a
-                               :class:`ClipWarning` names the file and the
+                               :class:`.ClipWarning` names the file and the
                                padding share; below :data:`MIN_FRACTION`
                                (50 %) of the clip length the clip is refused
                                (``clip too short``)
-longer than the clip length    cropped to its start; a :class:`ClipWarning`
+longer than the clip length    cropped to its start; a :class:`.ClipWarning`
                                if more than :data:`TOLERANCE` is dropped
 =============================  ===============================================
 
@@ -49,13 +49,15 @@ import soxr
 
 from ..errors import DataError
 
+__all__ = ["MIN_FRACTION", "TOLERANCE", "AudioError", "ClipWarning", "decode", "read_audio"]
+
 #: length deviations up to this share of the clip length are fixed silently
 TOLERANCE = 0.05
 #: a clip shorter than this share of the clip length is refused
 MIN_FRACTION = 0.5
-FLOAT_SUBTYPES = {"FLOAT", "DOUBLE"}
-AU_BYTES = {1: 1, 2: 1, 3: 2, 4: 3, 5: 4, 6: 4, 7: 8, 27: 1}   # AU encoding → bytes per sample
-REFETCH = "re-copy or re-download the clip"
+_FLOAT_SUBTYPES = {"FLOAT", "DOUBLE"}
+_AU_BYTES = {1: 1, 2: 1, 3: 2, 4: 3, 5: 4, 6: 4, 7: 8, 27: 1}   # AU encoding → bytes per sample
+_REFETCH = "re-copy or re-download the clip"
 
 
 class AudioError(DataError):
@@ -63,7 +65,7 @@ class AudioError(DataError):
     ``error:`` line). ``str(e)`` is ``<what> (<file>): <hint>``;
     ``e.path``, ``e.what`` and ``e.hint`` hold the parts."""
 
-    def __init__(self, path, what: str, hint: str = REFETCH):
+    def __init__(self, path, what: str, hint: str = _REFETCH):
         self.path, self.what, self.hint = Path(path), what, hint
         super().__init__(f"{what} ({path}): {hint}")
 
@@ -72,7 +74,7 @@ class AudioError(DataError):
 
     @property
     def reason(self) -> str:
-        """The message without the file: ``<what>: <hint>``."""
+        """The message without the file, ``<what>: <hint>``."""
         return f"{self.what}: {self.hint}"
 
 
@@ -100,12 +102,12 @@ def _au_promise(head: bytes, size: int):
     if len(head) < 24 or head[:4] != b".snd":
         return None
     offset, n, enc, _, channels = struct.unpack(">IIIII", head[4:24])
-    if n == 0xFFFFFFFF or enc not in AU_BYTES or channels == 0:
+    if n == 0xFFFFFFFF or enc not in _AU_BYTES or channels == 0:
         return None
-    return n, size - offset, AU_BYTES[enc] * channels
+    return n, size - offset, _AU_BYTES[enc] * channels
 
 
-def promised_frames(path: Path, size: int):
+def _promised_frames(path: Path, size: int):
     """``(frames the header promises, frames the bytes hold)`` for WAV and AU, else None."""
     with open(path, "rb") as f:
         head = f.read(4096)
@@ -124,8 +126,8 @@ def decode(path) -> tuple[np.ndarray, int, str]:
         raise AudioError(path, "audio file not found", "check the data root or re-download the dataset")
     size = path.stat().st_size
     if size == 0:
-        raise AudioError(path, "empty audio file", f"the file has 0 bytes; {REFETCH}")
-    promise = promised_frames(path, size)
+        raise AudioError(path, "empty audio file", f"the file has 0 bytes; {_REFETCH}")
+    promise = _promised_frames(path, size)
     try:
         with sf.SoundFile(path) as f:
             expected, sr, subtype = f.frames, f.samplerate, f.subtype
@@ -137,27 +139,27 @@ def decode(path) -> tuple[np.ndarray, int, str]:
         expected = promise[0]
     if x.shape[0] == 0:
         promised = f", which promises {expected} frames" if expected else ""
-        raise AudioError(path, "audio file holds no samples", f"only a header{promised}; {REFETCH}")
+        raise AudioError(path, "audio file holds no samples", f"only a header{promised}; {_REFETCH}")
     if x.shape[0] != expected:
         raise AudioError(path, "truncated audio file", f"the header promises {expected} frames, "
-                         f"the file holds {x.shape[0]}; {REFETCH}")
+                         f"the file holds {x.shape[0]}; {_REFETCH}")
     return x, sr, subtype
 
 
-def check_samples(path, x: np.ndarray, subtype: str) -> None:
+def _check_samples(path, x: np.ndarray, subtype: str) -> None:
     """Refuse non-finite samples, and float samples outside [-1, 1]."""
     bad = ~np.isfinite(x)
     if bad.any():
         raise AudioError(path, "NaN or infinite samples in audio file",
                          f"{int(bad.sum())} of {x.size} samples are not finite; replace the clip")
     peak = float(np.abs(x).max())
-    if subtype in FLOAT_SUBTYPES and peak > 1.0:
+    if subtype in _FLOAT_SUBTYPES and peak > 1.0:
         raise AudioError(path, "float samples outside [-1, 1] in audio file",
                          f"{int((np.abs(x) > 1).sum())} samples exceed it, peak {peak:.3g}; "
                          f"rescale or replace the clip")
 
 
-def fit_length(path, x: np.ndarray, sr: int, n_samples: int) -> np.ndarray:
+def _fit_length(path, x: np.ndarray, sr: int, n_samples: int) -> np.ndarray:
     """Crop or zero-pad ``x`` to ``n_samples`` by the rule of the module docstring."""
     n, secs = len(x), n_samples / sr
     if n < MIN_FRACTION * n_samples:
@@ -170,23 +172,18 @@ def fit_length(path, x: np.ndarray, sr: int, n_samples: int) -> np.ndarray:
                      f"length) are cropped")
         warnings.warn(f"{'short' if n < n_samples else 'long'} clip ({path}): {n / sr:.3g} s "
                       f"for {secs:g} s clips; {what}", ClipWarning, stacklevel=3)
-    return fix_length(x, n_samples)
-
-
-def fix_length(x: np.ndarray, n_samples: int) -> np.ndarray:
-    """Keep the first ``n_samples`` samples, zero-padding at the end if shorter."""
-    if len(x) >= n_samples:
+    if n >= n_samples:                              # keep the first n_samples, zero-pad at the end
         return x[:n_samples]
-    return np.concatenate([x, np.zeros(n_samples - len(x), dtype=x.dtype)])
+    return np.concatenate([x, np.zeros(n_samples - n, dtype=x.dtype)])
 
 
 def read_audio(path, sr: int, n_samples: int) -> np.ndarray:
     """Read ``path`` (any format soundfile reads) as float32 mono at ``sr``,
     exactly ``n_samples`` long, by the rules of the module docstring.
-    Raises :class:`AudioError`; warns with :class:`ClipWarning`."""
+    Raises :class:`AudioError`; warns with :class:`.ClipWarning`."""
     x, file_sr, subtype = decode(path)
-    check_samples(path, x, subtype)
+    _check_samples(path, x, subtype)
     x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
     if file_sr != sr:
         x = soxr.resample(x, file_sr, sr, quality="HQ").astype(np.float32)
-    return fit_length(path, x, sr, n_samples)
+    return _fit_length(path, x, sr, n_samples)

@@ -7,9 +7,9 @@ evaluation set), and the validation set is drawn from the remaining clips by
 
 Errors are sentences, ``<what> (<file>[:<line>]): <hint>``. Metadata problems
 are collected per file by :class:`MetaProblems` and raised together as one
-:class:`MetadataError`; bad clips are found by :meth:`Dataset.check_clips`
+:class:`.MetadataError`; bad clips are found by :meth:`.Dataset.check_clips`
 (every clip decoded, every failure kept) and raised together as a
-:class:`BadClipsError` by :meth:`Dataset.require_clips`.
+:class:`.BadClipsError` by :meth:`.Dataset.require_clips`.
 """
 
 from __future__ import annotations
@@ -23,8 +23,11 @@ from typing import NamedTuple
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .audio import AudioError, read_audio
+
+__all__ = ["DatasetError", "MetadataError", "ClipProblem", "BadClipsError", "MetaProblems", "parse_int", "duplicates",
+           "Clip", "Split", "Dataset", "require_files"]
 
 
 class DatasetError(DataError):
@@ -60,7 +63,7 @@ class BadClipsError(DatasetError):
 
 class MetaProblems:
     """Collects the problems of one metadata file; :meth:`raise_any` raises them
-    all as one :class:`DatasetError`, each as ``<what> (<file>:<line>): <hint>``."""
+    all as one :class:`.DatasetError`, each as ``<what> (<file>:<line>): <hint>``."""
 
     def __init__(self, name: str, path: Path):
         self.name, self.path, self.items = name, Path(path), []
@@ -124,7 +127,7 @@ class Split:
     test: list[int]
 
 
-def validation_groups(clips, pool, per_class, rng) -> set[str]:
+def _validation_groups(clips, pool, per_class, rng) -> set[str]:
     """Choose the validation sources (§3.1.3): for each class, ``per_class``
     groups (an ``int``) or that fraction of its groups (a ``float``, at least
     one), drawn with ``rng`` among the groups of the clips in ``pool``."""
@@ -148,7 +151,7 @@ class Dataset:
     per-clip folds (DCASE2016) the test set is the ``"evaluation"`` subset.
     """
 
-    def __init__(self, name: str, sr: int, clip_seconds: float, classes, clips: list[Clip],
+    def __init__(self, name: str, sr: int, clip_seconds: float, classes, clips: list[Clip], *,
                  root: Path | None = None, n_folds: int = 1, val_per_class: int | float = 2):
         first: dict = {}
         dup = [f"{c.key!r} (clips {first[c.key]} and {i})" for i, c in enumerate(clips)
@@ -184,7 +187,7 @@ class Dataset:
 
     def check_clips(self, indices=None, progress: bool = False) -> list[ClipProblem]:
         """Decode clips ``indices`` (default: all) and return every one that cannot
-        be used, as ``(path, reason)``; :class:`ClipWarning` s pass through."""
+        be used, as ``(path, reason)``; :class:`.ClipWarning` s pass through."""
         problems = []
         indices = range(len(self)) if indices is None else indices
         for i in tqdm(indices, desc=f"{self.name}: checking clips", unit="clip", disable=not progress):
@@ -195,7 +198,7 @@ class Dataset:
         return problems
 
     def require_clips(self, indices=None, progress: bool = False) -> None:
-        """:meth:`check_clips`, raising :class:`BadClipsError` listing every bad clip."""
+        """:meth:`check_clips`, raising :class:`.BadClipsError` listing every bad clip."""
         problems = self.check_clips(indices, progress)
         if problems:
             raise BadClipsError(self.name, problems, len(self), self.root)
@@ -207,11 +210,11 @@ class Dataset:
         """Train/validation/test indices for ``fold`` (1-based); the
         validation sources are drawn with ``numpy.random.default_rng([seed, fold])``."""
         if not (isinstance(fold, (int, np.integer)) and 1 <= fold <= self.n_folds):
-            raise ValueError(f"{self.name}: fold must be an integer in 1..{self.n_folds}, got {fold!r}")
+            raise ConfigError(f"{self.name}: fold must be an integer in 1..{self.n_folds}, got {fold!r}")
         test = [i for i, c in enumerate(self.clips) if self._is_test(c, fold)]
         pool = [i for i, c in enumerate(self.clips) if not self._is_test(c, fold)]
         rng = np.random.default_rng([seed, int(fold)])
-        val_groups = validation_groups(self.clips, pool, self.val_per_class, rng)
+        val_groups = _validation_groups(self.clips, pool, self.val_per_class, rng)
         val = [i for i in pool if self.clips[i].group in val_groups]
         train = [i for i in pool if self.clips[i].group not in val_groups]
         return Split(train=train, val=val, test=test)
@@ -224,7 +227,7 @@ class Dataset:
 
 
 def require_files(name: str, clips: list[Clip], where: Path, hint: str) -> None:
-    """Raise :class:`DatasetError` with counts and examples if any clip file is missing."""
+    """Raise :class:`.DatasetError` with counts and examples if any clip file is missing."""
     missing = [c.path.name for c in clips if not c.path.is_file()]
     if missing:
         examples = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")

@@ -34,19 +34,21 @@ from pathlib import Path
 
 from .base import Clip, Dataset, DatasetError, MetadataError, MetaProblems, duplicates, require_files
 
-SUBSETS = {"development": "TUT-acoustic-scenes-2016-development",
+__all__ = ["HOW_TO_GET", "recording_id", "read_meta", "load_dcase2016"]
+
+_SUBSETS = {"development": "TUT-acoustic-scenes-2016-development",
            "evaluation": "TUT-acoustic-scenes-2016-evaluation"}
 HOW_TO_GET = ("Download 'TUT Acoustic scenes 2016, Development dataset' "
               "(https://zenodo.org/record/45739) and '... Evaluation dataset' "
               "(https://zenodo.org/record/165995, whose meta.txt holds the labels) and "
               "unpack both under the data root.")
-SEGMENT = re.compile(r"^(.+)_\d+_\d+$")
+_SEGMENT = re.compile(r"^(.+)_\d+_\d+$")
 
 
 def recording_id(filename: str) -> str:
     """The source recording of a segment file: ``a001_30_60.wav`` → ``a001``."""
     stem = Path(filename).stem
-    m = SEGMENT.match(stem)
+    m = _SEGMENT.match(stem)
     return m.group(1) if m else stem
 
 
@@ -72,9 +74,9 @@ def read_meta(meta: Path) -> list[tuple[int, str, str]]:
     return rows
 
 
-def find_meta(root: Path, subset: str) -> Path:
+def _find_meta(root: Path, subset: str) -> Path:
     """The metadata file of ``subset`` (evaluation: ``meta.txt`` or ``evaluate.txt``)."""
-    folder = root / SUBSETS[subset]
+    folder = root / _SUBSETS[subset]
     candidates = [folder / "meta.txt"]
     if subset == "evaluation":
         candidates.append(folder / "evaluation_setup" / "evaluate.txt")
@@ -85,7 +87,7 @@ def find_meta(root: Path, subset: str) -> Path:
     return meta
 
 
-def check_labels(eval_meta: Path, rows: list, classes: list) -> None:
+def _check_labels(eval_meta: Path, rows: list, classes: list) -> None:
     """Every evaluation label is a development class, and every class is evaluated."""
     problems = MetaProblems("dcase2016", eval_meta)
     for n, rel, label in rows:
@@ -100,11 +102,11 @@ def check_labels(eval_meta: Path, rows: list, classes: list) -> None:
 def load_dcase2016(root: Path) -> Dataset:
     """Development (training) and evaluation (test) sets of TUT Acoustic Scenes 2016."""
     root = Path(root)
-    paths = {subset: find_meta(root, subset) for subset in SUBSETS}
+    paths = {subset: _find_meta(root, subset) for subset in _SUBSETS}
     metas = {subset: read_meta(meta) for subset, meta in paths.items()}
     classes = sorted({label for _, _, label in metas["development"]})
-    check_labels(paths["evaluation"], metas["evaluation"], classes)
-    clips = [Clip(key=f"{SUBSETS[subset]}/{rel}", path=root / SUBSETS[subset] / rel,
+    _check_labels(paths["evaluation"], metas["evaluation"], classes)
+    clips = [Clip(key=f"{_SUBSETS[subset]}/{rel}", path=root / _SUBSETS[subset] / rel,
                   label=classes.index(label), fold=None, group=recording_id(rel), subset=subset)
              for subset, rows in metas.items() for _, rel, label in rows]
     require_files("dcase2016", clips, root, HOW_TO_GET)

@@ -32,7 +32,11 @@ import pooch
 
 from .base import DatasetError
 
+__all__ = ["ESC50_COMMIT", "ESC50_URL", "ESC50_SHA256", "fetch_esc50"]
+
+#: the commit of ESC-50's repository that is downloaded
 ESC50_COMMIT = "33c8ce9eb2cf0b1c2f8bcf322eb349b6be34dbb6"
+#: its archive
 ESC50_URL = f"https://github.com/karolpiczak/ESC-50/archive/{ESC50_COMMIT}.zip"
 #: ``"sha256:<hex>"`` of the archive at :data:`ESC50_URL`; None: not recorded yet (see the module's text).
 ESC50_SHA256: str | None = None

@@ -17,7 +17,7 @@ classes (:data:`ESC10_TARGETS`), a file name ``<fold>-<src>-<take>-<target>.wav`
 whose fold or target disagrees with its row, a duplicate file name, and, for
 the dataset loaded, an official class or a fold without clips. A metadata file
 of ESC-10 rows only is an ESC-10 tree: esc50 is then not available (a plain
-:class:`DatasetError`), not malformed.
+:class:`.DatasetError`), not malformed.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ import csv
 import re
 from pathlib import Path
 
-from .base import (Clip, Dataset, DatasetError, MetadataError, MetaProblems, duplicates, parse_int,
-                   require_files)
+from .base import Clip, Dataset, DatasetError, MetadataError, MetaProblems, duplicates, parse_int, require_files
+
+__all__ = ["HOW_TO_GET", "CATEGORIES", "ESC10_TARGETS", "read_meta", "load_esc"]
 
 HOW_TO_GET = ("Get ESC-50 with `python -m mvbook fetch esc50 <root>` (or mvbook.data.fetch_esc50(root)), "
               "or download the ESC-50 repository's archive and unpack it "
@@ -42,10 +43,11 @@ CATEGORIES = (
     "can_opening", "washing_machine", "vacuum_cleaner", "clock_alarm", "clock_tick",
     "glass_breaking", "helicopter", "chainsaw", "siren", "car_horn", "engine", "train",
     "church_bells", "airplane", "fireworks", "hand_saw")
+#: ESC-50 targets of the ten ESC-10 classes
 ESC10_TARGETS = (0, 1, 10, 11, 12, 20, 21, 38, 40, 41)
-FOLDS = range(1, 6)
-FILENAME = re.compile(r"^(\d+)-[^-]+-[^-]+-(\d+)\.wav$")
-FLAGS = {"true": True, "false": False}
+_FOLDS = range(1, 6)
+_FILENAME = re.compile(r"^(\d+)-[^-]+-[^-]+-(\d+)\.wav$")
+_FLAGS = {"true": True, "false": False}
 
 
 def read_meta(csv_path: Path) -> list[tuple[int, dict]]:
@@ -64,12 +66,12 @@ def read_meta(csv_path: Path) -> list[tuple[int, dict]]:
     return rows
 
 
-def check_row(problems: MetaProblems, line: int, r: dict):
+def _check_row(problems: MetaProblems, line: int, r: dict):
     """``(fold, target, esc10)`` of a row, or ``None`` after recording its problems."""
     key = r["filename"] or "(no filename)"
-    fold = parse_int(problems, line, key, "fold", r["fold"] or "", FOLDS)
+    fold = parse_int(problems, line, key, "fold", r["fold"] or "", _FOLDS)
     target = parse_int(problems, line, key, "target", r["target"] or "", range(len(CATEGORIES)))
-    flag = FLAGS.get((r["esc10"] or "").strip().lower())
+    flag = _FLAGS.get((r["esc10"] or "").strip().lower())
     n = len(problems.items)
     if not r["filename"] or not (r["src_file"] or "").strip():
         problems.add(line, f"row of {key} without filename or src_file", "fill in both")
@@ -81,7 +83,7 @@ def check_row(problems: MetaProblems, line: int, r: dict):
     if target is not None and flag is not None and flag != (target in ESC10_TARGETS):
         problems.add(line, f"esc10 flag {flag} of {key} is wrong for target {target} "
                      f"({CATEGORIES[target]})", f"the ESC-10 targets are {list(ESC10_TARGETS)}")
-    m = FILENAME.match(r["filename"] or "")
+    m = _FILENAME.match(r["filename"] or "")
     if m and fold is not None and target is not None and (int(m[1]), int(m[2])) != (fold, target):
         problems.add(line, f"file name {key} disagrees with its row (fold {fold}, target {target})",
                      "ESC-50 names files <fold>-<src>-<take>-<target>.wav")
@@ -89,7 +91,7 @@ def check_row(problems: MetaProblems, line: int, r: dict):
     return (fold, target, flag) if ok else None
 
 
-def check_coverage(problems: MetaProblems, name: str, parsed: list, targets) -> None:
+def _check_coverage(problems: MetaProblems, name: str, parsed: list, targets) -> None:
     """Record every official class and every fold of the dataset without clips."""
     have_t = {t for _, t, _ in parsed}
     have_f = {f for f, _, _ in parsed}
@@ -97,7 +99,7 @@ def check_coverage(problems: MetaProblems, name: str, parsed: list, targets) -> 
         if t not in have_t:
             problems.add(None, f"{name} class {CATEGORIES[t]!r} (target {t}) has no clips",
                          "restore its rows")
-    for f in FOLDS:
+    for f in _FOLDS:
         if f not in have_f:
             problems.add(None, f"{name} fold {f} has no clips", "restore its rows")
 
@@ -111,13 +113,13 @@ def load_esc(root: Path, esc10: bool = False) -> Dataset:
         raise DatasetError(f"{name}: no metadata at {csv_path}. {HOW_TO_GET}")
     rows = read_meta(csv_path)
     problems = MetaProblems(name, csv_path)
-    checked = [(line, r, check_row(problems, line, r)) for line, r in rows]
+    checked = [(line, r, _check_row(problems, line, r)) for line, r in rows]
     duplicates(problems, [(r["filename"], line) for line, r, _ in checked])
     chosen = [(line, r, p) for line, r, p in checked if p is not None and (p[2] or not esc10)]
     if not esc10 and chosen and all(p[2] for _, _, p in chosen):
         raise DatasetError(f"esc50: the metadata ({csv_path}) lists only the ESC-10 subset. {HOW_TO_GET}")
     targets = ESC10_TARGETS if esc10 else range(len(CATEGORIES))
-    check_coverage(problems, name, [p for _, _, p in chosen], targets)
+    _check_coverage(problems, name, [p for _, _, p in chosen], targets)
     problems.raise_any()
     index = {t: k for k, t in enumerate(targets)}
     clips = [Clip(key=r["filename"], path=base / "audio" / r["filename"], label=index[target],

@@ -30,33 +30,35 @@ from pathlib import Path
 
 from .base import Clip, Dataset, DatasetError, MetaProblems
 
+__all__ = ["GENRES", "HOW_TO_GET", "load_gtzan"]
+
 GENRES = ("blues", "classical", "country", "disco", "hiphop",
           "jazz", "metal", "pop", "reggae", "rock")
-CANDIDATES = ("GTZAN/genres", "genres", "GTZAN/genres_original", "genres_original")
+_CANDIDATES = ("GTZAN/genres", "genres", "GTZAN/genres_original", "genres_original")
 HOW_TO_GET = ("GTZAN is no longer distributed by its authors; copies such as "
               "https://www.kaggle.com/datasets/andradaolteanu/gtzan-dataset-music-genre-classification "
               "(folder genres_original) keep the layout "
               "<root>/GTZAN/genres/<genre>/<genre>.000NN.wav (or .au).")
-FILE = re.compile(r"^([a-z]+)\.(\d{5})\.(wav|au)$")
+_FILE = re.compile(r"^([a-z]+)\.(\d{5})\.(wav|au)$")
 
 
-def find_genres_dir(root: Path) -> Path:
+def _find_genres_dir(root: Path) -> Path:
     """The first existing candidate ``genres`` folder under ``root``."""
-    for rel in CANDIDATES:
+    for rel in _CANDIDATES:
         if (Path(root) / rel).is_dir():
             return Path(root) / rel
-    looked = ", ".join(str(Path(root) / rel) for rel in CANDIDATES)
+    looked = ", ".join(str(Path(root) / rel) for rel in _CANDIDATES)
     raise DatasetError(f"gtzan: no genres folder; looked for {looked}. {HOW_TO_GET}")
 
 
-def genre_files(base: Path, problems: MetaProblems) -> dict[str, dict[int, Path]]:
+def _genre_files(base: Path, problems: MetaProblems) -> dict[str, dict[int, Path]]:
     """genre → clip number → file, recording every misnamed audio file."""
     per_genre: dict[str, dict[int, Path]] = {}
     for g in GENRES:
         files: dict[int, Path] = {}
         found = sorted((base / g).iterdir()) if (base / g).is_dir() else []
         for p in (p for p in found if p.suffix.lower() in (".wav", ".au") and not p.name.startswith(".")):
-            m = FILE.match(p.name)
+            m = _FILE.match(p.name)
             if m and m.group(1) == g:
                 files.setdefault(int(m.group(2)), p)  # .au sorts before .wav: one per number
             elif m:
@@ -71,9 +73,9 @@ def genre_files(base: Path, problems: MetaProblems) -> dict[str, dict[int, Path]
 
 def load_gtzan(root: Path) -> Dataset:
     """GTZAN under ``root``; every genre must hold the same contiguous numbering."""
-    base = find_genres_dir(root)
+    base = _find_genres_dir(root)
     problems = MetaProblems("gtzan", base)
-    per_genre = genre_files(base, problems)
+    per_genre = _genre_files(base, problems)
     problems.raise_any()
     n = max(len(f) for f in per_genre.values())
     if n == 0:

@@ -50,22 +50,27 @@ import numpy as np
 
 from .base import Clip, Dataset
 
+__all__ = ["Nuisance", "SEED", "SR", "SECONDS", "N_SAMPLES", "N_FOLDS", "PHASES", "COMPLEX_BAND_HZ", "factors",
+           "draw_nuisance", "melody", "harmonic_complex", "render", "SyntheticDataset", "load_synthetic"]
+
 SR = 22050
 SECONDS = 3.0
 N_SAMPLES = round(SR * SECONDS)
 N_FOLDS = 5
-PER_CLASS_PER_FOLD = 8
+_PER_CLASS_PER_FOLD = 8
+#: seed of every clip's nuisance, ``numpy.random.default_rng([SEED, i])``
 SEED = 2021
-CONTOURS = ("rise", "fall")
-ENVELOPES = ("low", "high")
+_CONTOURS = ("rise", "fall")
+_ENVELOPES = ("low", "high")
 PHASES = ("sharp", "smooth")
-CLASSES = tuple(f"{c}-{e}-{p}" for c in CONTOURS for e in ENVELOPES for p in PHASES)
-STEPS = {0: (0, 1, 2, 3), 1: (3, 2, 1, 0)}     # semitones above the base pitch
-FORMANT_HZ = {0: 4500.0, 1: 8000.0}
+_CLASSES = tuple(f"{c}-{e}-{p}" for c in _CONTOURS for e in _ENVELOPES for p in PHASES)
+_STEPS = {0: (0, 1, 2, 3), 1: (3, 2, 1, 0)}     # semitones above the base pitch
+_FORMANT_HZ = {0: 4500.0, 1: 8000.0}
+#: band of the harmonic complex (Hz)
 COMPLEX_BAND_HZ = (800.0, 3000.0)
-FREQS = np.fft.rfftfreq(N_SAMPLES, 1 / SR)
-LOG2_FREQS = np.log2(np.maximum(FREQS, 1.0))
-PINK = 1 / np.sqrt(np.maximum(FREQS, 20.0))     # 1/f power above 20 Hz
+_FREQS = np.fft.rfftfreq(N_SAMPLES, 1 / SR)
+_LOG2_FREQS = np.log2(np.maximum(_FREQS, 1.0))
+_PINK = 1 / np.sqrt(np.maximum(_FREQS, 20.0))     # 1/f power above 20 Hz
 
 
 def factors(label: int) -> tuple[int, int, int]:
@@ -108,7 +113,7 @@ def melody(contour: int, nz: Nuisance) -> np.ndarray:
     note_len = round(nz.note_s * SR)
     start = round(nz.onset_s * SR)
     n = np.arange((start + N_SAMPLES) // note_len + 1)
-    semis = np.array(STEPS[contour])[n % 4] + np.array(nz.detune)[n % len(nz.detune)]
+    semis = np.array(_STEPS[contour])[n % 4] + np.array(nz.detune)[n % len(nz.detune)]
     freq = np.repeat(nz.f0 * 2 ** (semis / 12), note_len)[start:start + N_SAMPLES]
     phi = np.mod(2 * np.pi / SR * np.cumsum(freq), 2 * np.pi).astype(np.float32)
     one_note = np.sqrt(np.sin(np.pi * np.arange(note_len) / note_len))
@@ -129,14 +134,14 @@ def harmonic_complex(phase: int, nz: Nuisance) -> np.ndarray:
     return np.tile(one_period, reps)[nz.shift:nz.shift + N_SAMPLES]
 
 
-def shaped_noise(rng, gain: np.ndarray) -> np.ndarray:
-    """Gaussian noise with amplitude spectrum ``gain`` (over :data:`FREQS`),
+def _shaped_noise(rng, gain: np.ndarray) -> np.ndarray:
+    """Gaussian noise with amplitude spectrum ``gain`` (over ``_FREQS``),
     drawn directly as a complex Gaussian spectrum."""
-    re, im = rng.standard_normal((2, len(FREQS)))
+    re, im = rng.standard_normal((2, len(_FREQS)))
     return np.fft.irfft((re + 1j * im) * gain, n=N_SAMPLES)
 
 
-def unit_rms(x: np.ndarray) -> np.ndarray:
+def _unit_rms(x: np.ndarray) -> np.ndarray:
     return x / np.sqrt(np.mean(x**2))
 
 
@@ -144,13 +149,13 @@ def render(label: int, nz: Nuisance) -> np.ndarray:
     """The waveform of a clip of class ``label`` with nuisance ``nz`` (float32)."""
     contour, envelope, phase = factors(label)
     rng = np.random.default_rng(nz.noise_seed)
-    fc = FORMANT_HZ[envelope] * 2**nz.formant_oct
-    formant = shaped_noise(rng, np.exp(-0.5 * ((LOG2_FREQS - np.log2(fc)) / 0.2) ** 2))
+    fc = _FORMANT_HZ[envelope] * 2**nz.formant_oct
+    formant = _shaped_noise(rng, np.exp(-0.5 * ((_LOG2_FREQS - np.log2(fc)) / 0.2) ** 2))
     parts = (melody(contour, nz), harmonic_complex(phase, nz), formant)
-    x = sum(10 ** (db / 20) * unit_rms(p) for p, db in zip(parts, nz.levels_db))
-    pink = unit_rms(shaped_noise(rng, PINK))
+    x = sum(10 ** (db / 20) * _unit_rms(p) for p, db in zip(parts, nz.levels_db))
+    pink = _unit_rms(_shaped_noise(rng, _PINK))
     x = x + np.sqrt(np.mean(x**2)) * 10 ** (-nz.snr_db / 20) * pink
-    return (0.05 * 10 ** (nz.gain_db / 20) * unit_rms(x)).astype(np.float32)
+    return (0.05 * 10 ** (nz.gain_db / 20) * _unit_rms(x)).astype(np.float32)
 
 
 class SyntheticDataset(Dataset):
@@ -162,9 +167,9 @@ class SyntheticDataset(Dataset):
 
 def load_synthetic(root=None) -> SyntheticDataset:
     """The 320-clip synthetic dataset (``root`` is ignored: nothing is read)."""
-    n_classes = len(CLASSES)
+    n_classes = len(_CLASSES)
     clips = [Clip(key=f"synthetic-{i:04d}", path=None, label=i % n_classes,
                   fold=(i // n_classes) % N_FOLDS + 1, group=f"synthetic-{i:04d}")
-             for i in range(n_classes * N_FOLDS * PER_CLASS_PER_FOLD)]
-    return SyntheticDataset("synthetic", SR, SECONDS, CLASSES, clips, root=None,
+             for i in range(n_classes * N_FOLDS * _PER_CLASS_PER_FOLD)]
+    return SyntheticDataset("synthetic", SR, SECONDS, _CLASSES, clips, root=None,
                             n_folds=N_FOLDS, val_per_class=0.1)

@@ -14,22 +14,31 @@ runs the training notebook. Chapter: *Running the grid on a cluster*.
 """
 from __future__ import annotations
 
-from .cells import (Cell, CellFailed, CellResult, GridReport, Progress, format_seconds, grid_cells, needs,
-                    with_dependencies)
+from .cells import (
+    Cell,
+    CellFailed,
+    CellResult,
+    GridReport,
+    Progress,
+    format_seconds,
+    grid_cells,
+    needs,
+    with_dependencies,
+)
 from .clusters import ENGINES, local_cluster, open_engine, slurm_cluster, visible_gpus
 from .futures import drive, execute, submit_cells
 from .serial import precheck, run_serial
 
 __all__ = ["Cell", "CellFailed", "CellResult", "ENGINES", "GridReport", "Progress", "execute", "format_seconds",
-           "grid_cells", "local_cluster", "needs", "open_engine", "run_cells", "run_on_client", "run_serial",
+           "grid_cells", "local_cluster", "needs", "open_engine", "run_cells", "run_serial",
            "slurm_cluster", "visible_gpus", "with_dependencies"]
 
 
-def run_cells(cells, runner, engine: str = "serial", workers=None, scheduler_address=None, jobs=None,
+def run_cells(cells, runner, engine: str = "serial", *, workers=None, scheduler_address=None, jobs=None,
               gpus_per_cell=None, retries: int = 0, threads: int = 1, log=print, client=None,
               progress_every: float = 60.0, timeout=None, slurm_options=None,
               dashboard_address: str = "127.0.0.1:8787", progress: bool = True) -> GridReport:
-    """Run ``cells`` (in dependency order, :func:`grid_cells`) with ``runner``
+    """Run ``cells`` (in dependency order, :func:`.grid_cells`) with ``runner``
     on ``engine``, or on ``client`` (a Dask client of a cluster you started;
     ``gpus_per_cell`` then defaults to 0). ``retries``: reruns of a failed
     cell; ``threads``: math-library threads per cell; ``timeout`` (s): cells
@@ -45,23 +54,26 @@ def run_cells(cells, runner, engine: str = "serial", workers=None, scheduler_add
         else:
             report.add(known)
             failed.update([cell.name] if known.status == "failed" else [])
-    todo = prepare_features(todo, runner, report, failed, log)
+    todo = _prepare_features(todo, runner, report, failed, log)
     progress = Progress(len(cells), done=len(report.done) + len(report.skipped), failed=len(report.failed),
                         show=progress)
     if todo:
         if client is not None:
-            run_on_client(client, todo, runner, report, failed, progress, gpus_per_cell or 0, retries, threads,
-                          log, progress_every, timeout)
+            _run_on_client(client, todo, runner, report, failed=failed, progress=progress,
+                           gpus_per_cell=gpus_per_cell or 0, retries=retries, threads=threads, log=log,
+                           progress_every=progress_every, timeout=timeout)
         else:
-            with open_engine(engine, workers, scheduler_address, jobs, gpus_per_cell, threads, log,
-                             dashboard_address, slurm_options) as (c, gpc):
-                run_on_client(c, todo, runner, report, failed, progress, gpc, retries, threads, log,
-                              progress_every, timeout)
+            with open_engine(engine, workers=workers, scheduler_address=scheduler_address, jobs=jobs,
+                             gpus_per_cell=gpus_per_cell, threads=threads, log=log,
+                             dashboard_address=dashboard_address, slurm_options=slurm_options) as (c, gpc):
+                _run_on_client(c, todo, runner, report, failed=failed, progress=progress, gpus_per_cell=gpc,
+                               retries=retries, threads=threads, log=log, progress_every=progress_every,
+                               timeout=timeout)
     log(report.summary())
     return report
 
 
-def prepare_features(todo, runner, report, failed, log) -> list:
+def _prepare_features(todo, runner, report, failed, log) -> list:
     """Call ``runner.prepare`` once per dataset (here, in the driver, before any
     cell starts: the feature cache is filled once, not by every worker at
     once); the cells of a dataset whose preparation failed are reported as not run."""
@@ -84,11 +96,12 @@ def prepare_features(todo, runner, report, failed, log) -> list:
     return [c for c in todo if c in keep]
 
 
-def run_on_client(client, todo, runner, report, failed, progress, gpus_per_cell, retries, threads, log,
-                  progress_every=60.0, timeout=None):
+def _run_on_client(client, todo, runner, report, *, failed, progress, gpus_per_cell, retries, threads, log,
+                   progress_every=60.0, timeout=None):
     """Submit ``todo`` to ``client`` and wait for them (:func:`submit_cells`, :func:`drive`)."""
     n_before = len(report.rows)
-    submitted = submit_cells(client, todo, runner, report, failed, threads, gpus_per_cell, retries)
+    submitted = submit_cells(client, todo, runner, report, failed, threads=threads, gpus_per_cell=gpus_per_cell,
+                             retries=retries)
     for r in report.rows[n_before:]:
         progress.failed += 1
         log(f"FAIL {r.cell}: {r.detail}")

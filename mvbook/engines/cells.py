@@ -10,7 +10,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from ..errors import MvbookError
 from ..systems import dependencies
+
+__all__ = ["Cell", "needs", "with_dependencies", "grid_cells", "CellResult", "CellFailed", "GridReport",
+           "format_seconds", "Progress"]
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ class CellResult:
     notebook: str | None = None
 
 
-class CellFailed(Exception):
+class CellFailed(MvbookError):
     """A cell that ran and failed (raised in the worker, so that Dask's
     ``retries`` rerun it; carries what the report needs)."""
 
@@ -98,7 +102,7 @@ class CellFailed(Exception):
 class GridReport:
     """What a grid did: cells trained, skipped (record present) and failed
     (``failed`` also holds the cells not run because a cell they need failed);
-    ``rows``: every cell's :class:`CellResult`, in the order they finished."""
+    ``rows``: every cell's :class:`.CellResult`, in the order they finished."""
     done: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
     failed: list = field(default_factory=list)      # (cell, error, notebook or None)
@@ -133,6 +137,7 @@ class GridReport:
 
 
 def format_seconds(s: float) -> str:
+    """``m:ss``, or ``h:mm:ss`` from an hour on (``s`` rounded to whole seconds)."""
     s = int(round(s))
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 

@@ -20,13 +20,17 @@ import shutil
 import subprocess
 import time
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+from ..errors import ConfigError
+
+__all__ = ["ENGINES", "thread_env", "visible_gpus", "local_cluster", "slurm_cluster", "open_engine"]
+
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 ENGINES = ("serial", "local", "dask", "slurm")
 
 
 def thread_env(threads: int) -> dict:
     """Environment variables that cap the math libraries at ``threads`` threads."""
-    return {v: str(threads) for v in THREAD_VARIABLES}
+    return {v: str(threads) for v in _THREAD_VARIABLES}
 
 
 def visible_gpus() -> list:
@@ -60,8 +64,8 @@ def local_cluster(workers=None, gpus_per_cell: int = 1, gpus=None, threads: int 
     if gpus_per_cell:
         groups = [gpus[i:i + gpus_per_cell] for i in range(0, len(gpus) - gpus_per_cell + 1, gpus_per_cell)]
         if not groups and resources is None:
-            raise ValueError(f"--gpus-per-cell {gpus_per_cell}, but {len(gpus)} GPU(s) visible; "
-                             "--gpus-per-cell 0 runs CPU workers")
+            raise ConfigError(f"--gpus-per-cell {gpus_per_cell}, but {len(gpus)} GPU(s) visible; "
+                              "--gpus-per-cell 0 runs CPU workers")
     n = workers or len(groups) or max(1, (os.cpu_count() or 1) // threads)
     spec = {}
     for i in range(n):
@@ -75,7 +79,7 @@ def local_cluster(workers=None, gpus_per_cell: int = 1, gpus=None, threads: int 
     return SpecCluster(workers=spec, scheduler=scheduler, name="mvbook-local")
 
 
-def declared_gpus(worker_args) -> int:
+def _declared_gpus(worker_args) -> int:
     """The ``GPU=n`` a worker command line declares (``--resources GPU=1``), or 0."""
     m = re.search(r"\bGPU=(\d+)", " ".join(map(str, worker_args or ())))
     return int(m.group(1)) if m else 0
@@ -94,14 +98,14 @@ def slurm_cluster(jobs: int, **options):
     return cluster
 
 
-def worker_gpus(client) -> int:
+def _worker_gpus(client) -> int:
     """The largest ``GPU`` resource a worker of ``client``'s cluster declares now."""
     workers = client.scheduler_info().get("workers", {}).values()
     return int(max((w.get("resources", {}).get("GPU", 0) for w in workers), default=0))
 
 
 @contextlib.contextmanager
-def open_engine(engine: str, workers=None, scheduler_address=None, jobs=None, gpus_per_cell=None, threads=1,
+def open_engine(engine: str, *, workers=None, scheduler_address=None, jobs=None, gpus_per_cell=None, threads=1,
                 log=print, dashboard_address="127.0.0.1:8787", slurm_options=None):
     """(client, gpus per cell) of a started ``engine``; closes what it started."""
     import dask
@@ -116,19 +120,19 @@ def open_engine(engine: str, workers=None, scheduler_address=None, jobs=None, gp
             client.wait_for_workers(len(cluster.worker_spec), timeout=300)
         elif engine == "dask":
             if not scheduler_address:
-                raise ValueError("--engine dask needs --scheduler-address (tcp://host:8786 or tls://…)")
+                raise ConfigError("--engine dask needs --scheduler-address (tcp://host:8786 or tls://…)")
             client = stack.enter_context(Client(scheduler_address, timeout="60s"))
-            gpc = gpus_per_cell if gpus_per_cell is not None else (1 if worker_gpus(client) else 0)
+            gpc = gpus_per_cell if gpus_per_cell is not None else (1 if _worker_gpus(client) else 0)
         elif engine == "slurm":
             if not jobs:
-                raise ValueError("--engine slurm needs --jobs N (the most worker jobs at once)")
+                raise ConfigError("--engine slurm needs --jobs N (the most worker jobs at once)")
             slurm_options = dict(slurm_options or {})
             extra = slurm_options.get("worker_extra_args", dask.config.get("jobqueue.slurm.worker-extra-args", []))
-            gpc = gpus_per_cell if gpus_per_cell is not None else min(1, declared_gpus(extra))
+            gpc = gpus_per_cell if gpus_per_cell is not None else min(1, _declared_gpus(extra))
             cluster = stack.enter_context(slurm_cluster(jobs, **slurm_options))
             client = stack.enter_context(Client(cluster))
         else:
-            raise ValueError(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}")
+            raise ConfigError(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}")
         n = len(client.scheduler_info().get("workers", {}))
         log(f"{engine} engine: scheduler {client.scheduler.address}, {n} worker(s) up, "
             f"started in {time.time() - t:.1f} s; {gpc} GPU(s) per cell")

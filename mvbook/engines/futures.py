@@ -16,12 +16,14 @@ import uuid
 from .cells import CellFailed, CellResult, Progress
 from .clusters import thread_env
 
+__all__ = ["execute", "submit_cells", "drive"]
+
 
 def execute(runner, cell, threads: int, *needed):
     """Run one cell in a worker (``needed``: the results of the cells it needs,
     there only to order the tasks). Its record is checked again first (another
     driver may have made it meanwhile). Math libraries are capped at ``threads``
-    threads. Returns a :class:`CellResult`; raises :class:`CellFailed`."""
+    threads. Returns a :class:`.CellResult`; raises :class:`.CellFailed`."""
     from distributed import get_worker
     t = time.time()
     os.environ.update(thread_env(threads))          # the notebook's kernel inherits them
@@ -50,12 +52,12 @@ def execute(runner, cell, threads: int, *needed):
                       info.get("detail", ""), info.get("notebook"))
 
 
-def executing_keys(dask_worker) -> list:
+def _executing_keys(dask_worker) -> list:
     """The keys a worker is running now (called through ``client.run``)."""
     return [str(ts.key) for ts in getattr(dask_worker.state, "executing", ())]
 
 
-def submit_cells(client, cells, runner, report, failed: set, threads=1, gpus_per_cell=0, retries=0) -> dict:
+def submit_cells(client, cells, runner, report, failed: set, *, threads=1, gpus_per_cell=0, retries=0) -> dict:
     """Submit every cell (already known not to be finished), each with the
     futures of the cells it needs; a cell that needs one already failed is not
     submitted, and reported as not run. Returns {key: (cell, future)}."""
@@ -74,7 +76,7 @@ def submit_cells(client, cells, runner, report, failed: set, threads=1, gpus_per
     return {fut.key: (cell, fut) for cell, fut in by_name.values()}
 
 
-def outcome(cell, fut, futures_by_name) -> CellResult:
+def _outcome(cell, fut, futures_by_name) -> CellResult:
     """The result of a finished future: its cell's, or 'not run' when a cell it needs failed."""
     if fut.status == "finished":
         return fut.result()
@@ -91,16 +93,17 @@ def outcome(cell, fut, futures_by_name) -> CellResult:
     return CellResult(cell.name, "failed", detail=f"{type(exc).__name__}: {exc}".splitlines()[0])
 
 
-def running_count(client, keys) -> int:
+def _running_count(client, keys) -> int:
     try:
-        return sum(k in keys for ks in client.run(executing_keys).values() for k in ks)
+        return sum(k in keys for ks in client.run(_executing_keys).values() for k in ks)
     except Exception:  # a worker going away mid-call: the count is only for the progress line
         return 0
 
 
 def drive(client, submitted: dict, report, progress: Progress, log=print, every: float = 60.0, timeout=None):
     """Wait for every submitted cell, logging each as it finishes and the
-    progress line (also every ``every`` s; not when ``progress.show`` is false); after ``timeout`` s the rest are cancelled."""
+    progress line (also every ``every`` s; not when ``progress.show`` is false); after ``timeout`` s
+    the rest are cancelled."""
     from distributed import wait
     pending = {fut for _, fut in submitted.values()}
     by_name = {cell.name: fut for cell, fut in submitted.values()}
@@ -118,7 +121,7 @@ def drive(client, submitted: dict, report, progress: Progress, log=print, every:
                 finished = list(pending)
             for fut in sorted(finished, key=lambda f: str(f.key)):
                 cell = submitted[fut.key][0]
-                r = outcome(cell, fut, by_name)
+                r = _outcome(cell, fut, by_name)
                 report.add(r)
                 progress.count(r.status)
                 where = f" on {r.worker or '?'} ({r.host})" if r.host else ""
@@ -126,7 +129,7 @@ def drive(client, submitted: dict, report, progress: Progress, log=print, every:
                     f"{'skip' if r.status == 'skipped' else 'FAIL'} {r.cell}: {r.detail}")
             pending -= set(finished)
             if progress.show:
-                log(progress.line(running_count(client, {str(f.key) for f in pending}) if pending else 0))
+                log(progress.line(_running_count(client, {str(f.key) for f in pending}) if pending else 0))
     except BaseException:
         client.cancel(list(pending))
         raise

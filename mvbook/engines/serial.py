@@ -8,9 +8,11 @@ import traceback
 
 from .cells import CellResult, GridReport, Progress
 
+__all__ = ["precheck", "run_serial"]
+
 
 def precheck(cell, runner, log):
-    """The :class:`CellResult` of a cell that is not to run (its record exists:
+    """The :class:`.CellResult` of a cell that is not to run (its record exists:
     skipped; a record of another row: failed), logged; None when it is to run."""
     verdict = runner.check(cell)
     if verdict is None:
@@ -33,7 +35,7 @@ def run_serial(cells, runner, log=print, progress: bool = True) -> GridReport:
             bar.count(known.status, ran=False)
             continue
         log(f"run  {cell.name}{runner.describe(cell)}")
-        report.add(run_one(cell, runner, log, host))
+        report.add(_run_one(cell, runner, log, host))
         bar.count(report.rows[-1].status)
         if bar.show:
             log(bar.line(0))
@@ -41,7 +43,7 @@ def run_serial(cells, runner, log=print, progress: bool = True) -> GridReport:
     return report
 
 
-def run_one(cell, runner, log, host) -> CellResult:
+def _run_one(cell, runner, log, host) -> CellResult:
     """Run one cell here; its result (a failure is logged, not raised)."""
     t = time.time()
     try:

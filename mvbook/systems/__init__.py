@@ -11,18 +11,24 @@ from __future__ import annotations
 
 from importlib import import_module
 
+from ..errors import ConfigError
 from ..framing import EXTRA_VIEWS, VIEWS
 
-# system → the module of mvbook.systems that defines it
+__all__ = ["REGISTRY", "TRAINED_SYSTEMS", "PAPER_SYSTEMS", "DERIVED", "get_system", "all_systems", "dependencies",
+           "load_network"]
+
+#: system → the module of mvbook.systems that defines it
 REGISTRY = {
     **{v: "paper" for v in VIEWS}, "concat": "paper", "multiview": "paper", "equal": "paper",
-    "mv_literal": "paper", "mv_slope": "paper", "mv_initial": "paper", "mv_power1": "paper", "mv_w1": "paper", "mv_w6": "paper",
+    "mv_literal": "paper", "mv_slope": "paper", "mv_initial": "paper", "mv_power1": "paper", "mv_w1": "paper",
+    "mv_w6": "paper",
     "mv_eval10": "paper", "mv_eval40": "paper",
     **{f"fcn_{v}": "fusionnet" for v in VIEWS}, "fusionnet": "fusionnet", "crnn_meta": "fusionnet",
     "cabcnn": "cabcnn",
     **{v: "hpss" for v in EXTRA_VIEWS}, "multiview6": "hpss",
     "mv_wide": "capacity",
 }
+#: the names of every trained system
 TRAINED_SYSTEMS = tuple(REGISTRY)
 PAPER_SYSTEMS = ("mel", "gam", "cqt", "raw", "concat", "multiview")
 # Systems read from other runs' posteriors (no training of their own).
@@ -31,15 +37,32 @@ DERIVED = {"late": VIEWS,                                          # §3.1.4: me
 
 
 def get_system(name: str):
-    """The :class:`~mvbook.systems.base.System` called ``name``."""
+    """A trained system by name, importing its module on first use.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`REGISTRY` (``mel``, ``multiview``, ``fusionnet`` …).
+
+    Returns
+    -------
+    System
+        The :class:`~mvbook.systems.base.System` called ``name``.
+    """
     if name not in REGISTRY:
         hint = " (derived from other runs' posteriors: `mvbook table`)" if name in DERIVED else ""
-        raise ValueError(f"unknown system {name!r}{hint}; trained systems: {', '.join(REGISTRY)}")
+        raise ConfigError(f"unknown system {name!r}{hint}; trained systems: {', '.join(REGISTRY)}")
     return import_module(f"{__name__}.{REGISTRY[name]}").SYSTEMS[name]
 
 
 def all_systems() -> dict:
-    """name → system, for every trained system (imports every system module)."""
+    """Every trained system (imports every system module).
+
+    Returns
+    -------
+    dict
+        Name → :class:`~mvbook.systems.base.System`.
+    """
     return {name: get_system(name) for name in REGISTRY}
 
 
@@ -49,6 +72,20 @@ def dependencies(name: str) -> tuple:
 
 
 def load_network(record: dict, checkpoints=None, which: str = "best.pt"):
-    """The network of a finished run (its record) with the weights of its selected
-    checkpoint, on CPU, in eval mode; None when the checkpoint is not on this machine."""
+    """The network of a finished run, with the weights of its selected checkpoint.
+
+    Parameters
+    ----------
+    record : dict
+        The run's results record.
+    checkpoints : str or Path, optional
+        Folder of the checkpoints (default: the one the record names).
+    which : str
+        ``best.pt`` (the selected model) or ``checkpoint.pt`` (the last).
+
+    Returns
+    -------
+    torch.nn.Module or None
+        On CPU, in eval mode; None when the checkpoint is not on this machine.
+    """
     return get_system(record["system"]).load(record, checkpoints, which)

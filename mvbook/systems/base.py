@@ -33,10 +33,13 @@ from ..cache import load_views
 from ..config import Preset, learning_rate
 from ..data import Dataset, Split
 from ..device import autocast, to_device
+from ..errors import ConfigError
 from ..features import Standardizer
 from ..models import MultiViewNet, n_params
 from ..records import RunPaths
 from ..segments import Segmenter, segmenter_for, train_batches
+
+__all__ = ["Run", "Training", "System", "BranchSystem", "BranchTraining"]
 
 
 @dataclass
@@ -87,7 +90,7 @@ class Training(ABC):
 
     @property
     def main(self) -> str:
-        """The branch whose validation accuracy selects the model: ⊕ where there is one."""
+        """The branch whose validation accuracy selects the model (⊕ where there is one)."""
         return "mv" if "mv" in self.branches else self.branches[0]
 
     @abstractmethod
@@ -146,7 +149,7 @@ class System(ABC):
     def __init__(self, name: str, views: tuple, loss: str, origin: str = "paper", needs: tuple = (),
                  overrides: tuple = (), rule: str | None = None):
         if (loss == "blend") != (rule is not None) or (rule is not None and rule not in RULES):
-            raise ValueError(f"{name}: a blending system names one of the rules {sorted(RULES)}, no other does")
+            raise ConfigError(f"{name}: a blending system names one of the rules {sorted(RULES)}, no other does")
         self.name, self.views, self.loss, self.origin = name, tuple(views), loss, origin
         self.needs, self.overrides, self.rule = tuple(needs), tuple(overrides), rule
 

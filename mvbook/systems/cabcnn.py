@@ -8,10 +8,12 @@ from ..cab import CABNet
 from ..framing import VIEWS
 from .base import BranchSystem
 
+__all__ = ["SYSTEMS"]
 
-class CABSystem(BranchSystem):
+
+class _CABSystem(BranchSystem):
     network_class = CABNet
     head = "cab"
 
 
-SYSTEMS = {"cabcnn": CABSystem("cabcnn", VIEWS, "concat", origin="cabcnn")}
+SYSTEMS = {"cabcnn": _CABSystem("cabcnn", VIEWS, "concat", origin="cabcnn")}

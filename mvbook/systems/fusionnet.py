@@ -23,6 +23,7 @@ from .. import evaluate
 from ..blending import FixedWeights
 from ..cache import load_views
 from ..device import autocast
+from ..errors import DataError
 from ..features import Standardizer
 from ..framing import VIEWS
 from ..fusionnet import CENTER_LAMBDA, META_FILTERS, CodingNet, MetaCNN
@@ -33,8 +34,12 @@ from ..segments import Segmenter, eval_segments
 from . import get_system
 from .base import BranchSystem, Run, System, Training
 
+__all__ = ["META_LR", "META_EPOCHS", "CoderSystem", "meta_epochs", "MetaSystem", "MetaTraining", "SYSTEMS"]
+
+#: learning rate of the meta-classifier
 META_LR = 1e-3
-META_EPOCHS = {"paper": 100, "cpu": 100, "long": 100}    # other presets (smoke): their own epochs
+#: epochs of the meta-classifier by preset (another preset, as smoke, trains for its own epochs)
+META_EPOCHS = {"paper": 100, "cpu": 100, "long": 100}
 
 
 class CoderSystem(BranchSystem):
@@ -47,12 +52,25 @@ class CoderSystem(BranchSystem):
         return CENTER_LAMBDA * model.center_loss(z, y)
 
 
-CODERS = {v: CoderSystem(f"fcn_{v}", (v,), "single", origin="fusionnet") for v in VIEWS}
+_CODERS = {v: CoderSystem(f"fcn_{v}", (v,), "single", origin="fusionnet") for v in VIEWS}
 
 
 def meta_epochs(preset, overrides: dict | None) -> int:
-    """Epochs of the meta-classifier: ``epochs=`` if given, else ``META_EPOCHS``
-    of the preset, else (``smoke``) the preset's own epochs."""
+    """Epochs of the meta-classifier.
+
+    Parameters
+    ----------
+    preset : Preset
+        The run's preset.
+    overrides : dict or None
+        The run's preset overrides.
+
+    Returns
+    -------
+    int
+        ``epochs=`` if given, else :data:`META_EPOCHS` of the preset, else
+        (``smoke``) the preset's own epochs.
+    """
     if (overrides or {}).get("epochs") is not None:
         return int(overrides["epochs"])
     return META_EPOCHS.get(preset.name, preset.epochs or META_EPOCHS["paper"])
@@ -98,16 +116,16 @@ class MetaSystem(System):
             orphan = (f" The records of {', '.join(orphans)} exist without their checkpoints (trained elsewhere?): a "
                       "grid skips runs whose record exists, so delete those records, or pass the folder holding "
                       "the checkpoints as `checkpoints`.") if orphans else ""
-            raise RuntimeError(f"{self.name} needs the finished runs of {', '.join(todo)} (same dataset, preset, "
-                               f"fold and seed): {n_rec} record(s) and {len(missing) - n_rec} best.pt checkpoint(s) "
-                               f"missing; train them first with `{cmd}` (or put `{self.name}` in a grid: it runs "
-                               "them first)." + orphan + " Missing:\n  " + "\n  ".join(missing))
+            raise DataError(f"{self.name} needs the finished runs of {', '.join(todo)} (same dataset, preset, "
+                            f"fold and seed): {n_rec} record(s) and {len(missing) - n_rec} best.pt checkpoint(s) "
+                            f"missing; train them first with `{cmd}` (or put `{self.name}` in a grid: it runs "
+                            "them first)." + orphan + " Missing:\n  " + "\n  ".join(missing))
         for rec in runs.values():
             cfg = rec["config"]
             if (cfg["dataset_fingerprint"], cfg["split_seed"], cfg.get("coder")) != \
                     (ds.fingerprint(), run.split_seed, self.coder):
-                raise RuntimeError(f"{rec['path']}: not a {self.coder} run on this dataset with split seed "
-                                   f"{run.split_seed}")
+                raise DataError(f"{rec['path']}: not a {self.coder} run on this dataset with split seed "
+                                f"{run.split_seed}")
         return runs
 
 
@@ -216,6 +234,6 @@ class MetaTraining(Training):
         return {k: _evaluate(self.model, self.X[k], self.sets[k].labels, self.S) for k in self.sets}
 
 
-SYSTEMS = {c.name: c for c in CODERS.values()}
-SYSTEMS["fusionnet"] = MetaSystem("fusionnet", tuple(c.name for c in CODERS.values()), "fcn")
+SYSTEMS = {c.name: c for c in _CODERS.values()}
+SYSTEMS["fusionnet"] = MetaSystem("fusionnet", tuple(c.name for c in _CODERS.values()), "fcn")
 SYSTEMS["crnn_meta"] = MetaSystem("crnn_meta", VIEWS, "crnn")

@@ -8,5 +8,7 @@ from __future__ import annotations
 from ..framing import EXTRA_VIEWS, VIEWS
 from .base import BranchSystem
 
+__all__ = ["SYSTEMS"]
+
 SYSTEMS = {v: BranchSystem(v, (v,), "single", origin="hpss") for v in EXTRA_VIEWS}
 SYSTEMS["multiview6"] = BranchSystem("multiview6", VIEWS + EXTRA_VIEWS, "blend", origin="hpss", rule="literal")

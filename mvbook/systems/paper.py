@@ -17,8 +17,10 @@ from __future__ import annotations
 from ..framing import VIEWS
 from .base import BranchSystem
 
-# Ablations of adaptive blending: the preset fields each changes (all else as ``mv_literal``,
-# the rule they were run against).
+__all__ = ["ABLATIONS", "SYSTEMS"]
+
+#: Ablations of adaptive blending, the preset fields each changes (all else as ``mv_literal``,
+#: the rule they were run against).
 ABLATIONS = {"mv_initial": (("reference", "initial"),), "mv_power1": (("power", 1.0),),
              "mv_w1": (("window", 1),), "mv_w6": (("window", 6),),
              "mv_eval10": (("eval_every", 10),), "mv_eval40": (("eval_every", 40),)}
