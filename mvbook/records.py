@@ -11,7 +11,9 @@ Chapter: *Results*.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
+import fcntl
 import json
 import os
 import platform
@@ -115,6 +117,21 @@ def write_record(record: dict, path) -> Path:
         raise ValueError(f"refusing to write a record with a non-finite number ({path}): {e}") from None
     _atomic(Path(path), lambda f: f.write(text.encode()))
     return Path(path)
+
+
+@contextlib.contextmanager
+def record_lock(path):
+    """Held while a record is checked and written: an exclusive lock (the
+    kernel's ``flock``) on the record's folder, so that two runs finishing at
+    once write one after the other, each seeing the other's record."""
+    folder = Path(path).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)                          # releases the lock
 
 
 def check_out(folder) -> Path:

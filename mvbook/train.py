@@ -20,8 +20,10 @@ from . import evaluate
 from .checkpoints import RunLock, load_checkpoint, save_checkpoint
 from .config import get_preset
 from .data import load_dataset
+from .errors import ConfigError, RunConflictError
 from .device import autocast_name, keep_freed_memory, resolve_device
-from .records import RunPaths, SCHEMA, atomic_torch_save, check_out, code_version, provenance, write_record
+from .records import (RunPaths, SCHEMA, atomic_torch_save, check_out, code_version, provenance, record_lock,
+                      write_record)
 from .systems import get_system
 from .systems.base import Run, Training
 
@@ -80,13 +82,16 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
     record["provenance"] = provenance(dev, state["elapsed"], time.time() - t_start, code)
     record["provenance"]["autocast"] = autocast_name(dev)
     record["provenance"]["trained_by"] = state["code"]
-    write_record(record, paths.record)
+    with record_lock(paths.record):           # another process may have written one since the start
+        _refuse_other_record(paths.record, tr.config, fresh, paths.checkpoint_dir)
+        write_record(record, paths.record)
     record["path"] = str(paths.record)
     return record
 
 
-def _refuse_other_record(path: Path, config: dict, fresh: bool) -> None:
-    """A record is never replaced by one of another configuration without ``fresh``."""
+def _refuse_other_record(path: Path, config: dict, fresh: bool, kept: Path | None = None) -> None:
+    """A record is never replaced by one of another configuration without ``fresh``
+    (``kept``: the finished run's checkpoint folder, when the check comes at its end)."""
     if fresh or not path.is_file():
         return
     try:
@@ -96,9 +101,12 @@ def _refuse_other_record(path: Path, config: dict, fresh: bool) -> None:
     config = json.loads(json.dumps(config))                      # as the record stores it (tuples → lists)
     if old != config:
         diff = sorted(k for k in set(old or {}) | set(config) if (old or {}).get(k) != config.get(k))
-        raise RuntimeError(f"a record of this run with another configuration exists ({path}): it differs in "
-                           f"{', '.join(diff) or 'its format'}; pass --fresh (fresh=True) to replace it, or "
-                           "--out another folder to keep both")
+        done = "" if kept is None else (
+            f"; this run finished and is not recorded: its checkpoint ({kept}) is kept, so the same command "
+            "with --out another folder (and the same --checkpoints) records it without training again")
+        raise RunConflictError(f"a record of this run with another configuration exists ({path}): it differs in "
+                               f"{', '.join(diff) or 'its format'}; pass --fresh (fresh=True) to replace it, or "
+                               f"--out another folder to keep both{done}")
 
 
 def _check_training(finite: torch.Tensor, last: int, step: int, checkpoint: Path) -> None:

@@ -8,14 +8,15 @@ import pytest
 import torch
 
 from mvbook.__main__ import main
+from mvbook.errors import ConfigError, DataError, RunConflictError
 from mvbook.records import RunPaths, load_records, write_record
 from mvbook.systems.base import BranchTraining
 from mvbook.train import train
 
 
 def _train(tmp_path, **kw):
-    return train("synthetic", "mel", 1, "smoke", seed=1, out=tmp_path / "out", progress=False,
-                 cache_dir=tmp_path.parent / "cache-faults", **{"epochs": 1, **kw})
+    return train("synthetic", "mel", 1, "smoke", seed=1, progress=False,
+                 cache_dir=tmp_path.parent / "cache-faults", **{"epochs": 1, "out": tmp_path / "out", **kw})
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +129,25 @@ def test_out_pointing_at_a_file_is_an_error_line(tmp_path, capsys):
     assert main(["train", "--system", "mel", "--preset", "smoke", "--out", str(tmp_path / "file"),
                  "--no-progress", "--epochs", "1"]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_a_record_written_by_another_configuration_meanwhile_is_not_replaced(tmp_path):
+    """Two runs of one cell with other configurations, one --out, separate
+    --checkpoints: the one finishing last refuses to replace the other's record."""
+    path = tmp_path / "out/synthetic/smoke/mel/fold1-seed1.json"
+    other = []
+
+    def meanwhile(info):
+        if not other:
+            other.append(_train(tmp_path, epochs=2, checkpoints=tmp_path / "c2"))
+
+    with pytest.raises(RunConflictError) as e:
+        _train(tmp_path, checkpoints=tmp_path / "c1", callback=meanwhile)
+    assert str(e.value) == (
+        f"a record of this run with another configuration exists ({path}): it differs in epochs, preset, steps; "
+        "pass --fresh (fresh=True) to replace it, or --out another folder to keep both; this run finished and is "
+        f"not recorded: its checkpoint ({tmp_path / 'c1/synthetic/smoke/mel/fold1-seed1'}) is kept, so the same "
+        "command with --out another folder (and the same --checkpoints) records it without training again")
+    assert json.loads(path.read_text())["config"]["epochs"] == 2
+    kept = _train(tmp_path, checkpoints=tmp_path / "c1", out=tmp_path / "elsewhere")   # no training again
+    assert kept["config"]["epochs"] == 1 and kept["curves"]["step"][-1] == kept["config"]["steps"]
