@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
+import numpy as np
+
+from .errors import ConfigError
+
 PAPER_EPOCHS = {"esc50": 3000, "esc10": 3000, "dcase2016": 1500, "gtzan": 1500, "synthetic": 1500}
 
 
@@ -43,7 +47,7 @@ class Preset:
         bad += [f"{k} = {v}" for k, v in (("warmup_epochs", self.warmup_epochs),) if v < 0]
         bad += [] if self.reference in ("best", "initial") else [f"reference = {self.reference!r}"]
         if bad:
-            raise ValueError(f"preset {self.name!r}: impossible setting {'; '.join(bad)} (each must be positive; "
+            raise ConfigError(f"preset {self.name!r}: impossible setting {'; '.join(bad)} (each must be positive; "
                              "reference 'best' or 'initial')")
 
     def epochs_for(self, dataset: str) -> int:
@@ -78,6 +82,14 @@ PRESETS = {
     "smoke": Preset("smoke", width=1 / 16, epochs=2, warmup_epochs=1, batch_size=16, eval_every=8,
                     window=2, eval_clips=12, raw_bands=4, reduced=tuple(REDUCTIONS["smoke"].values())),
 }
+
+
+def check_seed(seed, flag: str = "--seed") -> int:
+    """``seed`` as an int, or a :class:`ConfigError` naming ``flag`` when it is
+    not a non-negative integer (numpy's generators take no other)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"{flag} {seed}: a seed is an integer 0 or above")
+    return int(seed)
 
 
 def get_preset(name: str, **overrides) -> Preset:

@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from .cache import cache_root, load_views
-from .config import PRESETS, get_preset
+from .config import PRESETS, check_seed, get_preset
 from .data import load_dataset
 from .engines import GridReport, grid_cells, run_cells, with_dependencies
 from .records import RunPaths
@@ -210,6 +210,7 @@ def run_grid(dataset: str, systems, folds, seeds=(0,), preset: str = "cpu", out=
     ``timeout``, ``progress``…); there, features are extracted once in this process before
     the cells start, and a cell starts only after the cells it needs.
     """
+    check_grid(preset, seeds, epochs)
     requested, ordered = list(systems), with_dependencies(systems)
     added = [s for s in ordered if s not in requested]
     if added:
@@ -222,6 +223,15 @@ def run_grid(dataset: str, systems, folds, seeds=(0,), preset: str = "cpu", out=
     runner = NotebookRunner(str(out), device, _plain(data_root), _plain(cache_dir), _plain(checkpoints), epochs,
                             direct, log_output, str(Path(notebook).resolve()))
     return run_cells(cells, runner, engine, log=log, **engine_options)
+
+
+def check_grid(preset: str, seeds, epochs=None) -> None:
+    """Refuse, once and before any cell starts, a grid whose every cell would
+    fail: an impossible preset setting (``--epochs 0``) or a negative seed
+    (a :class:`~mvbook.errors.ConfigError` naming it)."""
+    get_preset(preset, **({} if epochs is None else {"epochs": epochs}))
+    for s in seeds:
+        check_seed(s, "--seeds")
 
 
 def _stale(path: Path, system: str) -> str | None:

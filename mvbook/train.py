@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from . import evaluate
 from .checkpoints import RunLock, load_checkpoint, save_checkpoint
-from .config import get_preset
+from .config import check_seed, get_preset
 from .data import load_dataset
 from .errors import ConfigError, RunConflictError
 from .device import autocast_name, keep_freed_memory, resolve_device
@@ -65,6 +65,7 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
     ('mel', True)
     """
     t_start, code = time.time(), code_version()
+    check_seed(seed)
     sys_ = get_system(system)
     p = sys_.preset(get_preset(preset, **overrides))
     dev = resolve_device(device)

@@ -218,3 +218,11 @@ def test_cli_check_fails_on_missing_clips_and_a_missing_root(tree, tmp_path, cap
     assert main(["datasets", "--check", "--no-progress", "--data-root", str(nowhere)]) == 2
     assert capsys.readouterr().err == (f"error: data root {nowhere} does not exist (or is not a folder): "
                                        "pass the folder that holds the datasets\n")
+
+
+def test_cli_check_of_named_datasets(tree, capsys):
+    clip_path(tree, 0, 2).unlink()
+    assert main(["datasets", "--check", "gtzan", "--no-progress", "--data-root", str(tree)]) == 2
+    assert capsys.readouterr().err.startswith("error: gtzan: no genres folder")
+    assert main(["datasets", "--check", "esc10", "--no-progress", "--data-root", str(tree)]) == 2
+    assert "error: esc10: 1 of 50 clips are missing" in capsys.readouterr().err

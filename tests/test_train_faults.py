@@ -151,3 +151,21 @@ def test_a_record_written_by_another_configuration_meanwhile_is_not_replaced(tmp
     assert json.loads(path.read_text())["config"]["epochs"] == 2
     kept = _train(tmp_path, checkpoints=tmp_path / "c1", out=tmp_path / "elsewhere")   # no training again
     assert kept["config"]["epochs"] == 1 and kept["curves"]["step"][-1] == kept["config"]["steps"]
+
+
+def test_a_negative_seed_is_refused_naming_it_before_any_work(tmp_path, capsys):
+    assert main(["train", "--system", "mel", "--preset", "smoke", "--out", str(tmp_path), "--no-progress",
+                 "--seed", "-1"]) == 2
+    assert capsys.readouterr().err == "error: --seed -1: a seed is an integer 0 or above\n"
+    assert not list(tmp_path.iterdir())                                 # no lock folder, nothing
+
+
+@pytest.mark.parametrize("args, text", [
+    (["--epochs", "0"], "error: preset 'smoke': impossible setting epochs = 0 (each must be positive; "
+                        "reference 'best' or 'initial')\n"),
+    (["--seeds", "0", "-1"], "error: --seeds -1: a seed is an integer 0 or above\n")])
+def test_impossible_grid_arguments_are_one_error_line_before_any_cell(tmp_path, capsys, args, text):
+    assert main(["grid", "--dataset", "synthetic", "--preset", "smoke", "--systems", "mel", "--folds", "1",
+                 "--direct", "--out", str(tmp_path), "--no-progress", *args]) == 2
+    out, err = capsys.readouterr()
+    assert err == text and out == "" and not list(tmp_path.iterdir())

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from .cells import (Cell, CellFailed, CellResult, GridReport, Progress, format_seconds, grid_cells, needs,
                     with_dependencies)
-from .clusters import ENGINES, local_cluster, open_engine, slurm_cluster, visible_gpus
+from .clusters import ENGINES, check_engine, local_cluster, open_engine, slurm_cluster, visible_gpus
 from .futures import drive, execute, submit_cells
 from .serial import precheck, run_serial
 
@@ -32,11 +32,13 @@ def run_cells(cells, runner, engine: str = "serial", workers=None, scheduler_add
     """Run ``cells`` (in dependency order, :func:`grid_cells`) with ``runner``
     on ``engine``, or on ``client`` (a Dask client of a cluster you started;
     ``gpus_per_cell`` then defaults to 0). ``retries``: reruns of a failed
-    cell; ``threads``: math-library threads per cell; ``timeout`` (s): cells
+    cell; ``threads``: math-library threads per cell, whatever the engine; ``timeout`` (s): cells
     not finished by then are cancelled and reported; ``progress=False``: no
     ``k/N done … ETA`` lines. Returns the report (also logged, with its table)."""
+    if client is None:
+        check_engine(engine, scheduler_address, jobs, threads)
     if client is None and engine == "serial":
-        return run_serial(cells, runner, log, progress)
+        return run_serial(cells, runner, log, progress, threads)
     report, failed, todo = GridReport(), set(), []
     for cell in cells:
         known = precheck(cell, runner, log)

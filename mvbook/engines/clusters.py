@@ -20,8 +20,31 @@ import shutil
 import subprocess
 import time
 
+from ..errors import ConfigError
+
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 ENGINES = ("serial", "local", "dask", "slurm")
+
+
+def check_engine(engine: str, scheduler_address=None, jobs=None, threads: int = 1) -> None:
+    """Refuse, before any work, an engine that cannot start: an unknown one, a
+    missing optional package (Dask; dask-jobqueue for ``slurm``), ``dask``
+    without a scheduler's address, ``slurm`` without ``jobs``, ``threads`` < 1."""
+    import importlib.util
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}")
+    if not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"--threads {threads}: a cell needs at least one thread")
+    wanted = {"serial": (), "local": ("distributed",), "dask": ("distributed",),
+              "slurm": ("distributed", "dask_jobqueue")}[engine]
+    missing = [m for m in wanted if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(f"--engine {engine} needs {' and '.join(m.replace('_', '-') for m in missing)}: "
+                          "pip install \"mvbook[cluster]\" (dask[distributed], dask-jobqueue)")
+    if engine == "dask" and not scheduler_address:
+        raise ConfigError("--engine dask needs --scheduler-address (tcp://host:8786 or tls://…)")
+    if engine == "slurm" and not jobs:
+        raise ConfigError("--engine slurm needs --jobs N (the most worker jobs at once)")
 
 
 def thread_env(threads: int) -> dict:
@@ -115,13 +138,9 @@ def open_engine(engine: str, workers=None, scheduler_address=None, jobs=None, gp
             client = stack.enter_context(Client(cluster))
             client.wait_for_workers(len(cluster.worker_spec), timeout=300)
         elif engine == "dask":
-            if not scheduler_address:
-                raise ValueError("--engine dask needs --scheduler-address (tcp://host:8786 or tls://…)")
             client = stack.enter_context(Client(scheduler_address, timeout="60s"))
             gpc = gpus_per_cell if gpus_per_cell is not None else (1 if worker_gpus(client) else 0)
         elif engine == "slurm":
-            if not jobs:
-                raise ValueError("--engine slurm needs --jobs N (the most worker jobs at once)")
             slurm_options = dict(slurm_options or {})
             extra = slurm_options.get("worker_extra_args", dask.config.get("jobqueue.slurm.worker-extra-args", []))
             gpc = gpus_per_cell if gpus_per_cell is not None else min(1, declared_gpus(extra))
