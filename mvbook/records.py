@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import fcntl
 import json
 import os
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
+from .errors import MvbookError
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = "mvbook.record/1"
@@ -93,6 +95,20 @@ def grid_command(dataset: str, preset: str, systems=None, folds=None, seeds=None
     return shlex.join(cmd)
 
 
+class NoSpaceError(MvbookError, OSError):
+    """The disk filled up while a record or checkpoint was written (nothing half-written is left)."""
+
+
+def _disk_full(e: BaseException) -> bool:
+    """Whether ``e`` or an exception it came from is "no space left" (torch.save
+    reports the failed write as ``RuntimeError: [enforce fail …] unexpected pos``)."""
+    while e is not None:
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
 def _atomic(path: Path, write) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,8 +120,13 @@ def _atomic(path: Path, write) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)                 # mkstemp makes it private
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if _disk_full(e):
+            full = NoSpaceError(f"no space left on device writing {path}: free space there and run the same "
+                                "command again (a run resumes from its last checkpoint)")
+            full.errno = errno.ENOSPC
+            raise full from None
         raise
 
 

@@ -169,3 +169,27 @@ def test_impossible_grid_arguments_are_one_error_line_before_any_cell(tmp_path, 
                  "--direct", "--out", str(tmp_path), "--no-progress", *args]) == 2
     out, err = capsys.readouterr()
     assert err == text and out == "" and not list(tmp_path.iterdir())
+
+
+def test_a_full_disk_while_saving_a_checkpoint_is_named(tmp_path, monkeypatch, capsys):
+    import errno
+    import io
+    import mvbook.records as records
+
+    class Full(io.FileIO):                          # the disk fills up after 1000 bytes
+        def write(self, b):
+            if self.tell() + len(b) > 1000:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return super().write(b)
+
+    monkeypatch.setattr(records.os, "fdopen", lambda fd, mode: Full(fd, "wb"))
+    path = tmp_path / "ck" / "checkpoint.pt"
+    with pytest.raises(records.NoSpaceError) as e:
+        records.atomic_torch_save({"w": torch.zeros(10_000)}, path)
+    assert str(e.value) == (f"no space left on device writing {path}: free space there and run the same command "
+                            "again (a run resumes from its last checkpoint)")
+    assert not list(path.parent.iterdir())                                  # no temporary left
+    assert main(["train", "--system", "mel", "--preset", "smoke", "--epochs", "1", "--out", str(tmp_path / "o"),
+                 "--no-progress", "--cache-dir", str(tmp_path.parent / "cache-faults")]) == 2
+    ck = tmp_path / "o/checkpoints/synthetic/smoke/mel/fold1-seed0"
+    assert capsys.readouterr().err.startswith(f"error: no space left on device writing {ck}/")
