@@ -178,6 +178,9 @@ def main(argv=None) -> int:
     except (DatasetError, ValueError, RuntimeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted; the same command resumes", file=sys.stderr)
+        return 130
 
 
 def cmd_datasets(args) -> int:

@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import evaluate
+from .cachefile import interrupt_guard
 from .checkpoints import RunLock, load_checkpoint, save_checkpoint
 from .config import check_seed, get_preset
 from .data import load_dataset
@@ -75,7 +76,9 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
                      None if checkpoints is None else check_out(checkpoints))
     run = Run(ds, ds.split(fold, split_seed), fold, seed, split_seed, p, dev, paths, cache_dir, progress,
               data_root, overrides)
-    with RunLock(paths.checkpoint_dir):
+    # SIGTERM (SLURM at walltime) as SIGINT: an exception, so that no temporary is left
+    with interrupt_guard([]), RunLock(paths.checkpoint_dir):
+        _sweep_temporaries(paths.checkpoint_dir)
         tr = sys_.prepare(run)
         _refuse_other_record(paths.record, tr.config, fresh)
         state = _loop(tr, paths, dev, seed, fresh, f"{system} fold {fold}", progress, callback, code)
@@ -88,6 +91,15 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
         write_record(record, paths.record)
     record["path"] = str(paths.record)
     return record
+
+
+def _sweep_temporaries(folder: Path) -> None:
+    """Remove the temporaries of a run's checkpoints that a killed run left
+    (``.checkpoint.pt.*.tmp``, ``.best.pt.*.tmp``): called under the run's lock,
+    so no writer of this folder is alive."""
+    for tmp in sorted(folder.glob(".*.pt.*.tmp")):
+        tmp.unlink(missing_ok=True)
+        print(f"removed {tmp}: a temporary left by a killed run", flush=True)
 
 
 def _refuse_other_record(path: Path, config: dict, fresh: bool, kept: Path | None = None) -> None:

@@ -193,3 +193,48 @@ def test_a_full_disk_while_saving_a_checkpoint_is_named(tmp_path, monkeypatch, c
                  "--no-progress", "--cache-dir", str(tmp_path.parent / "cache-faults")]) == 2
     ck = tmp_path / "o/checkpoints/synthetic/smoke/mel/fold1-seed0"
     assert capsys.readouterr().err.startswith(f"error: no space left on device writing {ck}/")
+
+
+SIGTERM_DURING_A_SAVE = """
+import os, signal, sys, torch
+from mvbook.train import train
+real, calls = torch.save, []
+
+def save(obj, f, *a, **k):              # SIGTERM (SLURM at walltime) while the third file is half-written
+    calls.append(1)
+    real(obj, f, *a, **k)
+    if len(calls) == 3:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+torch.save = save
+train("synthetic", "mel", 1, "smoke", seed=1, epochs=2, out=sys.argv[1], cache_dir=sys.argv[2], progress=False)
+"""
+
+
+def test_sigterm_while_a_checkpoint_is_written_leaves_no_temporary_and_resume_sweeps_old_ones(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    out = tmp_path / "out"
+    killed = subprocess.run([sys.executable, "-c", SIGTERM_DURING_A_SAVE, str(out),
+                             str(tmp_path.parent / "cache-faults")],
+                            capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -signal.SIGTERM and "Traceback" not in killed.stderr, killed.stderr
+    folder = out / "checkpoints/synthetic/smoke/mel/fold1-seed1"
+    assert (folder / "checkpoint.pt").exists() and not list(folder.glob(".*.tmp"))
+    stale = folder / ".best.pt.k3x9q_ab.tmp"                            # as a SIGKILL leaves one
+    stale.write_bytes(b"half")
+    seen = []
+    rec = _train(tmp_path, epochs=2, callback=lambda info: seen.append(info["step"]))
+    assert not stale.exists() and seen and seen[0] > 0                   # resumed, not started over
+    assert rec["curves"]["step"][-1] == rec["config"]["steps"]
+
+
+def test_ctrl_c_is_one_line(tmp_path, monkeypatch, capsys):
+    import mvbook.train
+
+    def interrupted(**kw):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(mvbook.train, "train", interrupted)
+    assert main(["train", "--system", "mel", "--preset", "smoke", "--out", str(tmp_path), "--no-progress"]) == 130
+    assert capsys.readouterr().err == "interrupted; the same command resumes\n"
