@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .errors import MvbookError
+from .errors import DataError, MvbookError
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = "mvbook.record/1"
@@ -228,13 +228,36 @@ def read_record(path: Path) -> dict | None:
     try:
         rec = json.loads(Path(path).read_text(), parse_constant=_non_finite)
     except (json.JSONDecodeError, ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"not a valid results record ({path}): {e}") from None
+        raise DataError(f"not a valid results record ({path}): {e}") from None
     if not isinstance(rec, dict) or rec.get("schema") != SCHEMA:
         return None
     missing = [k for k in REQUIRED if k not in rec]
     if missing:
-        raise ValueError(f"not a valid results record ({path}): missing {', '.join(missing)}")
+        raise DataError(f"not a valid results record ({path}): missing {', '.join(missing)}")
+    bad = _bad_values(rec)
+    if bad:
+        raise DataError(f"not a valid results record ({path}): {'; '.join(bad)}")
     return rec
+
+
+def _bad_values(rec: dict) -> list[str]:
+    """What a table would misread in a record: accuracies (fractions) that are not
+    numbers in [0, 1], a fold or seed that is not a non-negative integer."""
+    def number(x) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+    acc = rec["accuracy"]
+    if not isinstance(acc, dict):
+        return [f"accuracy is {acc!r}, not a mapping of branch to accuracy"]
+    bad = []
+    for name, v in [(f"accuracy.{k}", v) for k, v in acc.items()] + [("system_accuracy", rec["system_accuracy"])]:
+        if not number(v):
+            bad.append(f"{name} is {v!r}, not a number")
+        elif not 0 <= v <= 1:
+            bad.append(f"{name} is {v!r}, outside [0, 1] (accuracies are stored as fractions)")
+    bad += [f"{k} is {rec[k]!r}, not an integer 0 or above" for k in ("fold", "seed")
+            if not (isinstance(rec[k], int) and not isinstance(rec[k], bool) and rec[k] >= 0)]
+    return bad
 
 
 def load_records(root="results", dataset=None, preset=None, skip_bad: bool = False, warn=None) -> list[dict]:

@@ -18,10 +18,11 @@ from tqdm.auto import tqdm
 
 from . import evaluate
 from .cachefile import interrupt_guard
-from .checkpoints import RunLock, load_checkpoint, save_checkpoint
+from .cache import clip_ids
+from .checkpoints import RunLock, load_checkpoint, save_checkpoint, start_over
 from .config import check_seed, get_preset
 from .data import load_dataset
-from .errors import ConfigError, RunConflictError
+from .errors import DataError, RunConflictError
 from .device import autocast_name, keep_freed_memory, resolve_device
 from .records import (RunPaths, SCHEMA, atomic_torch_save, check_out, code_version, provenance, record_lock,
                       write_record)
@@ -81,7 +82,8 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
         _sweep_temporaries(paths.checkpoint_dir)
         tr = sys_.prepare(run)
         _refuse_other_record(paths.record, tr.config, fresh)
-        state = _loop(tr, paths, dev, seed, fresh, f"{system} fold {fold}", progress, callback, code)
+        contents = dict(zip((c.key for c in ds.clips), clip_ids(ds, cache_dir)))   # the cache's content ids
+        state = _loop(tr, paths, dev, seed, fresh, f"{system} fold {fold}", progress, callback, code, contents)
     record = _record(tr, state, ds)
     record["provenance"] = provenance(dev, state["elapsed"], time.time() - t_start, code)
     record["provenance"]["autocast"] = autocast_name(dev)
@@ -162,17 +164,20 @@ def _code_history(state: dict, code: dict, checkpoint: Path) -> None:
               f"{code['git_commit']}{dirty}; the record lists both (provenance.trained_by)", flush=True)
 
 
-def _resume(tr: Training, paths: RunPaths, dev: torch.device, fresh: bool, rng: np.random.Generator, code: dict):
+def _resume(tr: Training, paths: RunPaths, dev: torch.device, fresh: bool, rng: np.random.Generator, code: dict,
+            contents: dict):
     """(loop state, branch weights): fresh, or restored with the network, the
-    optimiser, the weight rule and the random generators from the run's checkpoint."""
+    optimiser, the weight rule and the random generators from the run's checkpoint
+    (which must have been trained on the clip ``contents`` the data root holds now)."""
     state = {"step": 0, "curves": _empty_curves(tr.branches), "best": None, "elapsed": tr.setup_seconds,
              "code": [{"from_step": 0, **code}]}
     if fresh or not paths.checkpoint.exists():
         return state, dict(tr.rule.weights)
     ck = load_checkpoint(paths.checkpoint, dev)
     if ck["config"] != tr.config:
-        raise RuntimeError(f"{paths.checkpoint} belongs to a different run configuration; "
-                           "pass fresh=True (--fresh) to start over")
+        raise RunConflictError(f"{paths.checkpoint} belongs to a different run configuration; "
+                               f"{start_over(paths.checkpoint)}")
+    _check_contents(ck.get("clip_contents"), contents, paths.checkpoint)
     tr.model.load_state_dict(ck["model"])
     tr.optimizer.load_state_dict(ck["optimizer"])
     tr.rule.load_state_dict(ck["blender"])
@@ -182,6 +187,18 @@ def _resume(tr: Training, paths: RunPaths, dev: torch.device, fresh: bool, rng: 
         torch.cuda.set_rng_state(ck["cuda_rng"].cpu(), dev)
     _code_history(ck["state"], code, paths.checkpoint)
     return ck["state"], ck["weights"]
+
+
+def _check_contents(old: dict | None, now: dict, checkpoint: Path) -> None:
+    """Refuse to resume a run on clips whose contents (clip key → content id)
+    differ from those it began on (the dataset fingerprint covers names and
+    labels only); a checkpoint from before contents were kept (None) is not checked."""
+    if old is None or old == now:
+        return
+    differ = sorted(k for k in set(old) | set(now) if old.get(k) != now.get(k))
+    raise DataError(f"{checkpoint} was trained on other clip contents than the data root holds now: "
+                    f"{len(differ)} clip(s) differ ({', '.join(differ[:5])}{', …' if len(differ) > 5 else ''}); "
+                    f"resume it with the data root it began on (--data-root), or {start_over(checkpoint)}")
 
 
 def _append(curves: dict, tr: Training, step: int, weights: dict, res: dict) -> None:
@@ -201,10 +218,10 @@ def _append(curves: dict, tr: Training, step: int, weights: dict, res: dict) -> 
 
 
 def _loop(tr: Training, paths: RunPaths, dev: torch.device, seed: int, fresh: bool, desc: str,
-          progress: bool, callback, code: dict) -> dict:
+          progress: bool, callback, code: dict, contents: dict) -> dict:
     """Train ``tr`` to its last step, evaluating every ``tr.eval_every`` steps; returns the loop state."""
     rng = np.random.default_rng([seed, 0])
-    state, weights = _resume(tr, paths, dev, fresh, rng, code)
+    state, weights = _resume(tr, paths, dev, fresh, rng, code, contents)
     main = tr.main
     clock = time.time()
     finite = torch.ones((), dtype=torch.bool, device=dev)        # all training losses finite (read at evaluations)
@@ -230,7 +247,8 @@ def _loop(tr: Training, paths: RunPaths, dev: torch.device, seed: int, fresh: bo
         save_checkpoint(paths.checkpoint, state, config=tr.config, model=tr.model.state_dict(),
                         optimizer=tr.optimizer.state_dict(), blender=tr.rule.state_dict(), weights=weights,
                         numpy_rng=rng.bit_generator.state, torch_rng=torch.get_rng_state(),
-                        cuda_rng=torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None)
+                        cuda_rng=torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+                        clip_contents=contents)
         if callback:
             callback({"step": step, "total_steps": tr.total_steps, "curves": state["curves"], "best": state["best"]})
 

@@ -90,7 +90,9 @@ def _bad_trees(tmp_path, done) -> dict:
     good = json.loads(Path(done[1]["path"]).read_text())
     cases = {"nan": Path(done[1]["path"]).read_text().replace('"system_accuracy": ', '"system_accuracy": NaN, "x": ', 1),
              "array": "[1, 2, 3]", "missing": json.dumps({k: v for k, v in good.items() if k != "test"}),
-             "truncated": Path(done[1]["path"]).read_text()[:500]}
+             "truncated": Path(done[1]["path"]).read_text()[:500],
+             "percent": json.dumps(good | {"accuracy": {"mel": 7.5}, "system_accuracy": 7.5}),
+             "string": json.dumps(good | {"accuracy": {"mel": "0.75"}})}
     trees = {}
     for name, text in cases.items():
         root = tmp_path / name / "synthetic/smoke"
@@ -238,3 +240,61 @@ def test_ctrl_c_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(mvbook.train, "train", interrupted)
     assert main(["train", "--system", "mel", "--preset", "smoke", "--out", str(tmp_path), "--no-progress"]) == 130
     assert capsys.readouterr().err == "interrupted; the same command resumes\n"
+
+
+def test_a_record_whose_accuracy_is_not_a_fraction_is_named_never_averaged(tmp_path, done, capsys):
+    trees = _bad_trees(tmp_path, done)
+    for name, why in (("percent", "accuracy.mel is 7.5, outside [0, 1] (accuracies are stored as fractions); "
+                                  "system_accuracy is 7.5, outside [0, 1] (accuracies are stored as fractions)"),
+                      ("string", "accuracy.mel is '0.75', not a number")):
+        args = ["table", "--results", str(trees[name]), "--dataset", "synthetic", "--preset", "smoke", "--folds"]
+        assert main(args) == 2
+        path = trees[name] / "synthetic/smoke/mel/fold2-seed1.json"
+        assert capsys.readouterr().err == f"error: not a valid results record ({path}): {why}\n"
+        assert main(args + ["--skip-bad"]) == 0
+        out, err = capsys.readouterr()
+        assert err == f"warning: skipped not a valid results record ({path}): {why}\n"
+        mel = next(line for line in out.splitlines() if line.startswith("Mel"))
+        assert f"{100 * done[1]['system_accuracy']:.2f}" in mel and "±" not in mel     # one run, the good one
+
+
+def _tamper(ck: Path) -> None:
+    """Overwrite 16 float32 values of the largest tensor stored in the checkpoint's zip, in place (same size)."""
+    import struct
+    import zipfile
+    import numpy as np
+    with zipfile.ZipFile(ck) as z:
+        info = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    raw = bytearray(ck.read_bytes())
+    n, extra = struct.unpack("<HH", raw[info.header_offset + 26:info.header_offset + 30])
+    start = info.header_offset + 30 + n + extra
+    raw[start:start + 64] = np.arange(16, dtype=np.float32).tobytes()
+    ck.write_bytes(bytes(raw))
+
+
+def test_a_tampered_checkpoint_fails_its_checksum(tmp_path):
+    rec = _train(tmp_path)
+    ck = RunPaths.of_record(rec).checkpoint
+    _tamper(ck)
+    with pytest.raises(DataError) as e:
+        _train(tmp_path)
+    assert str(e.value) == (f"checkpoint fails its checksum ({ck}): its contents changed after it was written "
+                            "(damaged or edited), so it cannot be resumed; start the run over with train's --fresh "
+                            f"(fresh=True), or delete {ck.parent} (a grid then starts the run over)")
+
+
+def test_a_run_resumed_on_other_clip_contents_is_refused(tmp_path):
+    from mvbook.checkpoints import load_checkpoint, save_checkpoint
+    rec = _train(tmp_path)
+    path = RunPaths.of_record(rec).checkpoint
+    ck = load_checkpoint(path, torch.device("cpu"))
+    state, _ = ck.pop("state"), ck.pop("checksum")
+    key = sorted(ck["clip_contents"])[3]
+    ck["clip_contents"][key] = "sha256:" + "0" * 64                     # as another tree's clip would be
+    save_checkpoint(path, state, **ck)
+    with pytest.raises(DataError) as e:
+        _train(tmp_path)
+    assert str(e.value) == (f"{path} was trained on other clip contents than the data root holds now: 1 clip(s) "
+                            f"differ ({key}); resume it with the data root it began on (--data-root), or start the "
+                            f"run over with train's --fresh (fresh=True), or delete {path.parent} (a grid then "
+                            "starts the run over)")
