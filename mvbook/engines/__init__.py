@@ -56,9 +56,9 @@ def run_cells(cells, runner, engine: str = "serial", workers=None, scheduler_add
                           log, progress_every, timeout)
         else:
             with open_engine(engine, workers, scheduler_address, jobs, gpus_per_cell, threads, log,
-                             dashboard_address, slurm_options) as (c, gpc):
+                             dashboard_address, slurm_options) as (c, gpc, watch):
                 run_on_client(c, todo, runner, report, failed, progress, gpc, retries, threads, log,
-                              progress_every, timeout)
+                              progress_every, timeout, watch)
     log(report.summary())
     return report
 
@@ -87,8 +87,9 @@ def prepare_features(todo, runner, report, failed, log) -> list:
 
 
 def run_on_client(client, todo, runner, report, failed, progress, gpus_per_cell, retries, threads, log,
-                  progress_every=60.0, timeout=None):
-    """Submit ``todo`` to ``client`` and wait for them (:func:`submit_cells`, :func:`drive`)."""
+                  progress_every=60.0, timeout=None, watch=None):
+    """Submit ``todo`` to ``client`` and wait for them (:func:`submit_cells`, :func:`drive`;
+    ``watch``: see there)."""
     n_before = len(report.rows)
     submitted = submit_cells(client, todo, runner, report, failed, threads, gpus_per_cell, retries)
     for r in report.rows[n_before:]:
@@ -96,4 +97,4 @@ def run_on_client(client, todo, runner, report, failed, progress, gpus_per_cell,
         log(f"FAIL {r.cell}: {r.detail}")
     log(f"submitted {len(submitted)} cell(s)" + (f", each asking for {gpus_per_cell} GPU" if gpus_per_cell else "")
         + (f", {retries} retr{'y' if retries == 1 else 'ies'}" if retries else ""))
-    drive(client, submitted, report, progress, log, progress_every, timeout)
+    drive(client, submitted, report, progress, log, progress_every, timeout, watch)
