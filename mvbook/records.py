@@ -5,8 +5,8 @@ branch and ``self_ensemble``), ``system_accuracy``, ``config``, ``best``,
 ``curves`` (per evaluation: losses per split and branch, weights, lr,
 accuracies), ``test`` (file keys, labels, per-branch posteriors of the selected
 model) and ``provenance`` (git commit, machine, device, date, wall time, and
-``trained_by``: from which step which commit trained the run, more than one
-entry where a run was resumed with other code).
+``trained_by``: from which step which commit trained the run, one entry per
+segment: a run resumed from its checkpoint has more than one).
 Chapter: *Results*.
 """
 from __future__ import annotations

@@ -154,11 +154,12 @@ UNKNOWN_CODE = {"from_step": 0, "git_commit": "unknown (a checkpoint from before
 
 def _code_history(state: dict, code: dict, checkpoint: Path) -> None:
     """Continue the loop state's code history ("trained_by" of the record: from which
-    step which commit trained the run) by ``code`` where a resumed run's code differs."""
+    step which commit trained the run, one entry per segment: each resume adds one)
+    by ``code``; say so where a resumed run's code differs."""
     history = state.setdefault("code", [dict(UNKNOWN_CODE)])
     last = history[-1]
+    history.append({"from_step": state["step"], **code})
     if (last["git_commit"], last["git_dirty"]) != (code["git_commit"], code["git_dirty"]):
-        history.append({"from_step": state["step"], **code})
         dirty = " (modified)" if code["git_dirty"] else ""
         print(f"resuming {checkpoint} at step {state['step']}: trained so far by {last['git_commit']}, now by "
               f"{code['git_commit']}{dirty}; the record lists both (provenance.trained_by)", flush=True)
