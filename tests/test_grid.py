@@ -158,3 +158,17 @@ def test_the_training_notebook_ships_inside_the_package():
     assert grid.TRAINING_NOTEBOOK.read_text() == (Path(__file__).parents[1] / "book" / "training.md").read_text()
     with pytest.raises(RuntimeError, match="/nowhere/training.md.*--notebook"):
         grid.training_notebook("/nowhere/training.md")
+
+
+def test_the_serial_engine_trains_each_cell_with_the_threads_the_dask_engines_use(tmp_path):
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        report = grid.run_grid("synthetic", ["mel"], [1], preset="smoke", out=tmp_path, direct=True, epochs=1,
+                               log=lambda m: None, threads=1, cache_dir=tmp_path / "cache")
+        assert report.done and torch.get_num_threads() == 2                 # as it was, after the grid
+    finally:
+        torch.set_num_threads(before)
+    record = json.loads((tmp_path / record_path("synthetic", "smoke", "mel", 1, 0)).read_text())
+    assert record["provenance"]["torch_threads"] == 1
