@@ -88,7 +88,8 @@ def test_grid_engine_arguments_are_checked_before_any_work(tmp_path, capsys, arg
 def test_the_slurm_engine_without_dask_jobqueue_is_a_clear_error(tmp_path, capsys, monkeypatch):
     import importlib.util
     find = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "dask_jobqueue" else find(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "dask_jobqueue" else find(name, *a))
     assert main(["grid", "--engine", "slurm", "--jobs", "2", "--out", str(tmp_path), "--no-progress"]) == 2
     assert capsys.readouterr().err == ('error: --engine slurm needs dask-jobqueue: pip install "mvbook[cluster]" '
                                        "(dask[distributed], dask-jobqueue)\n")

@@ -106,8 +106,8 @@ def no_user_dask_config(tmp_path_factory):
 
 def test_the_users_dask_config_is_not_read(no_user_dask_config):
     assert dask.config.get("jobqueue.slurm.interface") is None
-    out = subprocess.run([sys.executable, "-c", "import dask, dask_jobqueue; print(dask.config.get('jobqueue.slurm.interface'))"],
-                         capture_output=True, text=True, timeout=120)
+    code = "import dask, dask_jobqueue; print(dask.config.get('jobqueue.slurm.interface'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "None", out.stderr
 
 

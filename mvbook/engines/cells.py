@@ -118,7 +118,8 @@ class GridReport:
     def table(self) -> str:
         """A fixed-width table: cell, status, worker/host (and SLURM job), wall time."""
         head = ("cell", "status", "worker / host", "wall")
-        body = [(r.cell, r.status, " / ".join(x for x in (r.worker, r.host, r.job and f"SLURM job {r.job}") if x) or "-",
+        body = [(r.cell, r.status,
+                 " / ".join(x for x in (r.worker, r.host, r.job and f"SLURM job {r.job}") if x) or "-",
                  format_seconds(r.wall) if r.status in ("done", "failed") and r.wall else "-") for r in self.rows]
         widths = [max(len(x[i]) for x in [head, *body]) for i in range(4)]
         return "\n".join("  " + "  ".join(x[i].ljust(widths[i]) for i in range(4)).rstrip() for x in [head, *body])
