@@ -77,8 +77,7 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
                      None if checkpoints is None else check_out(checkpoints))
     run = Run(ds, ds.split(fold, split_seed), fold, seed, split_seed, p, dev, paths, cache_dir, progress,
               data_root, overrides)
-    # SIGTERM (SLURM at walltime) as SIGINT: an exception, so that no temporary is left
-    with interrupt_guard([]), RunLock(paths.checkpoint_dir):
+    with interrupt_guard([]), RunLock(paths.checkpoint_dir):      # SIGTERM too: no temporary left
         _sweep_temporaries(paths.checkpoint_dir)
         tr = sys_.prepare(run)
         _refuse_other_record(paths.record, tr.config, fresh)
@@ -88,11 +87,16 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
     record["provenance"] = provenance(dev, state["elapsed"], time.time() - t_start, code)
     record["provenance"]["autocast"] = autocast_name(dev)
     record["provenance"]["trained_by"] = state["code"]
-    with record_lock(paths.record):           # another process may have written one since the start
-        _refuse_other_record(paths.record, tr.config, fresh, paths.checkpoint_dir)
+    return _write(record, paths, tr.config, fresh)
+
+
+def _write(record: dict, paths: RunPaths, config: dict, fresh: bool) -> dict:
+    """Write the record (returned with its ``path``), checking again, under a lock,
+    that no record of another configuration appeared while the run trained."""
+    with record_lock(paths.record):
+        _refuse_other_record(paths.record, config, fresh, paths.checkpoint_dir)
         write_record(record, paths.record)
-    record["path"] = str(paths.record)
-    return record
+    return record | {"path": str(paths.record)}
 
 
 def _sweep_temporaries(folder: Path) -> None:
