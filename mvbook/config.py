@@ -48,7 +48,7 @@ class Preset:
         bad += [] if self.reference in ("best", "initial") else [f"reference = {self.reference!r}"]
         if bad:
             raise ConfigError(f"preset {self.name!r}: impossible setting {'; '.join(bad)} (each must be positive; "
-                             "reference 'best' or 'initial')")
+                              "reference 'best' or 'initial')")
 
     def epochs_for(self, dataset: str) -> int:
         return self.epochs if self.epochs is not None else PAPER_EPOCHS[dataset]

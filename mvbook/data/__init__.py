@@ -90,7 +90,7 @@ def check_datasets(root=None, progress: bool = False, log=print, names=None) -> 
     not exist, and a dataset of ``names`` that is absent."""
     where = data_root(root)
     if where is None or not where.is_dir():
-        return [f"no data root to check: pass --data-root (root=...) or set MVBOOK_DATA" if where is None else
+        return ["no data root to check: pass --data-root (root=...) or set MVBOOK_DATA" if where is None else
                 f"data root {where} does not exist (or is not a folder): pass the folder that holds the datasets"]
     errors = []
     for name in names or DATASETS:

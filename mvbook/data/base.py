@@ -233,4 +233,4 @@ def require_files(name: str, clips: list[Clip], where: Path, hint: str) -> None:
     if missing:
         examples = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
         raise MissingClipsError(f"{name}: {len(missing)} of {len(clips)} clips are missing under "
-                           f"{where} (e.g. {examples}). {hint}")
+                                f"{where} (e.g. {examples}). {hint}")
