@@ -70,7 +70,7 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--jobs", type=int, default=None, help="slurm: at most this many worker jobs at once")
     g.add_argument("--gpus-per-cell", type=int, default=None,
                    help="GPUs each cell asks for (Dask resource GPU; default: 1 where workers have GPUs, else 0)")
-    g.add_argument("--threads", type=int, default=1, help="math-library threads per cell on Dask workers")
+    g.add_argument("--threads", type=int, default=1, help="math-library threads per cell, whatever the engine")
     g.add_argument("--retries", type=int, default=0, help="Dask engines: reruns of a failed cell")
 
 
@@ -111,10 +111,12 @@ python -m mvbook train --dataset esc50 --system multiview --preset paper --devic
 def _datasets_parser(sub) -> None:
     p = _sub(sub, "datasets", "list the datasets and check what the data root holds", """
 python -m mvbook datasets --data-root DIR
-python -m mvbook datasets --data-root DIR --check     # decode every clip""")
+python -m mvbook datasets --data-root DIR --check     # decode every clip
+python -m mvbook datasets --data-root DIR --check esc10""")
     _common(p)
-    p.add_argument("--check", action="store_true",
-                   help="decode every clip of each dataset found and list every bad one (exit 2 if any)")
+    p.add_argument("--check", nargs="*", default=None, metavar="DATASET",
+                   help="decode every clip of each dataset found (or of each DATASET named) and list every bad "
+                        "one; exit 2 if any, or if a dataset's clips are missing (a named one: if it is absent)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -204,11 +206,15 @@ def main(argv=None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted; the same command resumes", file=sys.stderr)
+        return 130
 
 
 def _cmd_datasets(args) -> int:
     print(describe(None, args.data_root))
-    errors = check_datasets(args.data_root, progress=not args.no_progress) if args.check else []
+    errors = [] if args.check is None else check_datasets(args.data_root, progress=not args.no_progress,
+                                                          names=args.check or None)
     for e in errors:
         print(f"error: {e}", file=sys.stderr)
     return 2 if errors else 0
@@ -260,21 +266,18 @@ def _cmd_grid(args) -> int:
     Cells whose record exists are skipped; a failed cell does not stop the grid
     and is reported at the end (exit status 1). ``--engine local|dask|slurm``
     runs the cells on Dask workers (:mod:`mvbook.engines`)."""
-    from .grid import run_grid
+    from .engines.clusters import check_engine
+    from .grid import check_grid, run_grid
+    check_engine(args.engine, args.scheduler_address, args.jobs, args.threads)     # before any work
+    check_grid(args.preset, args.seeds or [args.seed], args.epochs)
     ds = load_dataset(args.dataset, args.data_root)
     folds = args.folds or list(range(1, ds.n_folds + 1))
     bad = [f for f in folds if not 1 <= f <= ds.n_folds]
     if bad:
         raise ConfigError(f"{ds.name} has folds 1..{ds.n_folds}; got {bad}")
-    engine = {} if args.engine == "serial" else {
+    engine = {"threads": args.threads} if args.engine == "serial" else {
         "workers": args.workers, "scheduler_address": args.scheduler_address, "jobs": args.jobs,
         "gpus_per_cell": args.gpus_per_cell, "threads": args.threads, "retries": args.retries}
-    if engine:
-        try:
-            import distributed  # noqa: F401  (the optional extra)
-        except ImportError:
-            raise ConfigError(f"--engine {args.engine} needs Dask: pip install \"mvbook[cluster]\" "
-                              "(dask[distributed], dask-jobqueue)") from None
     report = run_grid(ds.name, args.systems, folds, args.seeds or [args.seed], preset=args.preset,
                       out=args.out, device=args.device, data_root=args.data_root, cache_dir=args.cache_dir,
                       checkpoints=args.checkpoints, epochs=args.epochs, direct=args.direct,

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from .config import PRESETS
 from .data import DatasetError, load_dataset
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .plots_runs import book_style
 from .records import REPO, RunPaths, load_records
 from .results import row_key
@@ -83,9 +83,29 @@ def book_dataset(root=None) -> str:
     return os.environ.get("MVBOOK_DATASET") or ("esc10" if real_data_available(root) else "synthetic")
 
 
+def in_clone() -> bool:
+    """Whether mvbook runs from a clone of its repository (not installed from a wheel into site-packages)."""
+    return (REPO / "pyproject.toml").is_file() and (REPO / "book").is_dir()
+
+
 def runs_dir() -> Path:
-    """Where the book's own runs go: ``$MVBOOK_RUNS``, default ``runs/book`` (git-ignored)."""
-    return Path(os.environ.get("MVBOOK_RUNS") or REPO / "runs" / "book")
+    """Where the book's own runs go: ``$MVBOOK_RUNS``, default ``runs/book`` of
+    the clone (git-ignored), or of the current folder outside a clone."""
+    if os.environ.get("MVBOOK_RUNS"):
+        return Path(os.environ["MVBOOK_RUNS"])
+    return (REPO if in_clone() else Path.cwd()) / "runs" / "book"
+
+
+def results_dir() -> Path:
+    """The records the book documents: ``$MVBOOK_RESULTS``, default the clone's
+    ``results/``; outside a clone (mvbook installed from a wheel, which holds no
+    records) a :class:`~mvbook.errors.DataError` saying where to point it."""
+    if os.environ.get("MVBOOK_RESULTS"):
+        return Path(os.environ["MVBOOK_RESULTS"])
+    if not in_clone():
+        raise DataError(f"the book's records are not installed with mvbook ({REPO} is not a clone of its "
+                        "repository): set MVBOOK_RESULTS to the results/ folder of a clone")
+    return RESULTS
 
 
 def resolve(value, default):
@@ -106,15 +126,17 @@ def book_run(system: str = "multiview", dataset=None, preset=None, fold: int = 1
                  out=runs_dir(), progress=progress)
 
 
-def record_groups(root=RESULTS) -> dict:
-    """(dataset, preset) → the records under ``root`` (none when it is absent)."""
+def record_groups(root=None) -> dict:
+    """(dataset, preset) → the records under ``root`` (default :func:`results_dir`;
+    none when it is absent)."""
+    root = results_dir() if root is None else root
     groups = {}
     for r in load_records(root) if Path(root).is_dir() else []:
         groups.setdefault((r["dataset"], r["preset"]), []).append(r)
     return groups
 
 
-def main_records(root=RESULTS) -> tuple[tuple[str, str], list[dict]]:
+def main_records(root=None) -> tuple[tuple[str, str], list[dict]]:
     """((dataset, preset), records) of the group the book's tables show: ESC-10
     at the ``cpu`` preset when ``root`` has it, else the largest group."""
     groups = record_groups(root)
@@ -122,11 +144,11 @@ def main_records(root=RESULTS) -> tuple[tuple[str, str], list[dict]]:
     return main, groups.get(main, [])
 
 
-def committed_record(system: str = "multiview", fold: int = 1, dataset=None, root=RESULTS):
+def committed_record(system: str = "multiview", fold: int = 1, dataset=None, root=None):
     """The committed record of a real run of ``system`` on ``fold`` (seed 0) in
     ``results/``, or None. Preference: the book's dataset, then ESC-10, then any;
     within one, by ``_PRESET_RANK`` (``paper``, ``cpu``, ``long``, ``smoke``)."""
-    dataset = dataset or book_dataset()
+    dataset, root = dataset or book_dataset(), results_dir() if root is None else root
     recs = [r for r in load_records(root) if row_key(r) == system and r["fold"] == fold
             and r["seed"] == 0] if Path(root).is_dir() else []
     if not recs:
@@ -135,7 +157,7 @@ def committed_record(system: str = "multiview", fold: int = 1, dataset=None, roo
                                     _PRESET_RANK.get(r["preset"], 9), r["dataset"], r["preset"]))
 
 
-def demo_record(system: str = "multiview", fold: int = 1, root=RESULTS):
+def demo_record(system: str = "multiview", fold: int = 1, root=None):
     """The committed record (seed 0) a method chapter demonstrates on, whatever
     the build's data: ESC-10 first, at the preset of the book's tables (``_PRESET_RANK``), then any
     dataset (:func:`committed_record`); None when ``results/`` has none."""
@@ -185,7 +207,7 @@ def preset_caveat(preset: str) -> str:
             "paper's numbers. The *Results* chapter sets them side by side.")
 
 
-def run_index(root=RESULTS) -> dict:
+def run_index(root=None) -> dict:
     """(dataset, preset) → table row (:func:`mvbook.results.row_key`: a record of an
     earlier blending rule is a row of its own) → the records of its runs, sorted
     by fold and seed (the *Runs* page)."""
@@ -227,12 +249,12 @@ def bash_block(commands):
     return Markdown(f"```bash\n{body}\n```")
 
 
-def copy_records(results=RESULTS, dest="_build/html/results") -> list[Path]:
+def copy_records(results=None, dest="_build/html/results") -> list[Path]:
     """Copy every record (JSON) under ``results`` to ``dest`` (same relative
     paths), so that the built book can link each Table 3 cell to its record;
     the executed notebooks beside them are pages of the book (part *Runs*).
     Returns the files copied."""
-    results, dest = Path(results), Path(dest)
+    results, dest = Path(results_dir() if results is None else results), Path(dest)
     copied = []
     for src in sorted(results.rglob("*.json")) if results.is_dir() else []:
         if "checkpoints" in src.parts:

@@ -6,6 +6,7 @@ Chapter: *Training*.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import socket
 from pathlib import Path
@@ -42,16 +43,57 @@ def _tensors_to_arrays(best: dict | None) -> dict | None:
 _NUMPY_ARRAYS = [_reconstruct, np.ndarray, np.dtype, np.dtypes.Float32DType, np.dtypes.Float64DType]
 
 
+def start_over(path: Path) -> str:
+    """What to do about an unusable checkpoint, for ``train`` and ``grid`` alike."""
+    return (f"start the run over with train's --fresh (fresh=True), or delete {Path(path).parent} "
+            "(a grid then starts the run over)")
+
+
+def checksum(obj) -> str:
+    """SHA-256 of a checkpoint's contents: every tensor's dtype, shape and bytes,
+    every plain value, dictionaries in key order (the ``checksum`` key left out)."""
+    h = hashlib.sha256()
+
+    def walk(x):
+        if isinstance(x, torch.Tensor):
+            t = x.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(x, np.ndarray):
+            h.update(f"A{x.dtype}{x.shape}".encode())
+            h.update(np.ascontiguousarray(x).tobytes())
+        elif isinstance(x, dict):
+            h.update(b"{")
+            for k in sorted(x, key=repr):
+                if k != "checksum":
+                    h.update(repr(k).encode())
+                    walk(x[k])
+            h.update(b"}")
+        elif isinstance(x, (list, tuple)):
+            h.update(b"[")
+            for v in x:
+                walk(v)
+            h.update(b"]")
+        else:
+            h.update(f"{type(x).__name__}:{x!r};".encode())
+
+    walk(obj)
+    return h.hexdigest()
+
+
 def save_checkpoint(path: Path, state: dict, **parts) -> None:
     """Write a resumable checkpoint atomically: the loop ``state`` (its selected
-    model's posteriors as tensors) and ``parts`` (tensors, state dicts, plain types)."""
-    atomic_torch_save({**parts, "state": state | {"best": _arrays_to_tensors(state["best"])}}, path)
+    model's posteriors as tensors), ``parts`` (tensors, state dicts, plain types)
+    and the :func:`checksum` of it all."""
+    ck = {**parts, "state": state | {"best": _arrays_to_tensors(state["best"])}}
+    atomic_torch_save(ck | {"checksum": checksum(ck)}, path)
 
 
 def load_checkpoint(path: Path, device: torch.device) -> dict:
     """A checkpoint written by :func:`save_checkpoint`, loaded with
-    ``weights_only=True``; a truncated, empty, foreign or code-carrying file is
-    a :class:`CheckpointError` naming it and ``--fresh``."""
+    ``weights_only=True``; a truncated, empty, foreign or code-carrying file, or
+    one whose contents fail its checksum (changed after it was written), is a
+    :class:`CheckpointError` naming it and how to start over."""
     try:
         with torch.serialization.safe_globals(_NUMPY_ARRAYS):
             ck = torch.load(path, map_location=device, weights_only=True)
@@ -59,9 +101,12 @@ def load_checkpoint(path: Path, device: torch.device) -> dict:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"unreadable checkpoint ({path}): {first[:200]}; "
                               "it is damaged or not one of this library's (only tensors and plain types "
-                              "are loaded); pass --fresh (fresh=True) to start the run over") from None
+                              f"are loaded); {start_over(path)}") from None
     if not isinstance(ck, dict) or not {"config", "model", "optimizer", "state"} <= set(ck):
-        raise CheckpointError(f"not a training checkpoint ({path}): pass --fresh (fresh=True) to start over")
+        raise CheckpointError(f"not a training checkpoint ({path}): {start_over(path)}")
+    if "checksum" in ck and ck["checksum"] != checksum(ck):     # checkpoints from before checksums have none
+        raise CheckpointError(f"checkpoint fails its checksum ({path}): its contents changed after it was "
+                              f"written (damaged or edited), so it cannot be resumed; {start_over(path)}")
     ck["state"] = ck["state"] | {"best": _tensors_to_arrays(ck["state"]["best"])}
     return ck
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
+import numpy as np
+
 from .errors import ConfigError
 
 __all__ = ["Preset", "REDUCTIONS", "PRESETS", "get_preset", "learning_rate"]
@@ -83,6 +85,14 @@ PRESETS = {
     "smoke": Preset("smoke", width=1 / 16, epochs=2, warmup_epochs=1, batch_size=16, eval_every=8,
                     window=2, eval_clips=12, raw_bands=4, reduced=tuple(REDUCTIONS["smoke"].values())),
 }
+
+
+def check_seed(seed, flag: str = "--seed") -> int:
+    """``seed`` as an int, or a :class:`ConfigError` naming ``flag`` when it is
+    not a non-negative integer (numpy's generators take no other)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"{flag} {seed}: a seed is an integer 0 or above")
+    return int(seed)
 
 
 def get_preset(name: str, **overrides) -> Preset:

@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from .cache import cache_root, load_views
+from .config import PRESETS, check_seed, get_preset
 from .data import load_dataset
 from .engines import GridReport, grid_cells, run_cells, with_dependencies
 from .errors import ConfigError
@@ -76,6 +77,18 @@ def _run_training_notebook(output, parameters: dict, log_output: bool = False, p
     return pm.execute_notebook(training_notebook(notebook, title=_run_title(parameters)), str(output),
                                parameters=parameters, kernel_name=kernel_name, log_output=log_output,
                                progress_bar=progress_bar, cwd=str(cwd or os.getcwd()))
+
+
+def notebook_complete(path) -> bool:
+    """Whether the executed notebook at ``path`` is whole: it reads, papermill
+    recorded its end without an exception, and every cell it ran is completed."""
+    try:
+        nb = json.loads(Path(path).read_text())
+        meta = nb["metadata"].get("papermill", {})
+        states = {c.get("metadata", {}).get("papermill", {}).get("status", "completed") for c in nb["cells"]}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return bool(meta.get("end_time")) and not meta.get("exception") and states <= {"completed"}
 
 
 def null(value):
@@ -140,15 +153,28 @@ class NotebookRunner:
 
     def check(self, cell):
         """None when the cell is to run; ("skip", why) when its record exists;
-        ("fail", why) when that record is of another row (``_stale``)."""
-        rec = self.paths(cell).record
-        if not rec.exists():
+        ("fail", why) when that record is of another row (``_stale``) or
+        of another configuration (``_other_configuration``)."""
+        paths = self.paths(cell)
+        if not paths.record.exists():
             return None
-        stale = _stale(rec, cell.system)
-        return ("fail", stale) if stale else ("skip", f"{rec} exists")
+        stale = _stale(paths.record, cell.system) or _other_configuration(paths.record, cell, self.epochs)
+        if stale:
+            return "fail", stale
+        return None if self.half_written(cell) else ("skip", f"{paths.record} exists")
+
+    def half_written(self, cell) -> bool:
+        """Whether the cell's record exists beside an executed notebook that papermill
+        did not finish saving (a worker killed between the two): the cell is not
+        done, and runs again (its run resumes from its finished checkpoint)."""
+        nb = self.paths(cell).notebook
+        return not self.direct and self.paths(cell).record.exists() and nb.exists() and not notebook_complete(nb)
 
     def describe(self, cell) -> str:
-        return "" if self.direct else f" -> {self.paths(cell).notebook}"
+        if self.direct:
+            return ""
+        again = (" (again: the notebook beside its record is half-written)" if self.half_written(cell) else "")
+        return f" -> {self.paths(cell).notebook}{again}"
 
     def __call__(self, cell) -> dict:
         paths = self.paths(cell)
@@ -201,6 +227,7 @@ def run_grid(dataset: str, systems, folds, seeds=(0,), *, preset: str = "cpu", o
     ``timeout``, ``progress``…); there, features are extracted once in this process before
     the cells start, and a cell starts only after the cells it needs.
     """
+    check_grid(preset, seeds, epochs)
     requested, ordered = list(systems), with_dependencies(systems)
     added = [s for s in ordered if s not in requested]
     if added:
@@ -215,6 +242,15 @@ def run_grid(dataset: str, systems, folds, seeds=(0,), *, preset: str = "cpu", o
     return run_cells(cells, runner, engine, log=log, **engine_options)
 
 
+def check_grid(preset: str, seeds, epochs=None) -> None:
+    """Refuse, once and before any cell starts, a grid whose every cell would
+    fail: an impossible preset setting (``--epochs 0``) or a negative seed
+    (a :class:`~mvbook.errors.ConfigError` naming it)."""
+    get_preset(preset, **({} if epochs is None else {"epochs": epochs}))
+    for s in seeds:
+        check_seed(s, "--seeds")
+
+
 def _stale(path: Path, system: str) -> str | None:
     """Why the record at ``path`` does not count as a finished run of ``system``
     (it belongs to another row: made with a blending rule ``system`` no longer
@@ -227,6 +263,24 @@ def _stale(path: Path, system: str) -> str | None:
         return None
     return (f"{path} is a record of row {row!r}, not of {system!r} (made with another blending rule); "
             f"move it (with its notebook) to {path.parent.parent / row}/ or delete it, then run again")
+
+
+def _other_configuration(path: Path, cell, epochs=None) -> str | None:
+    """Why the record at ``path`` is not this cell's run: its preset differs from
+    the one the cell trains with (``--epochs`` included), so ``train`` would
+    refuse to replace it; None when it is the cell's (or names no preset)."""
+    config = json.loads(path.read_text()).get("config")
+    if (not isinstance(config, dict) or not isinstance(config.get("preset"), dict) or cell.system not in REGISTRY
+            or cell.preset not in PRESETS):
+        return None
+    want = json.loads(json.dumps(get_system(cell.system).preset(
+        get_preset(cell.preset, **({} if epochs is None else {"epochs": epochs}))).to_dict()))
+    diff = sorted(k for k in set(want) | set(config["preset"]) if want.get(k) != config["preset"].get(k))
+    if not diff:
+        return None
+    return (f"{path} is a record of another configuration (its preset differs in {', '.join(diff)}): not this "
+            f"cell's run, and train refuses to replace it; delete it (with its notebook) to run the cell, or pass "
+            f"--out another folder to keep both")
 
 
 def _str(x):

@@ -5,13 +5,16 @@ branch and ``self_ensemble``), ``system_accuracy``, ``config``, ``best``,
 ``curves`` (per evaluation: losses per split and branch, weights, lr,
 accuracies), ``test`` (file keys, labels, per-branch posteriors of the selected
 model) and ``provenance`` (git commit, machine, device, date, wall time, and
-``trained_by``: from which step which commit trained the run, more than one
-entry where a run was resumed with other code).
+``trained_by``: from which step which commit trained the run, one entry per
+segment: a run resumed from its checkpoint has more than one).
 Chapter: *Results*.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
+import errno
+import fcntl
 import json
 import os
 import platform
@@ -23,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, MvbookError
 
 __all__ = ["REPO", "SCHEMA", "record_path", "RunPaths", "grid_command", "write_record", "check_out",
-           "atomic_torch_save", "code_version", "provenance", "load_records"]
+           "atomic_torch_save", "code_version", "cpu_model", "provenance", "load_records", "NoSpaceError"]
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = "mvbook.record/1"
@@ -117,6 +120,20 @@ def grid_command(dataset: str, preset: str, systems=None, folds=None, seeds=None
     return shlex.join(cmd)
 
 
+class NoSpaceError(MvbookError, OSError):
+    """The disk filled up while a record or checkpoint was written (nothing half-written is left)."""
+
+
+def _disk_full(e: BaseException) -> bool:
+    """Whether ``e`` or an exception it came from is "no space left" (torch.save
+    reports the failed write as ``RuntimeError: [enforce fail …] unexpected pos``)."""
+    while e is not None:
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
 def _atomic(path: Path, write) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,8 +145,13 @@ def _atomic(path: Path, write) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)                 # mkstemp makes it private
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if _disk_full(e):
+            full = NoSpaceError(f"no space left on device writing {path}: free space there and run the same "
+                                "command again (a run resumes from its last checkpoint)")
+            full.errno = errno.ENOSPC
+            raise full from None
         raise
 
 
@@ -141,6 +163,21 @@ def write_record(record: dict, path) -> Path:
         raise DataError(f"refusing to write a record with a non-finite number ({path}): {e}") from None
     _atomic(Path(path), lambda f: f.write(text.encode()))
     return Path(path)
+
+
+@contextlib.contextmanager
+def record_lock(path):
+    """Held while a record is checked and written: an exclusive lock (the
+    kernel's ``flock``) on the record's folder, so that two runs finishing at
+    once write one after the other, each seeing the other's record."""
+    folder = Path(path).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)                          # releases the lock
 
 
 def check_out(folder) -> Path:
@@ -223,7 +260,30 @@ def _read_record(path: Path) -> dict | None:
     missing = [k for k in _REQUIRED if k not in rec]
     if missing:
         raise DataError(f"not a valid results record ({path}): missing {', '.join(missing)}")
+    bad = _bad_values(rec)
+    if bad:
+        raise DataError(f"not a valid results record ({path}): {'; '.join(bad)}")
     return rec
+
+
+def _bad_values(rec: dict) -> list[str]:
+    """What a table would misread in a record: accuracies (fractions) that are not
+    numbers in [0, 1], a fold or seed that is not a non-negative integer."""
+    def number(x) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+    acc = rec["accuracy"]
+    if not isinstance(acc, dict):
+        return [f"accuracy is {acc!r}, not a mapping of branch to accuracy"]
+    bad = []
+    for name, v in [(f"accuracy.{k}", v) for k, v in acc.items()] + [("system_accuracy", rec["system_accuracy"])]:
+        if not number(v):
+            bad.append(f"{name} is {v!r}, not a number")
+        elif not 0 <= v <= 1:
+            bad.append(f"{name} is {v!r}, outside [0, 1] (accuracies are stored as fractions)")
+    bad += [f"{k} is {rec[k]!r}, not an integer 0 or above" for k in ("fold", "seed")
+            if not (isinstance(rec[k], int) and not isinstance(rec[k], bool) and rec[k] >= 0)]
+    return bad
 
 
 def load_records(root="results", dataset=None, preset=None, skip_bad: bool = False, warn=None) -> list[dict]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +17,23 @@ import torch
 from tqdm.auto import tqdm
 
 from . import evaluate
-from .checkpoints import RunLock, load_checkpoint, save_checkpoint
-from .config import get_preset
+from .cache import clip_ids
+from .cachefile import interrupt_guard
+from .checkpoints import RunLock, load_checkpoint, save_checkpoint, start_over
+from .config import check_seed, get_preset
 from .data import load_dataset
 from .device import autocast_name, keep_freed_memory, resolve_device
-from .errors import DivergedError, RunConflictError
-from .records import SCHEMA, RunPaths, atomic_torch_save, check_out, code_version, provenance, write_record
+from .errors import DataError, DivergedError, RunConflictError
+from .records import (
+    SCHEMA,
+    RunPaths,
+    atomic_torch_save,
+    check_out,
+    code_version,
+    provenance,
+    record_lock,
+    write_record,
+)
 from .systems import get_system
 from .systems.base import Run, Training
 
@@ -67,6 +77,7 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
     ('mel', True)
     """
     t_start, code = time.time(), code_version()
+    check_seed(seed)
     sys_ = get_system(system)
     p = sys_.preset(get_preset(preset, **overrides))
     dev = resolve_device(device)
@@ -76,22 +87,40 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
                      None if checkpoints is None else check_out(checkpoints))
     run = Run(ds, ds.split(fold, split_seed), fold, seed, split_seed, p, dev, paths, cache_dir, progress,
               data_root, overrides)
-    with RunLock(paths.checkpoint_dir):
+    with interrupt_guard([]), RunLock(paths.checkpoint_dir):      # SIGTERM too: no temporary left
+        _sweep_temporaries(paths.checkpoint_dir)
         tr = sys_.prepare(run)
         _refuse_other_record(paths.record, tr.config, fresh)
-        state = _loop(tr, paths, dev, seed=seed, fresh=fresh, desc=f"{system} fold {fold}", progress=progress,
-                      callback=callback, code=code)
+        contents = dict(zip((c.key for c in ds.clips), clip_ids(ds, cache_dir)))   # the cache's content ids
+        state = _loop(tr, paths, dev, seed, fresh, f"{system} fold {fold}", progress, callback, code, contents)
     record = _record(tr, state, ds)
-    record["provenance"] = provenance(dev, state.elapsed, time.time() - t_start, code)
+    record["provenance"] = provenance(dev, state["elapsed"], time.time() - t_start, code)
     record["provenance"]["autocast"] = autocast_name(dev)
-    record["provenance"]["trained_by"] = state.code
-    write_record(record, paths.record)
-    record["path"] = str(paths.record)
-    return record
+    record["provenance"]["trained_by"] = state["code"]
+    return _write(record, paths, tr.config, fresh)
 
 
-def _refuse_other_record(path: Path, config: dict, fresh: bool) -> None:
-    """A record is never replaced by one of another configuration without ``fresh``."""
+def _write(record: dict, paths: RunPaths, config: dict, fresh: bool) -> dict:
+    """Write the record (returned with its ``path``), checking again, under a lock,
+    that no record of another configuration appeared while the run trained."""
+    with record_lock(paths.record):
+        _refuse_other_record(paths.record, config, fresh, paths.checkpoint_dir)
+        write_record(record, paths.record)
+    return record | {"path": str(paths.record)}
+
+
+def _sweep_temporaries(folder: Path) -> None:
+    """Remove the temporaries of a run's checkpoints that a killed run left
+    (``.checkpoint.pt.*.tmp``, ``.best.pt.*.tmp``): called under the run's lock,
+    so no writer of this folder is alive."""
+    for tmp in sorted(folder.glob(".*.pt.*.tmp")):
+        tmp.unlink(missing_ok=True)
+        print(f"removed {tmp}: a temporary left by a killed run", flush=True)
+
+
+def _refuse_other_record(path: Path, config: dict, fresh: bool, kept: Path | None = None) -> None:
+    """A record is never replaced by one of another configuration without ``fresh``
+    (``kept``: the finished run's checkpoint folder, when the check comes at its end)."""
     if fresh or not path.is_file():
         return
     try:
@@ -101,16 +130,19 @@ def _refuse_other_record(path: Path, config: dict, fresh: bool) -> None:
     config = json.loads(json.dumps(config))                      # as the record stores it (tuples → lists)
     if old != config:
         diff = sorted(k for k in set(old or {}) | set(config) if (old or {}).get(k) != config.get(k))
+        done = "" if kept is None else (
+            f"; this run finished and is not recorded: its checkpoint ({kept}) is kept, so the same command "
+            "with --out another folder (and the same --checkpoints) records it without training again")
         raise RunConflictError(f"a record of this run with another configuration exists ({path}): it differs in "
                                f"{', '.join(diff) or 'its format'}; pass --fresh (fresh=True) to replace it, or "
-                               "--out another folder to keep both")
+                               f"--out another folder to keep both{done}")
 
 
 def _check_training(finite: torch.Tensor, last: int, step: int, checkpoint: Path) -> None:
     """Stop a run whose training loss was not finite at some step since the last evaluation."""
     if not bool(finite):
         raise DivergedError(f"non-finite training loss between steps {last} and {step} ({checkpoint}): "
-                            "the run is stopped, its last good checkpoint kept")
+                           "the run is stopped, its last good checkpoint kept")
 
 
 def _check_finite(res: dict, step: int, checkpoint: Path) -> None:
@@ -119,7 +151,7 @@ def _check_finite(res: dict, step: int, checkpoint: Path) -> None:
         bad = [k for k, v in r["loss"].items() if not math.isfinite(v)]
         if bad:
             raise DivergedError(f"non-finite {s} loss of branch {', '.join(bad)} at step {step} ({checkpoint}): "
-                                "the run is stopped, its last good checkpoint kept; nothing is recorded")
+                               "the run is stopped, its last good checkpoint kept; nothing is recorded")
 
 
 def _empty_curves(branches) -> dict:
@@ -136,38 +168,31 @@ _UNKNOWN_CODE = {"from_step": 0, "git_commit": "unknown (a checkpoint from befor
 
 def _code_history(state: dict, code: dict, checkpoint: Path) -> None:
     """Continue the loop state's code history ("trained_by" of the record: from which
-    step which commit trained the run) by ``code`` where a resumed run's code differs."""
+    step which commit trained the run, one entry per segment: each resume adds one)
+    by ``code``; say so where a resumed run's code differs."""
     history = state.setdefault("code", [dict(_UNKNOWN_CODE)])
     last = history[-1]
+    history.append({"from_step": state["step"], **code})
     if (last["git_commit"], last["git_dirty"]) != (code["git_commit"], code["git_dirty"]):
-        history.append({"from_step": state["step"], **code})
         dirty = " (modified)" if code["git_dirty"] else ""
         print(f"resuming {checkpoint} at step {state['step']}: trained so far by {last['git_commit']}, now by "
               f"{code['git_commit']}{dirty}; the record lists both (provenance.trained_by)", flush=True)
 
 
-@dataclass
-class _LoopState:
-    """What the training loop carries from one evaluation to the next, and what a
-    checkpoint keeps of it (as a dict: :func:`~mvbook.checkpoints.save_checkpoint`)."""
-    step: int                    # steps done
-    curves: dict                 # every evaluation's losses, accuracies and weights (the record's "curves")
-    best: dict | None            # the selected model so far: its step, validation scores, weights, test posteriors
-    elapsed: float               # seconds of training so far, over every resumption
-    code: list                   # which commit trained the run from which step (the record's "trained_by")
-
-
-def _resume(tr: Training, paths: RunPaths, dev: torch.device, fresh: bool, rng: np.random.Generator, code: dict):
+def _resume(tr: Training, paths: RunPaths, dev: torch.device, fresh: bool, rng: np.random.Generator, code: dict,
+            contents: dict):
     """(loop state, branch weights): fresh, or restored with the network, the
-    optimiser, the weight rule and the random generators from the run's checkpoint."""
+    optimiser, the weight rule and the random generators from the run's checkpoint
+    (which must have been trained on the clip ``contents`` the data root holds now)."""
+    state = {"step": 0, "curves": _empty_curves(tr.branches), "best": None, "elapsed": tr.setup_seconds,
+             "code": [{"from_step": 0, **code}]}
     if fresh or not paths.checkpoint.exists():
-        state = _LoopState(step=0, curves=_empty_curves(tr.branches), best=None, elapsed=tr.setup_seconds,
-                           code=[{"from_step": 0, **code}])
         return state, dict(tr.rule.weights)
     ck = load_checkpoint(paths.checkpoint, dev)
     if ck["config"] != tr.config:
         raise RunConflictError(f"{paths.checkpoint} belongs to a different run configuration; "
-                               "pass fresh=True (--fresh) to start over")
+                               f"{start_over(paths.checkpoint)}")
+    _check_contents(ck.get("clip_contents"), contents, paths.checkpoint)
     tr.model.load_state_dict(ck["model"])
     tr.optimizer.load_state_dict(ck["optimizer"])
     tr.rule.load_state_dict(ck["blender"])
@@ -176,7 +201,19 @@ def _resume(tr: Training, paths: RunPaths, dev: torch.device, fresh: bool, rng: 
     if dev.type == "cuda" and ck.get("cuda_rng") is not None:  # dropout draws from the GPU's generator
         torch.cuda.set_rng_state(ck["cuda_rng"].cpu(), dev)
     _code_history(ck["state"], code, paths.checkpoint)
-    return _LoopState(**ck["state"]), ck["weights"]
+    return ck["state"], ck["weights"]
+
+
+def _check_contents(old: dict | None, now: dict, checkpoint: Path) -> None:
+    """Refuse to resume a run on clips whose contents (clip key → content id)
+    differ from those it began on (the dataset fingerprint covers names and
+    labels only); a checkpoint from before contents were kept (None) is not checked."""
+    if old is None or old == now:
+        return
+    differ = sorted(k for k in set(old) | set(now) if old.get(k) != now.get(k))
+    raise DataError(f"{checkpoint} was trained on other clip contents than the data root holds now: "
+                    f"{len(differ)} clip(s) differ ({', '.join(differ[:5])}{', …' if len(differ) > 5 else ''}); "
+                    f"resume it with the data root it began on (--data-root), or {start_over(checkpoint)}")
 
 
 def _append(curves: dict, tr: Training, step: int, weights: dict, res: dict) -> None:
@@ -195,11 +232,11 @@ def _append(curves: dict, tr: Training, step: int, weights: dict, res: dict) -> 
             evaluate.ensemble_accuracy(res[s]["probs"], weights, tr.sets[s].labels))
 
 
-def _loop(tr: Training, paths: RunPaths, dev: torch.device, *, seed: int, fresh: bool, desc: str,
-          progress: bool, callback, code: dict) -> _LoopState:
+def _loop(tr: Training, paths: RunPaths, dev: torch.device, seed: int, fresh: bool, desc: str,
+          progress: bool, callback, code: dict, contents: dict) -> dict:
     """Train ``tr`` to its last step, evaluating every ``tr.eval_every`` steps; returns the loop state."""
     rng = np.random.default_rng([seed, 0])
-    state, weights = _resume(tr, paths, dev, fresh, rng, code)
+    state, weights = _resume(tr, paths, dev, fresh, rng, code, contents)
     main = tr.main
     clock = time.time()
     finite = torch.ones((), dtype=torch.bool, device=dev)        # all training losses finite (read at evaluations)
@@ -207,31 +244,32 @@ def _loop(tr: Training, paths: RunPaths, dev: torch.device, *, seed: int, fresh:
     def measure(step: int):
         """Evaluate, update the weights, select, checkpoint."""
         nonlocal weights, clock
-        _check_training(finite, state.step, step, paths.checkpoint)
+        _check_training(finite, state["step"], step, paths.checkpoint)
         res = tr.evaluate()
         _check_finite(res, step, paths.checkpoint)
         weights = tr.rule.update(res["train"]["loss"], res["val"]["loss"])
-        _append(state.curves, tr, step, weights, res)
-        b = state.best
+        _append(state["curves"], tr, step, weights, res)
+        b = state["best"]
         va, vl = res["val"]["accuracy"][main], res["val"]["loss"][main]
         if b is None or va > b["val_accuracy"] or (va == b["val_accuracy"] and vl < b["val_loss"]):
-            state.best = {"step": step, "epoch": step / tr.steps_per_epoch, "val_accuracy": va, "val_loss": vl,
-                          "weights": dict(weights), "test_probs": res["test"]["probs"],
-                          "test_accuracy": dict(res["test"]["accuracy"])}
+            state["best"] = {"step": step, "epoch": step / tr.steps_per_epoch, "val_accuracy": va, "val_loss": vl,
+                             "weights": dict(weights), "test_probs": res["test"]["probs"],
+                             "test_accuracy": dict(res["test"]["accuracy"])}
             atomic_torch_save(tr.model.state_dict(), paths.best)
-        state.step = step
-        state.elapsed += time.time() - clock
+        state["step"] = step
+        state["elapsed"] += time.time() - clock
         clock = time.time()
-        save_checkpoint(paths.checkpoint, vars(state), config=tr.config, model=tr.model.state_dict(),
+        save_checkpoint(paths.checkpoint, state, config=tr.config, model=tr.model.state_dict(),
                         optimizer=tr.optimizer.state_dict(), blender=tr.rule.state_dict(), weights=weights,
                         numpy_rng=rng.bit_generator.state, torch_rng=torch.get_rng_state(),
-                        cuda_rng=torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None)
+                        cuda_rng=torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+                        clip_contents=contents)
         if callback:
-            callback({"step": step, "total_steps": tr.total_steps, "curves": state.curves, "best": state.best})
+            callback({"step": step, "total_steps": tr.total_steps, "curves": state["curves"], "best": state["best"]})
 
-    if state.step == 0 and not state.curves["step"]:
+    if state["step"] == 0 and not state["curves"]["step"]:
         measure(0)
-    step = state.step
+    step = state["step"]
     batches = tr.batches(rng)
     bar = tqdm(total=tr.total_steps, initial=step, disable=not progress, desc=desc, unit="step")
     tr.model.train()
@@ -250,25 +288,25 @@ def _loop(tr: Training, paths: RunPaths, dev: torch.device, *, seed: int, fresh:
         if step % tr.eval_every == 0 or step == tr.total_steps:
             measure(step)
             tr.model.train()
-            bar.set_postfix(val_acc=f"{state.curves['accuracy']['val'][main][-1]:.3f}",
-                            best=f"{state.best['val_accuracy']:.3f}")
+            bar.set_postfix(val_acc=f"{state['curves']['accuracy']['val'][main][-1]:.3f}",
+                            best=f"{state['best']['val_accuracy']:.3f}")
     bar.close()
     return state
 
 
-def _record(tr: Training, state: _LoopState, ds) -> dict:
+def _record(tr: Training, state: dict, ds) -> dict:
     """The results record (see :mod:`mvbook.records`) of a finished run, without provenance."""
-    config, best, test = tr.config, state.best, tr.sets["test"]
+    config, best, test = tr.config, state["best"], tr.sets["test"]
     acc = dict(best["test_accuracy"])
     if len(tr.branches) > 1:
         acc["self_ensemble"] = evaluate.ensemble_accuracy(best["test_probs"], best["weights"], test.labels)
-    diagnostics = tr.rule.diagnostics(state.curves["step"], state.curves["weights"], best["weights"])
+    diagnostics = tr.rule.diagnostics(state["curves"]["step"], state["curves"]["weights"], best["weights"])
     return {"schema": SCHEMA, "system": config["system"], "dataset": config["dataset"],
             "fold": config["fold"], "seed": config["seed"], "preset": config["preset"]["name"],
             "reduced": list(config["preset"]["reduced"]), "main_branch": tr.main, "accuracy": acc,
             "system_accuracy": acc[tr.main], "config": config,
             "best": {k: best[k] for k in ("step", "epoch", "val_accuracy", "val_loss", "weights")},
-            "curves": state.curves,
+            "curves": state["curves"],
             "test": {"keys": [ds.clips[i].key for i in test.clips], "labels": test.labels.tolist(),
                      "probs": {k: np.round(v, 5).tolist() for k, v in best["test_probs"].items()}},
             **({"diagnostics": diagnostics} if diagnostics else {})}

@@ -7,6 +7,7 @@ import pytest
 
 from mvbook import chapters as ch
 from mvbook.data import load_dataset
+from mvbook.errors import DataError
 from mvbook.records import SCHEMA, RunPaths
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,3 +156,19 @@ def test_run_index_groups_by_dataset_preset_and_system(tmp_path):
     assert list(index) == [("esc10", "cpu"), ("synthetic", "cpu")]
     assert list(index[("esc10", "cpu")]) == ["gam", "mel"]
     assert [r["fold"] for r in index[("esc10", "cpu")]["mel"]] == [1, 2]
+
+
+def test_outside_a_clone_runs_dir_and_the_records_say_where_they_are(monkeypatch, tmp_path):
+    for var in ("MVBOOK_RUNS", "MVBOOK_RESULTS"):
+        monkeypatch.delenv(var, raising=False)
+    assert ch.in_clone() and ch.results_dir() == REPO / "results"
+    site = tmp_path / "site-packages"                          # as a wheel installs it: no repository around
+    monkeypatch.setattr(ch, "REPO", site)
+    monkeypatch.chdir(tmp_path)
+    assert not ch.in_clone() and ch.runs_dir() == tmp_path / "runs" / "book"
+    with pytest.raises(DataError) as e:
+        ch.record_groups()
+    assert str(e.value) == (f"the book's records are not installed with mvbook ({site} is not a clone of its "
+                            "repository): set MVBOOK_RESULTS to the results/ folder of a clone")
+    monkeypatch.setenv("MVBOOK_RESULTS", str(REPO / "results"))
+    assert ch.main_records()[0] == ("esc10", "cpu")

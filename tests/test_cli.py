@@ -2,6 +2,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from mvbook.__main__ import main
 
 
@@ -102,3 +104,24 @@ def test_train_grid_and_table_share_one_results_folder():
     ap = parser()
     outs = {c: ap.parse_args([c]) for c in ("train", "grid", "table")}
     assert outs["train"].out == outs["grid"].out == outs["table"].results == "results"
+
+
+@pytest.mark.parametrize("args, text", [
+    (["--engine", "dask"], "error: --engine dask needs --scheduler-address (tcp://host:8786 or tls://…)\n"),
+    (["--engine", "slurm"], "error: --engine slurm needs --jobs N (the most worker jobs at once)\n"),
+    (["--engine", "local", "--threads", "0"], "error: --threads 0: a cell needs at least one thread\n")])
+def test_grid_engine_arguments_are_checked_before_any_work(tmp_path, capsys, args, text):
+    # the data root does not exist: an engine error before it means nothing was loaded first
+    assert main(["grid", "--dataset", "esc10", "--data-root", str(tmp_path / "nowhere"), "--out", str(tmp_path),
+                 "--no-progress", *args]) == 2
+    assert capsys.readouterr().err == text and not list(tmp_path.iterdir())
+
+
+def test_the_slurm_engine_without_dask_jobqueue_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    import importlib.util
+    find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "dask_jobqueue" else find(name, *a))
+    assert main(["grid", "--engine", "slurm", "--jobs", "2", "--out", str(tmp_path), "--no-progress"]) == 2
+    assert capsys.readouterr().err == ('error: --engine slurm needs dask-jobqueue: pip install "mvbook[cluster]" '
+                                       "(dask[distributed], dask-jobqueue)\n")

@@ -191,3 +191,37 @@ def test_cli_check_bad_metadata(tree, capsys):
                           f"({csv_path(tree)}:5)")
     assert main(["datasets", "--data-root", str(tree)]) == 0        # listing only: not available
     assert "esc10: not available: fold 6" in capsys.readouterr().out
+
+
+def test_a_bom_prefixed_csv_is_read_and_a_missing_column_named(tree):
+    path = csv_path(tree)
+    text = path.read_text()
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())                    # as Excel and Notepad save it
+    assert len(load_dataset("esc10", tree)) == 50
+    header, rest = text.split("\n", 1)
+    path.write_text(header.replace(",src_file", "") + "\n" + rest)
+    with pytest.raises(MetadataError) as e:
+        load_dataset("esc10", tree)
+    assert str(e.value) == (f"not an ESC-50 metadata file ({path}): no column src_file; expected a CSV with "
+                            "columns filename, fold, target, category, esc10, src_file and at least one row")
+
+
+def test_cli_check_fails_on_missing_clips_and_a_missing_root(tree, tmp_path, capsys):
+    clip_path(tree, 0, 2).unlink()
+    assert main(["datasets", "--check", "--no-progress", "--data-root", str(tree)]) == 2
+    out, err = capsys.readouterr()
+    assert "esc10: not available: 1 of 50 clips are missing" in out
+    assert err.startswith(f"error: esc10: 1 of 50 clips are missing under {tree / 'ESC-50' / 'audio'} "
+                          f"(e.g. {clip_path(tree, 0, 2).name}).")
+    nowhere = tmp_path / "nowhere"
+    assert main(["datasets", "--check", "--no-progress", "--data-root", str(nowhere)]) == 2
+    assert capsys.readouterr().err == (f"error: data root {nowhere} does not exist (or is not a folder): "
+                                       "pass the folder that holds the datasets\n")
+
+
+def test_cli_check_of_named_datasets(tree, capsys):
+    clip_path(tree, 0, 2).unlink()
+    assert main(["datasets", "--check", "gtzan", "--no-progress", "--data-root", str(tree)]) == 2
+    assert capsys.readouterr().err.startswith("error: gtzan: no genres folder")
+    assert main(["datasets", "--check", "esc10", "--no-progress", "--data-root", str(tree)]) == 2
+    assert "error: esc10: 1 of 50 clips are missing" in capsys.readouterr().err

@@ -86,6 +86,31 @@ def ends(root, name):
     return json.loads(StandIn(root).path(name, "records").read_text())["time"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_user_dask_config(tmp_path_factory):
+    """The user's Dask config (``~/.config/dask``, ``DASK_*`` variables: a
+    jobqueue.yaml with ``interface:`` kills every worker of the SLURM test) is
+    not read, here nor by the processes the tests start."""
+    empty = tmp_path_factory.mktemp("no-dask-config")
+    saved = {k: v for k, v in os.environ.items() if k.startswith("DASK_") or k == "HOME"}
+    for k in saved:
+        del os.environ[k]
+    os.environ.update(DASK_CONFIG=str(empty), DASK_ROOT_CONFIG=str(empty), HOME=str(empty))
+    dask.config.refresh(paths=[str(empty)], env={})
+    yield empty
+    for k in ("DASK_CONFIG", "DASK_ROOT_CONFIG", "HOME"):
+        os.environ.pop(k, None)
+    os.environ.update(saved)
+    dask.config.refresh()
+
+
+def test_the_users_dask_config_is_not_read(no_user_dask_config):
+    assert dask.config.get("jobqueue.slurm.interface") is None
+    code = "import dask, dask_jobqueue; print(dask.config.get('jobqueue.slurm.interface'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "None", out.stderr
+
+
 @pytest.fixture(scope="module")
 def client():
     """Two worker processes on 127.0.0.1, each declaring GPU=1 (stand-ins for two GPUs)."""
@@ -257,23 +282,31 @@ jobqueue:
 """
 
 
-def test_the_slurm_engine_submits_job_scripts_and_cancels_them(tmp_path, monkeypatch):
+def fake_slurm(tmp_path, monkeypatch, sbatch=SBATCH) -> Path:
+    """Stand-in sbatch, squeue and scancel first on PATH; the folder of their jobs."""
     bin_, jobs = tmp_path / "bin", tmp_path / "slurm"
     bin_.mkdir()
     jobs.mkdir()
-    for name, text in (("sbatch", SBATCH), ("squeue", SQUEUE), ("scancel", SCANCEL)):
+    for name, text in (("sbatch", sbatch), ("squeue", SQUEUE), ("scancel", SCANCEL)):
         (bin_ / name).write_text(text)
         (bin_ / name).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_SLURM", str(jobs))
+    return jobs
+
+
+def slurm_grid(tmp_path, jobs, n_jobs=2, timeout=180, **settings):
+    """The stand-in grid on the SLURM engine with JOBQUEUE_YAML (and ``settings``
+    over it); (report, log, pids of the jobs), every job killed at the end."""
     cfg = yaml.safe_load(JOBQUEUE_YAML.format(tests=TESTS, cache=tmp_path / "cache"))["jobqueue"]["slurm"]
     cells = grid_cells("synthetic", "smoke", ["mel", "cqt"], folds=[1, 2])
     runner = StandIn(str(tmp_path / "grid"), seconds=1.0)
     Path(runner.root).mkdir()
     log = []
     try:
-        with dask.config.set({f"jobqueue.slurm.{k}": v for k, v in cfg.items()}):
-            report = run_cells(cells, runner, engine="slurm", jobs=2, log=log.append, timeout=180, progress_every=5)
+        with dask.config.set({f"jobqueue.slurm.{k}": v for k, v in (cfg | settings).items()}):
+            report = run_cells(cells, runner, engine="slurm", jobs=n_jobs, log=log.append, timeout=timeout,
+                               progress_every=5)
     finally:
         pids = [int(p.read_text()) for p in jobs.glob("job-*.pid")]
         for pid in pids:
@@ -281,7 +314,16 @@ def test_the_slurm_engine_submits_job_scripts_and_cancels_them(tmp_path, monkeyp
                 os.killpg(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+    return cells, report, log, pids
+
+
+def test_the_slurm_engine_submits_job_scripts_and_cancels_them(tmp_path, monkeypatch):
+    jobs = fake_slurm(tmp_path, monkeypatch)
+    cells, report, log, pids = slurm_grid(tmp_path, jobs)
     assert sorted(report.done) == sorted(c.name for c in cells), "\n".join(log)
+    table = log[-1]
+    assert all(re.search(rf"{re.escape(c.name)}\s+done\s+SLURMCluster-\d / \S+ / SLURM job 10[12]\s", table)
+               for c in cells), table                                  # each cell's job, to find its log
     assert any("slurm engine: scheduler tcp://127.0.0.1:" in line and "1 GPU(s) per cell" in line for line in log)
     scripts = sorted(jobs.glob("job-*.sh"))
     assert len(scripts) == 2                                   # both jobs asked for at once, no more
@@ -314,3 +356,36 @@ def test_the_serial_grid_imports_no_dask():
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     assert out.stdout.strip() == "[]"
+
+
+REFUSING_SBATCH = """#!/bin/bash
+echo "sbatch: error: invalid partition specified: nosuch" >&2
+echo "sbatch: error: Batch job submission failed: Invalid partition name specified" >&2
+exit 1
+"""
+
+
+def test_a_grid_whose_slurm_jobs_are_refused_ends_with_the_schedulers_message(tmp_path, monkeypatch):
+    jobs = fake_slurm(tmp_path, monkeypatch, REFUSING_SBATCH)
+    t = time.time()
+    cells, report, log, _ = slurm_grid(tmp_path, jobs, n_jobs=1, timeout=120, queue="nosuch")
+    assert time.time() - t < 60 and not report.done, "\n".join(log)
+    why = ("SLURM refused the worker job: sbatch: error: invalid partition specified: nosuch; sbatch: error: Batch "
+           "job submission failed: Invalid partition name specified; fix the job settings (jobqueue.yaml: queue, "
+           "account, memory, job-extra-directives) and run the grid again")
+    assert f"stopping the grid: {why}" in log
+    assert sorted(c for c, _, _ in report.failed) == sorted(c.name for c in cells)
+    assert {err for _, err, _ in report.failed} == {f"not run: cancelled ({why})"}
+
+
+def test_a_grid_whose_slurm_workers_die_at_once_ends_saying_so(tmp_path, monkeypatch):
+    jobs = fake_slurm(tmp_path, monkeypatch)
+    t = time.time()
+    # the README's jobqueue.yaml with an interface, and --host in the worker's arguments: workers die at once
+    cells, report, log, _ = slurm_grid(tmp_path, jobs, n_jobs=1, timeout=150, interface="lo")
+    assert time.time() - t < 120 and not report.done, "\n".join(log)
+    assert "Can not specify both interface and host" in (jobs / "job-101.out").read_text()
+    why = ("SLURM job 101 ended before its worker connected to the scheduler (its worker died at once): its log "
+           "(slurm-101.out, or in jobqueue.yaml's log-directory) says why")
+    assert f"stopping the grid: {why}" in log
+    assert {err for _, err, _ in report.failed} == {f"not run: cancelled ({why})"}

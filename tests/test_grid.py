@@ -24,7 +24,7 @@ def test_training_notebook_has_a_papermill_parameters_cell():
     assert nb.metadata["kernelspec"]["name"] == "python3"
 
 
-def test_grid_runs_the_notebook_keeps_it_skips_and_reports_failures(tmp_path, monkeypatch):
+def test_grid_runs_the_notebook_keeps_it_skips_and_reports_failures(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MVBOOK_CACHE", str(tmp_path / "cache"))
     log = []
     kw = dict(dataset="synthetic", systems=["cqt"], preset="smoke", out=tmp_path / "results", log=log.append,
@@ -55,8 +55,28 @@ def test_grid_runs_the_notebook_keeps_it_skips_and_reports_failures(tmp_path, mo
     # the CLI: every cell done → exit 0; a bad fold is refused before anything runs
     args = ["grid", "--dataset", "synthetic", "--preset", "smoke", "--systems", "cqt", "--folds", "1",
             "--out", str(tmp_path / "results")]
-    assert main(args) == 0
+    assert main(args + ["--epochs", "1"]) == 0
     assert main(args[:-4] + ["--folds", "9", "--out", str(tmp_path / "results")]) == 2
+    # without --epochs the record (epochs=1) is another configuration's: not done, said so, exit 1
+    capsys.readouterr()
+    assert main(args + ["--no-progress"]) == 1
+    assert (f"FAIL synthetic/smoke/cqt fold 1 seed 0: {rec} is a record of another configuration (its preset "
+            "differs in epochs, reduced): not this cell's run, and train refuses to replace it; delete it (with its "
+            "notebook) to run the cell, or pass --out another folder to keep both") in capsys.readouterr().out
+    assert rec.stat().st_mtime == mtime
+    # a notebook that papermill did not finish saving beside the record: the cell runs again
+    nb = json.loads(nb_path.read_text())
+    nb["metadata"]["papermill"]["end_time"] = None
+    nb["cells"][-1]["metadata"]["papermill"]["status"] = "running"
+    nb_path.write_text(json.dumps(nb))
+    assert not grid.notebook_complete(nb_path)
+    log.clear()
+    report = grid.run_grid(folds=[1], **kw)
+    assert report.done == ["synthetic/smoke/cqt fold 1 seed 0"] and not report.skipped
+    assert f"run  synthetic/smoke/cqt fold 1 seed 0 -> {nb_path} (again: the notebook beside its record is " \
+           "half-written)" in log
+    assert grid.notebook_complete(nb_path)
+    assert json.loads(rec.read_text())["curves"] == record["curves"]      # resumed from its finished checkpoint
 
 
 def test_grid_runs_the_systems_a_system_needs_first(tmp_path):
@@ -139,3 +159,17 @@ def test_the_training_notebook_ships_inside_the_package():
     assert grid.TRAINING_NOTEBOOK.read_text() == (Path(__file__).parents[1] / "book" / "training.md").read_text()
     with pytest.raises(ConfigError, match="/nowhere/training.md.*--notebook"):
         grid.training_notebook("/nowhere/training.md")
+
+
+def test_the_serial_engine_trains_each_cell_with_the_threads_the_dask_engines_use(tmp_path):
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        report = grid.run_grid("synthetic", ["mel"], [1], preset="smoke", out=tmp_path, direct=True, epochs=1,
+                               log=lambda m: None, threads=1, cache_dir=tmp_path / "cache")
+        assert report.done and torch.get_num_threads() == 2                 # as it was, after the grid
+    finally:
+        torch.set_num_threads(before)
+    record = json.loads((tmp_path / record_path("synthetic", "smoke", "mel", 1, 0)).read_text())
+    assert record["provenance"]["torch_threads"] == 1

@@ -83,6 +83,13 @@ def test_the_record_says_which_code_trained_which_steps(tmp_path, full, monkeypa
                                                    {"from_step": step, "git_commit": "f" * 40, "git_dirty": True}]
     assert f"at step {step}: trained so far by {full['provenance']['git_commit']}" in capsys.readouterr().out
     assert resumed["curves"] == full["curves"]               # the same maths: the same run
+    monkeypatch.undo()
+    with pytest.raises(Killed):
+        _run(tmp_path, "same", callback=kill_after_second_eval)
+    again = _run(tmp_path, "same")                            # resumed by the same code: a segment all the same
+    first = full["provenance"]["trained_by"][0]
+    assert again["provenance"]["trained_by"] == [first, first | {"from_step": step}]
+    assert again["curves"] == full["curves"]
 
 
 def test_same_seed_same_run_different_seed_differs(tmp_path, full):

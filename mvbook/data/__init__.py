@@ -26,7 +26,7 @@ from functools import partial
 from pathlib import Path
 
 from .audio import AudioError, ClipWarning, read_audio
-from .base import BadClipsError, Clip, ClipProblem, Dataset, DatasetError, MetadataError, Split
+from .base import BadClipsError, Clip, ClipProblem, Dataset, DatasetError, MetadataError, MissingClipsError, Split
 from .dcase2016 import load_dcase2016
 from .download import fetch_esc50
 from .esc50 import load_esc
@@ -34,7 +34,7 @@ from .gtzan import load_gtzan
 from .synthetic import load_synthetic
 
 __all__ = ["DATASETS", "AudioError", "BadClipsError", "Clip", "ClipProblem", "ClipWarning", "Dataset",
-           "DatasetError", "MetadataError", "Split", "check_datasets", "data_root", "describe",
+           "DatasetError", "MetadataError", "MissingClipsError", "Split", "check_datasets", "data_root", "describe",
            "fetch_esc50", "load_dataset", "read_audio"]
 
 #: name → loader ``(root: Path) -> Dataset``
@@ -124,22 +124,30 @@ def describe(name: str | None = None, root=None) -> str:
     return "\n".join(lines)
 
 
-def check_datasets(root=None, progress: bool = False, log=print) -> list[str]:
+def check_datasets(root=None, progress: bool = False, log=print, names=None) -> list[str]:
     """Decode every clip of each dataset found under the root (not the synthetic
-    one, which has no files). ``log`` gets one line per dataset checked and a
-    ``warning: …`` line per :class:`.ClipWarning`; returns the error messages:
-    malformed metadata, and every bad clip (a :class:`.BadClipsError` each)."""
+    one, which has no files), or of the datasets ``names``. ``log`` gets one line
+    per dataset checked and a ``warning: …`` line per :class:`.ClipWarning`;
+    returns the error messages: malformed metadata, missing clips, every bad
+    clip (a :class:`.BadClipsError` each), a data root that is not given or does
+    not exist, and a dataset of ``names`` that is absent."""
+    where = data_root(root)
+    if where is None or not where.is_dir():
+        return ["no data root to check: pass --data-root (root=...) or set MVBOOK_DATA" if where is None else
+                f"data root {where} does not exist (or is not a folder): pass the folder that holds the datasets"]
     errors = []
-    for name in DATASETS:
+    for name in names or DATASETS:
         if name == "synthetic":
             continue
         try:
             ds = load_dataset(name, root)
-        except MetadataError as e:
+        except (MetadataError, MissingClipsError) as e:
             errors.append(str(e))
             continue
-        except DatasetError:
-            continue                            # absent or incomplete: describe() says so
+        except DatasetError as e:
+            if names:
+                errors.append(str(e))
+            continue                            # absent: describe() says so
         t = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ClipWarning)

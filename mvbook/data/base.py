@@ -45,6 +45,10 @@ class ClipProblem(NamedTuple):
     reason: str
 
 
+class MissingClipsError(DatasetError):
+    """A dataset whose metadata is there but some of whose clip files are not."""
+
+
 class BadClipsError(DatasetError):
     """Some clips of a dataset cannot be used; ``problems`` lists every one of them."""
 
@@ -227,9 +231,9 @@ class Dataset:
 
 
 def require_files(name: str, clips: list[Clip], where: Path, hint: str) -> None:
-    """Raise :class:`.DatasetError` with counts and examples if any clip file is missing."""
+    """Raise :class:`.MissingClipsError` with counts and examples if any clip file is missing."""
     missing = [c.path.name for c in clips if not c.path.is_file()]
     if missing:
         examples = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
-        raise DatasetError(f"{name}: {len(missing)} of {len(clips)} clips are missing under "
-                           f"{where} (e.g. {examples}). {hint}")
+        raise MissingClipsError(f"{name}: {len(missing)} of {len(clips)} clips are missing under "
+                                f"{where} (e.g. {examples}). {hint}")

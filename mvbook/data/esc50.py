@@ -53,17 +53,20 @@ _FLAGS = {"true": True, "false": False}
 def read_meta(csv_path: Path) -> list[tuple[int, dict]]:
     """The rows of ``esc50.csv`` as ``(line number, dict of strings)``."""
     try:
-        with open(csv_path, newline="", encoding="utf-8") as f:
+        with open(csv_path, newline="", encoding="utf-8-sig") as f:     # -sig: a BOM (Excel, Notepad) is dropped
             reader = csv.DictReader(f)
             rows = [(reader.line_num, r) for r in reader]
+            columns = reader.fieldnames or []
     except (UnicodeDecodeError, csv.Error) as e:
         raise MetadataError(f"unreadable ESC-50 metadata ({csv_path}): {e}; restore the file "
                             f"from the release") from e
-    need = {"filename", "fold", "target", "category", "esc10", "src_file"}
-    if not rows or not need <= set(rows[0][1]):
-        raise MetadataError(f"not an ESC-50 metadata file ({csv_path}): expected a CSV with "
-                           f"columns {sorted(need)} and at least one row")
-    return rows
+    need = ("filename", "fold", "target", "category", "esc10", "src_file")
+    missing = [c for c in need if c not in {c.strip() for c in columns}]
+    if not rows or missing:
+        what = "it is empty" if not columns else f"no column {', '.join(missing)}" if missing else "no rows"
+        raise MetadataError(f"not an ESC-50 metadata file ({csv_path}): {what}; expected a CSV with "
+                            f"columns {', '.join(need)} and at least one row")
+    return [(line, {k.strip(): v for k, v in r.items() if k is not None}) for line, r in rows]
 
 
 def _check_row(problems: MetaProblems, line: int, r: dict):

@@ -25,7 +25,7 @@ from .cells import (
     needs,
     with_dependencies,
 )
-from .clusters import ENGINES, local_cluster, open_engine, slurm_cluster, visible_gpus
+from .clusters import ENGINES, check_engine, local_cluster, open_engine, slurm_cluster, visible_gpus
 from .futures import drive, execute, submit_cells
 from .serial import precheck, run_serial
 
@@ -41,11 +41,13 @@ def run_cells(cells, runner, engine: str = "serial", *, workers=None, scheduler_
     """Run ``cells`` (in dependency order, :func:`.grid_cells`) with ``runner``
     on ``engine``, or on ``client`` (a Dask client of a cluster you started;
     ``gpus_per_cell`` then defaults to 0). ``retries``: reruns of a failed
-    cell; ``threads``: math-library threads per cell; ``timeout`` (s): cells
+    cell; ``threads``: math-library threads per cell, whatever the engine; ``timeout`` (s): cells
     not finished by then are cancelled and reported; ``progress=False``: no
     ``k/N done … ETA`` lines. Returns the report (also logged, with its table)."""
+    if client is None:
+        check_engine(engine, scheduler_address, jobs, threads)
     if client is None and engine == "serial":
-        return run_serial(cells, runner, log, progress)
+        return run_serial(cells, runner, log, progress, threads)
     report, failed, todo = GridReport(), set(), []
     for cell in cells:
         known = precheck(cell, runner, log)
@@ -65,10 +67,10 @@ def run_cells(cells, runner, engine: str = "serial", *, workers=None, scheduler_
         else:
             with open_engine(engine, workers=workers, scheduler_address=scheduler_address, jobs=jobs,
                              gpus_per_cell=gpus_per_cell, threads=threads, log=log,
-                             dashboard_address=dashboard_address, slurm_options=slurm_options) as (c, gpc):
+                             dashboard_address=dashboard_address, slurm_options=slurm_options) as (c, gpc, watch):
                 _run_on_client(c, todo, runner, report, failed=failed, progress=progress, gpus_per_cell=gpc,
                                retries=retries, threads=threads, log=log, progress_every=progress_every,
-                               timeout=timeout)
+                               timeout=timeout, watch=watch)
     log(report.summary())
     return report
 
@@ -97,8 +99,9 @@ def _prepare_features(todo, runner, report, failed, log) -> list:
 
 
 def _run_on_client(client, todo, runner, report, *, failed, progress, gpus_per_cell, retries, threads, log,
-                   progress_every=60.0, timeout=None):
-    """Submit ``todo`` to ``client`` and wait for them (:func:`submit_cells`, :func:`drive`)."""
+                   progress_every=60.0, timeout=None, watch=None):
+    """Submit ``todo`` to ``client`` and wait for them (:func:`submit_cells`, :func:`drive`;
+    ``watch``: see there)."""
     n_before = len(report.rows)
     submitted = submit_cells(client, todo, runner, report, failed, threads=threads, gpus_per_cell=gpus_per_cell,
                              retries=retries)
@@ -107,4 +110,4 @@ def _run_on_client(client, todo, runner, report, *, failed, progress, gpus_per_c
         log(f"FAIL {r.cell}: {r.detail}")
     log(f"submitted {len(submitted)} cell(s)" + (f", each asking for {gpus_per_cell} GPU" if gpus_per_cell else "")
         + (f", {retries} retr{'y' if retries == 1 else 'ies'}" if retries else ""))
-    drive(client, submitted, report, progress, log, progress_every, timeout)
+    drive(client, submitted, report, progress, log, progress_every, timeout, watch)

@@ -80,22 +80,24 @@ class CellResult:
     wall: float = 0.0
     detail: str = ""             # why it was skipped, the error, or what it needed
     notebook: str | None = None
+    job: str = ""                # the SLURM job of the worker that ran it
 
 
 class CellFailed(MvbookError):
     """A cell that ran and failed (raised in the worker, so that Dask's
     ``retries`` rerun it; carries what the report needs)."""
 
-    def __init__(self, cell: str, error: str, notebook=None, worker: str = "", host: str = "", wall: float = 0.0):
-        super().__init__(cell, error, notebook, worker, host, wall)
+    def __init__(self, cell: str, error: str, notebook=None, worker: str = "", host: str = "", wall: float = 0.0,
+                 job: str = ""):
+        super().__init__(cell, error, notebook, worker, host, wall, job)
         self.cell, self.error, self.notebook = cell, error, notebook
-        self.worker, self.host, self.wall = worker, host, wall
+        self.worker, self.host, self.wall, self.job = worker, host, wall, job
 
     def __str__(self) -> str:
         return f"{self.cell}: {self.error}"
 
     def result(self) -> CellResult:
-        return CellResult(self.cell, "failed", self.worker, self.host, self.wall, self.error, self.notebook)
+        return CellResult(self.cell, "failed", self.worker, self.host, self.wall, self.error, self.notebook, self.job)
 
 
 @dataclass
@@ -118,9 +120,10 @@ class GridReport:
             self.failed.append((r.cell, r.detail, r.notebook))
 
     def table(self) -> str:
-        """A fixed-width table: cell, status, worker/host, wall time."""
+        """A fixed-width table: cell, status, worker/host (and SLURM job), wall time."""
         head = ("cell", "status", "worker / host", "wall")
-        body = [(r.cell, r.status, " / ".join(x for x in (r.worker, r.host) if x) or "-",
+        body = [(r.cell, r.status,
+                 " / ".join(x for x in (r.worker, r.host, r.job and f"SLURM job {r.job}") if x) or "-",
                  format_seconds(r.wall) if r.status in ("done", "failed") and r.wall else "-") for r in self.rows]
         widths = [max(len(x[i]) for x in [head, *body]) for i in range(4)]
         return "\n".join("  " + "  ".join(x[i].ljust(widths[i]) for i in range(4)).rstrip() for x in [head, *body])

@@ -22,15 +22,37 @@ import time
 
 from ..errors import ConfigError
 
-__all__ = ["ENGINES", "thread_env", "visible_gpus", "local_cluster", "slurm_cluster", "open_engine"]
+__all__ = ["ENGINES", "THREAD_VARIABLES", "thread_env", "visible_gpus", "local_cluster", "slurm_cluster", "open_engine",
+           "check_engine", "SlurmWatch"]
 
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 ENGINES = ("serial", "local", "dask", "slurm")
+
+
+def check_engine(engine: str, scheduler_address=None, jobs=None, threads: int = 1) -> None:
+    """Refuse, before any work, an engine that cannot start: an unknown one, a
+    missing optional package (Dask; dask-jobqueue for ``slurm``), ``dask``
+    without a scheduler's address, ``slurm`` without ``jobs``, ``threads`` < 1."""
+    import importlib.util
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}")
+    if not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"--threads {threads}: a cell needs at least one thread")
+    wanted = {"serial": (), "local": ("distributed",), "dask": ("distributed",),
+              "slurm": ("distributed", "dask_jobqueue")}[engine]
+    missing = [m for m in wanted if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(f"--engine {engine} needs {' and '.join(m.replace('_', '-') for m in missing)}: "
+                          "pip install \"mvbook[cluster]\" (dask[distributed], dask-jobqueue)")
+    if engine == "dask" and not scheduler_address:
+        raise ConfigError("--engine dask needs --scheduler-address (tcp://host:8786 or tls://…)")
+    if engine == "slurm" and not jobs:
+        raise ConfigError("--engine slurm needs --jobs N (the most worker jobs at once)")
 
 
 def thread_env(threads: int) -> dict:
     """Environment variables that cap the math libraries at ``threads`` threads."""
-    return {v: str(threads) for v in _THREAD_VARIABLES}
+    return {v: str(threads) for v in THREAD_VARIABLES}
 
 
 def visible_gpus() -> list:
@@ -89,13 +111,73 @@ def slurm_cluster(jobs: int, **options):
     """dask-jobqueue's ``SLURMCluster`` (``options`` over
     ``~/.config/dask/jobqueue.yaml``), adapting between 0 and ``jobs`` worker
     jobs. Cells are declared long (an unknown task is taken to last an hour),
-    so the scheduler asks for every job it may at once, and idle jobs are let go."""
+    so the scheduler asks for every job it may at once, and idle jobs are let go.
+    The cluster's ``jobs`` (worker name → SLURM job id) and ``refused`` (sbatch's
+    messages) are what :class:`SlurmWatch` reads."""
     import dask
     from dask_jobqueue import SLURMCluster
+    from dask_jobqueue.slurm import SLURMJob
+    from distributed.core import Status
+    started, refused = {}, []
+
+    class WatchedJob(SLURMJob):
+        async def start(self):
+            try:
+                await super().start()
+            except Exception as e:          # dask-jobqueue only logs it, and adapt asks again and again
+                refused.append(_sbatch_message(str(e)))
+                self.status = Status.failed     # so that the cluster closes without complaint
+                raise
+            started[self.name] = self.job_id
+
     with dask.config.set({"distributed.scheduler.unknown-task-duration": "1h"}):
-        cluster = SLURMCluster(**options)
+        cluster = SLURMCluster(job_cls=WatchedJob, **options)
+    cluster.jobs, cluster.refused = started, refused
     cluster.adapt(minimum_jobs=0, maximum_jobs=jobs)
     return cluster
+
+
+def _sbatch_message(error: str) -> str:
+    """The scheduler's own words in a failed submission's error (its stderr), on one line."""
+    text = error.split("stderr:", 1)[-1]
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip()) or error.strip()
+
+
+def _queued_jobs() -> set | None:
+    """The ids of the jobs SLURM lists now (``squeue``), or None when it cannot say."""
+    try:
+        out = subprocess.run(["squeue", "-h", "-o", "%i", "-u", os.environ.get("USER", "")],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode:
+        return None
+    return {line.split()[0] for line in out.stdout.splitlines() if line.split() and line.split()[0].isdigit()}
+
+
+class SlurmWatch:
+    """What makes a SLURM grid unable to go on, checked while it waits: a
+    worker job SLURM refused (the scheduler's message), or a job that ended
+    before its worker ever connected (its worker died at once). Called with no
+    argument: that problem as a sentence, or None."""
+
+    def __init__(self, cluster, client):
+        self.cluster, self.client, self.seen = cluster, client, set()
+
+    def __call__(self) -> str | None:
+        if self.cluster.refused:
+            return (f"SLURM refused the worker job: {self.cluster.refused[-1]}; fix the job settings "
+                    "(jobqueue.yaml: queue, account, memory, job-extra-directives) and run the grid again")
+        self.seen |= {w.get("name") for w in self.client.scheduler_info().get("workers", {}).values()}
+        waiting = {name: job for name, job in dict(self.cluster.jobs).items() if name not in self.seen}
+        if not waiting:
+            return None
+        queued = _queued_jobs()
+        gone = sorted(job for job in waiting.values() if queued is not None and job not in queued)
+        if gone:
+            return (f"SLURM job {gone[0]} ended before its worker connected to the scheduler (its worker died at "
+                    f"once): its log (slurm-{gone[0]}.out, or in jobqueue.yaml's log-directory) says why")
+        return None
 
 
 def _worker_gpus(client) -> int:
@@ -107,10 +189,12 @@ def _worker_gpus(client) -> int:
 @contextlib.contextmanager
 def open_engine(engine: str, *, workers=None, scheduler_address=None, jobs=None, gpus_per_cell=None, threads=1,
                 log=print, dashboard_address="127.0.0.1:8787", slurm_options=None):
-    """(client, gpus per cell) of a started ``engine``; closes what it started."""
+    """(client, gpus per cell, watch) of a started ``engine``; closes what it
+    started. ``watch()``: why the grid cannot go on (:class:`SlurmWatch`), or None."""
     import dask
     from distributed import Client
     t = time.time()
+    watch = None
     with contextlib.ExitStack() as stack:
         if engine == "local":
             gpc = gpus_per_cell if gpus_per_cell is not None else (1 if visible_gpus() else 0)
@@ -119,18 +203,15 @@ def open_engine(engine: str, *, workers=None, scheduler_address=None, jobs=None,
             client = stack.enter_context(Client(cluster))
             client.wait_for_workers(len(cluster.worker_spec), timeout=300)
         elif engine == "dask":
-            if not scheduler_address:
-                raise ConfigError("--engine dask needs --scheduler-address (tcp://host:8786 or tls://…)")
             client = stack.enter_context(Client(scheduler_address, timeout="60s"))
             gpc = gpus_per_cell if gpus_per_cell is not None else (1 if _worker_gpus(client) else 0)
         elif engine == "slurm":
-            if not jobs:
-                raise ConfigError("--engine slurm needs --jobs N (the most worker jobs at once)")
             slurm_options = dict(slurm_options or {})
             extra = slurm_options.get("worker_extra_args", dask.config.get("jobqueue.slurm.worker-extra-args", []))
             gpc = gpus_per_cell if gpus_per_cell is not None else min(1, _declared_gpus(extra))
             cluster = stack.enter_context(slurm_cluster(jobs, **slurm_options))
             client = stack.enter_context(Client(cluster))
+            watch = SlurmWatch(cluster, client)
         else:
             raise ConfigError(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}")
         n = len(client.scheduler_info().get("workers", {}))
@@ -139,4 +220,4 @@ def open_engine(engine: str, *, workers=None, scheduler_address=None, jobs=None,
         dash = client.scheduler_info().get("services", {}).get("dashboard")
         if dash:
             log(f"dashboard: {client.dashboard_link}")
-        yield client, gpc
+        yield client, gpc, watch or (lambda: None)

@@ -34,22 +34,22 @@ def execute(runner, cell, threads: int, *needed):
         worker = get_worker().name or get_worker().address
     except ValueError:
         worker = ""
-    host = socket.gethostname()
+    host, job = socket.gethostname(), os.environ.get("SLURM_JOB_ID", "")     # the job: to find its log
     verdict = runner.check(cell)
     if verdict is not None:
         kind, msg = verdict
         if kind == "skip":
-            return CellResult(cell.name, "skipped", str(worker), host, 0.0, msg)
-        raise CellFailed(cell.name, msg, None, str(worker), host, 0.0)
+            return CellResult(cell.name, "skipped", str(worker), host, 0.0, msg, job=job)
+        raise CellFailed(cell.name, msg, None, str(worker), host, 0.0, job)
     try:
         info = runner(cell) or {}
     except Exception as e:
         err, nb = runner.failure(cell, e)
         if getattr(runner, "direct", False):
             traceback.print_exc()
-        raise CellFailed(cell.name, err, nb, str(worker), host, time.time() - t) from None
+        raise CellFailed(cell.name, err, nb, str(worker), host, time.time() - t, job) from None
     return CellResult(cell.name, info.get("status", "done"), str(worker), host, time.time() - t,
-                      info.get("detail", ""), info.get("notebook"))
+                      info.get("detail", ""), info.get("notebook"), job)
 
 
 def _executing_keys(dask_worker) -> list:
@@ -76,12 +76,13 @@ def submit_cells(client, cells, runner, report, failed: set, *, threads=1, gpus_
     return {fut.key: (cell, fut) for cell, fut in by_name.values()}
 
 
-def _outcome(cell, fut, futures_by_name) -> CellResult:
-    """The result of a finished future: its cell's, or 'not run' when a cell it needs failed."""
+def _outcome(cell, fut, futures_by_name, why: str = "the grid's time limit passed") -> CellResult:
+    """The result of a finished future: its cell's, or 'not run' when a cell it
+    needs failed or it was cancelled (``why``)."""
     if fut.status == "finished":
         return fut.result()
     if fut.status == "cancelled":
-        return CellResult(cell.name, "not run", detail="not run: cancelled (the grid's time limit passed)")
+        return CellResult(cell.name, "not run", detail=f"not run: cancelled ({why})")
     exc = fut.exception()
     if isinstance(exc, CellFailed) and exc.cell == cell.name:
         return exc.result()
@@ -100,35 +101,49 @@ def _running_count(client, keys) -> int:
         return 0
 
 
-def drive(client, submitted: dict, report, progress: Progress, log=print, every: float = 60.0, timeout=None):
+WATCH_EVERY = 5.0      # seconds between two looks at what the engine's watch checks
+
+
+def drive(client, submitted: dict, report, progress: Progress, log=print, every: float = 60.0, timeout=None,
+          watch=None):
     """Wait for every submitted cell, logging each as it finishes and the
-    progress line (also every ``every`` s; not when ``progress.show`` is false); after ``timeout`` s
-    the rest are cancelled."""
+    progress line (also every ``every`` s; not when ``progress.show`` is false);
+    after ``timeout`` s the rest are cancelled. ``watch()`` (every few seconds):
+    why the grid cannot go on (a refused SLURM job, a worker that died at once),
+    or None; when it says why, the rest are cancelled with that reason."""
     from distributed import wait
     pending = {fut for _, fut in submitted.values()}
     by_name = {cell.name: fut for cell, fut in submitted.values()}
     deadline = None if timeout is None else time.time() + timeout
+    shown = time.time()
     try:
         while pending:
-            step = every if deadline is None else max(0.1, min(every, deadline - time.time()))
+            step = min(every, WATCH_EVERY) if watch is not None else every
+            step = step if deadline is None else max(0.1, min(step, deadline - time.time()))
             try:
                 wait(list(pending), timeout=step, return_when="FIRST_COMPLETED")
             except TimeoutError:
                 pass
-            finished = [f for f in pending if f.done()]
+            finished, why = [f for f in pending if f.done()], "the grid's time limit passed"
             if deadline is not None and time.time() >= deadline:
                 client.cancel(list(pending))
                 finished = list(pending)
+            elif watch is not None and (problem := watch()):
+                log(f"stopping the grid: {problem}")
+                client.cancel([f for f in pending if not f.done()])
+                finished, why = list(pending), problem
             for fut in sorted(finished, key=lambda f: str(f.key)):
                 cell = submitted[fut.key][0]
-                r = _outcome(cell, fut, by_name)
+                r = _outcome(cell, fut, by_name, why)
                 report.add(r)
                 progress.count(r.status)
-                where = f" on {r.worker or '?'} ({r.host})" if r.host else ""
+                where = (f" on {r.worker or '?'} ({r.host}{f', SLURM job {r.job}' if r.job else ''})"
+                         if r.host else "")
                 log(f"done {r.cell} in {r.wall:.0f} s{where}" if r.status == "done" else
                     f"{'skip' if r.status == 'skipped' else 'FAIL'} {r.cell}: {r.detail}")
             pending -= set(finished)
-            if progress.show:
+            if progress.show and (finished or time.time() - shown >= every):
+                shown = time.time()
                 log(progress.line(_running_count(client, {str(f.key) for f in pending}) if pending else 0))
     except BaseException:
         client.cancel(list(pending))
