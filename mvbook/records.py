@@ -29,7 +29,7 @@ from . import __version__
 from .errors import ConfigError, DataError, MvbookError
 
 __all__ = ["REPO", "SCHEMA", "record_path", "RunPaths", "grid_command", "write_record", "check_out",
-           "atomic_torch_save", "code_version", "cpu_model", "provenance", "load_records", "NoSpaceError"]
+           "atomic_torch_save", "code_version", "cpu_model", "provenance", "read_record", "load_records", "NoSpaceError"]
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = "mvbook.record/1"
@@ -247,7 +247,7 @@ def _non_finite(token: str):
     raise ValueError(f"a non-finite number ({token})")
 
 
-def _read_record(path: Path) -> dict | None:
+def read_record(path: Path) -> dict | None:
     """The record in ``path``; None for a JSON file that is not a record (no
     ``schema``); a ValueError naming the file for a broken one (not strict JSON,
     NaN or infinity, fields missing)."""
@@ -293,7 +293,7 @@ def load_records(root="results", dataset=None, preset=None, skip_bad: bool = Fal
     recs = []
     for path in sorted(Path(root).rglob("*.json")):
         try:
-            rec = _read_record(path)
+            rec = read_record(path)
         except ValueError as e:
             if not skip_bad:
                 raise
