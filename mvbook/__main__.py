@@ -289,7 +289,8 @@ def _cmd_grid(args) -> int:
 
 def _cmd_table(args) -> int:
     from .records import load_records
-    from .results import UNITS, export_table, fold_accuracies, format_table3, paired_comparison, run_labels, table3_rows
+    from .results import UNITS, fold_accuracies, paired_comparison
+    from .tables import export_table, format_table3, run_labels, table3_rows
     recs = load_records(args.results, args.dataset, args.preset, skip_bad=args.skip_bad)
     if not recs:
         found = sorted({(r["dataset"], r["preset"]) for r in load_records(args.results, skip_bad=True)}) \

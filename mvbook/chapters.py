@@ -44,7 +44,7 @@ from .train import train
 __all__ = ["RESULTS", "DEMO_DATASET", "N_FOLDS", "protocol_folds", "book_preset", "real_data_available",
            "book_dataset", "runs_dir", "resolve", "book_run", "record_groups", "main_records", "committed_record",
            "demo_record", "record_where", "describe_record", "trained_run", "preset_caveat", "run_index",
-           "show_source", "bash_block", "copy_records", "RERUNS"]
+           "show_source", "bash_block", "copy_records", "RERUNS", "results_dir", "in_clone"]
 
 book_style()               # every figure of a chapter: sized for the book's column, text as large as the body's
 RESULTS = REPO / "results"

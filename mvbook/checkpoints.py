@@ -18,7 +18,7 @@ from numpy._core.multiarray import _reconstruct
 from .errors import DataError, RunConflictError
 from .records import atomic_torch_save
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "RunLock"]
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "RunLock", "start_over", "checksum"]
 
 
 class CheckpointError(DataError, RuntimeError):

@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["Preset", "REDUCTIONS", "PRESETS", "get_preset", "learning_rate"]
+__all__ = ["Preset", "REDUCTIONS", "PRESETS", "get_preset", "learning_rate", "check_seed"]
 
 _PAPER_EPOCHS = {"esc50": 3000, "esc10": 3000, "dcase2016": 1500, "gtzan": 1500, "synthetic": 1500}
 

@@ -300,4 +300,4 @@ def _short_error(e: Exception) -> str:
 
 
 __all__ = ["GridReport", "NotebookRunner", "TRAINING_NOTEBOOK", "null", "overrides_dict", "run_grid",
-           "training_notebook", "with_dependencies"]
+           "training_notebook", "with_dependencies", "check_grid", "notebook_complete"]

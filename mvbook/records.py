@@ -29,7 +29,8 @@ from . import __version__
 from .errors import ConfigError, DataError, MvbookError
 
 __all__ = ["REPO", "SCHEMA", "record_path", "RunPaths", "grid_command", "write_record", "check_out",
-           "atomic_torch_save", "code_version", "cpu_model", "provenance", "read_record", "load_records", "NoSpaceError"]
+           "atomic_torch_save", "code_version", "cpu_model", "provenance", "read_record", "load_records",
+           "NoSpaceError", "record_lock"]
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = "mvbook.record/1"

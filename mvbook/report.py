@@ -141,6 +141,39 @@ def missing_html(missing: list[dict], dataset: str, preset: str, results_dir: st
             f"it</summary><ul>{items}</ul></details>")
 
 
+def _rows(rows, extended: bool) -> tuple[dict, list]:
+    """(row names, row keys in order) of :func:`table3_html`."""
+    names = ALL_ROW_NAMES if extended or rows is not None else ROW_NAMES
+    unknown = [k for k in rows or () if k not in names]
+    if unknown:
+        raise ConfigError(f"unknown rows {unknown}; choose from {list(names)}")
+    return names, list(rows) if rows is not None else list(names)
+
+
+def _run_cell(key: str, name: str, vals, runs: dict, fold: int, seed: int, base: str, missing: list,
+              where: tuple) -> str:
+    """One (fold, seed) cell of a row: its accuracy and links, or · (appended to ``missing``, with why)."""
+    v = vals.get((fold, seed))
+    if v is not None and v == v:
+        return f"<td>{v:.2f}<br><small>{_sources(key, runs, fold, seed, base)}</small></td>"
+    m = _missing(key, name, runs, fold, seed, *where)
+    missing.append(m)
+    return f"<td class='mv-missing' title='{html.escape(m['why'] + '. Run: ' + m['command'])}'>·</td>"
+
+
+def _caption(dataset: str, preset: str, esc50: bool, common: bool, extra: bool) -> str:
+    """The caption of :func:`table3_html`."""
+    caption = (f"Table 3 — {html.escape(dataset)}, preset <code>{html.escape(preset)}</code>: accuracy (%) on the "
+               "test folds. Ours: mean ± sample std over runs (number of runs); code: the commits whose code "
+               "trained them (rows of several commits compare code that may round differently). "
+               "Paper: ESC-50 (50 classes)"
+               if esc50 else f"Table 3 — {html.escape(dataset)}, preset {html.escape(preset)}")
+    if common:
+        caption += (". Rows have different numbers of runs (seeds); the seed-0 column averages the same folds for "
+                    "every row, and the paired comparisons pair fold means over the seeds both rows have")
+    return caption + (". † not in the paper" if extra else "")
+
+
 def table3_html(records: list[dict], dataset: str, preset: str, *, folds=None, seeds=(0,),
                 base: str = "../", results_dir: str = "results", extended: bool = False,
                 rows=None) -> tuple[str, list[str]]:
@@ -179,11 +212,7 @@ def table3_html(records: list[dict], dataset: str, preset: str, *, folds=None, s
     cols = sorted(set(df.columns) | {(f, s) for f in (folds or []) for s in seeds})
     paper_col = "esc50" if dataset in ("esc50", "esc10") else dataset
     has_paper = paper_col in PAPER_TABLE3
-    names = ALL_ROW_NAMES if extended or rows is not None else ROW_NAMES
-    unknown = [k for k in rows or () if k not in names]
-    if unknown:
-        raise ConfigError(f"unknown rows {unknown}; choose from {list(names)}")
-    keys = list(rows) if rows is not None else list(names)
+    names, keys = _rows(rows, extended)
     body, missing = [], []
     common = len({s for _, s in cols}) > 1                     # rows with more seeds than others: compare on seed 0
     head = _header(cols, f"paper ({'ESC-50' if paper_col == 'esc50' else paper_col})" if has_paper else "paper",
@@ -198,25 +227,10 @@ def table3_html(records: list[dict], dataset: str, preset: str, *, folds=None, s
                  f"<td class='mv-mean'>{_ours(vals)}</td>",
                  f"<td class='mv-code'>{html.escape(', '.join(row_commits(key, runs)) or '—')}</td>"] + \
             ([f"<td class='mv-mean'>{_common(vals)}</td>"] if common else [])
-        for f, s in cols:
-            v = vals.get((f, s))
-            if v is not None and v == v:
-                cells.append(f"<td>{v:.2f}<br><small>{_sources(key, runs, f, s, base)}</small></td>")
-                continue
-            m = _missing(key, name, runs, f, s, dataset, preset, results_dir)
-            missing.append(m)
-            cells.append(f"<td class='mv-missing' title='{html.escape(m['why'] + '. Run: ' + m['command'])}'>·</td>")
+        cells += [_run_cell(key, name, vals, runs, f, s, base, missing, (dataset, preset, results_dir))
+                  for f, s in cols]
         body.append("<tr>" + "".join(cells) + "</tr>")
-    caption = (f"Table 3 — {html.escape(dataset)}, preset <code>{html.escape(preset)}</code>: accuracy (%) on the "
-               f"test folds. Ours: mean ± sample std over runs (number of runs); code: the commits whose code "
-               f"trained them (rows of several commits compare code that may round differently). "
-               f"Paper: ESC-50 (50 classes)"
-               if paper_col == "esc50" else f"Table 3 — {html.escape(dataset)}, preset {html.escape(preset)}")
-    if common:
-        caption += (". Rows have different numbers of runs (seeds); compare rows on the seed-0 column, "
-                    "which averages the same folds for every row")
-    if any(k not in ROW_NAMES for k in keys):
-        caption += ". † not in the paper"
+    caption = _caption(dataset, preset, paper_col == "esc50", common, any(k not in ROW_NAMES for k in keys))
     table = (f"<p class='mv-caption'>{caption}.</p><div class='mv-scroll'><table class='mv-table3'><thead>"
              + head + "</thead><tbody>" + "".join(body) + "</tbody></table></div>")      # the caption wraps
     return table, missing

@@ -8,15 +8,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .blending import OFF, RULES, AdaptiveBlender, BlendRule
 from .errors import ConfigError, DataError
 from .systems import DERIVED
 
 __all__ = ["PAPER_TABLE3", "ROW_NAMES", "EXTRA_ROW_NAMES", "ALL_ROW_NAMES", "SELF_ENSEMBLE_ROWS", "row_key",
            "uniform_ensemble_accuracy", "late_fusion", "fold_accuracies", "table3", "paired_comparison",
-           "format_table3", "table3_rows", "export_table", "run_labels", "CLAIMS", "VIEW_ROWS", "CLAIMS_BEYOND",
-           "check_claims", "weight_shares", "record_rule", "replay", "blending_diagnostics", "diagnostics_table",
-           "replay_weights", "last_active_share", "claim_verdict", "UNITS", "sign_flip_p"]
+           "CLAIMS", "VIEW_ROWS", "CLAIMS_BEYOND", "check_claims", "claim_verdict", "UNITS", "sign_flip_p"]
 
 # Table 3 of the paper (accuracy %), keyed like our systems.
 PAPER_TABLE3 = pd.DataFrame(
@@ -263,77 +260,6 @@ def paired_comparison(records: list[dict], system: str = "multiview", baselines=
     return out
 
 
-def format_table3(records: list[dict], dataset: str, preset: str, extended: bool = False) -> str:
-    """Table 3 as text: our mean ± std over folds beside the paper's column;
-    ``extended`` adds the rows that are not in the paper (marked †)."""
-    t = table3(records)
-    paper_col = "esc50" if dataset in ("esc50", "esc10") else dataset
-    lines = [f"Table 3 — {dataset}, preset {preset!r} (accuracy %, mean ± std over folds × seeds)"]
-    if records:
-        red = sorted({x for r in records for x in r.get("reduced", [])})
-        if red:
-            lines.append("reduced from the paper: " + "; ".join(red))
-    head = f"{'system':<34}{'ours':>16}{'runs':>6}{'paper (' + paper_col + ')':>18}"
-    lines += [head, "-" * len(head)]
-    for key, name in (ALL_ROW_NAMES if extended else ROW_NAMES).items():
-        if key in EXTRA_ROW_NAMES and key not in t.index:
-            continue
-        paper = PAPER_TABLE3[paper_col].get(key, float("nan")) if paper_col in PAPER_TABLE3 else float("nan")
-        if key in t.index:
-            m, s, n = t.loc[key, "mean"], t.loc[key, "std"], int(t.loc[key, "n"])
-            ours = f"{m:6.2f} ± {s:5.2f}" if n > 1 else f"{m:6.2f}"
-        else:
-            ours, n = "no runs", 0
-        lines.append(f"{name:<34}{ours:>16}{n:>6}{paper:>18.2f}" if paper == paper else
-                     f"{name:<34}{ours:>16}{n:>6}{'—':>18}")
-    if extended:
-        lines.append("† not in the paper (part *Beyond the paper*)")
-    if paper_col != dataset:
-        lines.append(f"(the paper reports ESC-50, 50 classes; {dataset} is not the paper's dataset)")
-    return "\n".join(lines)
-
-
-def table3_rows(records: list[dict], dataset: str, extended: bool = False) -> pd.DataFrame:
-    """Table 3 as a frame for export: system, ours (mean ± std), runs, 95 % CI
-    half-width, the paper's value; rows beyond the paper only when they have runs."""
-    t = table3(records)
-    paper_col = "esc50" if dataset in ("esc50", "esc10") else dataset
-    rows = []
-    for key, name in (ALL_ROW_NAMES if extended else ROW_NAMES).items():
-        if key in EXTRA_ROW_NAMES and key not in t.index:
-            continue
-        m = t.loc[key] if key in t.index else None
-        paper = PAPER_TABLE3[paper_col].get(key) if paper_col in PAPER_TABLE3 else None
-        rows.append({"system": name, "ours": "no runs" if m is None else
-                     (f"{m['mean']:.2f} ± {m['std']:.2f}" if m["n"] > 1 else f"{m['mean']:.2f}"),
-                     "runs": 0 if m is None else int(m["n"]),
-                     "ci95": "" if m is None or m["n"] < 2 else f"{m['ci95']:.2f}",
-                     "paper": "" if paper is None or paper != paper else f"{paper:.2f}"})
-    return pd.DataFrame(rows)
-
-
-def export_table(frame: pd.DataFrame, fmt: str) -> str:
-    """``frame`` as ``markdown`` (a pipe table), ``latex`` (booktabs-free tabular) or ``csv``."""
-    cols = [str(c) for c in frame.columns]
-    cells = [[str(v) for v in row] for row in frame.itertuples(index=False)]
-    if fmt == "csv":
-        return frame.to_csv(index=False).rstrip("\n")
-    if fmt == "markdown":
-        lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        return "\n".join(lines + ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells])
-    if fmt == "latex":
-        esc = lambda s: s.replace("%", r"\%").replace("&", r"\&").replace("_", r"\_").replace("±", r"$\pm$")  # noqa: E731
-        body = [" & ".join(esc(c) for c in row) + r" \\" for row in [cols] + cells]
-        return "\n".join([r"\begin{tabular}{l" + "r" * (len(cols) - 1) + "}", body[0], r"\hline", *body[1:],
-                          r"\end{tabular}"])
-    raise ConfigError(f"unknown format {fmt!r}; choose text, markdown, latex or csv")
-
-
-def run_labels(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with its (fold, seed) columns labelled ``fold k, seed s``."""
-    return df.rename(columns=lambda c: f"fold {c[0]}, seed {c[1]}" if isinstance(c, tuple) else c)
-
-
 # The paper's qualitative findings (§3.2), as (claim, the row or rows that should be higher,
 # the rows they should beat): a side of several rows takes their minimum (left) or maximum (right).
 CLAIMS = (
@@ -388,151 +314,6 @@ def check_claims(records: list[dict], claims=CLAIMS) -> pd.DataFrame:
             row["margin per run"] = ", ".join(f"{m:+.2f}" for m in per)
         out.append(row)
     return pd.DataFrame(out).set_index("claim")
-
-
-def weight_shares(records: list[dict], system: str = "multiview") -> pd.DataFrame:
-    """Where the training signal went: the mean weight (Algorithm 1) of each branch.
-
-    Parameters
-    ----------
-    records : list of dict
-        Results records.
-    system : str
-        The blending system whose runs are read.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per (fold, seed) run, one column per branch: its mean weight over
-        every evaluation of the run.
-    """
-    rows = {}
-    for r in records:
-        if row_key(r) == system:
-            w = r["curves"]["weights"]
-            rows[(r["fold"], r["seed"])] = {k: float(np.mean(v)) for k, v in w.items()}
-    return pd.DataFrame.from_dict(rows, orient="index").sort_index()
-
-
-def record_rule(record: dict) -> BlendRule:
-    """The blending rule a record of a blending system ran with.
-
-    Parameters
-    ----------
-    record : dict
-        A results record.
-
-    Returns
-    -------
-    BlendRule
-        The record's rule; records that name none ran Algorithm 1 read literally.
-    """
-    stated = record["config"].get("blending")
-    return BlendRule(**stated) if stated else RULES["literal"]
-
-
-def _replayed(record: dict, rule: BlendRule | None) -> tuple[AdaptiveBlender, list[dict]]:
-    """Algorithm 1 (``rule``, default the record's own) fed the record's measured
-    losses with its preset (``window``, ``reference``, ``power``): the blender
-    after the last measurement and the weights w(n) of every measurement."""
-    p, c = record["config"]["preset"], record["curves"]
-    blender = AdaptiveBlender(list(c["weights"]), p["window"], p["reference"], power=p.get("power", 2.0),
-                              rule=rule or record_rule(record))
-    weights = [blender.update({k: c["loss"]["train"][k][n] for k in blender.branches},
-                              {k: c["loss"]["val"][k][n] for k in blender.branches}) for n in range(len(c["step"]))]
-    return blender, weights
-
-
-def replay(record: dict) -> AdaptiveBlender:
-    """Algorithm 1 replayed on a blending record's measured losses with the
-    record's rule and preset; its weights are the recorded ones."""
-    return _replayed(record, None)[0]
-
-
-def blending_diagnostics(record: dict) -> dict:
-    """What the weights did in a blending run (:meth:`.AdaptiveBlender.diagnostics`):
-    the record's own ``diagnostics``, and every figure a record made before it
-    was recorded lacks from a :func:`replay` of its losses (exact: the replay
-    gives the recorded weights), listed under ``replayed``."""
-    c = record["curves"]
-    replayed = replay(record).diagnostics(c["step"], c["weights"], record["best"]["weights"])
-    stored = record.get("diagnostics", {})
-    return replayed | stored | {"replayed": sorted(set(replayed) - set(stored))}
-
-
-def diagnostics_table(records: list[dict], system: str) -> pd.DataFrame:
-    """What the floor and the fallback of a blending rule hid, run by run.
-
-    Parameters
-    ----------
-    records : list of dict
-        Results records.
-    system : str
-        The row of blending runs to read.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per (fold, seed) run: the share of steps each branch was off
-        (weight below :data:`~mvbook.blending.OFF`), the measurements where some
-        branch improved (Eq. 5 set the weights) and where none did, the selected
-        weights' entropy, and whether any of these came from a replay.
-    """
-    rows = {}
-    for r in records:
-        if row_key(r) == system:
-            d = blending_diagnostics(r)
-            measured = d["updates"] + d["fallbacks"]
-            rows[(r["fold"], r["seed"])] = {**{f"off {k}": v for k, v in d["off_share"].items()},
-                                            "updates": measured - d["uncredited"], "all-zero": d["uncredited"],
-                                            "selected entropy": d["selected_entropy"],
-                                            "replayed": bool(d["replayed"])}
-    return pd.DataFrame.from_dict(rows, orient="index").sort_index()
-
-
-def replay_weights(record: dict, rule: BlendRule | None = None) -> pd.DataFrame:
-    """The weights Algorithm 1 gives when it reads a record's losses.
-
-    Parameters
-    ----------
-    record : dict
-        A results record of a blending run.
-    rule : BlendRule, optional
-        The rule to replay (default: the record's own, :func:`record_rule`).
-
-    Returns
-    -------
-    pandas.DataFrame
-        w(n) of every branch (columns) at every evaluation step (index).
-    """
-    return pd.DataFrame(_replayed(record, rule)[1], index=record["curves"]["step"])
-
-
-def last_active_share(record: dict, branch: str = "mv") -> float:
-    """The share of a run after which ``branch`` is off for good.
-
-    Parameters
-    ----------
-    record : dict
-        A results record of a blending run.
-    branch : str
-        The branch (default ⊕, ``mv``).
-
-    Returns
-    -------
-    float
-        The share of the steps before the branch's weight stays below
-        :data:`~mvbook.blending.OFF` (weights at evaluation i hold until evaluation
-        i + 1); 1.0: it trains to the end.
-
-    Examples
-    --------
-    >>> last_active_share({"curves": {"step": [0, 10, 20, 40], "weights": {"mv": [0.2, 0.5, 0.0, 0.0]}}})
-    0.5
-    """
-    steps, w = record["curves"]["step"], record["curves"]["weights"][branch]
-    alive = [i for i in range(len(steps) - 1) if w[i] >= OFF]
-    return steps[alive[-1] + 1] / steps[-1] if alive else 0.0
 
 
 def claim_verdict(records: list[dict], row: str, baseline: str, unit: str = "fold", alpha: float = 0.05) -> dict:

@@ -7,7 +7,6 @@ import pytest
 from mvbook.results import (
     PAPER_TABLE3,
     fold_accuracies,
-    format_table3,
     late_fusion,
     paired_comparison,
     row_key,
@@ -15,6 +14,7 @@ from mvbook.results import (
     table3,
     uniform_ensemble_accuracy,
 )
+from mvbook.tables import format_table3
 
 
 def committed(relative: str, what: str) -> Path:
@@ -125,7 +125,7 @@ def test_claims_on_means_and_per_fold():
 
 
 def test_weight_shares_by_hand():
-    from mvbook.results import weight_shares
+    from mvbook.replay import weight_shares
     r = fake("multiview", 2, 0.5, se=0.5)
     r["curves"] = {"weights": {"mel": [0.2, 0.0, 0.0], "raw": [0.2, 1.0, 0.7], "mv": [0.6, 0.0, 0.3]}}
     w = weight_shares([r, fake("mel", 2, 0.5)])
@@ -173,7 +173,7 @@ def test_paired_comparison_over_fold_means():
 def test_diagnostics_of_a_legacy_record_come_from_its_replayed_losses():
     import json
 
-    from mvbook.results import blending_diagnostics, diagnostics_table, record_rule, replay
+    from mvbook.replay import blending_diagnostics, diagnostics_table, record_rule, replay
     path = committed("esc10/cpu/mv_literal/fold1-seed0.json", "the literal-rule record")
     rec = json.loads(path.read_text())
     assert "blending" not in rec["config"] and record_rule(rec).name == "literal"
@@ -195,7 +195,7 @@ def test_diagnostics_of_a_legacy_record_come_from_its_replayed_losses():
 def test_diagnostics_a_record_states_agree_with_its_replay_and_the_rest_is_replayed():
     import json
 
-    from mvbook.results import blending_diagnostics, replay
+    from mvbook.replay import blending_diagnostics, replay
     path = committed("esc10/cpu/multiview/fold1-seed0.json", "the authors-rule record")
     rec = json.loads(path.read_text())
     c = rec["curves"]
@@ -227,7 +227,7 @@ def test_claim_verdict_by_hand():
 def test_last_active_share_and_replayed_weights():
     import json
 
-    from mvbook.results import last_active_share, replay_weights
+    from mvbook.replay import last_active_share, replay_weights
     r = {"curves": {"step": [0, 10, 20, 40], "weights": {"mv": [0.2, 0.5, 0.0, 0.0], "mel": [0.8, 0.5, 1.0, 1.0]}}}
     assert last_active_share(r) == 20 / 40 and last_active_share(r, "mel") == 1.0
     floored = {"curves": {"step": [0, 10, 20, 40], "weights": {"mv": [0.2, 0.5, 1e-6, 1e-6]}}}
@@ -242,7 +242,7 @@ def test_last_active_share_and_replayed_weights():
 def test_diagnostics_table_says_which_runs_were_replayed():
     import json
 
-    from mvbook.results import diagnostics_table
+    from mvbook.replay import diagnostics_table
     path = committed("esc10/cpu/multiview/fold1-seed0.json", "the authors-rule record")
     rec = json.loads(path.read_text())
     full = rec | {"seed": 1, "diagnostics": rec["diagnostics"] | {"off_share": {}, "uncredited": 0}}

@@ -27,7 +27,7 @@ from ..errors import ConfigError, DataError
 from .audio import AudioError, read_audio
 
 __all__ = ["DatasetError", "MetadataError", "ClipProblem", "BadClipsError", "MetaProblems", "parse_int", "duplicates",
-           "Clip", "Split", "Dataset", "require_files"]
+           "Clip", "Split", "Dataset", "require_files", "MissingClipsError"]
 
 
 class DatasetError(DataError):

@@ -16,7 +16,7 @@ import uuid
 from .cells import CellFailed, CellResult, Progress
 from .clusters import thread_env
 
-__all__ = ["execute", "submit_cells", "drive"]
+__all__ = ["execute", "submit_cells", "drive", "WATCH_EVERY"]
 
 
 def execute(runner, cell, threads: int, *needed):

@@ -1,0 +1,82 @@
+"""Table 3 as text and as tables to paste elsewhere (markdown, LaTeX, CSV),
+read from the records by :mod:`mvbook.results`. Used by ``python -m mvbook table``.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from .errors import ConfigError
+from .results import ALL_ROW_NAMES, EXTRA_ROW_NAMES, PAPER_TABLE3, ROW_NAMES, table3
+
+__all__ = ["format_table3", "table3_rows", "export_table", "run_labels"]
+
+
+def format_table3(records: list[dict], dataset: str, preset: str, extended: bool = False) -> str:
+    """Table 3 as text: our mean ± std over folds beside the paper's column;
+    ``extended`` adds the rows that are not in the paper (marked †)."""
+    t = table3(records)
+    paper_col = "esc50" if dataset in ("esc50", "esc10") else dataset
+    lines = [f"Table 3 — {dataset}, preset {preset!r} (accuracy %, mean ± std over folds × seeds)"]
+    if records:
+        red = sorted({x for r in records for x in r.get("reduced", [])})
+        if red:
+            lines.append("reduced from the paper: " + "; ".join(red))
+    head = f"{'system':<34}{'ours':>16}{'runs':>6}{'paper (' + paper_col + ')':>18}"
+    lines += [head, "-" * len(head)]
+    for key, name in (ALL_ROW_NAMES if extended else ROW_NAMES).items():
+        if key in EXTRA_ROW_NAMES and key not in t.index:
+            continue
+        paper = PAPER_TABLE3[paper_col].get(key, float("nan")) if paper_col in PAPER_TABLE3 else float("nan")
+        if key in t.index:
+            m, s, n = t.loc[key, "mean"], t.loc[key, "std"], int(t.loc[key, "n"])
+            ours = f"{m:6.2f} ± {s:5.2f}" if n > 1 else f"{m:6.2f}"
+        else:
+            ours, n = "no runs", 0
+        lines.append(f"{name:<34}{ours:>16}{n:>6}{paper:>18.2f}" if paper == paper else
+                     f"{name:<34}{ours:>16}{n:>6}{'—':>18}")
+    if extended:
+        lines.append("† not in the paper (part *Beyond the paper*)")
+    if paper_col != dataset:
+        lines.append(f"(the paper reports ESC-50, 50 classes; {dataset} is not the paper's dataset)")
+    return "\n".join(lines)
+
+
+def table3_rows(records: list[dict], dataset: str, extended: bool = False) -> pd.DataFrame:
+    """Table 3 as a frame for export: system, ours (mean ± std), runs, 95 % CI
+    half-width, the paper's value; rows beyond the paper only when they have runs."""
+    t = table3(records)
+    paper_col = "esc50" if dataset in ("esc50", "esc10") else dataset
+    rows = []
+    for key, name in (ALL_ROW_NAMES if extended else ROW_NAMES).items():
+        if key in EXTRA_ROW_NAMES and key not in t.index:
+            continue
+        m = t.loc[key] if key in t.index else None
+        paper = PAPER_TABLE3[paper_col].get(key) if paper_col in PAPER_TABLE3 else None
+        rows.append({"system": name, "ours": "no runs" if m is None else
+                     (f"{m['mean']:.2f} ± {m['std']:.2f}" if m["n"] > 1 else f"{m['mean']:.2f}"),
+                     "runs": 0 if m is None else int(m["n"]),
+                     "ci95": "" if m is None or m["n"] < 2 else f"{m['ci95']:.2f}",
+                     "paper": "" if paper is None or paper != paper else f"{paper:.2f}"})
+    return pd.DataFrame(rows)
+
+
+def export_table(frame: pd.DataFrame, fmt: str) -> str:
+    """``frame`` as ``markdown`` (a pipe table), ``latex`` (booktabs-free tabular) or ``csv``."""
+    cols = [str(c) for c in frame.columns]
+    cells = [[str(v) for v in row] for row in frame.itertuples(index=False)]
+    if fmt == "csv":
+        return frame.to_csv(index=False).rstrip("\n")
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        return "\n".join(lines + ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells])
+    if fmt == "latex":
+        esc = lambda s: s.replace("%", r"\%").replace("&", r"\&").replace("_", r"\_").replace("±", r"$\pm$")  # noqa: E731
+        body = [" & ".join(esc(c) for c in row) + r" \\" for row in [cols] + cells]
+        return "\n".join([r"\begin{tabular}{l" + "r" * (len(cols) - 1) + "}", body[0], r"\hline", *body[1:],
+                          r"\end{tabular}"])
+    raise ConfigError(f"unknown format {fmt!r}; choose text, markdown, latex or csv")
+
+
+def run_labels(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its (fold, seed) columns labelled ``fold k, seed s``."""
+    return df.rename(columns=lambda c: f"fold {c[0]}, seed {c[1]}" if isinstance(c, tuple) else c)
