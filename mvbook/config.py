@@ -88,7 +88,7 @@ PRESETS = {
 
 
 def check_seed(seed, flag: str = "--seed") -> int:
-    """``seed`` as an int, or a :class:`ConfigError` naming ``flag`` when it is
+    """``seed`` as an int, or a :class:`~mvbook.errors.ConfigError` naming ``flag`` when it is
     not a non-negative integer (numpy's generators take no other)."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigError(f"{flag} {seed}: a seed is an integer 0 or above")

@@ -194,7 +194,7 @@ def commit_worktree(rec: dict, repo=None):
     """Context: the record's ``provenance.git_commit`` checked out in a temporary
     ``git worktree`` of the clone holding ``repo`` (default: the working folder),
     removed afterwards; yields (the worktree, the versions its ``constraints.txt``
-    pins of :data:`_NUMERIC_PACKAGES`). A ConfigError outside a clone, for a record
+    pins of the numeric packages: torch, numpy, librosa …). A ConfigError outside a clone, for a record
     of uncommitted changes or of several commits, or a commit the clone lacks."""
     prov = rec.get("provenance") or {}
     commit = str(prov.get("git_commit", ""))
