@@ -122,7 +122,8 @@ class MetaSystem(System):
                             "them first)." + orphan + " Missing:\n  " + "\n  ".join(missing))
         for rec in runs.values():
             cfg = rec["config"]
-            if (cfg["dataset_fingerprint"], cfg["split_seed"], cfg.get("coder")) != \
+            # records without "coder" predate it and FusionNet (both came in 542f12f): CRNN runs
+            if (cfg["dataset_fingerprint"], cfg["split_seed"], cfg.get("coder", "crnn")) != \
                     (ds.fingerprint(), run.split_seed, self.coder):
                 raise DataError(f"{rec['path']}: not a {self.coder} run on this dataset with split seed "
                                 f"{run.split_seed}")
