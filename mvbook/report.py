@@ -11,7 +11,15 @@ import pandas as pd
 
 from .errors import ConfigError
 from .records import REPO, grid_command, record_path
-from .results import ALL_ROW_NAMES, PAPER_TABLE3, ROW_NAMES, SELF_ENSEMBLE_ROWS, fold_accuracies, row_key
+from .results import (
+    ALL_ROW_NAMES,
+    META_SUM_ROWS,
+    PAPER_TABLE3,
+    ROW_NAMES,
+    SELF_ENSEMBLE_ROWS,
+    fold_accuracies,
+    row_key,
+)
 from .systems import DERIVED, PAPER_SYSTEMS
 
 __all__ = ["SOURCE", "missing_html", "table3_html", "row_commits"]
@@ -37,8 +45,9 @@ def _run_links(rec: dict, base: str) -> str:
     return " ".join(parts)
 
 
-# self-ensemble row → the row of the run it is read from
-SOURCE = {row: system for system, rows in SELF_ENSEMBLE_ROWS.items() for row in rows}
+# a row read from another run (a self-ensemble, a meta-classifier's sum rule) → the row of that run
+SOURCE = {row: system for system, rows in SELF_ENSEMBLE_ROWS.items() for row in rows} | \
+    {row: system for system, row in META_SUM_ROWS.items()}
 
 
 def _ours(vals: pd.Series) -> str:

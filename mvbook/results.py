@@ -13,7 +13,8 @@ from .systems import DERIVED
 
 __all__ = ["PAPER_TABLE3", "ROW_NAMES", "EXTRA_ROW_NAMES", "ALL_ROW_NAMES", "SELF_ENSEMBLE_ROWS", "row_key",
            "uniform_ensemble_accuracy", "late_fusion", "fold_accuracies", "table3", "paired_comparison",
-           "CLAIMS", "VIEW_ROWS", "CLAIMS_BEYOND", "check_claims", "claim_verdict", "UNITS", "sign_flip_p"]
+           "CLAIMS", "VIEW_ROWS", "CLAIMS_BEYOND", "check_claims", "claim_verdict", "UNITS", "sign_flip_p",
+           "META_SUM_ROWS"]
 
 # Table 3 of the paper (accuracy %), keyed like our systems.
 PAPER_TABLE3 = pd.DataFrame(
@@ -51,7 +52,7 @@ SELF_ENSEMBLE_ROWS = {"multiview": ("self_ensemble", "self_ensemble_uniform"),
                       "multiview6": ("multiview6_se", "multiview6_se_uniform")}
 # row of a meta-classifier → the row of the sum rule over its own coders, as its record states it
 # (``config.sum_rule``): crnn_meta's CRNNs are re-trained runs, not the single-view rows' records
-_META_SUM_ROWS = {"crnn_meta": "crnn_sumrule"}
+META_SUM_ROWS = {"crnn_meta": "crnn_sumrule"}
 # Records of these systems whose config names no blending rule were made before the rules were
 # named: they ran Algorithm 1 read literally, so they are rows of ``mv_literal``.
 _LEGACY_ROWS = {"multiview": "mv_literal"}
@@ -120,7 +121,7 @@ def fold_accuracies(records: list[dict]) -> pd.DataFrame:
         Rows (:func:`row_key`) × (fold, seed) columns; derived rows: ``late`` (from
         the four single-view runs), the self-ensembles of the blending runs
         (:data:`SELF_ENSEMBLE_ROWS`), ``sumrule`` and the sum rules that
-        meta-classifier records state (``_META_SUM_ROWS``).
+        meta-classifier records state (:data:`META_SUM_ROWS`).
     """
     cell = {}
     by_run = {}
@@ -134,8 +135,8 @@ def fold_accuracies(records: list[dict]) -> pd.DataFrame:
             selected, uniform = SELF_ENSEMBLE_ROWS[row]
             cell[(selected, run)] = 100 * r["accuracy"]["self_ensemble"]
             cell[(uniform, run)] = 100 * uniform_ensemble_accuracy(r)
-        if row in _META_SUM_ROWS:
-            cell[(_META_SUM_ROWS[row], run)] = 100 * r["config"]["sum_rule"]["accuracy"]
+        if row in META_SUM_ROWS:
+            cell[(META_SUM_ROWS[row], run)] = 100 * r["config"]["sum_rule"]["accuracy"]
     for run, systems in by_run.items():
         for name, members in DERIVED.items():
             if all(v in systems for v in members):
