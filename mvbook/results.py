@@ -50,8 +50,8 @@ ALL_ROW_NAMES = ROW_NAMES | EXTRA_ROW_NAMES
 SELF_ENSEMBLE_ROWS = {"multiview": ("self_ensemble", "self_ensemble_uniform"),
                       "mv_literal": ("mv_literal_se", "mv_literal_se_uniform"),
                       "multiview6": ("multiview6_se", "multiview6_se_uniform")}
-# row of a meta-classifier → the row of the sum rule over its own coders, as its record states it
-# (``config.sum_rule``): crnn_meta's CRNNs are re-trained runs, not the single-view rows' records
+#: row of a meta-classifier → the row of the sum rule over its own coders, as its record states it
+#: (``config.sum_rule``): crnn_meta's CRNNs are re-trained runs, not the single-view rows' records
 META_SUM_ROWS = {"crnn_meta": "crnn_sumrule"}
 # Records of these systems whose config names no blending rule were made before the rules were
 # named: they ran Algorithm 1 read literally, so they are rows of ``mv_literal``.
