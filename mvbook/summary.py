@@ -195,9 +195,9 @@ def compare_sentence(records: list[dict], row: str, baseline: str, unit: str = "
     if baseline not in c.index or not c.loc[baseline, "pairs"]:
         return ""
     x = c.loc[baseline]
-    units = "folds" if unit == "fold" else "runs, as if independent"
+    units = count(int(x["pairs"]), "fold") if unit == "fold" else f"{count(int(x['pairs']), 'run')}, as if independent"
     return (f"{ALL_ROW_NAMES[row].rstrip(' †')} − {ALL_ROW_NAMES[baseline].rstrip(' †')}: {x['mean_diff']:+.2f} "
-            f"points over {int(x['pairs'])} {units} (ahead on {int(x['wins'])}, behind on {int(x['losses'])}; "
+            f"points over {units} (ahead on {int(x['wins'])}, behind on {int(x['losses'])}; "
             f"paired t-test {_p_words(x['p_t'])}, sign-flip test {_p_words(x['p_sign_flip'])})")
 
 
