@@ -27,7 +27,7 @@ from .results import (
 
 __all__ = ["count", "fmt_p", "COMPARISON_FORMAT", "min_wilcoxon_p", "wilcoxon_note", "findings_table",
            "length_margins", "compare_sentence", "weight_pattern", "preset_cost", "capacity", "scale_sentence",
-           "scale_disagreements", "scale_table", "pattern_checks", "rerun_drift"]
+           "scale_disagreements", "scale_table", "pattern_checks", "rerun_drift", "p_words"]
 
 # The rows of the introduction's table of findings, in its order.
 _FINDING_ROWS = ("multiview", "mv_literal", "equal", "concat", "late", "mel", "gam", "cqt", "raw",
@@ -137,7 +137,7 @@ def scale_sentence(records: list[dict], preset: str, row: str = "multiview") -> 
         c = paired_comparison(records, row, [b]).loc[b]
         sig = "significant" if v["p"] < 0.05 else "not significant"
         pairs.append(f"− {name[b]} {v['mean_diff']:+.2f} points over {count(v['pairs'], 'fold')} "
-                     f"(t-test {_p_words(v['p'])}, sign-flip {_p_words(c['p_sign_flip'])}: {sig})")
+                     f"(t-test {p_words(v['p'])}, sign-flip {p_words(c['p_sign_flip'])}: {sig})")
     return head + " Paired over fold means, multi-view " + "; ".join(pairs) + "."
 
 
@@ -198,10 +198,10 @@ def compare_sentence(records: list[dict], row: str, baseline: str, unit: str = "
     units = count(int(x["pairs"]), "fold") if unit == "fold" else f"{count(int(x['pairs']), 'run')}, as if independent"
     return (f"{ALL_ROW_NAMES[row].rstrip(' †')} − {ALL_ROW_NAMES[baseline].rstrip(' †')}: {x['mean_diff']:+.2f} "
             f"points over {units} (ahead on {int(x['wins'])}, behind on {int(x['losses'])}; "
-            f"paired t-test {_p_words(x['p_t'])}, sign-flip test {_p_words(x['p_sign_flip'])})")
+            f"paired t-test {p_words(x['p_t'])}, sign-flip test {p_words(x['p_sign_flip'])})")
 
 
-def _p_words(p: float) -> str:
+def p_words(p: float) -> str:
     """``p = 0.096``, ``p < 0.001`` or ``no p`` (no test possible)."""
     f = fmt_p(p)
     return "no p" if f == "—" else f"p {f}" if f.startswith("<") else f"p = {f}"
