@@ -312,5 +312,5 @@ def test_crnn_meta_refuses_fcn_coders_in_place_of_crnns(fusion, tmp_path):
         ck = tmp_path / "checkpoints" / record_path("synthetic", "smoke", v, 1, 0).with_suffix("")
         ck.mkdir(parents=True)
         (ck / "best.pt").write_bytes(b"")
-    with pytest.raises(RuntimeError, match=r"mel/fold1-seed0.json: not a crnn run"):
+    with pytest.raises(DataError, match=r"mel/fold1-seed0.json: not a crnn run"):
         train(system="crnn_meta", **kw)
