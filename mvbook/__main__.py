@@ -202,7 +202,7 @@ def main(argv=None) -> int:
     try:
         return COMMANDS[args.command](args)
     except (MvbookError, OSError) as e:
-        if isinstance(e, OSError) and e.filename is None:
+        if not isinstance(e, MvbookError) and e.filename is None:     # an OSError that names no file: a bug
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
