@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -94,9 +95,9 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
         contents = dict(zip((c.key for c in ds.clips), clip_ids(ds, cache_dir)))   # the cache's content ids
         state = _loop(tr, paths, dev, seed, fresh, f"{system} fold {fold}", progress, callback, code, contents)
     record = _record(tr, state, ds)
-    record["provenance"] = provenance(dev, state["elapsed"], time.time() - t_start, code)
+    record["provenance"] = provenance(dev, state.elapsed, time.time() - t_start, code)
     record["provenance"]["autocast"] = autocast_name(dev)
-    record["provenance"]["trained_by"] = state["code"]
+    record["provenance"]["trained_by"] = state.code
     return _write(record, paths, tr.config, fresh)
 
 
@@ -166,16 +167,27 @@ _UNKNOWN_CODE = {"from_step": 0, "git_commit": "unknown (a checkpoint from befor
                 "git_dirty": None}
 
 
-def _code_history(state: dict, code: dict, checkpoint: Path) -> None:
+@dataclass
+class _LoopState:
+    """What the loop carries from one evaluation to the next and through a checkpoint
+    (saved as a plain dict: ``vars(state)``)."""
+
+    curves: dict                     # every evaluation's losses, accuracies, weights (:func:`_empty_curves`)
+    step: int = 0                    # the last evaluated step
+    best: dict | None = None         # the selected evaluation: step, val accuracy/loss, weights, test posteriors
+    elapsed: float = 0.0             # seconds of set-up and training so far, over every resume
+    code: list = field(default_factory=lambda: [dict(_UNKNOWN_CODE)])   # which commit trained from which step
+
+
+def _code_history(state: _LoopState, code: dict, checkpoint: Path) -> None:
     """Continue the loop state's code history ("trained_by" of the record: from which
     step which commit trained the run, one entry per segment: each resume adds one)
     by ``code``; say so where a resumed run's code differs."""
-    history = state.setdefault("code", [dict(_UNKNOWN_CODE)])
-    last = history[-1]
-    history.append({"from_step": state["step"], **code})
+    last = state.code[-1]
+    state.code.append({"from_step": state.step, **code})
     if (last["git_commit"], last["git_dirty"]) != (code["git_commit"], code["git_dirty"]):
         dirty = " (modified)" if code["git_dirty"] else ""
-        print(f"resuming {checkpoint} at step {state['step']}: trained so far by {last['git_commit']}, now by "
+        print(f"resuming {checkpoint} at step {state.step}: trained so far by {last['git_commit']}, now by "
               f"{code['git_commit']}{dirty}; the record lists both (provenance.trained_by)", flush=True)
 
 
@@ -184,8 +196,7 @@ def _resume(tr: Training, paths: RunPaths, dev: torch.device, fresh: bool, rng: 
     """(loop state, branch weights): fresh, or restored with the network, the
     optimiser, the weight rule and the random generators from the run's checkpoint
     (which must have been trained on the clip ``contents`` the data root holds now)."""
-    state = {"step": 0, "curves": _empty_curves(tr.branches), "best": None, "elapsed": tr.setup_seconds,
-             "code": [{"from_step": 0, **code}]}
+    state = _LoopState(_empty_curves(tr.branches), elapsed=tr.setup_seconds, code=[{"from_step": 0, **code}])
     if fresh or not paths.checkpoint.exists():
         return state, dict(tr.rule.weights)
     ck = load_checkpoint(paths.checkpoint, dev)
@@ -200,8 +211,9 @@ def _resume(tr: Training, paths: RunPaths, dev: torch.device, fresh: bool, rng: 
     torch.set_rng_state(ck["torch_rng"].cpu())              # map_location moved it to dev
     if dev.type == "cuda" and ck.get("cuda_rng") is not None:  # dropout draws from the GPU's generator
         torch.cuda.set_rng_state(ck["cuda_rng"].cpu(), dev)
-    _code_history(ck["state"], code, paths.checkpoint)
-    return ck["state"], ck["weights"]
+    state = _LoopState(**ck["state"])
+    _code_history(state, code, paths.checkpoint)
+    return state, ck["weights"]
 
 
 def _check_contents(old: dict | None, now: dict, checkpoint: Path) -> None:
@@ -233,7 +245,7 @@ def _append(curves: dict, tr: Training, step: int, weights: dict, res: dict) -> 
 
 
 def _loop(tr: Training, paths: RunPaths, dev: torch.device, seed: int, fresh: bool, desc: str,
-          progress: bool, callback, code: dict, contents: dict) -> dict:
+          progress: bool, callback, code: dict, contents: dict) -> _LoopState:
     """Train ``tr`` to its last step, evaluating every ``tr.eval_every`` steps; returns the loop state."""
     rng = np.random.default_rng([seed, 0])
     state, weights = _resume(tr, paths, dev, fresh, rng, code, contents)
@@ -244,32 +256,32 @@ def _loop(tr: Training, paths: RunPaths, dev: torch.device, seed: int, fresh: bo
     def measure(step: int):
         """Evaluate, update the weights, select, checkpoint."""
         nonlocal weights, clock
-        _check_training(finite, state["step"], step, paths.checkpoint)
+        _check_training(finite, state.step, step, paths.checkpoint)
         res = tr.evaluate()
         _check_finite(res, step, paths.checkpoint)
         weights = tr.rule.update(res["train"]["loss"], res["val"]["loss"])
-        _append(state["curves"], tr, step, weights, res)
-        b = state["best"]
+        _append(state.curves, tr, step, weights, res)
+        b = state.best
         va, vl = res["val"]["accuracy"][main], res["val"]["loss"][main]
         if b is None or va > b["val_accuracy"] or (va == b["val_accuracy"] and vl < b["val_loss"]):
-            state["best"] = {"step": step, "epoch": step / tr.steps_per_epoch, "val_accuracy": va, "val_loss": vl,
-                             "weights": dict(weights), "test_probs": res["test"]["probs"],
-                             "test_accuracy": dict(res["test"]["accuracy"])}
+            state.best = {"step": step, "epoch": step / tr.steps_per_epoch, "val_accuracy": va, "val_loss": vl,
+                          "weights": dict(weights), "test_probs": res["test"]["probs"],
+                          "test_accuracy": dict(res["test"]["accuracy"])}
             atomic_torch_save(tr.model.state_dict(), paths.best)
-        state["step"] = step
-        state["elapsed"] += time.time() - clock
+        state.step = step
+        state.elapsed += time.time() - clock
         clock = time.time()
-        save_checkpoint(paths.checkpoint, state, config=tr.config, model=tr.model.state_dict(),
+        save_checkpoint(paths.checkpoint, vars(state), config=tr.config, model=tr.model.state_dict(),
                         optimizer=tr.optimizer.state_dict(), blender=tr.rule.state_dict(), weights=weights,
                         numpy_rng=rng.bit_generator.state, torch_rng=torch.get_rng_state(),
                         cuda_rng=torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
                         clip_contents=contents)
         if callback:
-            callback({"step": step, "total_steps": tr.total_steps, "curves": state["curves"], "best": state["best"]})
+            callback({"step": step, "total_steps": tr.total_steps, "curves": state.curves, "best": state.best})
 
-    if state["step"] == 0 and not state["curves"]["step"]:
+    if state.step == 0 and not state.curves["step"]:
         measure(0)
-    step = state["step"]
+    step = state.step
     batches = tr.batches(rng)
     bar = tqdm(total=tr.total_steps, initial=step, disable=not progress, desc=desc, unit="step")
     tr.model.train()
@@ -288,25 +300,25 @@ def _loop(tr: Training, paths: RunPaths, dev: torch.device, seed: int, fresh: bo
         if step % tr.eval_every == 0 or step == tr.total_steps:
             measure(step)
             tr.model.train()
-            bar.set_postfix(val_acc=f"{state['curves']['accuracy']['val'][main][-1]:.3f}",
-                            best=f"{state['best']['val_accuracy']:.3f}")
+            bar.set_postfix(val_acc=f"{state.curves['accuracy']['val'][main][-1]:.3f}",
+                            best=f"{state.best['val_accuracy']:.3f}")
     bar.close()
     return state
 
 
-def _record(tr: Training, state: dict, ds) -> dict:
+def _record(tr: Training, state: _LoopState, ds) -> dict:
     """The results record (see :mod:`mvbook.records`) of a finished run, without provenance."""
-    config, best, test = tr.config, state["best"], tr.sets["test"]
+    config, best, test = tr.config, state.best, tr.sets["test"]
     acc = dict(best["test_accuracy"])
     if len(tr.branches) > 1:
         acc["self_ensemble"] = evaluate.ensemble_accuracy(best["test_probs"], best["weights"], test.labels)
-    diagnostics = tr.rule.diagnostics(state["curves"]["step"], state["curves"]["weights"], best["weights"])
+    diagnostics = tr.rule.diagnostics(state.curves["step"], state.curves["weights"], best["weights"])
     return {"schema": SCHEMA, "system": config["system"], "dataset": config["dataset"],
             "fold": config["fold"], "seed": config["seed"], "preset": config["preset"]["name"],
             "reduced": list(config["preset"]["reduced"]), "main_branch": tr.main, "accuracy": acc,
             "system_accuracy": acc[tr.main], "config": config,
             "best": {k: best[k] for k in ("step", "epoch", "val_accuracy", "val_loss", "weights")},
-            "curves": state["curves"],
+            "curves": state.curves,
             "test": {"keys": [ds.clips[i].key for i in test.clips], "labels": test.labels.tolist(),
                      "probs": {k: np.round(v, 5).tolist() for k, v in best["test_probs"].items()}},
             **({"diagnostics": diagnostics} if diagnostics else {})}
