@@ -63,11 +63,15 @@ def _common(vals: pd.Series, seed: int = 0) -> str:
     return f"{one.mean():.2f} ({len(one)})" if len(one) else "—"
 
 
-def _header(cols: list, paper: str, common: bool) -> str:
-    """The table head: one column per (fold, seed), labelled with both; with
-    several seeds, a row of folds above a row of seeds."""
-    fixed = ["system", paper, "ours: mean ± std (runs)", "code (commits)"] + \
+def _fixed_heads(paper: str, common: bool) -> list[str]:
+    """The heads of the columns before the per-run ones."""
+    return ["system", paper, "ours: mean ± std (runs)", "code (commits)"] + \
         (["ours, seed 0 only: mean (folds)"] if common else [])
+
+
+def _header(cols: list, fixed: list[str]) -> str:
+    """The table head: the ``fixed`` columns, then one column per (fold, seed),
+    labelled with both; with several seeds, a row of folds above a row of seeds."""
     seeds = sorted({s for _, s in cols})
     if len(seeds) <= 1:
         label = f", seed {seeds[0]}" if seeds else ""
@@ -77,6 +81,12 @@ def _header(cols: list, paper: str, common: bool) -> str:
     top = "".join(f"<th rowspan='2'>{html.escape(h)}</th>" for h in fixed) + "".join(
         f"<th class='mv-fold' colspan='{sum(1 for g, _ in cols if g == f)}'>fold {f}</th>" for f in folds)
     return f"<tr>{top}</tr><tr>" + "".join(f"<th class='mv-seed'>seed {s}</th>" for _, s in cols) + "</tr>"
+
+
+def _table(head: str, rows: list[list[str]]) -> str:
+    """A Table 3 element (in a horizontally scrolling box) of a head and rows of cells."""
+    body = "".join("<tr>" + "".join(r) + "</tr>" for r in rows)
+    return f"<div class='mv-scroll'><table class='mv-table3'><thead>{head}</thead><tbody>{body}</tbody></table></div>"
 
 
 def row_commits(key: str, runs: dict) -> list[str]:
@@ -185,7 +195,7 @@ def _caption(dataset: str, preset: str, esc50: bool, common: bool, extra: bool) 
 
 def table3_html(records: list[dict], dataset: str, preset: str, *, folds=None, seeds=(0,),
                 base: str = "../", results_dir: str = "results", extended: bool = False,
-                rows=None) -> tuple[str, list[str]]:
+                rows=None, runs_below: bool = False) -> tuple[str, list[str]]:
     """Table 3 as HTML: the paper's column beside ours, then one column per run.
 
     Parameters
@@ -206,6 +216,9 @@ def table3_html(records: list[dict], dataset: str, preset: str, *, folds=None, s
         Add every row that is not in the paper (names marked †, part *Beyond the paper*).
     rows : list of str, optional
         Row keys (of :data:`~mvbook.results.ALL_ROW_NAMES`) to show, in that order.
+    runs_below : bool
+        Put the per-run columns in a second table, folded (``<details>``) below
+        the first, so that the means fit a page's width.
 
     Returns
     -------
@@ -222,24 +235,31 @@ def table3_html(records: list[dict], dataset: str, preset: str, *, folds=None, s
     paper_col = "esc50" if dataset in ("esc50", "esc10") else dataset
     has_paper = paper_col in PAPER_TABLE3
     names, keys = _rows(rows, extended)
-    body, missing = [], []
+    missing = []
     common = len({s for _, s in cols}) > 1                     # rows with more seeds than others: compare on seed 0
-    head = _header(cols, f"paper ({'ESC-50' if paper_col == 'esc50' else paper_col})" if has_paper else "paper",
-                   common)
+    paper_head = f"paper ({'ESC-50' if paper_col == 'esc50' else paper_col})" if has_paper else "paper"
+    fixed_rows, run_rows = [], []
     for key in keys:
         name = names[key]
         if key == "equal" and keys == list(ROW_NAMES) and not any(k[0] == "equal" for k in runs):
             continue
         paper = PAPER_TABLE3[paper_col].get(key) if has_paper else None
         vals = (df.loc[key] if key in df.index else pd.Series(dtype=float)).dropna()
-        cells = [f"<th>{html.escape(name)}</th>", f"<td>{'—' if paper is None else f'{paper:.2f}'}</td>",
-                 f"<td class='mv-mean'>{_ours(vals)}</td>",
-                 f"<td class='mv-code'>{html.escape(', '.join(row_commits(key, runs)) or '—')}</td>"] + \
-            ([f"<td class='mv-mean'>{_common(vals)}</td>"] if common else [])
-        cells += [_run_cell(key, name, vals, runs, f, s, base, missing, (dataset, preset, results_dir))
-                  for f, s in cols]
-        body.append("<tr>" + "".join(cells) + "</tr>")
+        head_cell = f"<th>{html.escape(name)}</th>"
+        fixed_rows.append([head_cell, f"<td>{'—' if paper is None else f'{paper:.2f}'}</td>",
+                           f"<td class='mv-mean'>{_ours(vals)}</td>",
+                           f"<td class='mv-code'>{html.escape(', '.join(row_commits(key, runs)) or '—')}</td>"]
+                          + ([f"<td class='mv-mean'>{_common(vals)}</td>"] if common else []))
+        run_rows.append([_run_cell(key, name, vals, runs, f, s, base, missing, (dataset, preset, results_dir))
+                         for f, s in cols])
     caption = _caption(dataset, preset, paper_col == "esc50", common, any(k not in ROW_NAMES for k in keys))
-    table = (f"<p class='mv-caption'>{caption}.</p><div class='mv-scroll'><table class='mv-table3'><thead>"
-             + head + "</thead><tbody>" + "".join(body) + "</tbody></table></div>")      # the caption wraps
+    fixed = _fixed_heads(paper_head, common)
+    if runs_below:
+        table = (_table(_header([], fixed), fixed_rows) + "<details class='mv-runs'><summary>Each run of the table "
+                 f"({len(cols)} columns: the accuracy of every (fold, seed), linked to its notebook and record)"
+                 "</summary>" + _table(_header(cols, ["system"]), [[f[0]] + r for f, r in zip(fixed_rows, run_rows)])
+                 + "</details>")
+    else:
+        table = _table(_header(cols, fixed), [f + r for f, r in zip(fixed_rows, run_rows)])
+    table = f"<p class='mv-caption'>{caption}.</p>" + table                   # the caption wraps
     return table, missing

@@ -34,6 +34,20 @@ def test_table3_html_links_every_cell_and_explains_the_empty_ones(tmp_path, monk
     assert len(missing) == rows * 3 - rows - 1
 
 
+def test_runs_below_folds_the_per_run_columns_under_the_means(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "REPO", tmp_path)
+    recs = [fake_record(tmp_path, s, f, acc=0.5 + f / 10) for s in ("mel", "multiview") for f in (1, 2)]
+    wide, missing = report.table3_html(recs, "esc10", "cpu", folds=[1, 2, 3], rows=["mel", "multiview"])
+    folded, missing_folded = report.table3_html(recs, "esc10", "cpu", folds=[1, 2, 3], rows=["mel", "multiview"],
+                                                runs_below=True)
+    means, runs = folded.split("<details", 1)
+    assert "fold 1" not in means and "65.00 ± 7.07 (2)" in means and "ours: mean" in means
+    assert "fold 3, seed 0" in runs and "ours: mean" not in runs and runs.endswith("</details>")
+    for cell in ("fold1-seed0.json", "fold2-seed0.json"):                  # the same linked cells as the wide table
+        assert wide.count(cell) == runs.count(cell) == 2
+    assert missing_folded == missing and means.count("<tr>") == runs.count("<tr>") == 3
+
+
 def test_every_command_is_the_grid_command_of_mvbook_records(tmp_path, monkeypatch):
     monkeypatch.setattr(report, "REPO", tmp_path)
     recs = [fake_record(tmp_path, s, 1) for s in ("mel", "gam")]
