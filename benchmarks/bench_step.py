@@ -360,14 +360,15 @@ def main():
           f"load average {os.getloadavg()[0]:.2f}")
 
     peak, peak_cpu = matmul_peak(dev, torch.float32)
-    peak_bf, _ = matmul_peak(dev, torch.bfloat16)
+    # the bfloat16 peak is the reference of the bfloat16 variants only (it takes minutes on a CPU without bf16 units)
+    peak_bf = matmul_peak(dev, torch.bfloat16)[0] if bf16 or dev.type == "cuda" else None
     FIGURES["machine"] = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
                           "threads": torch.get_num_threads(), "device": str(dev),
                           "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
                           "load_start": os.getloadavg()[0], "peak_fp32": peak, "peak_fp32_cpu": peak_cpu,
                           "peak_bf16": peak_bf, "kept_memory": kept}
     print(f"\nmatmul peak (this run): float32 {peak / 1e9:8.1f} GFLOP/s ({peak_cpu / 1e9:.1f} per CPU second), "
-          f"bfloat16 {peak_bf / 1e9:8.1f} GFLOP/s (x{peak_bf / peak:.2f})")
+          + (f"bfloat16 {peak_bf / 1e9:8.1f} GFLOP/s (x{peak_bf / peak:.2f})" if peak_bf else "bfloat16 not measured"))
 
     step_time = {}
     best_rate = peak_cpu if dev.type == "cpu" else peak           # fastest float32 FLOP/s seen in this run
