@@ -290,13 +290,30 @@ CLAIMS_BEYOND = (
 
 
 def check_claims(records: list[dict], claims=CLAIMS) -> pd.DataFrame:
-    """Each claim on the mean accuracies and fold by fold: the margin (percentage
-    points) of the weakest row of the left side over the strongest of the right,
-    on the means over the (fold, seed) runs that all the rows have (so that a row
-    with more seeds is not compared on other runs) and on each of those runs,
-    and in how many of them the claim holds. The ``on the means`` column says only
-    whether the means are in the claimed order; whether that is more than chance is
-    :func:`claim_verdict`'s (a paired test)."""
+    """Each claim checked on the mean accuracies and run by run.
+
+    The margin (percentage points) of the weakest row of the left side over the
+    strongest of the right, on the means over the (fold, seed) runs that all the
+    claim's rows have (so that a row with more seeds is not compared on other
+    runs) and on each of those runs. The ``on the means`` column says only whether
+    the means are in the claimed order; whether that is more than chance is
+    :func:`claim_verdict`'s (a paired test).
+
+    Parameters
+    ----------
+    records : list of dict
+        Results records of one dataset and preset.
+    claims : sequence of (str, tuple of str, tuple of str)
+        (claim, rows that should be higher, rows they should beat), as :data:`CLAIMS`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``claim``: ``on the means`` (``"in this order"``, ``"not in
+        this order"`` or ``"not enough runs"``), ``mean margin`` (points; NaN
+        without runs), ``runs where it holds`` (``"k of n"``) and ``margin per
+        run`` (the margins as text).
+    """
     df = fold_accuracies(records)
     out = []
     for claim, left, right in claims:
