@@ -102,6 +102,8 @@ def plot_blending_trace(trace: pd.DataFrame, title: str | None = None):
 
     The validation losses (thin: measured; thick: smoothed over W; dashed: the
     reference L*), G (Eq. 3), O (Eq. 4) and the weights w (Eq. 5) of every branch.
+    A trace of the slope rule (no ``Lstar_va``: its estimates are slopes) has the
+    measured losses only in the first panel.
 
     Parameters
     ----------
@@ -116,19 +118,21 @@ def plot_blending_trace(trace: pd.DataFrame, title: str | None = None):
     """
     fig, axes = plt.subplots(2, 2, figsize=(FIG_WIDTH, 7.6), sharex=True, constrained_layout=True)
     axes = axes.ravel()
-    for k in dict.fromkeys(trace["branch"]):
+    means = "Lstar_va" in trace          # a mean-estimator rule: smoothed losses and references L*;
+    for k in dict.fromkeys(trace["branch"]):   # the slope rule's estimates are slopes, not losses
         d = trace[trace["branch"] == k]
         col = BRANCH_COLOR[k]
-        axes[0].plot(d["step"], d["L_va"], color=col, lw=0.6, alpha=0.45)
-        if "Lbar_va" in d:
+        axes[0].plot(d["step"], d["L_va"], color=col, lw=0.6 if means else 1.2, alpha=0.45 if means else 1.0)
+        if means:
             axes[0].plot(d["step"], d["Lbar_va"], color=col, lw=1.6, label=BRANCH_LABEL[k])
             axes[0].plot(d["step"], d["Lstar_va"], color=col, lw=0.9, ls="--", drawstyle="steps-post")
+        if "G" in d:
             axes[1].plot(d["step"], d["G"], color=col, marker=".", ms=3)
             axes[2].plot(d["step"], d["O"], color=col, marker=".", ms=3)
         axes[3].plot(d["step"], d["w"], color=col, marker=".", ms=3, label=BRANCH_LABEL[k])
-    for ax, t in zip(axes, ("(a) validation loss: measured (thin),\nsmoothed $\\bar L_\\diamond$, "
-                            "reference $L^*_\\diamond$ (dashed)",
-                            "(b) generalisation $G(n)$ (Eq. 3)", "(c) overfitting $O(n)$ (Eq. 4)",
+    loss_title = ("(a) validation loss: measured (thin),\nsmoothed $\\bar L_\\diamond$, reference $L^*_\\diamond$ "
+                  "(dashed)" if means else "(a) validation loss, measured")
+    for ax, t in zip(axes, (loss_title, "(b) generalisation $G(n)$ (Eq. 3)", "(c) overfitting $O(n)$ (Eq. 4)",
                             "(d) weight $w(n)$ (Eq. 5)")):
         ax.set_title(t)
     for ax in axes[2:]:

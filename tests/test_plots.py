@@ -189,3 +189,18 @@ def test_figures_are_sized_for_the_books_column(tmp_path):
     assert fig.get_size_inches()[0] == plots_runs.FIG_WIDTH and len(fig.axes) == 4
     assert min(t.get_fontsize() for t in fig.legends[0].get_texts()) >= plots_runs.FONT_PT
     plt.close("all")
+
+
+def test_blending_trace_of_the_slope_rule_is_drawn():
+    """A trace of the slope rule (``mv_slope``) has no references L* and its estimates
+    are slopes, not losses: panel (a) draws the measured losses only, (b)–(d) G, O, w."""
+    from mvbook.blending import RULES
+    trace = plots.blending_trace(fake_curves(n=20), window=3, rule=RULES["slope"])
+    assert "Lstar_va" not in trace and trace["G"].notna().any()
+    fig = plots.plot_blending_trace(trace)
+    a, g, o, w = fig.axes
+    assert len(a.lines) == len(BRANCHES)                                   # measured, one per branch
+    for ax in (g, o, w):
+        assert len([line for line in ax.lines if line.get_marker() == "."]) == len(BRANCHES)
+    assert "reference" not in a.get_title(loc="left")
+    plt.close("all")
