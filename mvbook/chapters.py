@@ -494,6 +494,7 @@ def bash_block(commands):
         A fenced ``bash`` block.
     """
     from IPython.display import Markdown  # optional: chapters run in IPython
+    commands = list(commands)                                    # read twice below: a generator once
     lines = [c if isinstance(c, str) else c[0] for c in commands]
     notes = ["" if isinstance(c, str) else c[1] for c in commands]
     width = max((len(line) for line, note in zip(lines, notes) if note), default=0)   # comments aligned
