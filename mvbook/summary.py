@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .config import PRESETS, get_preset
+from .errors import DataError
 from .fusionnet import FeatureCodingNet
 from .models import CRNN1D, CRNN2D, n_params
 from .results import (
@@ -448,9 +449,11 @@ def rerun_drift(records: list[dict], reruns: list[dict]) -> pd.DataFrame:
     Parameters
     ----------
     records : list of dict
-        The committed results records.
+        The committed results records of one dataset and preset
+        (:func:`mvbook.chapters.main_records`).
     reruns : list of dict
-        The re-runs' records; one without a committed counterpart is left out.
+        The re-runs' records; one without a committed record of the same
+        system, dataset, preset, fold and seed is left out.
 
     Returns
     -------
@@ -460,13 +463,23 @@ def rerun_drift(records: list[dict], reruns: list[dict]) -> pd.DataFrame:
         ``step (re-run)`` (the selected steps) and ``same code, torch and
         threads`` (whether commit, torch and thread count were the same, so that
         what is left to differ is the machine).
+
+    Raises
+    ------
+    mvbook.errors.DataError
+        When the re-runs set beside records span more than one (dataset,
+        preset): their lines would share (system, fold, seed).
     """
     mine = {(r["system"], r["dataset"], r["preset"], r["fold"], r["seed"]): r for r in records}
-    rows = {}
+    rows, groups = {}, set()
     for again in reruns:
         key = (again["system"], again["dataset"], again["preset"], again["fold"], again["seed"])
         if key not in mine:
             continue
+        groups.add(key[1:3])
+        if len(groups) > 1:
+            raise DataError(f"rerun_drift sets re-runs of one dataset and preset beside their records, not of "
+                            f"{sorted(groups)}: pass the records of one (dataset, preset)")
         was, a, b = mine[key], mine[key]["provenance"], again["provenance"]
         rows[(key[0], key[3], key[4])] = {
             "record": 100 * was["system_accuracy"], "re-run": 100 * again["system_accuracy"],

@@ -101,3 +101,19 @@ def test_scale_table_pairs_the_runs_both_lengths_have(tmp_path):
     assert mv["long − short"] == pytest.approx(((85 - 70) + (70 - 80)) / 2)          # fold 1 seed 0, fold 2 seed 0
     assert mv["sign-flip p (folds)"] == pytest.approx(1.0)       # (+15, −10): all 4 sign choices give |mean| >= 2.5
     assert t.loc["concat", "pairs"] == 0 and np.isnan(t.loc["concat", "long − short"])
+
+
+def test_rerun_drift_does_not_conflate_datasets_or_presets(tmp_path):
+    """A re-run is set beside the record of its own dataset and preset only, and the
+    rows of two (dataset, preset) groups are never merged into one (system, fold, seed) row."""
+    from mvbook.errors import DataError
+    prov = {"git_commit": "abc", "torch": "2.14.1", "torch_threads": 1}
+    cpu = fake_record(tmp_path, "mel", 1, acc=0.7) | {"provenance": prov}
+    long = fake_record(tmp_path / "l", "mel", 1, acc=0.9) | {"provenance": prov, "preset": "long"}
+    again_cpu = fake_record(tmp_path / "re", "mel", 1, acc=0.75) | {"provenance": prov}
+    again_long = fake_record(tmp_path / "rl", "mel", 1, acc=0.8) | {"provenance": prov, "preset": "long"}
+    assert S.rerun_drift([cpu], [again_long]).empty                      # another preset: not this run
+    d = S.rerun_drift([cpu], [again_long, again_cpu])
+    assert d.loc[("mel", 1, 0), "Δ"] == pytest.approx(5.0)
+    with pytest.raises(DataError, match="one dataset and preset"):
+        S.rerun_drift([cpu, long], [again_cpu, again_long])               # two groups: (mel, 1, 0) twice
