@@ -117,3 +117,15 @@ def test_rerun_drift_does_not_conflate_datasets_or_presets(tmp_path):
     assert d.loc[("mel", 1, 0), "Δ"] == pytest.approx(5.0)
     with pytest.raises(DataError, match="one dataset and preset"):
         S.rerun_drift([cpu, long], [again_cpu, again_long])               # two groups: (mel, 1, 0) twice
+
+
+def test_preset_cost_counts_the_paper_steps_on_the_dataset_compared_with(tmp_path):
+    """The paper's steps are its epochs × the steps of one epoch on the same dataset
+    (training clips of a fold / batch 64, rounded up as training does)."""
+    rec = fake_record(tmp_path, "multiview", 1) | {"config": {"steps": 600, "epochs": 120}}
+    assert S.preset_cost(rec)["steps_paper"] == 3000 * 25                        # ESC-50, the chapters' default
+    assert S.preset_cost(rec, "esc50") == S.preset_cost(rec)
+    assert S.preset_cost(rec, "gtzan")["steps_paper"] == 1500 * 15               # 900 training clips: 15 steps
+    assert S.preset_cost(rec, "dcase2016")["steps_paper"] == 1500 * 19           # 1,170 development segments
+    own = S.preset_cost(rec, None)                                                # the record's dataset: ESC-10
+    assert (own["epochs_paper"], own["steps_paper"], own["step_share"]) == (3000, 3000 * 5, 600 / 15000)
