@@ -219,6 +219,8 @@ def scale_sentence(records: list[dict], preset: str, row: str = "multiview") -> 
         The means (with their numbers of runs), then each paired comparison over
         fold means with the t-test's and the sign-flip test's p and whether it is
         significant (t-test p < 0.05); a short sentence when ``row`` has no run.
+        ``row`` is named "the multi-view network" when it is ``multiview``, else by
+        its key and :data:`~mvbook.results.ALL_ROW_NAMES` name.
     """
     f = _scale_findings(records, row)
     if row not in f["mean"].index:
@@ -228,8 +230,10 @@ def scale_sentence(records: list[dict], preset: str, row: str = "multiview") -> 
         name[f["best_view"]] = f"the best single view ({ALL_ROW_NAMES[f['best_view']]})"
     means = ", ".join(f"{name[b]} {f['mean'][b]:.2f} ({count(int(f['n'][b]), 'run')})" for b in f["verdicts"])
     steps = " or ".join(f"{s:,}" for s in f["steps"])
+    who = ("the multi-view network", "multi-view") if row == "multiview" else \
+        (f"`{row}` ({ALL_ROW_NAMES[row].rstrip(' †')})", f"`{row}`")
     head = (f"At `{preset}` ({steps} training steps; {count(len(f['folds']), 'fold')} × "
-            f"{count(len(f['seeds']), 'seed')}), the multi-view network reaches {f['mean'][row]:.2f} % "
+            f"{count(len(f['seeds']), 'seed')}), {who[0]} reaches {f['mean'][row]:.2f} % "
             f"({count(int(f['n'][row]), 'run')}); {means}.")
     pairs = []
     for b, v in f["verdicts"].items():
@@ -240,7 +244,7 @@ def scale_sentence(records: list[dict], preset: str, row: str = "multiview") -> 
         sig = "significant" if v["p"] < 0.05 else "not significant"
         pairs.append(f"− {name[b]} {v['mean_diff']:+.2f} points over {count(v['pairs'], 'fold')} "
                      f"(t-test {p_words(v['p'])}, sign-flip {p_words(c['p_sign_flip'])}: {sig})")
-    return head + " Paired over fold means, multi-view " + "; ".join(pairs) + "."
+    return head + f" Paired over fold means, {who[1]} " + "; ".join(pairs) + "."
 
 
 def scale_disagreements(short: list[dict], long: list[dict], row: str = "multiview") -> list[str]:
@@ -434,14 +438,14 @@ def pattern_checks(pattern: pd.DataFrame, early=("mel", "gam", "cqt"), late: str
     Returns
     -------
     dict
-        Claim (str) → whether it holds (bool).
+        Claim (str, naming ``late``) → whether it holds (bool).
     """
     w, u = pattern, 1 / pattern.shape[1]
     first, second = w.loc["first half"], w.loc["second half"]
     return {f"each 2D branch above its uniform share ({u:.2f}) in the first half": bool((first[list(early)] > u).all()),
-            "each 2D branch above raw in the first half": bool((first[list(early)] > first[late]).all()),
+            f"each 2D branch above {late} in the first half": bool((first[list(early)] > first[late]).all()),
             "each 2D branch lower in the second half": bool((second[list(early)] < first[list(early)]).all()),
-            "raw higher in the second half": bool(second[late] > first[late])}
+            f"{late} higher in the second half": bool(second[late] > first[late])}
 
 
 def rerun_drift(records: list[dict], reruns: list[dict]) -> pd.DataFrame:

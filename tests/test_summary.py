@@ -129,3 +129,25 @@ def test_preset_cost_counts_the_paper_steps_on_the_dataset_compared_with(tmp_pat
     assert S.preset_cost(rec, "dcase2016")["steps_paper"] == 1500 * 19           # 1,170 development segments
     own = S.preset_cost(rec, None)                                                # the record's dataset: ESC-10
     assert (own["epochs_paper"], own["steps_paper"], own["step_share"]) == (3000, 3000 * 5, 600 / 15000)
+
+
+def test_scale_sentence_names_the_row_it_compares(tmp_path):
+    cfg = {"config": {"steps": 600, "epochs": 120, "blending": {}}}
+    recs = [fake_record(tmp_path, s, f, acc=a + 0.01 * f) | cfg
+            for s, a in (("mv_slope", 0.8), ("concat", 0.7), ("multiview", 0.75)) for f in (1, 2, 3)]
+    slope = S.scale_sentence(recs, "cpu", row="mv_slope")
+    assert "multi-view network" not in slope and "multi-view −" not in slope
+    assert slope.count("`mv_slope`") == 2 and "82.00 %" in slope                # mean of 81, 82, 83
+    mv = S.scale_sentence(recs, "cpu")
+    assert "the multi-view network reaches 77.00 %" in mv and "Paired over fold means, multi-view − " in mv
+
+
+def test_pattern_checks_say_which_branch_is_late():
+    w = pd.DataFrame({k: [0.25, 0.15] for k in ("mel", "gam", "cqt")} | {"mv": [0.2, 0.2], "raw": [0.05, 0.35]},
+                     index=["first half", "second half"])
+    assert list(S.pattern_checks(w)) == [                                  # the default: raw, as the chapters say
+        "each 2D branch above its uniform share (0.20) in the first half", "each 2D branch above raw in the first half",
+        "each 2D branch lower in the second half", "raw higher in the second half"]
+    checks = S.pattern_checks(w, late="mv")
+    assert not any("raw" in claim for claim in checks)
+    assert checks["mv higher in the second half"] is False and checks["each 2D branch above mv in the first half"]
