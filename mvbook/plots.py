@@ -280,9 +280,9 @@ def attention_maps(crnn, x):
     Parameters
     ----------
     crnn : torch.nn.Module
-        A CRNN with an ``attention`` pooling layer; it is put in eval mode.
-    x : array_like, shape (T, 64) or (samples,)
-        One un-batched input: a 2D view or a waveform.
+        A CRNN with an ``attention`` pooling layer, on any device; it is put in eval mode.
+    x : array_like or torch.Tensor, shape (T, 64) or (samples,)
+        One un-batched input: a 2D view or a waveform; it is moved to ``crnn``'s device.
 
     Returns
     -------
@@ -294,15 +294,16 @@ def attention_maps(crnn, x):
         The recurrent layer's output that the attention pools.
     """
     import torch
+    device = next(crnn.parameters()).device                  # x goes to the model, the maps come back
     captured = {}
     hook = crnn.attention.register_forward_hook(lambda m, inp, out: captured.setdefault("H", inp[0]))
     try:
         with torch.no_grad():
-            crnn.eval()(torch.as_tensor(np.asarray(x, dtype=np.float32))[None])
+            crnn.eval()(torch.as_tensor(x, dtype=torch.float32, device=device)[None])
             alpha, beta = crnn.attention.weights(captured["H"])
     finally:
         hook.remove()
-    return alpha[0].numpy(), beta[0].numpy(), captured["H"][0].numpy()
+    return alpha[0].cpu().numpy(), beta[0].cpu().numpy(), captured["H"][0].cpu().numpy()
 
 
 def plot_attention(X, view: str, sr: int, alpha, beta, H, *, t0: float = 0.0, title: str | None = None):

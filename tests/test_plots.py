@@ -204,3 +204,25 @@ def test_blending_trace_of_the_slope_rule_is_drawn():
         assert len([line for line in ax.lines if line.get_marker() == "."]) == len(BRANCHES)
     assert "reference" not in a.get_title(loc="left")
     plt.close("all")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device"))])
+def test_attention_maps_run_on_the_models_device(device):
+    crnn = models.CRNN2D(width=1 / 16).to(device)
+    X = np.random.default_rng(0).standard_normal((50, 64)).astype(np.float32)
+    alpha, beta, H = plots.attention_maps(crnn, X)
+    assert all(isinstance(a, np.ndarray) for a in (alpha, beta, H))
+    assert alpha.shape == (50,) and H.shape == (50, beta.shape[0])
+    assert next(crnn.parameters()).device.type == device                  # the model stays where it was
+    again = plots.attention_maps(crnn, torch.as_tensor(X, device=device))  # a tensor input, on that device
+    np.testing.assert_allclose(again[0], alpha, rtol=1e-6)
+
+
+def test_attention_maps_move_the_input_to_the_model_and_the_maps_back():
+    """Without an accelerator: on the meta device (shapes, no data) the forward pass
+    runs only if the input is moved there, and then only copying the maps back to
+    the host can fail."""
+    crnn = models.CRNN2D(width=1 / 16).to("meta")
+    with pytest.raises(NotImplementedError, match="Cannot copy out of meta tensor"):
+        plots.attention_maps(crnn, np.zeros((50, 64), dtype=np.float32))
