@@ -351,9 +351,11 @@ def claim_verdict(records: list[dict], row: str, baseline: str, unit: str = "fol
     Returns
     -------
     dict
-        ``verdict``: ``"holds"`` (mean difference > 0 and p < ``alpha``), ``"not
-        shown"`` (> 0, not significant), ``"does not hold"`` (≤ 0; ``reversed`` when
-        significantly below) or ``"too few runs"`` (fewer than two pairs); with
+        ``verdict``: ``"holds"`` (mean difference ≥ 0.005 points, at least +0.01
+        at the tables' two decimals, and p < ``alpha``), ``"not shown"`` (≥ 0.005,
+        p ≥ ``alpha`` or NaN), ``"does not hold"`` (below 0.005: +0.00 or less, the
+        float noise of equal accuracies included; ``reversed`` when below 0 with
+        p < ``alpha``) or ``"too few runs"`` (fewer than two pairs); with
         ``pairs``, ``mean_diff`` (percentage points), ``wins``, ``losses``, ``p``
         (the t-test's) and ``p_sign_flip`` (the exact sign-flip test's, :func:`sign_flip_p`).
     """
