@@ -57,19 +57,51 @@ N_FOLDS = {"esc10": 5, "esc50": 5, "synthetic": 5, "gtzan": 10, "dcase2016": 1} 
 
 
 def protocol_folds(dataset: str) -> range:
-    """The test folds of ``dataset``'s protocol (§3.1.3), for the columns of a table."""
+    """The test folds of a dataset's protocol (§3.1.3), for the columns of a table.
+
+    Parameters
+    ----------
+    dataset : str
+        A dataset name (a key of :data:`N_FOLDS`; any other has one fold).
+
+    Returns
+    -------
+    range
+        1 to the number of folds.
+
+    Examples
+    --------
+    >>> list(protocol_folds("esc10"))
+    [1, 2, 3, 4, 5]
+    """
     return range(1, N_FOLDS.get(dataset, 1) + 1)
 
 
 # --- the settings chapters run with ------------------------------------------------------
 
 def book_preset() -> str:
-    """``$MVBOOK_PRESET``, default ``smoke`` (the book build and the tests)."""
+    """The preset the chapters train with.
+
+    Returns
+    -------
+    str
+        ``$MVBOOK_PRESET``, default ``smoke`` (the book build and the tests).
+    """
     return os.environ.get("MVBOOK_PRESET") or "smoke"
 
 
 def real_data_available(root=None) -> bool:
-    """True when the data root (``root`` or ``$MVBOOK_DATA``) holds ESC-10."""
+    """Whether the data root holds ESC-10.
+
+    Parameters
+    ----------
+    root : str or path-like, optional
+        The data root; default ``$MVBOOK_DATA`` (:func:`~mvbook.data.load_dataset`).
+
+    Returns
+    -------
+    bool
+    """
     try:
         load_dataset("esc10", root)
     except DatasetError:
@@ -78,28 +110,61 @@ def real_data_available(root=None) -> bool:
 
 
 def book_dataset(root=None) -> str:
-    """``$MVBOOK_DATASET`` if set, else ``esc10`` when the data root holds it,
-    else the offline ``synthetic`` task."""
+    """The dataset the chapters train on.
+
+    Parameters
+    ----------
+    root : str or path-like, optional
+        The data root; default ``$MVBOOK_DATA``.
+
+    Returns
+    -------
+    str
+        ``$MVBOOK_DATASET`` if set, else ``esc10`` when the data root holds it,
+        else the offline ``synthetic`` task.
+    """
     return os.environ.get("MVBOOK_DATASET") or ("esc10" if real_data_available(root) else "synthetic")
 
 
 def in_clone() -> bool:
-    """Whether mvbook runs from a clone of its repository (not installed from a wheel into site-packages)."""
+    """Whether mvbook runs from a clone of its repository.
+
+    Returns
+    -------
+    bool
+        False when it is installed from a wheel into site-packages.
+    """
     return (REPO / "pyproject.toml").is_file() and (REPO / "book").is_dir()
 
 
 def runs_dir() -> Path:
-    """Where the book's own runs go: ``$MVBOOK_RUNS``, default ``runs/book`` of
-    the clone (git-ignored), or of the current folder outside a clone."""
+    """Where the book's own runs go.
+
+    Returns
+    -------
+    pathlib.Path
+        ``$MVBOOK_RUNS``, default ``runs/book`` of the clone (git-ignored), or of
+        the current folder outside a clone.
+    """
     if os.environ.get("MVBOOK_RUNS"):
         return Path(os.environ["MVBOOK_RUNS"])
     return (REPO if in_clone() else Path.cwd()) / "runs" / "book"
 
 
 def results_dir() -> Path:
-    """The records the book documents: ``$MVBOOK_RESULTS``, default the clone's
-    ``results/``; outside a clone (mvbook installed from a wheel, which holds no
-    records) a :class:`~mvbook.errors.DataError` saying where to point it."""
+    """The folder of the records the book documents.
+
+    Returns
+    -------
+    pathlib.Path
+        ``$MVBOOK_RESULTS``, default the clone's ``results/``.
+
+    Raises
+    ------
+    mvbook.errors.DataError
+        Outside a clone (mvbook installed from a wheel, which holds no records)
+        without ``$MVBOOK_RESULTS``: the message says where to point it.
+    """
     if os.environ.get("MVBOOK_RESULTS"):
         return Path(os.environ["MVBOOK_RESULTS"])
     if not in_clone():
@@ -109,15 +174,55 @@ def results_dir() -> Path:
 
 
 def resolve(value, default):
-    """A notebook parameter: ``"auto"`` (or None) means ``default()``."""
+    """A notebook parameter, ``"auto"`` resolved.
+
+    Parameters
+    ----------
+    value : object
+        The parameter's value; ``"auto"`` or None means the default.
+    default : callable
+        Called without arguments for the default (e.g. :func:`book_preset`).
+
+    Returns
+    -------
+    object
+        ``value``, or ``default()``.
+
+    Examples
+    --------
+    >>> resolve("auto", lambda: "smoke"), resolve("cpu", lambda: "smoke")
+    ('smoke', 'cpu')
+    """
     return default() if value in (None, "auto") else value
 
 
 def book_run(system: str = "multiview", dataset=None, preset=None, fold: int = 1, seed: int = 0,
              progress: bool = False) -> dict:
-    """A run of ``system`` with the book's settings, trained once into
-    :func:`runs_dir` and reused afterwards (its record says when and how it was
-    trained). Returns the record, with ``"path"``."""
+    """A run of ``system`` with the book's settings, trained once and reused.
+
+    It is trained into :func:`runs_dir` the first time (:func:`mvbook.train.train`);
+    afterwards its record (which says when and how it was trained) is read back.
+
+    Parameters
+    ----------
+    system : str
+        A system name (:func:`mvbook.systems.get_system`).
+    dataset : str, optional
+        Default :func:`book_dataset`.
+    preset : str, optional
+        Default :func:`book_preset`.
+    fold : int
+        Test fold.
+    seed : int
+        Random seed.
+    progress : bool
+        Show progress bars while training.
+
+    Returns
+    -------
+    dict
+        The run's results record, with ``"path"`` (its file).
+    """
     dataset, preset = dataset or book_dataset(), preset or book_preset()
     paths = RunPaths(runs_dir(), dataset, preset, system, fold, seed)
     if paths.record.exists() and paths.best.exists():
@@ -127,8 +232,19 @@ def book_run(system: str = "multiview", dataset=None, preset=None, fold: int = 1
 
 
 def record_groups(root=None) -> dict:
-    """(dataset, preset) → the records under ``root`` (default :func:`results_dir`;
-    none when it is absent)."""
+    """The committed records by (dataset, preset).
+
+    Parameters
+    ----------
+    root : str or path-like, optional
+        Where the records lie; default :func:`results_dir`.
+
+    Returns
+    -------
+    dict
+        (dataset, preset) → list of records (:func:`mvbook.records.load_records`);
+        empty when ``root`` is absent.
+    """
     root = results_dir() if root is None else root
     groups = {}
     for r in load_records(root) if Path(root).is_dir() else []:
@@ -137,17 +253,47 @@ def record_groups(root=None) -> dict:
 
 
 def main_records(root=None) -> tuple[tuple[str, str], list[dict]]:
-    """((dataset, preset), records) of the group the book's tables show: ESC-10
-    at the ``cpu`` preset when ``root`` has it, else the largest group."""
+    """The group of records the book's tables show.
+
+    ESC-10 at the ``cpu`` preset when ``root`` has it, else the largest group.
+
+    Parameters
+    ----------
+    root : str or path-like, optional
+        Where the records lie; default :func:`results_dir`.
+
+    Returns
+    -------
+    tuple
+        ``((dataset, preset), records)``; ``(("esc10", "cpu"), [])`` without records.
+    """
     groups = record_groups(root)
     main = ("esc10", "cpu") if ("esc10", "cpu") in groups or not groups else max(groups, key=lambda g: len(groups[g]))
     return main, groups.get(main, [])
 
 
 def committed_record(system: str = "multiview", fold: int = 1, dataset=None, root=None):
-    """The committed record of a real run of ``system`` on ``fold`` (seed 0) in
-    ``results/``, or None. Preference: the book's dataset, then ESC-10, then any;
-    within one, by ``_PRESET_RANK`` (``paper``, ``cpu``, ``long``, ``smoke``)."""
+    """The committed record of a real run of ``system`` on ``fold`` (seed 0).
+
+    Preference: the book's dataset, then ESC-10, then any; within one, by
+    preset (``paper``, ``cpu``, ``long``, ``smoke``, then any other).
+
+    Parameters
+    ----------
+    system : str
+        A row key (:func:`~mvbook.results.row_key`).
+    fold : int
+        Test fold.
+    dataset : str, optional
+        The dataset preferred; default :func:`book_dataset`.
+    root : str or path-like, optional
+        Where the records lie; default :func:`results_dir`.
+
+    Returns
+    -------
+    dict or None
+        The record (with ``"path"``), or None when there is none.
+    """
     dataset, root = dataset or book_dataset(), results_dir() if root is None else root
     recs = [r for r in load_records(root) if row_key(r) == system and r["fold"] == fold
             and r["seed"] == 0] if Path(root).is_dir() else []
@@ -158,20 +304,59 @@ def committed_record(system: str = "multiview", fold: int = 1, dataset=None, roo
 
 
 def demo_record(system: str = "multiview", fold: int = 1, root=None):
-    """The committed record (seed 0) a method chapter demonstrates on, whatever
-    the build's data: ESC-10 first, at the preset of the book's tables (``_PRESET_RANK``), then any
-    dataset (:func:`committed_record`); None when ``results/`` has none."""
+    """The committed record (seed 0) a method chapter demonstrates on.
+
+    Whatever the build's data: ESC-10 first, at the preset of the book's tables,
+    then any dataset (:func:`committed_record` with ``dataset`` :data:`DEMO_DATASET`).
+
+    Parameters
+    ----------
+    system : str
+        A row key (:func:`~mvbook.results.row_key`).
+    fold : int
+        Test fold.
+    root : str or path-like, optional
+        Where the records lie; default :func:`results_dir`.
+
+    Returns
+    -------
+    dict or None
+        The record (with ``"path"``), or None when ``root`` has none.
+    """
     return committed_record(system, fold, dataset=DEMO_DATASET, root=root)
 
 
 def record_where(record: dict) -> str:
-    """The record's path relative to the repository (its file name when it lies elsewhere)."""
+    """Where a record lies, without the build machine's paths.
+
+    Parameters
+    ----------
+    record : dict
+        A record with ``"path"`` (:func:`mvbook.records.load_records`).
+
+    Returns
+    -------
+    str
+        The path relative to the repository (POSIX), or the file name when the
+        record lies elsewhere.
+    """
     path = Path(record["path"]).resolve()
     return path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else path.name
 
 
 def describe_record(record: dict) -> str:
-    """One phrase naming a committed record: path, dataset, preset, fold, device, date."""
+    """One phrase naming a committed record.
+
+    Parameters
+    ----------
+    record : dict
+        A record with ``"path"`` (:func:`mvbook.records.load_records`).
+
+    Returns
+    -------
+    str
+        Its path (:func:`record_where`), dataset, preset, fold, seed, device and date.
+    """
     prov = record["provenance"]
     return (f"the committed record `{record_where(record)}` of a real run ({record['dataset']}, preset "
             f"`{record['preset']}`, fold {record['fold']}, seed {record['seed']}, trained on {prov['device']}, "
@@ -179,8 +364,22 @@ def describe_record(record: dict) -> str:
 
 
 def trained_run(system: str = "multiview", fold: int = 1) -> tuple[dict, str]:
-    """A committed real run if there is one (:func:`demo_record`), else the
-    book's own run. Returns (record, a sentence saying which)."""
+    """A committed real run if there is one, else the book's own run.
+
+    Parameters
+    ----------
+    system : str
+        A row key / system name.
+    fold : int
+        Test fold.
+
+    Returns
+    -------
+    record : dict
+        :func:`demo_record`, else :func:`book_run` (trained on first use).
+    which : str
+        A phrase saying which of the two it is.
+    """
     rec = demo_record(system, fold)
     if rec is not None:
         return rec, describe_record(rec)
@@ -191,8 +390,18 @@ def trained_run(system: str = "multiview", fold: int = 1) -> tuple[dict, str]:
 
 
 def preset_caveat(preset: str) -> str:
-    """What the accuracies of a run trained with ``preset`` mean, in words (the
-    note at the end of each run page)."""
+    """What the accuracies of a run trained with ``preset`` mean (the note at the end of each run page).
+
+    Parameters
+    ----------
+    preset : str
+        A preset name (:data:`mvbook.config.PRESETS`; any other is said to be unknown).
+
+    Returns
+    -------
+    str
+        One to three sentences (Markdown).
+    """
     p = PRESETS.get(preset)
     if p is None:
         return f"Preset `{preset}` is not one of this library's presets ({', '.join(PRESETS)})."
@@ -208,9 +417,20 @@ def preset_caveat(preset: str) -> str:
 
 
 def run_index(root=None) -> dict:
-    """(dataset, preset) → table row (:func:`mvbook.results.row_key`: a record of an
-    earlier blending rule is a row of its own) → the records of its runs, sorted
-    by fold and seed (the *Runs* page)."""
+    """Every committed run, grouped for the *Runs* page.
+
+    Parameters
+    ----------
+    root : str or path-like, optional
+        Where the records lie; default :func:`results_dir`.
+
+    Returns
+    -------
+    dict
+        (dataset, preset) → table row (:func:`mvbook.results.row_key`: a record
+        of an earlier blending rule is a row of its own) → the records of its
+        runs, sorted by fold and seed.
+    """
     out = {}
     for (dataset, preset), recs in sorted(record_groups(root).items()):
         by_row = out.setdefault((dataset, preset), {})
@@ -220,9 +440,29 @@ def run_index(root=None) -> dict:
 
 
 def show_source(obj, marker: str | None = None, before: int = 3, after: int = 1):
-    """The library source of ``obj`` (a function, class or method) as a
-    highlighted block; with ``marker``, only the lines around the first line
-    containing it. Chapters show code this way instead of copying it."""
+    """The library source of a function, class or method, as a highlighted block.
+
+    Chapters show code this way instead of copying it.
+
+    Parameters
+    ----------
+    obj : function, class or method
+        The object whose source is shown.
+    marker : str, optional
+        Show only the lines around the first line containing it.
+    before, after : int
+        With ``marker``: how many lines before and after it.
+
+    Returns
+    -------
+    IPython.display.Code
+        Headed by a comment with the file (relative to the repository) and the first line number.
+
+    Raises
+    ------
+    mvbook.errors.ConfigError
+        When ``marker`` is not in the source.
+    """
     from IPython.display import Code  # optional: chapters run in IPython
     lines, start = inspect.getsourcelines(obj)
     if marker is not None:
@@ -238,10 +478,23 @@ def show_source(obj, marker: str | None = None, before: int = 3, after: int = 1)
 
 
 def bash_block(commands):
-    """Shell commands as a highlighted block, for the command lines chapters
-    print (from :func:`mvbook.records.grid_command`, never typed in):
-    ``commands`` are strings or (command, comment) pairs."""
+    """Shell commands as a highlighted block.
+
+    For the command lines chapters print (from
+    :func:`mvbook.records.grid_command`, never typed in).
+
+    Parameters
+    ----------
+    commands : iterable
+        Strings, or (command, comment) pairs; the comments are aligned.
+
+    Returns
+    -------
+    IPython.display.Markdown
+        A fenced ``bash`` block.
+    """
     from IPython.display import Markdown  # optional: chapters run in IPython
+    commands = list(commands)                                    # read twice below: a generator once
     lines = [c if isinstance(c, str) else c[0] for c in commands]
     notes = ["" if isinstance(c, str) else c[1] for c in commands]
     width = max((len(line) for line, note in zip(lines, notes) if note), default=0)   # comments aligned
@@ -250,10 +503,23 @@ def bash_block(commands):
 
 
 def copy_records(results=None, dest="_build/html/results") -> list[Path]:
-    """Copy every record (JSON) under ``results`` to ``dest`` (same relative
-    paths), so that the built book can link each Table 3 cell to its record;
-    the executed notebooks beside them are pages of the book (part *Runs*).
-    Returns the files copied."""
+    """Copy every record (JSON) into the built book.
+
+    The same relative paths, so that the built book can link each Table 3 cell to
+    its record; the executed notebooks beside them are pages of the book (part *Runs*).
+
+    Parameters
+    ----------
+    results : str or path-like, optional
+        Where the records lie; default :func:`results_dir`. Checkpoints are skipped.
+    dest : str or path-like
+        The folder they are copied to.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files copied.
+    """
     results, dest = Path(results_dir() if results is None else results), Path(dest)
     copied = []
     for src in sorted(results.rglob("*.json")) if results.is_dir() else []:

@@ -46,8 +46,25 @@ __all__ = ["band_frequencies", "plot_views", "draw_network", "crnn_table", "atte
 # --- the four views ----------------------------------------------------------------------
 
 def band_frequencies(view: str, sr: int) -> np.ndarray:
-    """Centre frequency (Hz) of each of the 64 bands of a 2D view, low to high
-    (the HPSS views have the Mel view's bands)."""
+    """Centre frequency of each of the 64 bands of a 2D view, low to high.
+
+    Parameters
+    ----------
+    view : {"mel", "gam", "cqt", "harm", "perc"}
+        A 2D view (the HPSS views have the Mel view's bands).
+    sr : int
+        Sampling rate (Hz).
+
+    Returns
+    -------
+    numpy.ndarray, shape (64,)
+        Frequencies in Hz.
+
+    Raises
+    ------
+    mvbook.errors.ConfigError
+        When ``view`` is not a 2D view.
+    """
     if view in ("mel", "harm", "perc"):
         return librosa.mel_frequencies(n_mels=N_BANDS + 2, fmin=0.0, fmax=sr / 2)[1:-1]
     if view == "gam":
@@ -70,8 +87,26 @@ def _spectrogram(ax, X, view, sr, t0=0.0, cmap="magma"):
 
 
 def plot_views(wave, sr: int, views: dict, title: str | None = None, figsize=(FIG_WIDTH, 9)):
-    """Waveform and the Mel, Gammatone and CQT spectrograms of one clip on a
-    common time axis (seconds). ``views``: view → (frames, 64) log power."""
+    """A clip's waveform and its Mel, Gammatone and CQT spectrograms on a common time axis (seconds).
+
+    Parameters
+    ----------
+    wave : array_like, shape (samples,)
+        The waveform.
+    sr : int
+        Its sampling rate (Hz).
+    views : dict
+        ``"mel"``, ``"gam"``, ``"cqt"`` → log power, shape (frames, 64).
+    title : str, optional
+        The figure's title.
+    figsize : tuple of float
+        Inches.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Four panels, top to bottom: raw, mel, gam, cqt.
+    """
     fig, axes = plt.subplots(4, 1, figsize=figsize, sharex=True, constrained_layout=True)
     t = np.arange(len(wave)) / sr
     axes[0].plot(t, wave, lw=0.3, color="#333333")
@@ -105,10 +140,28 @@ def _arrow(ax, p, q, dashed=False, color="#333333", rad=0.0, lw=1.0):
 
 
 def draw_network(ax=None, n_classes: str = "C", width: float = 1.0):
-    """Fig. 1 of the paper, drawn: four views → four CRNNs → five classification
-    branches (one per view, one on the concatenated embedding ⊕) → five losses,
-    blended with the weights of Algorithm 1. Solid arrows: forward pass; dashed:
-    where each loss's gradient flows back."""
+    """Fig. 1 of the paper, drawn.
+
+    Four views → four CRNNs → five classification branches (one per view, one on
+    the concatenated embedding ⊕) → five losses, blended with the weights of
+    Algorithm 1. Solid arrows: forward pass; dashed: where each loss's gradient
+    flows back.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; default a new figure's.
+    n_classes : str
+        What the output layers' size is written as.
+    width : float
+        Width multiplier of the networks (:func:`mvbook.models.scaled`), for the
+        sizes written in the boxes.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        ``ax``.
+    """
     if ax is None:
         _, ax = plt.subplots(figsize=(10, 5.4), constrained_layout=True)
     ax.set_xlim(-0.1, 16.5)
@@ -167,11 +220,28 @@ def _pair(t) -> str:
 
 
 def crnn_table(net, x, head=None) -> pd.DataFrame:
-    """Table 1 or 2 regenerated from the code: for each layer of a CRNN, its
-    filter size, stride, number of filters and padding read from the module,
-    and its output shape (time, frequency, channel) measured by running ``net``
-    on one un-batched input ``x`` (:func:`mvbook.models.layer_shapes`); ``head`` (a classification
-    branch) adds the fc rows."""
+    """Table 1 or 2 regenerated from the code.
+
+    For each layer of a CRNN: its filter size, stride, number of filters and
+    padding read from the module, and its output shape measured by running ``net``
+    on one input (:func:`mvbook.models.layer_shapes`).
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        A 2D or 1D CRNN (:class:`mvbook.models.CRNN2D`, :class:`mvbook.models.CRNN1D`).
+    x : torch.Tensor, shape (T, 64) or (samples,)
+        One un-batched input: a 2D view or a waveform.
+    head : torch.nn.Module, optional
+        A classification branch: adds its fc rows.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``layer`` (``input`` first); columns ``filter``, ``stride``,
+        ``filters``, ``padding`` (``SAME`` or ``VALID``) and ``output`` (the shape
+        without the batch, (time, frequency, channel), as text).
+    """
     in_shape = (x.shape[0], x.shape[1], 1) if x.dim() == 2 else (x.shape[0], 1, 1)
     x = x[None]                                            # one example: (T, 64) or (samples,)
     rows = [dict(layer="input", filter="", stride="", filters="", padding="", output=in_shape)]
@@ -205,24 +275,63 @@ def crnn_table(net, x, head=None) -> pd.DataFrame:
 # --- attention pooling ----------------------------------------------------------------------
 
 def attention_maps(crnn, x):
-    """Run a CRNN on one input ``x`` (a 2D view (T, 64) or a waveform) and return
-    ``(alpha (T',), beta (D,), H (T', D))`` of its attention pooling."""
+    """The attention pooling of a CRNN on one input.
+
+    Parameters
+    ----------
+    crnn : torch.nn.Module
+        A CRNN with an ``attention`` pooling layer, on any device; it is put in eval mode.
+    x : array_like or torch.Tensor, shape (T, 64) or (samples,)
+        One un-batched input: a 2D view or a waveform; it is moved to ``crnn``'s device.
+
+    Returns
+    -------
+    alpha : numpy.ndarray, shape (T',)
+        Temporal attention over the recurrent layer's T' frames.
+    beta : numpy.ndarray, shape (D,)
+        Spatial attention over its D features.
+    H : numpy.ndarray, shape (T', D)
+        The recurrent layer's output that the attention pools.
+    """
     import torch
+    device = next(crnn.parameters()).device                  # x goes to the model, the maps come back
     captured = {}
     hook = crnn.attention.register_forward_hook(lambda m, inp, out: captured.setdefault("H", inp[0]))
     try:
         with torch.no_grad():
-            crnn.eval()(torch.as_tensor(np.asarray(x, dtype=np.float32))[None])
+            crnn.eval()(torch.as_tensor(x, dtype=torch.float32, device=device)[None])
             alpha, beta = crnn.attention.weights(captured["H"])
     finally:
         hook.remove()
-    return alpha[0].numpy(), beta[0].numpy(), captured["H"][0].numpy()
+    return alpha[0].cpu().numpy(), beta[0].cpu().numpy(), captured["H"][0].cpu().numpy()
 
 
 def plot_attention(X, view: str, sr: int, alpha, beta, H, *, t0: float = 0.0, title: str | None = None):
-    """The input segment, the temporal attention α over its frames, the spatial
-    attention β over the D recurrent features and the mask M = α βᵀ that
-    pools H (the pooled vector z = Σ_t M_t ⊙ h_t)."""
+    """What spatio-temporal attention pooling weighs.
+
+    The input segment, the temporal attention α over its frames, the spatial
+    attention β over the D recurrent features and the mask M = α βᵀ that pools H
+    (the pooled vector z = Σ_t M_t ⊙ h_t).
+
+    Parameters
+    ----------
+    X : numpy.ndarray, shape (T, 64)
+        The input segment (a 2D view).
+    view : str
+        Its view (for the time and frequency axes).
+    sr : int
+        Sampling rate (Hz).
+    alpha, beta, H : numpy.ndarray
+        Shapes (T',), (D,) and (T', D), from :func:`attention_maps`.
+    t0 : float
+        Start time of the segment (s).
+    title : str, optional
+        The figure's title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     fig = plt.figure(figsize=(FIG_WIDTH, 7.8), constrained_layout=True)
     gs = fig.add_gridspec(3, 2, width_ratios=[4, 1], height_ratios=[2.2, 1, 2.2])
     ax0 = fig.add_subplot(gs[0, 0])

@@ -51,11 +51,33 @@ def book_style() -> None:
 
 def blending_trace(curves: dict, window: int, reference: str = "best", eps: float = 1e-6,
                    power: float = 2.0, rule: BlendRule = RULES["literal"]) -> pd.DataFrame:
-    """Replay Algorithm 1 (``AdaptiveBlender`` with ``rule``) on the loss history
-    of a record (``record["curves"]``) and return one row per measurement n and
-    branch k with every quantity of Eq. 3–5: the measured losses, their
-    estimates (means over the last W, or slopes), the references used at n
-    (mean estimator), G, O, the unnormalised ratio and w."""
+    """Algorithm 1 replayed on a record's loss history, every quantity of Eq. 3–5 in a table.
+
+    Parameters
+    ----------
+    curves : dict
+        A record's ``curves`` (``step``, ``weights``, ``loss["train"]``, ``loss["val"]``).
+    window : int
+        W, the evaluations the estimates span.
+    reference : {"best", "initial"}
+        Algorithm 1's best-so-far references, or Wang et al.'s initial ones
+        (:class:`mvbook.blending.AdaptiveBlender`).
+    eps : float
+        Added to :math:`|O|^{power}`.
+    power : float
+        The exponent of :math:`|O|` in Eq. 5.
+    rule : mvbook.blending.BlendRule
+        The blending rule (:data:`mvbook.blending.RULES`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per measurement ``n`` and branch: ``n``, ``step``, ``branch``,
+        ``L_tr``, ``L_va`` (measured losses) and ``w`` (the weight); from the
+        first update on also ``Lbar_tr``, ``Lbar_va`` (the estimates: means over
+        the last W, or slopes), ``G``, ``O``, ``ratio`` (unnormalised weight) and,
+        for a mean-estimator rule, the references ``Lstar_tr`` and ``Lstar_va``.
+    """
     branches = list(curves["weights"])
     blender = AdaptiveBlender(branches, window, reference, eps=eps, power=power, rule=rule)
     rows = []
@@ -76,24 +98,41 @@ def blending_trace(curves: dict, window: int, reference: str = "best", eps: floa
 
 
 def plot_blending_trace(trace: pd.DataFrame, title: str | None = None):
-    """Four panels from :func:`.blending_trace`: the validation losses (thin:
-    measured; thick: smoothed over W; dashed: the reference L*), G (Eq. 3),
-    O (Eq. 4) and the weights w (Eq. 5) of every branch."""
+    """Four panels from a :func:`.blending_trace` table.
+
+    The validation losses (thin: measured; thick: smoothed over W; dashed: the
+    reference L*), G (Eq. 3), O (Eq. 4) and the weights w (Eq. 5) of every branch.
+    A trace of the slope rule (no ``Lstar_va``: its estimates are slopes) has the
+    measured losses only in the first panel.
+
+    Parameters
+    ----------
+    trace : pandas.DataFrame
+        A :func:`.blending_trace` table.
+    title : str, optional
+        The figure's title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     fig, axes = plt.subplots(2, 2, figsize=(FIG_WIDTH, 7.6), sharex=True, constrained_layout=True)
     axes = axes.ravel()
-    for k in dict.fromkeys(trace["branch"]):
+    means = "Lstar_va" in trace          # a mean-estimator rule: smoothed losses and references L*;
+    for k in dict.fromkeys(trace["branch"]):   # the slope rule's estimates are slopes, not losses
         d = trace[trace["branch"] == k]
         col = BRANCH_COLOR[k]
-        axes[0].plot(d["step"], d["L_va"], color=col, lw=0.6, alpha=0.45)
-        if "Lbar_va" in d:
+        axes[0].plot(d["step"], d["L_va"], color=col, lw=0.6 if means else 1.2, alpha=0.45 if means else 1.0)
+        if means:
             axes[0].plot(d["step"], d["Lbar_va"], color=col, lw=1.6, label=BRANCH_LABEL[k])
             axes[0].plot(d["step"], d["Lstar_va"], color=col, lw=0.9, ls="--", drawstyle="steps-post")
+        if "G" in d:
             axes[1].plot(d["step"], d["G"], color=col, marker=".", ms=3)
             axes[2].plot(d["step"], d["O"], color=col, marker=".", ms=3)
         axes[3].plot(d["step"], d["w"], color=col, marker=".", ms=3, label=BRANCH_LABEL[k])
-    for ax, t in zip(axes, ("(a) validation loss: measured (thin),\nsmoothed $\\bar L_\\diamond$, "
-                            "reference $L^*_\\diamond$ (dashed)",
-                            "(b) generalisation $G(n)$ (Eq. 3)", "(c) overfitting $O(n)$ (Eq. 4)",
+    loss_title = ("(a) validation loss: measured (thin),\nsmoothed $\\bar L_\\diamond$, reference $L^*_\\diamond$ "
+                  "(dashed)" if means else "(a) validation loss, measured")
+    for ax, t in zip(axes, (loss_title, "(b) generalisation $G(n)$ (Eq. 3)", "(c) overfitting $O(n)$ (Eq. 4)",
                             "(d) weight $w(n)$ (Eq. 5)")):
         ax.set_title(t)
     for ax in axes[2:]:
@@ -111,9 +150,24 @@ def plot_blending_trace(trace: pd.DataFrame, title: str | None = None):
 # --- curves of one run, and Fig. 2 -------------------------------------------------------------
 
 def plot_curves(record: dict, title: str | None = None):
-    """Curves of one run: loss on the fixed training subset (dashed) and the
-    validation set (solid) per branch, the branch weights of Eq. 2, and the
-    validation accuracy per branch (and of the self-ensemble)."""
+    """The curves of one run.
+
+    Loss on the fixed training subset (dashed) and the validation set (solid) per
+    branch, the branch weights of Eq. 2, and the validation accuracy per branch
+    (and of the self-ensemble); a dotted line at the selected checkpoint.
+
+    Parameters
+    ----------
+    record : dict
+        A results record.
+    title : str, optional
+        The figure's title; default the record's dataset, system, fold and preset.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Three panels.
+    """
     c = record["curves"]
     steps = np.asarray(c["step"])
     branches = list(c["weights"])
@@ -143,9 +197,31 @@ def plot_curves(record: dict, title: str | None = None):
 
 
 def mean_curve(records, split: str, branch=None, key: str = "loss"):
-    """(steps, mean over records, number of records) of one curve; each run is
-    interpolated onto the steps of the shortest run, so folds of slightly
-    different length average cleanly. ``branch`` None: the record's main branch."""
+    """One curve averaged over records.
+
+    Each run is interpolated onto the steps of the shortest run, so folds of
+    slightly different length average cleanly.
+
+    Parameters
+    ----------
+    records : list of dict
+        Results records; those without evaluations are left out.
+    split : {"train", "val", "test"}
+        Which curve.
+    branch : str, optional
+        The branch; default each record's main branch.
+    key : str
+        ``"loss"`` or ``"accuracy"``.
+
+    Returns
+    -------
+    steps : numpy.ndarray, shape (n,)
+        The shortest run's evaluation steps.
+    mean : numpy.ndarray, shape (n,)
+        The mean curve.
+    count : int
+        Number of records averaged.
+    """
     runs = [r for r in records if r["curves"]["step"]]
     if not runs:
         return np.array([]), np.array([]), 0
@@ -156,7 +232,18 @@ def mean_curve(records, split: str, branch=None, key: str = "loss"):
 
 
 def runs_of(records: list[dict]) -> str:
-    """'mean of R runs over F folds' (or 'one run') for a figure's title."""
+    """How many runs a figure averages, for its title.
+
+    Parameters
+    ----------
+    records : list of dict
+        Results records.
+
+    Returns
+    -------
+    str
+        ``"mean of R runs over F folds"``, or ``"one run"``.
+    """
     folds = {r["fold"] for r in records}
     if len(records) == 1:
         return "one run"
@@ -164,12 +251,31 @@ def runs_of(records: list[dict]) -> str:
 
 
 def fig2(records: list[dict], fold: int = 1, axes=None, title: str | None = None, system: str = "multiview"):
-    """Fig. 2 of the paper from records of one dataset and preset:
-    (a) test loss of the five branches of the multi-view network, mean over folds;
-    (b) the branch weights during training, one fold;
-    (c) test loss of the multi-view network (its ⊕ branch) against the baselines,
-    mean over folds. ``system``: the blending row drawn as the multi-view
-    network (e.g. ``mv_literal``). Panels without records say so."""
+    """Fig. 2 of the paper from records of one dataset and preset.
+
+    (a) test loss of the five branches of the multi-view network, mean over
+    folds; (b) the branch weights during training, one fold; (c) test loss of the
+    multi-view network (its ⊕ branch) against the baselines, mean over folds.
+    Panels without records say so.
+
+    Parameters
+    ----------
+    records : list of dict
+        Results records of one dataset and preset.
+    fold : int
+        The fold of panel (b) (the first run of ``system`` when it has none on it).
+    axes : sequence of 3 matplotlib.axes.Axes, optional
+        Where to draw; default a new figure's.
+    title : str, optional
+        The figure's title.
+    system : str
+        The blending row drawn as the multi-view network (e.g. ``mv_literal``).
+
+    Returns
+    -------
+    sequence of matplotlib.axes.Axes
+        ``axes``.
+    """
     if axes is None:
         _, axes = plt.subplots(3, 1, figsize=(FIG_WIDTH, 13), sharex=True, constrained_layout=True)
     by_system = {}

@@ -288,9 +288,31 @@ def _bad_values(rec: dict) -> list[str]:
 
 
 def load_records(root="results", dataset=None, preset=None, skip_bad: bool = False, warn=None) -> list[dict]:
-    """Every record under ``root`` (optionally one dataset/preset), with its path.
-    A broken record is an error naming its file, or, with ``skip_bad``, left out
-    with a warning (``warn``, default: printed to stderr)."""
+    """Every record under a folder, optionally of one dataset and preset.
+
+    Parameters
+    ----------
+    root : str or path-like
+        The folder searched (recursively) for ``*.json`` records; JSON files that
+        are not records are skipped.
+    dataset, preset : str, optional
+        Keep only the records of this dataset / preset.
+    skip_bad : bool
+        Leave a broken record out with a warning instead of raising.
+    warn : callable, optional
+        Called with the warning's text; default: printed to stderr.
+
+    Returns
+    -------
+    list of dict
+        The records in path order, each with ``"path"`` (its file, as str).
+
+    Raises
+    ------
+    mvbook.errors.DataError
+        A broken record (not strict JSON, NaN or infinity, fields missing),
+        naming its file; unless ``skip_bad``.
+    """
     recs = []
     for path in sorted(Path(root).rglob("*.json")):
         try:

@@ -290,13 +290,30 @@ CLAIMS_BEYOND = (
 
 
 def check_claims(records: list[dict], claims=CLAIMS) -> pd.DataFrame:
-    """Each claim on the mean accuracies and fold by fold: the margin (percentage
-    points) of the weakest row of the left side over the strongest of the right,
-    on the means over the (fold, seed) runs that all the rows have (so that a row
-    with more seeds is not compared on other runs) and on each of those runs,
-    and in how many of them the claim holds. The ``on the means`` column says only
-    whether the means are in the claimed order; whether that is more than chance is
-    :func:`claim_verdict`'s (a paired test)."""
+    """Each claim checked on the mean accuracies and run by run.
+
+    The margin (percentage points) of the weakest row of the left side over the
+    strongest of the right, on the means over the (fold, seed) runs that all the
+    claim's rows have (so that a row with more seeds is not compared on other
+    runs) and on each of those runs. The ``on the means`` column says only whether
+    the means are in the claimed order; whether that is more than chance is
+    :func:`claim_verdict`'s (a paired test).
+
+    Parameters
+    ----------
+    records : list of dict
+        Results records of one dataset and preset.
+    claims : sequence of (str, tuple of str, tuple of str)
+        (claim, rows that should be higher, rows they should beat), as :data:`CLAIMS`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``claim``: ``on the means`` (``"in this order"``, ``"not in
+        this order"`` or ``"not enough runs"``), ``mean margin`` (points; NaN
+        without runs), ``runs where it holds`` (``"k of n"``) and ``margin per
+        run`` (the margins as text).
+    """
     df = fold_accuracies(records)
     out = []
     for claim, left, right in claims:
@@ -334,9 +351,11 @@ def claim_verdict(records: list[dict], row: str, baseline: str, unit: str = "fol
     Returns
     -------
     dict
-        ``verdict``: ``"holds"`` (mean difference > 0 and p < ``alpha``), ``"not
-        shown"`` (> 0, not significant), ``"does not hold"`` (≤ 0; ``reversed`` when
-        significantly below) or ``"too few runs"`` (fewer than two pairs); with
+        ``verdict``: ``"holds"`` (mean difference ≥ 0.005 points, at least +0.01
+        at the tables' two decimals, and p < ``alpha``), ``"not shown"`` (≥ 0.005,
+        p ≥ ``alpha`` or NaN), ``"does not hold"`` (below 0.005: +0.00 or less, the
+        float noise of equal accuracies included; ``reversed`` when below 0 with
+        p < ``alpha``) or ``"too few runs"`` (fewer than two pairs); with
         ``pairs``, ``mean_diff`` (percentage points), ``wins``, ``losses``, ``p``
         (the t-test's) and ``p_sign_flip`` (the exact sign-flip test's, :func:`sign_flip_p`).
     """

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .config import PRESETS, get_preset
+from .errors import DataError
 from .fusionnet import FeatureCodingNet
 from .models import CRNN1D, CRNN2D, n_params
 from .results import (
@@ -32,16 +33,52 @@ __all__ = ["count", "fmt_p", "COMPARISON_FORMAT", "min_wilcoxon_p", "wilcoxon_no
 # The rows of the introduction's table of findings, in its order.
 _FINDING_ROWS = ("multiview", "mv_literal", "equal", "concat", "late", "mel", "gam", "cqt", "raw",
                 "self_ensemble", "self_ensemble_uniform", "fusionnet", "sumrule", "cabcnn")
-_ESC50_TRAIN_CLIPS = 2000 * 4 // 5     # ESC-50: 2,000 clips in 5 folds, 4 of them for training (§3.1.3)
+# The clips the paper's protocol (§3.1.3) trains on per fold: every clip outside the test fold
+# (5 folds of ESC-50 / ESC-10 / the synthetic task, 10 of GTZAN; DCASE2016: the development set)
+_PAPER_TRAIN_CLIPS = {"esc50": 2000 * 4 // 5, "esc10": 400 * 4 // 5, "gtzan": 1000 * 9 // 10,
+                      "dcase2016": 15 * 78, "synthetic": 320 * 4 // 5}
 
 
 def count(n: int, noun: str) -> str:
-    """``n`` and ``noun``, plural unless n is 1: ``count(2, "fold")`` is ``"2 folds"``."""
+    """``n`` and ``noun``, the noun plural unless ``n`` is 1.
+
+    Parameters
+    ----------
+    n : int
+        How many.
+    noun : str
+        The singular noun.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> count(2, "fold"), count(1, "run")
+    ('2 folds', '1 run')
+    """
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def fmt_p(p: float) -> str:
-    """A p-value as it should be printed: three decimals, ``< 0.001`` below that, ``—`` when there is none."""
+    """A p-value as the book prints it.
+
+    Parameters
+    ----------
+    p : float
+        A p-value; NaN when no test was possible.
+
+    Returns
+    -------
+    str
+        Three decimals, ``< 0.001`` below that, ``—`` for NaN.
+
+    Examples
+    --------
+    >>> fmt_p(0.0961), fmt_p(0.0004), fmt_p(float("nan"))
+    ('0.096', '< 0.001', '—')
+    """
     if p != p:
         return "—"
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
@@ -52,14 +89,44 @@ COMPARISON_FORMAT = {"mean_diff": "{:+.2f}", "p_t": fmt_p, "p_sign_flip": fmt_p,
 
 
 def min_wilcoxon_p(n: int) -> float:
-    """The smallest two-sided p-value an exact Wilcoxon signed-rank test can give
-    with ``n`` pairs (all differences of one sign): 2 / 2^n."""
+    """The smallest two-sided p-value an exact Wilcoxon signed-rank test can give.
+
+    With ``n`` pairs it is reached when all differences have one sign: 2 / 2^n.
+
+    Parameters
+    ----------
+    n : int
+        Number of pairs.
+
+    Returns
+    -------
+    float
+        ``min(1, 2 / 2**n)``; 1.0 without pairs.
+
+    Examples
+    --------
+    >>> min_wilcoxon_p(5), min_wilcoxon_p(0)
+    (0.0625, 1.0)
+    """
     return min(1.0, 2.0 / 2 ** n) if n > 0 else 1.0
 
 
 def wilcoxon_note(table: pd.DataFrame, alpha: float = 0.05) -> str:
-    """A sentence for a comparison table whose Wilcoxon column cannot reach ``alpha``
-    (too few pairs); empty when every row can."""
+    """A sentence for a comparison table whose Wilcoxon column cannot reach ``alpha``.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A :func:`~mvbook.results.paired_comparison` table (its ``pairs`` column is read).
+    alpha : float
+        The significance level.
+
+    Returns
+    -------
+    str
+        Why the Wilcoxon and sign-flip tests cannot fall below ``alpha`` with the
+        table's largest number of pairs; empty when they can (or without pairs).
+    """
     if table.empty or "pairs" not in table:
         return ""
     n = int(table["pairs"][table["pairs"] > 0].max()) if (table["pairs"] > 0).any() else 0
@@ -72,11 +139,29 @@ def wilcoxon_note(table: pd.DataFrame, alpha: float = 0.05) -> str:
 
 
 def findings_table(records: list[dict], rows=_FINDING_ROWS, reference: str = "multiview") -> pd.DataFrame:
-    """One line per row that has runs: the paper's ESC-50 number, our mean over
-    all the row's runs, their number and the number of folds they cover, and
-    the comparison with ``reference`` paired over fold means
-    (:func:`~mvbook.results.paired_comparison`): the difference (points), the
-    folds ahead of how many, and the paired t-test's and exact sign-flip test's p."""
+    """The introduction's table of findings: each row with runs against ``reference``.
+
+    Parameters
+    ----------
+    records : list of dict
+        Results records of one dataset and preset.
+    rows : sequence of str
+        Row keys (:func:`~mvbook.results.row_key`), in the table's order; rows
+        without runs are left out.
+    reference : str
+        The row the others are compared with, paired over fold means
+        (:func:`~mvbook.results.paired_comparison`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One line per row: ``paper (ESC-50)`` (the paper's number), ``mean`` (our
+        mean over all the row's runs, %), ``runs``, ``folds`` (the folds they
+        cover) and, where the row has folds in common with ``reference``,
+        ``− <reference>`` (mean difference, points), ``ahead`` (folds ahead),
+        ``of`` (folds paired), ``p_t`` (paired t-test) and ``p_sign_flip`` (exact
+        sign-flip test).
+    """
     df = fold_accuracies(records)
     out = {}
     for row in rows:
@@ -116,8 +201,27 @@ def _scale_findings(records: list[dict], row: str = "multiview") -> dict:
 
 
 def scale_sentence(records: list[dict], preset: str, row: str = "multiview") -> str:
-    """``_scale_findings`` in words: the means, then each paired comparison
-    with both p-values and whether it is significant (t-test p < 0.05)."""
+    """The paper's central comparison at one preset, in words.
+
+    Parameters
+    ----------
+    records : list of dict
+        Results records of one dataset and preset.
+    preset : str
+        The preset's name, as the sentence gives it.
+    row : str
+        The row compared (:func:`~mvbook.results.row_key`) with concatenation,
+        late fusion, equal weights and the best single view.
+
+    Returns
+    -------
+    str
+        The means (with their numbers of runs), then each paired comparison over
+        fold means with the t-test's and the sign-flip test's p and whether it is
+        significant (t-test p < 0.05); a short sentence when ``row`` has no run.
+        ``row`` is named "the multi-view network" when it is ``multiview``, else by
+        its key and :data:`~mvbook.results.ALL_ROW_NAMES` name.
+    """
     f = _scale_findings(records, row)
     if row not in f["mean"].index:
         return f"At `{preset}` there is no `{row}` run yet."
@@ -126,8 +230,10 @@ def scale_sentence(records: list[dict], preset: str, row: str = "multiview") -> 
         name[f["best_view"]] = f"the best single view ({ALL_ROW_NAMES[f['best_view']]})"
     means = ", ".join(f"{name[b]} {f['mean'][b]:.2f} ({count(int(f['n'][b]), 'run')})" for b in f["verdicts"])
     steps = " or ".join(f"{s:,}" for s in f["steps"])
+    who = ("the multi-view network", "multi-view") if row == "multiview" else \
+        (f"`{row}` ({ALL_ROW_NAMES[row].rstrip(' †')})", f"`{row}`")
     head = (f"At `{preset}` ({steps} training steps; {count(len(f['folds']), 'fold')} × "
-            f"{count(len(f['seeds']), 'seed')}), the multi-view network reaches {f['mean'][row]:.2f} % "
+            f"{count(len(f['seeds']), 'seed')}), {who[0]} reaches {f['mean'][row]:.2f} % "
             f"({count(int(f['n'][row]), 'run')}); {means}.")
     pairs = []
     for b, v in f["verdicts"].items():
@@ -138,22 +244,47 @@ def scale_sentence(records: list[dict], preset: str, row: str = "multiview") -> 
         sig = "significant" if v["p"] < 0.05 else "not significant"
         pairs.append(f"− {name[b]} {v['mean_diff']:+.2f} points over {count(v['pairs'], 'fold')} "
                      f"(t-test {p_words(v['p'])}, sign-flip {p_words(c['p_sign_flip'])}: {sig})")
-    return head + " Paired over fold means, multi-view " + "; ".join(pairs) + "."
+    return head + f" Paired over fold means, {who[1]} " + "; ".join(pairs) + "."
 
 
 def scale_disagreements(short: list[dict], long: list[dict], row: str = "multiview") -> list[str]:
-    """The baselines (of ``_SCALE_BASELINES``) that ``row`` is above at one
-    length and below at the other (mean difference over fold means)."""
+    """The baselines that ``row`` is above at one training length and below at the other.
+
+    Parameters
+    ----------
+    short, long : list of dict
+        Results records of the same dataset at two presets (training lengths).
+    row : str
+        The row compared with concatenation, late fusion and equal weights.
+
+    Returns
+    -------
+    list of str
+        Row keys of the baselines whose mean difference over fold means changes sign.
+    """
     a, b = _scale_findings(short, row)["verdicts"], _scale_findings(long, row)["verdicts"]
     return [k for k in _SCALE_BASELINES if k in a and k in b and a[k]["pairs"] and b[k]["pairs"]
             and np.sign(a[k]["mean_diff"]) * np.sign(b[k]["mean_diff"]) < 0]
 
 
 def scale_table(short: list[dict], long: list[dict], rows=None) -> pd.DataFrame:
-    """Table 3 at two training lengths side by side: per row the mean, std and
-    number of runs at each, and the effect of length (long − short, points) paired
-    over the (fold, seed) runs both lengths have (mean, number of pairs, the
-    sign-flip p over their fold means)."""
+    """Table 3 at two training lengths side by side, with the effect of length.
+
+    Parameters
+    ----------
+    short, long : list of dict
+        Results records of the same dataset at two presets (training lengths).
+    rows : list of str, optional
+        Row keys; default every row of :data:`~mvbook.results.ALL_ROW_NAMES` with runs at either length.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One line per row: ``short mean``, ``short std``, ``short runs``, ``long
+        mean``, ``long std``, ``long runs`` (accuracy, %), then ``long − short``
+        (points, mean over the (fold, seed) runs both lengths have), ``pairs``
+        (their number) and ``sign-flip p (folds)`` (over their fold means).
+    """
     a, b = fold_accuracies(short), fold_accuracies(long)
     out = {}
     for row in rows or [k for k in ALL_ROW_NAMES if k in a.index or k in b.index]:
@@ -174,9 +305,24 @@ def scale_table(short: list[dict], long: list[dict], rows=None) -> pd.DataFrame:
 
 def length_margins(short: list[dict], long: list[dict], row: str = "multiview",
                    others=("concat", "equal")) -> pd.DataFrame:
-    """``row`` minus each of ``others`` (points), trained short and long: the mean
-    over the (fold, seed) runs that both record sets have for both rows (columns
-    ``short``, ``long``, ``runs``; an ``other`` without such runs is left out)."""
+    """``row`` minus each of ``others`` (points), trained short and long.
+
+    Parameters
+    ----------
+    short, long : list of dict
+        Results records of the same dataset at two presets (training lengths).
+    row : str
+        The row measured.
+    others : sequence of str
+        The rows it is measured against.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One line per other row: ``short`` and ``long`` (mean margin over the
+        (fold, seed) runs that both record sets have for both rows) and ``runs``
+        (their number); an other row without such runs is left out.
+    """
     acc = {"short": fold_accuracies(short), "long": fold_accuracies(long)}
     out = {}
     for other in others:
@@ -190,7 +336,23 @@ def length_margins(short: list[dict], long: list[dict], row: str = "multiview",
 
 
 def compare_sentence(records: list[dict], row: str, baseline: str, unit: str = "fold") -> str:
-    """'row − baseline: +d points over n folds (ahead on w, behind on l; t-test p …)', or '' without pairs."""
+    """A paired comparison in words.
+
+    Parameters
+    ----------
+    records : list of dict
+        Results records of one dataset and preset.
+    row, baseline : str
+        Row keys (:func:`~mvbook.results.row_key`).
+    unit : {"fold", "run"}
+        What is paired (:func:`~mvbook.results.paired_comparison`).
+
+    Returns
+    -------
+    str
+        ``"<row> − <baseline>: +d points over n folds (ahead on w, behind on l;
+        paired t-test p …, sign-flip test p …)"``; empty without pairs.
+    """
     c = paired_comparison(records, row, [baseline], unit=unit)
     if baseline not in c.index or not c.loc[baseline, "pairs"]:
         return ""
@@ -202,15 +364,46 @@ def compare_sentence(records: list[dict], row: str, baseline: str, unit: str = "
 
 
 def p_words(p: float) -> str:
-    """``p = 0.096``, ``p < 0.001`` or ``no p`` (no test possible)."""
+    """A p-value in a sentence.
+
+    Parameters
+    ----------
+    p : float
+        A p-value; NaN when no test was possible.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> p_words(0.0961), p_words(0.0004), p_words(float("nan"))
+    ('p = 0.096', 'p < 0.001', 'no p')
+    """
     f = fmt_p(p)
     return "no p" if f == "—" else f"p {f}" if f.startswith("<") else f"p = {f}"
 
 
 def weight_pattern(records: list[dict], system: str = "multiview") -> pd.DataFrame:
-    """Mean weight of each branch in the first and the second half of training
-    (evaluations up to and after the middle step), averaged over the runs of
-    ``system``: whether the paper's pattern (2D views first, raw later) shows."""
+    """Mean weight of each branch in the first and the second half of training.
+
+    The halves are the evaluations up to and after the middle step; each is
+    averaged over the runs of ``system``: whether the paper's pattern (2D views
+    first, raw later) shows.
+
+    Parameters
+    ----------
+    records : list of dict
+        Results records.
+    system : str
+        The row whose runs are averaged (:func:`~mvbook.results.row_key`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``first half`` and ``second half`` × one column per branch (the
+        record's ``curves["weights"]`` keys); empty without runs of ``system``.
+    """
     halves = {"first half": [], "second half": []}
     for r in records:
         if row_key(r) != system:
@@ -226,30 +419,74 @@ def weight_pattern(records: list[dict], system: str = "multiview") -> pd.DataFra
 
 
 def pattern_checks(pattern: pd.DataFrame, early=("mel", "gam", "cqt"), late: str = "raw") -> dict:
-    """The paper's Fig. 2 pattern, branch by branch, on a :func:`weight_pattern`
-    table: each 2D branch above its uniform share 1/K (K branches) and above the
-    raw branch in the first half, each 2D branch's weight lower in the second
-    half, the raw branch's higher. A sum of the 2D weights is not a test: three
-    uniform weights already outweigh one. Claim → whether it holds."""
+    """The paper's Fig. 2 pattern, branch by branch, on a :func:`weight_pattern` table.
+
+    Each 2D branch above its uniform share 1/K (K branches) and above the late
+    branch in the first half, each 2D branch's weight lower in the second half,
+    the late branch's higher. A sum of the 2D weights is not a test: three
+    uniform weights already outweigh one.
+
+    Parameters
+    ----------
+    pattern : pandas.DataFrame
+        A :func:`weight_pattern` table.
+    early : sequence of str
+        The branches expected to lead first (the 2D views).
+    late : str
+        The branch expected to gain later (the raw view).
+
+    Returns
+    -------
+    dict
+        Claim (str, naming ``late``) → whether it holds (bool).
+    """
     w, u = pattern, 1 / pattern.shape[1]
     first, second = w.loc["first half"], w.loc["second half"]
     return {f"each 2D branch above its uniform share ({u:.2f}) in the first half": bool((first[list(early)] > u).all()),
-            "each 2D branch above raw in the first half": bool((first[list(early)] > first[late]).all()),
+            f"each 2D branch above {late} in the first half": bool((first[list(early)] > first[late]).all()),
             "each 2D branch lower in the second half": bool((second[list(early)] < first[list(early)]).all()),
-            "raw higher in the second half": bool(second[late] > first[late])}
+            f"{late} higher in the second half": bool(second[late] > first[late])}
 
 
 def rerun_drift(records: list[dict], reruns: list[dict]) -> pd.DataFrame:
-    """Each re-run (a record trained again from the same configuration) beside the
-    committed record of the same run: both test accuracies (%), their difference,
-    both selected steps, and whether commit, torch and thread count were the same
-    (so that what is left to differ is the machine). One row per (system, fold, seed)."""
+    """Each re-run beside the committed record of the same run.
+
+    A re-run is a record trained again from the same configuration.
+
+    Parameters
+    ----------
+    records : list of dict
+        The committed results records of one dataset and preset
+        (:func:`mvbook.chapters.main_records`).
+    reruns : list of dict
+        The re-runs' records; one without a committed record of the same
+        system, dataset, preset, fold and seed is left out.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One line per (system, fold, seed): ``record`` and ``re-run`` (test
+        accuracies, %), ``Δ`` (re-run − record, points), ``step (record)`` and
+        ``step (re-run)`` (the selected steps) and ``same code, torch and
+        threads`` (whether commit, torch and thread count were the same, so that
+        what is left to differ is the machine).
+
+    Raises
+    ------
+    mvbook.errors.DataError
+        When the re-runs set beside records span more than one (dataset,
+        preset): their lines would share (system, fold, seed).
+    """
     mine = {(r["system"], r["dataset"], r["preset"], r["fold"], r["seed"]): r for r in records}
-    rows = {}
+    rows, groups = {}, set()
     for again in reruns:
         key = (again["system"], again["dataset"], again["preset"], again["fold"], again["seed"])
         if key not in mine:
             continue
+        groups.add(key[1:3])
+        if len(groups) > 1:
+            raise DataError(f"rerun_drift sets re-runs of one dataset and preset beside their records, not of "
+                            f"{sorted(groups)}: pass the records of one (dataset, preset)")
         was, a, b = mine[key], mine[key]["provenance"], again["provenance"]
         rows[(key[0], key[3], key[4])] = {
             "record": 100 * was["system_accuracy"], "re-run": 100 * again["system_accuracy"],
@@ -260,21 +497,54 @@ def rerun_drift(records: list[dict], reruns: list[dict]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def preset_cost(record: dict, dataset: str = "esc50") -> dict:
-    """Epochs and optimiser steps of ``record``'s run against the paper's recipe
-    on ``dataset`` (batch 64; ESC-50's 1,600 training clips per fold)."""
-    paper = PRESETS["paper"]
+def preset_cost(record: dict, dataset: str | None = "esc50") -> dict:
+    """Epochs and optimiser steps of a record's run against the paper's recipe.
+
+    Parameters
+    ----------
+    record : dict
+        A results record (its ``config`` gives ``epochs`` and ``steps``).
+    dataset : str or None
+        The dataset of the paper's recipe compared with: its epochs and its
+        steps per epoch (the training clips of one fold in batches of 64,
+        e.g. ESC-50's 1,600: 25). Default ESC-50, as the chapters compare; None:
+        the record's own dataset.
+
+    Returns
+    -------
+    dict
+        ``epochs``, ``epochs_paper``, ``steps``, ``steps_paper`` and
+        ``step_share`` (``steps / steps_paper``).
+    """
+    paper, dataset = PRESETS["paper"], dataset or record["dataset"]
     epochs_paper = paper.epochs_for(dataset)
-    steps_paper = epochs_paper * (_ESC50_TRAIN_CLIPS // paper.batch_size)
+    steps_paper = epochs_paper * -(-_PAPER_TRAIN_CLIPS[dataset] // paper.batch_size)   # as training: rounded up
     steps = int(record["config"]["steps"])
     return {"epochs": int(record["config"]["epochs"]), "epochs_paper": epochs_paper, "steps": steps,
             "steps_paper": steps_paper, "step_share": steps / steps_paper}
 
 
 def capacity(preset: str = "cpu", sr: int = 44100) -> dict:
-    """Parameters of one view's network at ``preset``'s width: FusionNet's coding
-    network against the CRNN (Mel and raw), and the CRNN width whose 2D CRNN
-    matches the Mel coder's size (to the nearest 0.01): a capacity-matched control."""
+    """Parameters of one view's network at a preset's width.
+
+    FusionNet's coding network against the CRNN (Mel and raw), and the CRNN
+    width whose 2D CRNN matches the Mel coder's size (to the nearest 0.01): a
+    capacity-matched control.
+
+    Parameters
+    ----------
+    preset : str
+        A preset name (:func:`~mvbook.config.get_preset`); its ``width`` and ``raw_bands`` are used.
+    sr : int
+        Sampling rate (Hz) of the raw view.
+
+    Returns
+    -------
+    dict
+        ``width``; parameter counts ``coder_mel``, ``coder_raw``, ``crnn_mel``,
+        ``crnn_raw``; ``matched_width`` and ``crnn_mel_matched`` (the matched 2D
+        CRNN's count); ``ratio`` (``coder_mel / crnn_mel``).
+    """
     p = get_preset(preset)
     out = {"width": p.width, "coder_mel": n_params(FeatureCodingNet("mel", p.width, sr, p.raw_bands)),
            "coder_raw": n_params(FeatureCodingNet("raw", p.width, sr, p.raw_bands)),

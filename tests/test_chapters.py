@@ -172,3 +172,12 @@ def test_outside_a_clone_runs_dir_and_the_records_say_where_they_are(monkeypatch
                             "repository): set MVBOOK_RESULTS to the results/ folder of a clone")
     monkeypatch.setenv("MVBOOK_RESULTS", str(REPO / "results"))
     assert ch.main_records()[0] == ("esc10", "cpu")
+
+
+def test_bash_block_takes_any_iterable_of_commands():
+    """``commands`` is read once: a generator gives the same block as a list."""
+    commands = ["python -m mvbook grid a", ("python -m mvbook grid bb", "two"), "python -m mvbook grid c"]
+    block = ch.bash_block(commands).data
+    assert block == ("```bash\npython -m mvbook grid a\npython -m mvbook grid bb  # two\n"
+                     "python -m mvbook grid c\n```")
+    assert ch.bash_block(c for c in commands).data == block

@@ -189,3 +189,40 @@ def test_figures_are_sized_for_the_books_column(tmp_path):
     assert fig.get_size_inches()[0] == plots_runs.FIG_WIDTH and len(fig.axes) == 4
     assert min(t.get_fontsize() for t in fig.legends[0].get_texts()) >= plots_runs.FONT_PT
     plt.close("all")
+
+
+def test_blending_trace_of_the_slope_rule_is_drawn():
+    """A trace of the slope rule (``mv_slope``) has no references L* and its estimates
+    are slopes, not losses: panel (a) draws the measured losses only, (b)–(d) G, O, w."""
+    from mvbook.blending import RULES
+    trace = plots.blending_trace(fake_curves(n=20), window=3, rule=RULES["slope"])
+    assert "Lstar_va" not in trace and trace["G"].notna().any()
+    fig = plots.plot_blending_trace(trace)
+    a, g, o, w = fig.axes
+    assert len(a.lines) == len(BRANCHES)                                   # measured, one per branch
+    for ax in (g, o, w):
+        assert len([line for line in ax.lines if line.get_marker() == "."]) == len(BRANCHES)
+    assert "reference" not in a.get_title(loc="left")
+    plt.close("all")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device"))])
+def test_attention_maps_run_on_the_models_device(device):
+    crnn = models.CRNN2D(width=1 / 16).to(device)
+    X = np.random.default_rng(0).standard_normal((50, 64)).astype(np.float32)
+    alpha, beta, H = plots.attention_maps(crnn, X)
+    assert all(isinstance(a, np.ndarray) for a in (alpha, beta, H))
+    assert alpha.shape == (50,) and H.shape == (50, beta.shape[0])
+    assert next(crnn.parameters()).device.type == device                  # the model stays where it was
+    again = plots.attention_maps(crnn, torch.as_tensor(X, device=device))  # a tensor input, on that device
+    np.testing.assert_allclose(again[0], alpha, rtol=1e-6)
+
+
+def test_attention_maps_move_the_input_to_the_model_and_the_maps_back():
+    """Without an accelerator: on the meta device (shapes, no data) the forward pass
+    runs only if the input is moved there, and then only copying the maps back to
+    the host can fail."""
+    crnn = models.CRNN2D(width=1 / 16).to("meta")
+    with pytest.raises(NotImplementedError, match="Cannot copy out of meta tensor"):
+        plots.attention_maps(crnn, np.zeros((50, 64), dtype=np.float32))

@@ -261,3 +261,21 @@ def test_sign_flip_p_by_hand_and_against_scipy():
         d = rng.normal(0.5, 1, n)
         ref = stats.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=10 ** 6).pvalue
         assert sign_flip_p(d) == pytest.approx(ref)
+
+
+def test_claim_verdict_needs_a_difference_the_tables_show():
+    """A mean difference below 0.005 points (+0.00 at the tables' two decimals, the float
+    noise of equal accuracies included) does not hold; from 0.005 on it holds or is not
+    shown, and the docstring says so."""
+    from mvbook.results import claim_verdict
+
+    def verdict(diff_points):
+        recs = [fake(s, fold, 0.7 + (diff_points / 100 if s == "concat" else 0) + 0.01 * fold)
+                for fold in (1, 2, 3) for s in ("concat", "mel")]
+        return claim_verdict(recs, "concat", "mel")
+
+    assert verdict(0.004)["verdict"] == "does not hold" and not verdict(0.004)["reversed"]
+    assert verdict(0.006)["verdict"] in ("holds", "not shown")
+    assert verdict(0.0)["verdict"] == "does not hold"
+    doc = " ".join(claim_verdict.__doc__.split())
+    assert "≥ 0.005" in doc and "> 0 " not in doc and "(> 0" not in doc

@@ -101,3 +101,53 @@ def test_scale_table_pairs_the_runs_both_lengths_have(tmp_path):
     assert mv["long − short"] == pytest.approx(((85 - 70) + (70 - 80)) / 2)          # fold 1 seed 0, fold 2 seed 0
     assert mv["sign-flip p (folds)"] == pytest.approx(1.0)       # (+15, −10): all 4 sign choices give |mean| >= 2.5
     assert t.loc["concat", "pairs"] == 0 and np.isnan(t.loc["concat", "long − short"])
+
+
+def test_rerun_drift_does_not_conflate_datasets_or_presets(tmp_path):
+    """A re-run is set beside the record of its own dataset and preset only, and the
+    rows of two (dataset, preset) groups are never merged into one (system, fold, seed) row."""
+    from mvbook.errors import DataError
+    prov = {"git_commit": "abc", "torch": "2.14.1", "torch_threads": 1}
+    cpu = fake_record(tmp_path, "mel", 1, acc=0.7) | {"provenance": prov}
+    long = fake_record(tmp_path / "l", "mel", 1, acc=0.9) | {"provenance": prov, "preset": "long"}
+    again_cpu = fake_record(tmp_path / "re", "mel", 1, acc=0.75) | {"provenance": prov}
+    again_long = fake_record(tmp_path / "rl", "mel", 1, acc=0.8) | {"provenance": prov, "preset": "long"}
+    assert S.rerun_drift([cpu], [again_long]).empty                      # another preset: not this run
+    d = S.rerun_drift([cpu], [again_long, again_cpu])
+    assert d.loc[("mel", 1, 0), "Δ"] == pytest.approx(5.0)
+    with pytest.raises(DataError, match="one dataset and preset"):
+        S.rerun_drift([cpu, long], [again_cpu, again_long])               # two groups: (mel, 1, 0) twice
+
+
+def test_preset_cost_counts_the_paper_steps_on_the_dataset_compared_with(tmp_path):
+    """The paper's steps are its epochs × the steps of one epoch on the same dataset
+    (training clips of a fold / batch 64, rounded up as training does)."""
+    rec = fake_record(tmp_path, "multiview", 1) | {"config": {"steps": 600, "epochs": 120}}
+    assert S.preset_cost(rec)["steps_paper"] == 3000 * 25                        # ESC-50, the chapters' default
+    assert S.preset_cost(rec, "esc50") == S.preset_cost(rec)
+    assert S.preset_cost(rec, "gtzan")["steps_paper"] == 1500 * 15               # 900 training clips: 15 steps
+    assert S.preset_cost(rec, "dcase2016")["steps_paper"] == 1500 * 19           # 1,170 development segments
+    own = S.preset_cost(rec, None)                                                # the record's dataset: ESC-10
+    assert (own["epochs_paper"], own["steps_paper"], own["step_share"]) == (3000, 3000 * 5, 600 / 15000)
+
+
+def test_scale_sentence_names_the_row_it_compares(tmp_path):
+    cfg = {"config": {"steps": 600, "epochs": 120, "blending": {}}}
+    recs = [fake_record(tmp_path, s, f, acc=a + 0.01 * f) | cfg
+            for s, a in (("mv_slope", 0.8), ("concat", 0.7), ("multiview", 0.75)) for f in (1, 2, 3)]
+    slope = S.scale_sentence(recs, "cpu", row="mv_slope")
+    assert "multi-view network" not in slope and "multi-view −" not in slope
+    assert slope.count("`mv_slope`") == 2 and "82.00 %" in slope                # mean of 81, 82, 83
+    mv = S.scale_sentence(recs, "cpu")
+    assert "the multi-view network reaches 77.00 %" in mv and "Paired over fold means, multi-view − " in mv
+
+
+def test_pattern_checks_say_which_branch_is_late():
+    w = pd.DataFrame({k: [0.25, 0.15] for k in ("mel", "gam", "cqt")} | {"mv": [0.2, 0.2], "raw": [0.05, 0.35]},
+                     index=["first half", "second half"])
+    assert list(S.pattern_checks(w)) == [                                  # the default: raw, as the chapters say
+        "each 2D branch above its uniform share (0.20) in the first half", "each 2D branch above raw in the first half",
+        "each 2D branch lower in the second half", "raw higher in the second half"]
+    checks = S.pattern_checks(w, late="mv")
+    assert not any("raw" in claim for claim in checks)
+    assert checks["mv higher in the second half"] is False and checks["each 2D branch above mv in the first half"]

@@ -74,7 +74,23 @@ _PINK = 1 / np.sqrt(np.maximum(_FREQS, 20.0))     # 1/f power above 20 Hz
 
 
 def factors(label: int) -> tuple[int, int, int]:
-    """``(contour, envelope, phase)`` bits of a class label."""
+    """The three binary factors of a class label.
+
+    Parameters
+    ----------
+    label : int
+        A class, 0 to 7.
+
+    Returns
+    -------
+    tuple of int
+        ``(contour, envelope, phase)``, each 0 or 1.
+
+    Examples
+    --------
+    >>> factors(5)
+    (1, 0, 1)
+    """
     return (label >> 2) & 1, (label >> 1) & 1, label & 1
 
 
@@ -96,7 +112,17 @@ class Nuisance:
 
 
 def draw_nuisance(i: int) -> Nuisance:
-    """The nuisance of clip ``i``: a pure function of ``(SEED, i)``."""
+    """The nuisance of clip ``i``: a pure function of ``(SEED, i)``.
+
+    Parameters
+    ----------
+    i : int
+        The clip's index.
+
+    Returns
+    -------
+    Nuisance
+    """
     rng = np.random.default_rng([SEED, i])
     note_s = rng.uniform(0.2, 0.3)
     period = int(rng.integers(110, 221))
@@ -109,7 +135,19 @@ def draw_nuisance(i: int) -> Nuisance:
 
 
 def melody(contour: int, nz: Nuisance) -> np.ndarray:
-    """Repeating 4-note pattern, one semitone per step, phase-continuous."""
+    """The melody component: a repeating 4-note pattern, one semitone per step, phase-continuous.
+
+    Parameters
+    ----------
+    contour : {0, 1}
+        Rise (0) or fall (1).
+    nz : Nuisance
+        The clip's nuisance (base pitch, note length, onset, detuning).
+
+    Returns
+    -------
+    numpy.ndarray, shape (N_SAMPLES,)
+    """
     note_len = round(nz.note_s * SR)
     start = round(nz.onset_s * SR)
     n = np.arange((start + N_SAMPLES) // note_len + 1)
@@ -122,8 +160,22 @@ def melody(contour: int, nz: Nuisance) -> np.ndarray:
 
 
 def harmonic_complex(phase: int, nz: Nuisance) -> np.ndarray:
-    """Equal-amplitude harmonics in :data:`COMPLEX_BAND_HZ`, cosine (``phase=0``)
-    or Schroeder (``phase=1``) phases; built from one period and tiled."""
+    """The harmonic-complex component: equal-amplitude harmonics in :data:`COMPLEX_BAND_HZ`.
+
+    Built from one period and tiled.
+
+    Parameters
+    ----------
+    phase : {0, 1}
+        Cosine phases (0, ``sharp``: a click train) or Schroeder phases
+        (1, ``smooth``: a flat envelope).
+    nz : Nuisance
+        The clip's nuisance (its ``period`` and ``shift``).
+
+    Returns
+    -------
+    numpy.ndarray, shape (N_SAMPLES,)
+    """
     f0 = SR / nz.period
     k = np.arange(int(np.ceil(COMPLEX_BAND_HZ[0] / f0)), int(COMPLEX_BAND_HZ[1] / f0) + 1)
     n = np.arange(1, len(k) + 1)
@@ -146,7 +198,19 @@ def _unit_rms(x: np.ndarray) -> np.ndarray:
 
 
 def render(label: int, nz: Nuisance) -> np.ndarray:
-    """The waveform of a clip of class ``label`` with nuisance ``nz`` (float32)."""
+    """The waveform of a clip.
+
+    Parameters
+    ----------
+    label : int
+        Its class, 0 to 7.
+    nz : Nuisance
+        Its nuisance (:func:`draw_nuisance`).
+
+    Returns
+    -------
+    numpy.ndarray, float32, shape (N_SAMPLES,)
+    """
     contour, envelope, phase = factors(label)
     rng = np.random.default_rng(nz.noise_seed)
     fc = _FORMANT_HZ[envelope] * 2**nz.formant_oct
