@@ -287,6 +287,8 @@ def load_views(dataset, views=VIEWS, cache_dir=None, progress: bool = True, devi
         A progress bar while extracting.
     device : str, optional
         Where the Mel STFT runs (default: CUDA when available).
+    batch_size : int
+        Clips loaded and transformed together while extracting.
 
     Returns
     -------

@@ -49,11 +49,13 @@ __all__ = ["RESULTS", "DEMO_DATASET", "N_FOLDS", "protocol_folds", "book_preset"
 book_style()               # every figure of a chapter: sized for the book's column, text as large as the body's
 RESULTS = REPO / "results"
 RERUNS = REPO / "reruns"    # committed runs trained again from their records' configuration and commit
-DEMO_DATASET = "esc10"     # the committed real runs the method chapters demonstrate on
+#: the dataset of the committed real runs the method chapters demonstrate on
+DEMO_DATASET = "esc10"
 # demo records: the paper's scale, then the preset of the book's tables (main_records), then
 # the scale check's few `long` runs, then smoke: a chapter shows a run its tables are made of
 _PRESET_RANK = {"paper": 0, "cpu": 1, "long": 2, "smoke": 3}
-N_FOLDS = {"esc10": 5, "esc50": 5, "synthetic": 5, "gtzan": 10, "dcase2016": 1}   # the protocols of §3.1.3
+#: dataset → number of folds of its protocol (§3.1.3)
+N_FOLDS = {"esc10": 5, "esc50": 5, "synthetic": 5, "gtzan": 10, "dcase2016": 1}
 
 
 def protocol_folds(dataset: str) -> range:

@@ -115,7 +115,23 @@ def view_params(view: str, sr: int) -> dict:
 
 
 def log_power(P) -> np.ndarray:
-    """The log rule of this module: ``log(P + LOG_EPS)`` as float32."""
+    """The log rule of this module: ``log(P + LOG_EPS)`` as float32.
+
+    Parameters
+    ----------
+    P : array_like
+        Power, any shape, non-negative.
+
+    Returns
+    -------
+    np.ndarray
+        float32, the shape of ``P``; computed in float64, then rounded.
+
+    Examples
+    --------
+    >>> float(log_power([0.0])[0]) == np.float32(np.log(LOG_EPS))
+    True
+    """
     return np.log(np.asarray(P, dtype=np.float64) + LOG_EPS).astype(np.float32)
 
 
@@ -140,10 +156,23 @@ def reference_power(view: str, wave: np.ndarray, sr: int) -> np.ndarray:
 
 
 def hpss_power(view: str, waves: np.ndarray, sr: int) -> np.ndarray:
-    """Mel power of the harmonic (``harm``) or percussive (``perc``) part,
-    (N, frames, 64): the Mel view's STFT, split by ``librosa.decompose.hpss``
-    (median filters of ``HPSS_KERNEL`` frames / bins, soft masks), then the
-    Mel filters."""
+    """Mel power of the harmonic (``harm``) or percussive (``perc``) part:
+    the Mel view's STFT, split by ``librosa.decompose.hpss`` (median filters
+    of ``HPSS_KERNEL`` frames / bins, soft masks), then the Mel filters.
+
+    Parameters
+    ----------
+    view : {"harm", "perc"}
+    waves : np.ndarray
+        (N, n_samples) clips.
+    sr : int
+        Sampling rate, Hz.
+
+    Returns
+    -------
+    np.ndarray
+        float32 power, (N, frames, 64), frames as the Mel view's.
+    """
     n = win_length(sr)
     S = librosa.stft(np.asarray(waves, dtype=np.float32), n_fft=n, hop_length=hop_length(sr), win_length=n,
                      window="hann", center=False)

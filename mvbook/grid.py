@@ -94,7 +94,23 @@ def notebook_complete(path) -> bool:
 def null(value):
     """A parameter as papermill's command line gives it: ``-p data_root null``
     injects the *string* ``"null"`` (only ``None`` becomes None), so the words
-    none, null, ``~`` and the empty string mean None here too."""
+    none, null, ``~`` and the empty string mean None here too.
+
+    Parameters
+    ----------
+    value : object
+        A notebook parameter.
+
+    Returns
+    -------
+    object
+        None for None and those words (any case, surrounding spaces ignored), else ``value``.
+
+    Examples
+    --------
+    >>> null("Null"), null(""), null("mel"), null(0)
+    (None, None, 'mel', 0)
+    """
     return None if value is None or (isinstance(value, str) and value.strip().lower() in _NULLS) else value
 
 

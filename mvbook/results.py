@@ -261,8 +261,8 @@ def paired_comparison(records: list[dict], system: str = "multiview", baselines=
     return out
 
 
-# The paper's qualitative findings (§3.2), as (claim, the row or rows that should be higher,
-# the rows they should beat): a side of several rows takes their minimum (left) or maximum (right).
+#: The paper's qualitative findings (§3.2), as (claim, the row or rows that should be higher,
+#: the rows they should beat): a side of several rows takes their minimum (left) or maximum (right).
 CLAIMS = (
     ("Mel and Gammatone above CQT and raw", ("mel", "gam"), ("cqt", "raw")),
     ("concatenation above every single view", ("concat",), ("mel", "gam", "cqt", "raw")),

@@ -57,10 +57,15 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
         The data root (default ``$MVBOOK_DATA``); where the record goes
         (``<out>/<dataset>/<preset>/<system>/fold<k>-seed<s>.json``); the
         checkpoint folder (default ``<out>/checkpoints``); the feature cache.
+    progress : bool
+        A progress bar over the training steps.
     fresh : bool
         Start over even where a checkpoint of this run exists (else it resumes).
     callback : callable or None
         Called with ``{"step", "total_steps", "curves", "best"}`` after every evaluation.
+    split_seed : int
+        Draws the fold's validation sources (:meth:`.Dataset.split`);
+        0 in every committed record, so the seeds of a fold share its clips.
     **overrides
         Preset fields to change (``epochs=3``), recorded as reductions.
 
