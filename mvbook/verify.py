@@ -351,7 +351,7 @@ def _request(path, data_root, at_commit: bool) -> tuple:
     return rec, args, device, notes
 
 
-def verify(path, data_root=None, cache_dir=None, at_commit: bool = False, quick: bool = False,
+def verify(path, *, data_root=None, cache_dir=None, at_commit: bool = False, quick: bool = False,
            progress: bool = True, log=None, repo=None) -> Verdict:
     """Re-run the run of the record in ``path`` and compare.
 

@@ -110,4 +110,4 @@ def _run_on_client(client, todo, runner, report, *, failed, progress, gpus_per_c
         log(f"FAIL {r.cell}: {r.detail}")
     log(f"submitted {len(submitted)} cell(s)" + (f", each asking for {gpus_per_cell} GPU" if gpus_per_cell else "")
         + (f", {retries} retr{'y' if retries == 1 else 'ies'}" if retries else ""))
-    drive(client, submitted, report, progress, log, progress_every, timeout, watch)
+    drive(client, submitted, report, progress, log=log, every=progress_every, timeout=timeout, watch=watch)

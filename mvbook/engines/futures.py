@@ -104,7 +104,7 @@ def _running_count(client, keys) -> int:
 WATCH_EVERY = 5.0      # seconds between two looks at what the engine's watch checks
 
 
-def drive(client, submitted: dict, report, progress: Progress, log=print, every: float = 60.0, timeout=None,
+def drive(client, submitted: dict, report, progress: Progress, *, log=print, every: float = 60.0, timeout=None,
           watch=None):
     """Wait for every submitted cell, logging each as it finishes and the
     progress line (also every ``every`` s; not when ``progress.show`` is false);
