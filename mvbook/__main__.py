@@ -293,8 +293,8 @@ def _cmd_table(args) -> int:
     from .tables import export_table, format_table3, run_labels, table3_rows
     recs = load_records(args.results, args.dataset, args.preset, skip_bad=args.skip_bad)
     if not recs:
-        found = sorted({(r["dataset"], r["preset"]) for r in load_records(args.results, skip_bad=True)}) \
-            if Path(args.results).is_dir() else []
+        others = load_records(args.results, skip_bad=True, warn=lambda m: None) if Path(args.results).is_dir() else []
+        found = sorted({(r["dataset"], r["preset"]) for r in others})     # the skipped were named above
         raise DataError(f"no records of {args.dataset} at preset {args.preset} ({args.results}): "
                         + (f"it holds {', '.join(f'{d}/{p}' for d, p in found)}" if found else "it holds none")
                         + "; see --results, --dataset and --preset")

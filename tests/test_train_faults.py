@@ -260,6 +260,17 @@ def test_a_record_whose_accuracy_is_not_a_fraction_is_named_never_averaged(tmp_p
         assert f"{100 * done[1]['system_accuracy']:.2f}" in mel and "±" not in mel     # one run, the good one
 
 
+def test_skip_bad_with_only_bad_records_warns_once_and_fails(tmp_path, done, capsys):
+    root = _bad_trees(tmp_path, done)["string"]
+    (root / "synthetic/smoke/mel/fold1-seed1.json").unlink()            # the good record: none is left
+    path = root / "synthetic/smoke/mel/fold2-seed1.json"
+    assert main(["table", "--results", str(root), "--dataset", "synthetic", "--preset", "smoke", "--skip-bad"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"warning: skipped not a valid results record ({path}): accuracy.mel is '0.75', not a number",
+                   f"error: no records of synthetic at preset smoke ({root}): it holds none; "
+                   "see --results, --dataset and --preset"]
+
+
 def _tamper(ck: Path) -> None:
     """Overwrite 16 float32 values of the largest tensor stored in the checkpoint's zip, in place (same size)."""
     import struct
