@@ -14,7 +14,7 @@ from .systems import DERIVED
 __all__ = ["PAPER_TABLE3", "ROW_NAMES", "EXTRA_ROW_NAMES", "ALL_ROW_NAMES", "SELF_ENSEMBLE_ROWS", "row_key",
            "uniform_ensemble_accuracy", "late_fusion", "fold_accuracies", "table3", "paired_comparison",
            "CLAIMS", "VIEW_ROWS", "CLAIMS_BEYOND", "check_claims", "claim_verdict", "UNITS", "sign_flip_p",
-           "META_SUM_ROWS"]
+           "holm", "META_SUM_ROWS"]
 
 # Table 3 of the paper (accuracy %), keyed like our systems.
 PAPER_TABLE3 = pd.DataFrame(
@@ -202,6 +202,37 @@ def sign_flip_p(d) -> float:
         return np.nan
     signs = 1 - 2 * ((np.arange(2 ** len(d))[:, None] >> np.arange(len(d))) & 1)
     return float(np.mean(np.abs(signs @ d) >= abs(d.sum()) * (1 - 1e-12)))
+
+
+def holm(p) -> np.ndarray:
+    """Holm's step-down adjustment of ``m`` p-values for testing one claim ``m`` times.
+
+    The ``i``-th smallest p-value (from 1) is multiplied by ``m − i + 1``, then
+    made non-decreasing in that order and capped at 1; a test is rejected at
+    level α when its adjusted p-value is below α.
+
+    Parameters
+    ----------
+    p : array_like, shape (m,)
+        p-values; NaN ones are left NaN and not counted in ``m``.
+
+    Returns
+    -------
+    np.ndarray
+        The adjusted p-values, in the order of ``p``.
+
+    Examples
+    --------
+    >>> holm([0.01, 0.04, 0.03]).round(3).tolist()    # 3 × 0.01, then max(2 × 0.03, 0.03), max(1 × 0.04, 0.06)
+    [0.03, 0.06, 0.06]
+    """
+    p = np.asarray(p, dtype=float)
+    out = np.full(p.shape, np.nan)
+    idx = np.flatnonzero(~np.isnan(p))
+    order = idx[np.argsort(p[idx], kind="stable")]
+    m = len(order)
+    out[order] = np.minimum(1.0, np.maximum.accumulate(p[order] * (m - np.arange(m))))
+    return out
 
 
 #: what a paired comparison pairs, by ``unit``, in words

@@ -263,6 +263,23 @@ def test_sign_flip_p_by_hand_and_against_scipy():
         assert sign_flip_p(d) == pytest.approx(ref)
 
 
+def test_holm_by_hand_and_against_its_step_down_definition():
+    from mvbook.results import holm
+    # sorted 0.01, 0.03, 0.04: 3 × 0.01 = 0.03; 2 × 0.03 = 0.06; 1 × 0.04 = 0.04, raised to 0.06 (monotone)
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.6, 0.9]) == pytest.approx([1.0, 1.0])                      # capped at 1
+    out = holm([0.5, np.nan, 0.01])                                            # NaN left out of m = 2
+    assert np.isnan(out[1]) and out[[0, 2]] == pytest.approx([0.5, 0.02])
+    rng = np.random.default_rng(1)
+    for _ in range(200):                     # rejected at α ⇔ p_(j) < α / (m − j + 1) for every j up to its rank
+        p, alpha = rng.uniform(0, 0.2, rng.integers(1, 7)), rng.choice([0.01, 0.05, 0.1])
+        order = np.argsort(p, kind="stable")
+        steps = p[order] < alpha / (len(p) - np.arange(len(p)))
+        rejected = np.zeros(len(p), bool)
+        rejected[order] = np.logical_and.accumulate(steps)
+        assert np.array_equal(holm(p) < alpha, rejected)
+
+
 def test_claim_verdict_needs_a_difference_the_tables_show():
     """A mean difference below 0.005 points (+0.00 at the tables' two decimals, the float
     noise of equal accuracies included) does not hold; from 0.005 on it holds or is not
