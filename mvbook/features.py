@@ -129,7 +129,7 @@ def log_power(P) -> np.ndarray:
 
     Examples
     --------
-    >>> float(log_power([0.0])[0]) == np.float32(np.log(LOG_EPS))
+    >>> bool(log_power([0.0])[0] == np.float32(np.log(LOG_EPS)))
     True
     """
     return np.log(np.asarray(P, dtype=np.float64) + LOG_EPS).astype(np.float32)
