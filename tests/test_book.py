@@ -289,6 +289,11 @@ def test_results_give_a_verdict_on_each_claim(build):
                   "multi-view above the best single view", "self-ensemble (Eq. 6, selected weights) above multi-view",
                   "self-ensemble (uniform weights"):
         assert claim in text, claim
+    # the closing summary counts the verdicts the list gives
+    said = [li.get_text(" ") for li in page.select("li")
+            if re.match(r"\s*(multi-view|self-ensemble)\b.*\babove ", li.get_text(" "))]
+    held = sum(": holds —" in " ".join(t.split()) for t in said)
+    assert re.search(rf"{held} of the {len(said)} claims checked above hold", " ".join(text.split()))
     ablations = soup(html / "book" / "beyond" / "ablations.html").get_text(" ")
     assert "Scale check" in ablations and re.search(r"preset\s+long", ablations)
 
