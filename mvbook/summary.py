@@ -28,7 +28,7 @@ from .results import (
 
 __all__ = ["count", "fmt_p", "COMPARISON_FORMAT", "min_wilcoxon_p", "wilcoxon_note", "findings_table",
            "length_margins", "compare_sentence", "weight_pattern", "preset_cost", "capacity", "scale_sentence",
-           "scale_disagreements", "scale_table", "pattern_checks", "rerun_drift", "p_words"]
+           "scale_disagreements", "disagreement_sentence", "scale_table", "pattern_checks", "rerun_drift", "p_words"]
 
 # The rows of the introduction's table of findings, in its order.
 _FINDING_ROWS = ("multiview", "mv_literal", "equal", "concat", "late", "mel", "gam", "cqt", "raw",
@@ -265,6 +265,42 @@ def scale_disagreements(short: list[dict], long: list[dict], row: str = "multivi
     a, b = _scale_findings(short, row)["verdicts"], _scale_findings(long, row)["verdicts"]
     return [k for k in _SCALE_BASELINES if k in a and k in b and a[k]["pairs"] and b[k]["pairs"]
             and np.sign(a[k]["mean_diff"]) * np.sign(b[k]["mean_diff"]) < 0]
+
+
+def disagreement_sentence(short: list[dict], long: list[dict], presets=("cpu", "long"),
+                          row: str = "multiview") -> str:
+    """Where the two training lengths disagree (:func:`scale_disagreements`), in words.
+
+    Parameters
+    ----------
+    short, long : list of dict
+        Results records of the same dataset at two presets (training lengths).
+    presets : tuple of str
+        The two presets' names, as the sentence gives them.
+    row : str
+        The row compared with concatenation, late fusion and equal weights.
+
+    Returns
+    -------
+    str
+        Each baseline whose difference changes sign, with ``row`` minus it at
+        each length (points, mean over fold means), then which of those
+        differences is significant (paired t-test over fold means, p < 0.05);
+        empty when the lengths agree.
+    """
+    flips = scale_disagreements(short, long, row)
+    if not flips:
+        return ""
+    v = [_scale_findings(recs, row)["verdicts"] for recs in (short, long)]
+    name = {"concat": "concatenation", "late": "late fusion", "equal": "equal weights"}
+    each = [f"{name[k]} ({v[0][k]['mean_diff']:+.2f} points at `{presets[0]}`, {v[1][k]['mean_diff']:+.2f} at "
+            f"`{presets[1]}`)" for k in flips]
+    sig = [f"{name[k]} at `{p}` ({p_words(x[k]['p'])})" for k in flips for p, x in zip(presets, v) if x[k]["p"] < 0.05]
+    who = "the multi-view network" if row == "multiview" else f"`{row}`"
+    return (f"**The two lengths disagree** on {' and '.join(each)}: {who} is below on average at one length and "
+            "above at the other. " + (f"Significant (paired t-test over fold means, p < 0.05): {'; '.join(sig)}."
+                                      if sig else "None of these differences is significant at either length "
+                                      "(paired t-test over fold means, p ≥ 0.05)."))
 
 
 def scale_table(short: list[dict], long: list[dict], rows=None) -> pd.DataFrame:

@@ -142,6 +142,25 @@ def test_scale_sentence_names_the_row_it_compares(tmp_path):
     assert "the multi-view network reaches 77.00 %" in mv and "Paired over fold means, multi-view − " in mv
 
 
+def test_disagreement_sentence_names_the_flips_and_what_is_significant(tmp_path):
+    cfg = {"config": {"steps": 600, "epochs": 120, "blending": {}}}
+
+    def recs(accs):
+        return [fake_record(tmp_path, s, f, acc=a) | cfg for s, row in accs.items() for f, a in enumerate(row, 1)]
+    # cpu: multi-view − concat = −5, −6, −4 (t = −8.66, 2 df: p 0.013); − equal = +1, +2, +1
+    short = recs({"multiview": [0.70, 0.71, 0.72], "concat": [0.75, 0.77, 0.76], "equal": [0.69, 0.69, 0.71]})
+    # long: − concat = −1, +4, +1 (mean +1.33, p 0.46); − equal = +1, +1, +2: no flip
+    long = recs({"multiview": [0.80, 0.83, 0.80], "concat": [0.81, 0.79, 0.79], "equal": [0.79, 0.82, 0.78]})
+    assert S.scale_disagreements(short, long) == ["concat"]
+    said = S.disagreement_sentence(short, long)
+    assert said.startswith("**The two lengths disagree** on concatenation (-5.00 points at `cpu`, +1.33 at `long`):")
+    assert "Significant (paired t-test over fold means, p < 0.05): concatenation at `cpu` (p = 0.013)." in said
+    assert "equal" not in said and S.disagreement_sentence(short, short) == ""
+    quiet = recs({"multiview": [0.70, 0.71, 0.72], "concat": [0.75, 0.70, 0.74]})     # −5, +1, −2: p 0.37
+    assert S.disagreement_sentence(quiet, long, ("a", "b")).endswith(
+        "None of these differences is significant at either length (paired t-test over fold means, p ≥ 0.05).")
+
+
 def test_pattern_checks_say_which_branch_is_late():
     w = pd.DataFrame({k: [0.25, 0.15] for k in ("mel", "gam", "cqt")} | {"mv": [0.2, 0.2], "raw": [0.05, 0.35]},
                      index=["first half", "second half"])
