@@ -212,7 +212,7 @@ def main(argv=None) -> int:
 
 
 def _cmd_datasets(args) -> int:
-    print(describe(None, args.data_root))
+    print("\n".join(describe(n, args.data_root) for n in args.check) if args.check else describe(None, args.data_root))
     errors = [] if args.check is None else check_datasets(args.data_root, progress=not args.no_progress,
                                                           names=args.check or None)
     for e in errors:
