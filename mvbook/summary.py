@@ -180,8 +180,9 @@ def findings_table(records: list[dict], rows=_FINDING_ROWS, reference: str = "mu
     return pd.DataFrame.from_dict(out, orient="index")
 
 
-# the rows the multi-view network is set against at each scale (and the best single view)
+# the rows the multi-view network is set against at each scale (and the best single view), as sentences name them
 _SCALE_BASELINES = ("concat", "late", "equal")
+_BASELINE_NAMES = {"concat": "concatenation", "late": "late fusion", "equal": "equal weights"}
 
 
 def _scale_findings(records: list[dict], row: str = "multiview") -> dict:
@@ -225,7 +226,7 @@ def scale_sentence(records: list[dict], preset: str, row: str = "multiview") -> 
     f = _scale_findings(records, row)
     if row not in f["mean"].index:
         return f"At `{preset}` there is no `{row}` run yet."
-    name = {"concat": "concatenation", "late": "late fusion", "equal": "equal weights"}
+    name = dict(_BASELINE_NAMES)
     if f["best_view"]:
         name[f["best_view"]] = f"the best single view ({ALL_ROW_NAMES[f['best_view']]})"
     means = ", ".join(f"{name[b]} {f['mean'][b]:.2f} ({count(int(f['n'][b]), 'run')})" for b in f["verdicts"])
@@ -262,7 +263,11 @@ def scale_disagreements(short: list[dict], long: list[dict], row: str = "multivi
     list of str
         Row keys of the baselines whose mean difference over fold means changes sign.
     """
-    a, b = _scale_findings(short, row)["verdicts"], _scale_findings(long, row)["verdicts"]
+    return _flips(_scale_findings(short, row)["verdicts"], _scale_findings(long, row)["verdicts"])
+
+
+def _flips(a: dict, b: dict) -> list[str]:
+    """The baselines whose verdicts ``a`` and ``b`` (of ``_scale_findings``) differ in sign."""
     return [k for k in _SCALE_BASELINES if k in a and k in b and a[k]["pairs"] and b[k]["pairs"]
             and np.sign(a[k]["mean_diff"]) * np.sign(b[k]["mean_diff"]) < 0]
 
@@ -288,11 +293,11 @@ def disagreement_sentence(short: list[dict], long: list[dict], presets=("cpu", "
         differences is significant (paired t-test over fold means, p < 0.05);
         empty when the lengths agree.
     """
-    flips = scale_disagreements(short, long, row)
+    v = [_scale_findings(recs, row)["verdicts"] for recs in (short, long)]
+    flips = _flips(*v)
     if not flips:
         return ""
-    v = [_scale_findings(recs, row)["verdicts"] for recs in (short, long)]
-    name = {"concat": "concatenation", "late": "late fusion", "equal": "equal weights"}
+    name = _BASELINE_NAMES
     each = [f"{name[k]} ({v[0][k]['mean_diff']:+.2f} points at `{presets[0]}`, {v[1][k]['mean_diff']:+.2f} at "
             f"`{presets[1]}`)" for k in flips]
     sig = [f"{name[k]} at `{p}` ({p_words(x[k]['p'])})" for k in flips for p, x in zip(presets, v) if x[k]["p"] < 0.05]
