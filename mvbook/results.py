@@ -14,7 +14,7 @@ from .systems import DERIVED
 __all__ = ["PAPER_TABLE3", "ROW_NAMES", "EXTRA_ROW_NAMES", "ALL_ROW_NAMES", "SELF_ENSEMBLE_ROWS", "row_key",
            "uniform_ensemble_accuracy", "late_fusion", "fold_accuracies", "table3", "paired_comparison",
            "CLAIMS", "VIEW_ROWS", "CLAIMS_BEYOND", "check_claims", "claim_verdict", "UNITS", "sign_flip_p",
-           "holm", "META_SUM_ROWS"]
+           "holm", "META_SUM_ROWS", "signed"]
 
 # Table 3 of the paper (accuracy %), keyed like our systems.
 PAPER_TABLE3 = pd.DataFrame(
@@ -343,7 +343,7 @@ def check_claims(records: list[dict], claims=CLAIMS) -> pd.DataFrame:
         Indexed by ``claim``: ``on the means`` (``"in this order"``, ``"not in
         this order"`` or ``"not enough runs"``), ``mean margin`` (points; NaN
         without runs), ``runs where it holds`` (``"k of n"``) and ``margin per
-        run`` (the margins as text).
+        run`` (the margins as text, :func:`signed`).
     """
     df = fold_accuracies(records)
     out = []
@@ -360,7 +360,7 @@ def check_claims(records: list[dict], claims=CLAIMS) -> pd.DataFrame:
             per = both.loc[list(left)].min() - both.loc[list(right)].max()
             row["on the means"] = "in this order" if row["mean margin"] > 0 else "not in this order"
             row["runs where it holds"] = f"{int((per > 0).sum())} of {len(per)}"
-            row["margin per run"] = ", ".join(f"{m:+.2f}" for m in per)
+            row["margin per run"] = ", ".join(signed(m) for m in per)
         out.append(row)
     return pd.DataFrame(out).set_index("claim")
 
@@ -402,3 +402,31 @@ def claim_verdict(records: list[dict], row: str, baseline: str, unit: str = "fol
     if d >= 0.005:
         return out | {"verdict": "holds" if p < alpha else "not shown"}
     return out | {"verdict": "does not hold", "reversed": bool(d < 0 and p < alpha)}
+
+
+def signed(x: float, digits: int = 2) -> str:
+    """A difference as the book prints it: always signed, with a true minus sign.
+
+    Parameters
+    ----------
+    x : float
+        A difference, in points.
+    digits : int
+        Decimals kept.
+
+    Returns
+    -------
+    str
+        ``+`` or ``−`` (U+2212, the sign the tables and formulas use), then
+        ``|x|`` to ``digits`` decimals; ``—`` for NaN. A value that rounds to
+        zero is ``+0.00``.
+
+    Examples
+    --------
+    >>> signed(1.75), signed(-2.75), signed(-0.001), signed(3.14159, 1)
+    ('+1.75', '−2.75', '+0.00', '+3.1')
+    """
+    if x != x:
+        return "—"
+    text = f"{x:+.{digits}f}"
+    return "+" + text[1:] if float(text) == 0 else text.replace("-", "−")

@@ -23,6 +23,7 @@ from .results import (
     paired_comparison,
     row_key,
     sign_flip_p,
+    signed,
     table3,
 )
 
@@ -85,7 +86,7 @@ def fmt_p(p: float) -> str:
 
 
 # Styler formats of a paired_comparison table.
-COMPARISON_FORMAT = {"mean_diff": "{:+.2f}", "p_t": fmt_p, "p_sign_flip": fmt_p, "p_wilcoxon": fmt_p}
+COMPARISON_FORMAT = {"mean_diff": signed, "p_t": fmt_p, "p_sign_flip": fmt_p, "p_wilcoxon": fmt_p}
 
 
 def min_wilcoxon_p(n: int) -> float:
@@ -243,7 +244,7 @@ def scale_sentence(records: list[dict], preset: str, row: str = "multiview") -> 
             continue
         c = paired_comparison(records, row, [b]).loc[b]
         sig = "significant" if v["p"] < 0.05 else "not significant"
-        pairs.append(f"− {name[b]} {v['mean_diff']:+.2f} points over {count(v['pairs'], 'fold')} "
+        pairs.append(f"− {name[b]} {signed(v['mean_diff'])} points over {count(v['pairs'], 'fold')} "
                      f"(t-test {p_words(v['p'])}, sign-flip {p_words(c['p_sign_flip'])}: {sig})")
     return head + f" Paired over fold means, {who[1]} " + "; ".join(pairs) + "."
 
@@ -298,8 +299,8 @@ def disagreement_sentence(short: list[dict], long: list[dict], presets=("cpu", "
     if not flips:
         return ""
     name = _BASELINE_NAMES
-    each = [f"{name[k]} ({v[0][k]['mean_diff']:+.2f} points at `{presets[0]}`, {v[1][k]['mean_diff']:+.2f} at "
-            f"`{presets[1]}`)" for k in flips]
+    each = [f"{name[k]} ({signed(v[0][k]['mean_diff'])} points at `{presets[0]}`, "
+            f"{signed(v[1][k]['mean_diff'])} at `{presets[1]}`)" for k in flips]
     sig = [f"{name[k]} at `{p}` ({p_words(x[k]['p'])})" for k in flips for p, x in zip(presets, v) if x[k]["p"] < 0.05]
     who = "the multi-view network" if row == "multiview" else f"`{row}`"
     return (f"**The two lengths disagree** on {' and '.join(each)}: {who} is below on average at one length and "
@@ -399,7 +400,7 @@ def compare_sentence(records: list[dict], row: str, baseline: str, unit: str = "
         return ""
     x = c.loc[baseline]
     units = count(int(x["pairs"]), "fold") if unit == "fold" else f"{count(int(x['pairs']), 'run')}, as if independent"
-    return (f"{ALL_ROW_NAMES[row].rstrip(' †')} − {ALL_ROW_NAMES[baseline].rstrip(' †')}: {x['mean_diff']:+.2f} "
+    return (f"{ALL_ROW_NAMES[row].rstrip(' †')} − {ALL_ROW_NAMES[baseline].rstrip(' †')}: {signed(x['mean_diff'])} "
             f"points over {units} (ahead on {int(x['wins'])}, behind on {int(x['losses'])}; "
             f"paired t-test {p_words(x['p_t'])}, sign-flip test {p_words(x['p_sign_flip'])})")
 

@@ -11,6 +11,7 @@ from mvbook.results import (
     paired_comparison,
     row_key,
     sign_flip_p,
+    signed,
     table3,
     uniform_ensemble_accuracy,
 )
@@ -111,7 +112,7 @@ def test_claims_on_means_and_per_fold():
     # Mel & Gam above CQT & raw: min(75, 75) − max(67.5, 50) = 7.5 on the means; per fold 10, −5
     assert c.loc["Mel and Gammatone above CQT and raw", "mean margin"] == pytest.approx(7.5)
     assert c.loc["Mel and Gammatone above CQT and raw", "runs where it holds"] == "1 of 2"
-    assert c.loc["Mel and Gammatone above CQT and raw", "margin per run"] == "+10.00, -5.00"
+    assert c.loc["Mel and Gammatone above CQT and raw", "margin per run"] == "+10.00, −5.00"
     # multi-view above concat: 83 − 77.5
     assert c.loc["multi-view above concatenation", "on the means"] == "in this order"
     assert c.loc["multi-view above concatenation", "mean margin"] == pytest.approx(5.5)
@@ -122,6 +123,11 @@ def test_claims_on_means_and_per_fold():
     assert c.loc["late fusion above every single view", "on the means"] == "in this order"
     assert c.loc["multi-view above late fusion", "on the means"] == "not in this order"
     assert check_claims([]).loc["multi-view above late fusion", "on the means"] == "not enough runs"
+
+
+def test_signed_uses_a_true_minus_sign():
+    assert signed(-2.745) == "\u22122.75" and signed(1.5, 1) == "+1.5" and signed(12.0) == "+12.00"
+    assert signed(-0.004) == "+0.00" and signed(float("nan")) == "—"      # no "−0.00"
 
 
 def test_weight_shares_by_hand():

@@ -13,6 +13,7 @@ def test_fmt_p_and_the_smallest_wilcoxon_p():
     five = pd.DataFrame({"pairs": [5, 3]})
     assert "0.0625" in S.wilcoxon_note(five) and S.wilcoxon_note(pd.DataFrame({"pairs": [15]})) == ""
     assert S.COMPARISON_FORMAT["p_t"](1e-7) == "< 0.001"
+    assert S.COMPARISON_FORMAT["mean_diff"](-1) == "−1.00"                 # a true minus sign (results.signed)
 
 
 def test_findings_table_compares_every_row_on_the_same_folds(tmp_path):
@@ -153,7 +154,7 @@ def test_disagreement_sentence_names_the_flips_and_what_is_significant(tmp_path)
     long = recs({"multiview": [0.80, 0.83, 0.80], "concat": [0.81, 0.79, 0.79], "equal": [0.79, 0.82, 0.78]})
     assert S.scale_disagreements(short, long) == ["concat"]
     said = S.disagreement_sentence(short, long)
-    assert said.startswith("**The two lengths disagree** on concatenation (-5.00 points at `cpu`, +1.33 at `long`):")
+    assert said.startswith("**The two lengths disagree** on concatenation (−5.00 points at `cpu`, +1.33 at `long`):")
     assert "Significant (paired t-test over fold means, p < 0.05): concatenation at `cpu` (p = 0.013)." in said
     assert "equal" not in said and S.disagreement_sentence(short, short) == ""
     quiet = recs({"multiview": [0.70, 0.71, 0.72], "concat": [0.75, 0.70, 0.74]})     # −5, +1, −2: p 0.37
