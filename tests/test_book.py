@@ -193,6 +193,22 @@ def test_results_chapter_has_table3_and_fig2(build):
     assert "Fig. 2" in s.get_text() and "87.35" in table.get_text()
 
 
+def test_results_set_both_lengths_side_by_side(build):
+    html, _ = build
+    page = soup(html / "book" / "results.html")
+    tables = [t for t in page.find_all("table") if "sign-flip p (folds)" in t.get_text()]
+    assert len(tables) == 1
+    head = [th.get_text(strip=True) for th in tables[0].find("thead").find_all("th")]
+    rows = {tr.find("th").get_text(strip=True): [td.get_text(strip=True) for td in tr.find_all("td")]
+            for tr in tables[0].find("tbody").find_all("tr")}
+    pairs = {name: cells[head.index("pairs") - 1] for name, cells in rows.items()}
+    assert all(re.fullmatch(r"\d+", n) for n in pairs.values()), pairs          # a count, never NaN
+    # multi-view: the (fold, seed) runs committed at both lengths, counted from the file names
+    runs = {p: {f.stem for f in (REPO / "results" / "esc10" / p / "multiview").glob("fold*-seed*.json")}
+            for p in ("cpu", "long")}
+    assert int(pairs["Multi-view"]) == len(runs["cpu"] & runs["long"]) > 0
+
+
 def test_binder_and_local_setup_files():
     post = REPO / "binder" / "postBuild"                       # repo2docker reads binder/ instead of the top
     assert post.stat().st_mode & stat.S_IXUSR and "pip install" in post.read_text() and "-e ." in post.read_text()
