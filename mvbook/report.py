@@ -18,6 +18,7 @@ from .results import (
     ROW_NAMES,
     SELF_ENSEMBLE_ROWS,
     fold_accuracies,
+    fold_mean,
     row_key,
 )
 from .systems import DERIVED, PAPER_SYSTEMS
@@ -51,9 +52,9 @@ SOURCE = {row: system for system, rows in SELF_ENSEMBLE_ROWS.items() for row in 
 
 
 def _ours(vals: pd.Series) -> str:
-    """'mean ± std (runs)' of a row's accuracies."""
+    """'mean ± std (runs)' of a row's accuracies: the mean of the fold means, the std over runs."""
     if len(vals) > 1:
-        return f"{vals.mean():.2f} ± {vals.std(ddof=1):.2f} ({len(vals)})"
+        return f"{fold_mean(vals):.2f} ± {vals.std(ddof=1):.2f} ({len(vals)})"
     return f"{vals.iloc[0]:.2f} (1)" if len(vals) == 1 else "—"
 
 
@@ -183,7 +184,8 @@ def _run_cell(key: str, name: str, vals, runs: dict, fold: int, seed: int, base:
 def _caption(dataset: str, preset: str, esc50: bool, common: bool, extra: bool) -> str:
     """The caption of :func:`table3_html`."""
     caption = (f"Table 3 — {html.escape(dataset)}, preset <code>{html.escape(preset)}</code>: accuracy (%) on the "
-               "test folds. Ours: mean ± sample std over runs (number of runs); code: the commits whose code "
+               "test folds. Ours: mean of the fold means (each fold's runs averaged first) ± sample std over runs "
+               "(number of runs); code: the commits whose code "
                "trained them (rows of several commits compare code that may round differently). "
                "Paper: ESC-50 (50 classes)"
                if esc50 else f"Table 3 — {html.escape(dataset)}, preset {html.escape(preset)}")

@@ -12,7 +12,7 @@ from .errors import ConfigError, DataError
 from .systems import DERIVED
 
 __all__ = ["PAPER_TABLE3", "ROW_NAMES", "EXTRA_ROW_NAMES", "ALL_ROW_NAMES", "SELF_ENSEMBLE_ROWS", "row_key",
-           "uniform_ensemble_accuracy", "late_fusion", "fold_accuracies", "table3", "paired_comparison",
+           "uniform_ensemble_accuracy", "late_fusion", "fold_accuracies", "fold_mean", "table3", "paired_comparison",
            "CLAIMS", "VIEW_ROWS", "CLAIMS_BEYOND", "check_claims", "claim_verdict", "UNITS", "sign_flip_p",
            "holm", "META_SUM_ROWS", "signed"]
 
@@ -149,6 +149,36 @@ def fold_accuracies(records: list[dict]) -> pd.DataFrame:
     return df.loc[order]
 
 
+def fold_mean(values):
+    """The mean of the fold means: each fold's runs averaged first, so that every
+    fold weighs once however many seeds it has.
+
+    Parameters
+    ----------
+    values : pandas.Series or pandas.DataFrame
+        Accuracies indexed (a Series) or with columns (a DataFrame, one row per
+        system) by (fold, seed); NaN is a missing run.
+
+    Returns
+    -------
+    float or pandas.Series
+        The mean over folds of each fold's mean (per row of a DataFrame); NaN
+        without runs. With the same number of runs in every fold it is the mean
+        of the runs.
+
+    Examples
+    --------
+    >>> fold_mean(pd.Series({(1, 0): 80.0, (1, 1): 90.0, (2, 0): 70.0}))   # (85 + 70) / 2, not 240 / 3
+    77.5
+    """
+    frame = values.to_frame().T if isinstance(values, pd.Series) else values
+    if frame.shape[1]:
+        out = frame.T.groupby([fold for fold, _ in frame.columns]).mean().T.mean(axis=1)
+    else:
+        out = pd.Series(np.nan, index=frame.index, dtype=float)
+    return float(out.iloc[0]) if isinstance(values, pd.Series) else out
+
+
 def table3(records: list[dict]) -> pd.DataFrame:
     """Table 3 from records: the accuracy of each row over its runs.
 
@@ -160,18 +190,24 @@ def table3(records: list[dict]) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One row per system in Table 3's order: ``mean``, ``std``, ``n`` (number of
-        (fold, seed) runs) and ``ci95``, the half-width of a 95 % t-interval of the
-        mean (runs of one fold share their test files, so it is a rough guide).
+        One row per system in Table 3's order: ``mean`` (of the fold means,
+        :func:`fold_mean`, as the paired tests average them), ``std`` (sample
+        std over the runs), ``n`` (number of (fold, seed) runs), ``ci95``, the
+        half-width of a 95 % t-interval over the runs (runs of one fold share
+        their test files, so it is a rough guide), and ``balanced``: whether
+        every fold of the row has the same number of runs (if not, ``mean`` is
+        not the mean of the runs).
     """
     df = fold_accuracies(records)
     if df.empty:
-        return pd.DataFrame(columns=["mean", "std", "n", "ci95"])
+        return pd.DataFrame(columns=["mean", "std", "n", "ci95", "balanced"])
     n = df.notna().sum(axis=1)
     std = df.std(axis=1, ddof=1)
     ci = pd.Series([stats.t.ppf(0.975, k - 1) * sd / np.sqrt(k) if k > 1 else np.nan for k, sd in zip(n, std)],
                    index=df.index)
-    return pd.DataFrame({"mean": df.mean(axis=1), "std": std, "n": n, "ci95": ci})
+    per_fold = df.notna().T.groupby([fold for fold, _ in df.columns]).sum().T
+    balanced = per_fold.apply(lambda k: k[k > 0].nunique() <= 1, axis=1)
+    return pd.DataFrame({"mean": fold_mean(df), "std": std, "n": n, "ci95": ci, "balanced": balanced})
 
 
 def sign_flip_p(d) -> float:
@@ -324,9 +360,9 @@ def check_claims(records: list[dict], claims=CLAIMS) -> pd.DataFrame:
     """Each claim checked on the mean accuracies and run by run.
 
     The margin (percentage points) of the weakest row of the left side over the
-    strongest of the right, on the means over the (fold, seed) runs that all the
-    claim's rows have (so that a row with more seeds is not compared on other
-    runs) and on each of those runs. The ``on the means`` column says only whether
+    strongest of the right, on the means (:func:`fold_mean`) over the (fold, seed)
+    runs that all the claim's rows have (so that a row with more seeds is not
+    compared on other runs) and on each of those runs. The ``on the means`` column says only whether
     the means are in the claimed order; whether that is more than chance is
     :func:`claim_verdict`'s (a paired test).
 
@@ -355,7 +391,7 @@ def check_claims(records: list[dict], claims=CLAIMS) -> pd.DataFrame:
             if both.empty:                                         # seeds do not weigh their own mean
                 out.append(row)
                 continue
-            mean = both.mean(axis=1)
+            mean = fold_mean(both)
             row["mean margin"] = mean[list(left)].min() - mean[list(right)].max()
             per = both.loc[list(left)].min() - both.loc[list(right)].max()
             row["on the means"] = "in this order" if row["mean margin"] > 0 else "not in this order"

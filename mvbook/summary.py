@@ -20,6 +20,7 @@ from .results import (
     VIEW_ROWS,
     claim_verdict,
     fold_accuracies,
+    fold_mean,
     paired_comparison,
     row_key,
     sign_flip_p,
@@ -27,7 +28,7 @@ from .results import (
     table3,
 )
 
-__all__ = ["count", "fmt_p", "COMPARISON_FORMAT", "min_wilcoxon_p", "wilcoxon_note", "findings_table",
+__all__ = ["count", "design_words", "fmt_p", "COMPARISON_FORMAT", "min_wilcoxon_p", "wilcoxon_note", "findings_table",
            "length_margins", "compare_sentence", "weight_pattern", "preset_cost", "capacity", "scale_sentence",
            "scale_disagreements", "disagreement_sentence", "scale_table", "pattern_checks", "rerun_drift", "p_words"]
 
@@ -60,6 +61,51 @@ def count(n: int, noun: str) -> str:
     ('2 folds', '1 run')
     """
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _span(numbers) -> str:
+    """Sorted integers in words, each run of consecutive ones as ``a–b``: ``1–3, 5``."""
+    runs = []
+    for k in sorted(numbers):
+        if runs and k == runs[-1][1] + 1:
+            runs[-1][1] = k
+        else:
+            runs.append([k, k])
+    return ", ".join(f"{a}–{b}" if b > a else f"{a}" for a, b in runs)
+
+
+def design_words(records: list[dict]) -> str:
+    """The folds and seeds of some runs, in words.
+
+    Parameters
+    ----------
+    records : list of dict
+        Results records (their ``fold`` and ``seed``).
+
+    Returns
+    -------
+    str
+        ``"5 folds × 3 seeds"`` when every fold has the same seeds; otherwise the
+        number of folds, then each set of seeds with the folds that have it.
+
+    Examples
+    --------
+    >>> design_words([{"fold": f, "seed": s} for f in (1, 2, 3) for s in (0, 1)])
+    '3 folds × 2 seeds'
+    >>> design_words([{"fold": f, "seed": 0} for f in (1, 2, 3, 4)] + [{"fold": 1, "seed": 1}, {"fold": 2, "seed": 1}])
+    '4 folds: seeds 0–1 on folds 1–2; seed 0 on folds 3–4'
+    """
+    seeds = {}
+    for r in records:
+        seeds.setdefault(r["fold"], set()).add(r["seed"])
+    groups = {}
+    for fold in sorted(seeds):
+        groups.setdefault(tuple(sorted(seeds[fold])), []).append(fold)
+    if len(groups) <= 1:
+        return f"{count(len(seeds), 'fold')} × {count(len(next(iter(groups), ())), 'seed')}"
+    return f"{count(len(seeds), 'fold')}: " + "; ".join(
+        f"{'seeds' if len(s) > 1 else 'seed'} {_span(s)} on {'folds' if len(f) > 1 else 'fold'} {_span(f)}"
+        for s, f in groups.items())
 
 
 def fmt_p(p: float) -> str:
@@ -157,7 +203,7 @@ def findings_table(records: list[dict], rows=_FINDING_ROWS, reference: str = "mu
     -------
     pandas.DataFrame
         One line per row: ``paper (ESC-50)`` (the paper's number), ``mean`` (our
-        mean over all the row's runs, %), ``runs``, ``folds`` (the folds they
+        mean over all the row's runs, %, :func:`~mvbook.results.fold_mean`), ``runs``, ``folds`` (the folds they
         cover) and, where the row has folds in common with ``reference``,
         ``− <reference>`` (mean difference, points), ``ahead`` (folds ahead),
         ``of`` (folds paired), ``p_t`` (paired t-test) and ``p_sign_flip`` (exact
@@ -169,7 +215,7 @@ def findings_table(records: list[dict], rows=_FINDING_ROWS, reference: str = "mu
         if df.empty or row not in df.index:
             continue
         vals = df.loc[row].dropna()
-        line = {"paper (ESC-50)": PAPER_TABLE3["esc50"].get(row, np.nan), "mean": vals.mean(), "runs": len(vals),
+        line = {"paper (ESC-50)": PAPER_TABLE3["esc50"].get(row, np.nan), "mean": fold_mean(vals), "runs": len(vals),
                 "folds": len({f for f, _ in vals.index})}
         if row != reference:
             c = paired_comparison(records, row, [reference])
@@ -189,7 +235,7 @@ _BASELINE_NAMES = {"concat": "concatenation", "late": "late fusion", "equal": "e
 def _scale_findings(records: list[dict], row: str = "multiview") -> dict:
     """The paper's central comparison at one preset: the mean of every row over all
     its runs (``mean``, ``n``), the best single view by that mean (``best_view``),
-    the folds and seeds of ``row``'s runs, its training steps, and
+    the folds and seeds of ``row``'s runs in words (``design``), its training steps, and
     :func:`~mvbook.results.claim_verdict` of ``row`` against each of
     ``_SCALE_BASELINES`` and the best single view (fold means; ``verdicts``)."""
     t = table3(records)
@@ -198,8 +244,7 @@ def _scale_findings(records: list[dict], row: str = "multiview") -> dict:
     runs = [r for r in records if row_key(r) == row]
     verdicts = {b: claim_verdict(records, row, b) for b in (*_SCALE_BASELINES, best) if b in t.index}
     return {"mean": t["mean"], "n": t["n"], "best_view": best, "verdicts": verdicts,
-            "folds": sorted({r["fold"] for r in runs}), "seeds": sorted({r["seed"] for r in runs}),
-            "steps": sorted({int(r["config"]["steps"]) for r in runs})}
+            "design": design_words(runs), "steps": sorted({int(r["config"]["steps"]) for r in runs})}
 
 
 def scale_sentence(records: list[dict], preset: str, row: str = "multiview") -> str:
@@ -218,7 +263,8 @@ def scale_sentence(records: list[dict], preset: str, row: str = "multiview") -> 
     Returns
     -------
     str
-        The means (with their numbers of runs), then each paired comparison over
+        The means (of the fold means, :func:`~mvbook.results.fold_mean`, with
+        their numbers of runs), then each paired comparison over
         fold means with the t-test's and the sign-flip test's p and whether it is
         significant (t-test p < 0.05); a short sentence when ``row`` has no run.
         ``row`` is named "the multi-view network" when it is ``multiview``, else by
@@ -234,8 +280,7 @@ def scale_sentence(records: list[dict], preset: str, row: str = "multiview") -> 
     steps = " or ".join(f"{s:,}" for s in f["steps"])
     who = ("the multi-view network", "multi-view") if row == "multiview" else \
         (f"`{row}` ({ALL_ROW_NAMES[row].rstrip(' †')})", f"`{row}`")
-    head = (f"At `{preset}` ({steps} training steps; {count(len(f['folds']), 'fold')} × "
-            f"{count(len(f['seeds']), 'seed')}), {who[0]} reaches {f['mean'][row]:.2f} % "
+    head = (f"At `{preset}` ({steps} training steps; {f['design']}), {who[0]} reaches {f['mean'][row]:.2f} % "
             f"({count(int(f['n'][row]), 'run')}); {means}.")
     pairs = []
     for b, v in f["verdicts"].items():
@@ -323,9 +368,11 @@ def scale_table(short: list[dict], long: list[dict], rows=None) -> pd.DataFrame:
     -------
     pandas.DataFrame
         One line per row: ``short mean``, ``short std``, ``short runs``, ``long
-        mean``, ``long std``, ``long runs`` (accuracy, %), then ``long − short``
-        (points, mean over the (fold, seed) runs both lengths have), ``pairs``
-        (their number) and ``sign-flip p (folds)`` (over their fold means).
+        mean``, ``long std``, ``long runs`` (accuracy, %: the mean of the fold
+        means, :func:`~mvbook.results.fold_mean`, the std over runs), then
+        ``long − short`` (points: the differences of the (fold, seed) runs both
+        lengths have, averaged within each fold, then over the folds), ``pairs``
+        (the number of those runs) and ``sign-flip p (folds)`` (over those fold means).
     """
     a, b = fold_accuracies(short), fold_accuracies(long)
     out = {}
@@ -333,13 +380,13 @@ def scale_table(short: list[dict], long: list[dict], rows=None) -> pd.DataFrame:
         line = {}
         for name, df in (("short", a), ("long", b)):
             vals = df.loc[row].dropna() if row in df.index else pd.Series(dtype=float)
-            line |= {f"{name} mean": vals.mean() if len(vals) else np.nan,
+            line |= {f"{name} mean": fold_mean(vals) if len(vals) else np.nan,
                      f"{name} std": vals.std(ddof=1) if len(vals) > 1 else np.nan, f"{name} runs": len(vals)}
         both = [c for c in (b.columns if row in b.index else []) if row in a.index and c in a.columns
                 and pd.notna(a.at[row, c]) and pd.notna(b.at[row, c])]
         d = pd.Series({c: b.at[row, c] - a.at[row, c] for c in both}, dtype=float)
         by_fold = d.groupby([f for f, _ in d.index]).mean() if len(d) else d
-        line |= {"long − short": d.mean() if len(d) else np.nan, "pairs": len(d),
+        line |= {"long − short": by_fold.mean() if len(d) else np.nan, "pairs": len(d),
                  "sign-flip p (folds)": sign_flip_p(by_fold.to_numpy()) if len(d) else np.nan}
         out[row] = line
     return pd.DataFrame.from_dict(out, orient="index")
@@ -361,9 +408,10 @@ def length_margins(short: list[dict], long: list[dict], row: str = "multiview",
     Returns
     -------
     pandas.DataFrame
-        One line per other row: ``short`` and ``long`` (mean margin over the
-        (fold, seed) runs that both record sets have for both rows) and ``runs``
-        (their number); an other row without such runs is left out.
+        One line per other row: ``short`` and ``long`` (the margins of the
+        (fold, seed) runs that both record sets have for both rows, averaged
+        within each fold, then over the folds) and ``runs`` (their number); an
+        other row without such runs is left out.
     """
     acc = {"short": fold_accuracies(short), "long": fold_accuracies(long)}
     out = {}
@@ -372,7 +420,8 @@ def length_margins(short: list[dict], long: list[dict], row: str = "multiview",
                  if all({row, other} <= set(a.index) and c in a.columns
                         and pd.notna(a.at[row, c]) and pd.notna(a.at[other, c]) for a in acc.values())]
         if cells:
-            out[other] = {p: float(np.mean([a.at[row, c] - a.at[other, c] for c in cells])) for p, a in acc.items()}
+            out[other] = {p: fold_mean(pd.Series({c: a.at[row, c] - a.at[other, c] for c in cells}))
+                          for p, a in acc.items()}
             out[other]["runs"] = len(cells)
     return pd.DataFrame.from_dict(out, orient="index")
 

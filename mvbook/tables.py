@@ -13,7 +13,9 @@ __all__ = ["format_table3", "table3_rows", "export_table", "run_labels"]
 
 def format_table3(records: list[dict], dataset: str, preset: str, extended: bool = False) -> str:
     """Table 3 as text: our mean ± std over folds beside the paper's column;
-    ``extended`` adds the rows that are not in the paper (marked †)."""
+    ``extended`` adds the rows that are not in the paper (marked †), and a row
+    whose folds have unequal numbers of runs is marked ‡ (its mean weighs each
+    fold once, :func:`~mvbook.results.fold_mean`)."""
     t = table3(records)
     paper_col = "esc50" if dataset in ("esc50", "esc10") else dataset
     lines = [f"Table 3 — {dataset}, preset {preset!r} (accuracy %, mean ± std over folds × seeds)"]
@@ -23,6 +25,7 @@ def format_table3(records: list[dict], dataset: str, preset: str, extended: bool
             lines.append("reduced from the paper: " + "; ".join(red))
     head = f"{'system':<34}{'ours':>16}{'runs':>6}{'paper (' + paper_col + ')':>18}"
     lines += [head, "-" * len(head)]
+    uneven = False
     for key, name in (ALL_ROW_NAMES if extended else ROW_NAMES).items():
         if key in EXTRA_ROW_NAMES and key not in t.index:
             continue
@@ -30,20 +33,26 @@ def format_table3(records: list[dict], dataset: str, preset: str, extended: bool
         if key in t.index:
             m, s, n = t.loc[key, "mean"], t.loc[key, "std"], int(t.loc[key, "n"])
             ours = f"{m:6.2f} ± {s:5.2f}" if n > 1 else f"{m:6.2f}"
+            if not t.loc[key, "balanced"]:
+                name, uneven = name + " ‡", True
         else:
             ours, n = "no runs", 0
         lines.append(f"{name:<34}{ours:>16}{n:>6}{paper:>18.2f}" if paper == paper else
                      f"{name:<34}{ours:>16}{n:>6}{'—':>18}")
     if extended:
         lines.append("† not in the paper (part *Beyond the paper*)")
+    if uneven:
+        lines.append("‡ its folds have unequal numbers of runs (seeds): the mean is of the fold means, each fold "
+                     "weighing once as in the paired tests; the std is over the runs")
     if paper_col != dataset:
         lines.append(f"(the paper reports ESC-50, 50 classes; {dataset} is not the paper's dataset)")
     return "\n".join(lines)
 
 
 def table3_rows(records: list[dict], dataset: str, extended: bool = False) -> pd.DataFrame:
-    """Table 3 as a frame for export: system, ours (mean ± std), runs, 95 % CI
-    half-width, the paper's value; rows beyond the paper only when they have runs."""
+    """Table 3 as a frame for export: system (‡ as in :func:`format_table3`), ours
+    (mean ± std), runs, 95 % CI half-width, the paper's value; rows beyond the
+    paper only when they have runs."""
     t = table3(records)
     paper_col = "esc50" if dataset in ("esc50", "esc10") else dataset
     rows = []
@@ -52,7 +61,7 @@ def table3_rows(records: list[dict], dataset: str, extended: bool = False) -> pd
             continue
         m = t.loc[key] if key in t.index else None
         paper = PAPER_TABLE3[paper_col].get(key) if paper_col in PAPER_TABLE3 else None
-        rows.append({"system": name, "ours": "no runs" if m is None else
+        rows.append({"system": name if m is None or m["balanced"] else name + " ‡", "ours": "no runs" if m is None else
                      (f"{m['mean']:.2f} ± {m['std']:.2f}" if m["n"] > 1 else f"{m['mean']:.2f}"),
                      "runs": 0 if m is None else int(m["n"]),
                      "ci95": "" if m is None or m["n"] < 2 else f"{m['ci95']:.2f}",

@@ -2,11 +2,14 @@
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mvbook.results import (
     PAPER_TABLE3,
+    check_claims,
     fold_accuracies,
+    fold_mean,
     late_fusion,
     paired_comparison,
     row_key,
@@ -67,6 +70,34 @@ def test_table3_mean_std_and_derived_rows():
     text = format_table3(recs, "esc10", "cpu")
     assert "75.00 ±  7.07" in text and f"{PAPER_TABLE3.loc['mel', 'esc50']:.2f}" in text
     assert "width 0.25" in text and "no runs" in text   # concat has no runs
+
+
+def test_a_fold_with_more_seeds_does_not_weigh_more():
+    """The table's mean is the mean of the fold means, as the paired tests average
+    them, so two rows' means differ by the paired mean difference when they have the same runs."""
+    recs = [fake("mel", 1, 0.80), fake("mel", 1, 0.90) | {"seed": 1}, fake("mel", 2, 0.70),
+            fake("concat", 1, 0.80), fake("concat", 1, 0.70) | {"seed": 1}, fake("concat", 2, 0.60),
+            fake("gam", 1, 0.5), fake("gam", 2, 0.6)]
+    t = table3(recs)
+    assert t.loc["mel", "mean"] == pytest.approx((85 + 70) / 2)             # not (80 + 90 + 70) / 3 = 80
+    assert t.loc["mel", "std"] == pytest.approx(np.std([80, 90, 70], ddof=1)) and t.loc["mel", "n"] == 3
+    assert not t.loc["mel", "balanced"] and t.loc["gam", "balanced"]
+    d = paired_comparison(recs, "mel", ["concat"]).loc["concat", "mean_diff"]
+    assert d == pytest.approx(t.loc["mel", "mean"] - t.loc["concat", "mean"]) == pytest.approx(10)
+    assert fold_mean(pd.Series(dtype=float)) != fold_mean(pd.Series(dtype=float))      # no runs: NaN
+    text = format_table3(recs, "esc10", "cpu")
+    assert "Mel ‡" in text and "Gammatone ‡" not in text and "‡ its folds have unequal numbers of runs" in text
+    assert "77.50 ±" in text
+    assert "‡" not in format_table3([r for r in recs if r["seed"] == 0], "esc10", "cpu")
+
+
+def test_claims_weigh_each_fold_once():
+    recs = [fake("mel", 1, 0.60), fake("mel", 1, 0.70) | {"seed": 1}, fake("mel", 1, 0.80) | {"seed": 2},
+            fake("mel", 2, 0.90)]
+    recs += [fake("concat", 1, 0.75) | {"seed": s} for s in (0, 1, 2)] + [fake("concat", 2, 0.80)]
+    c = check_claims(recs, [("Mel above concatenation", ("mel",), ("concat",))]).iloc[0]
+    assert c["mean margin"] == pytest.approx(((70 - 75) + (90 - 80)) / 2)   # per fold −5, +10; over the runs −1.25
+    assert c["on the means"] == "in this order" and c["runs where it holds"] == "2 of 4"
 
 
 def test_sumrule_row_is_the_mean_of_the_fusionnet_coders():

@@ -171,3 +171,21 @@ def test_pattern_checks_say_which_branch_is_late():
     checks = S.pattern_checks(w, late="mv")
     assert not any("raw" in claim for claim in checks)
     assert checks["mv higher in the second half"] is False and checks["each 2D branch above mv in the first half"]
+
+
+def test_scale_table_and_sentence_weigh_each_fold_once(tmp_path):
+    """Seeds on some folds only: every mean and difference averages within each fold
+    first, and the sentence says which seeds ran on which folds."""
+    cfg = {"config": {"steps": 600, "epochs": 120, "blending": {}}}
+    short = [fake_record(tmp_path / "s", "multiview", f, seed=k, acc=a) | cfg
+             for f, k, a in ((1, 0, 0.70), (1, 1, 0.60), (2, 0, 0.80))]
+    long = [fake_record(tmp_path / "l", "multiview", f, seed=k, acc=a) | cfg
+            for f, k, a in ((1, 0, 0.85), (1, 1, 0.75), (2, 0, 0.70))]
+    mv = S.scale_table(short, long, rows=["multiview"]).loc["multiview"]
+    assert (mv["short mean"], mv["long mean"]) == (pytest.approx((65 + 80) / 2), pytest.approx((80 + 70) / 2))
+    assert mv["pairs"] == 3 and mv["long − short"] == pytest.approx((15 + -10) / 2)     # runs: (15 + 15 − 10) / 3
+    assert mv["long − short"] == pytest.approx(mv["long mean"] - mv["short mean"])
+    concat = [fake_record(tmp_path / "c", "concat", f, acc=0.7) | cfg for f in (1, 2)]
+    sentence = S.scale_sentence(long + concat, "long")
+    assert "2 folds: seeds 0–1 on fold 1; seed 0 on fold 2" in sentence and "reaches 75.00 % (3 runs)" in sentence
+    assert "5 folds × 3 seeds" == S.design_words([{"fold": f, "seed": k} for f in range(1, 6) for k in range(3)])
