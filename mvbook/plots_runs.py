@@ -197,10 +197,11 @@ def plot_curves(record: dict, title: str | None = None):
 
 
 def mean_curve(records, split: str, branch=None, key: str = "loss"):
-    """One curve averaged over records.
+    """One curve averaged over records: within each fold, then over the folds.
 
     Each run is interpolated onto the steps of the shortest run, so folds of
-    slightly different length average cleanly.
+    slightly different length average cleanly; a fold with more seeds weighs
+    no more than the others (as :func:`~mvbook.results.fold_mean`).
 
     Parameters
     ----------
@@ -218,7 +219,7 @@ def mean_curve(records, split: str, branch=None, key: str = "loss"):
     steps : numpy.ndarray, shape (n,)
         The shortest run's evaluation steps.
     mean : numpy.ndarray, shape (n,)
-        The mean curve.
+        The mean curve (of the fold means).
     count : int
         Number of records averaged.
     """
@@ -227,8 +228,11 @@ def mean_curve(records, split: str, branch=None, key: str = "loss"):
         return np.array([]), np.array([]), 0
     ref = min(runs, key=lambda r: r["curves"]["step"][-1])
     steps = np.asarray(ref["curves"]["step"], dtype=float)
-    ys = [np.interp(steps, r["curves"]["step"], r["curves"][key][split][branch or r["main_branch"]]) for r in runs]
-    return steps, np.mean(ys, axis=0), len(ys)
+    by_fold = {}
+    for r in runs:
+        y = np.interp(steps, r["curves"]["step"], r["curves"][key][split][branch or r["main_branch"]])
+        by_fold.setdefault(r["fold"], []).append(y)
+    return steps, np.mean([np.mean(ys, axis=0) for ys in by_fold.values()], axis=0), len(runs)
 
 
 def runs_of(records: list[dict]) -> str:
@@ -242,12 +246,13 @@ def runs_of(records: list[dict]) -> str:
     Returns
     -------
     str
-        ``"mean of R runs over F folds"``, or ``"one run"``.
+        ``"R runs, mean over F folds"`` (each fold's runs averaged first,
+        :func:`mean_curve`), or ``"one run"``.
     """
     folds = {r["fold"] for r in records}
     if len(records) == 1:
         return "one run"
-    return f"mean of {len(records)} runs over {len(folds)} fold{'s' if len(folds) != 1 else ''}"
+    return f"{len(records)} runs, mean over {len(folds)} fold{'s' if len(folds) != 1 else ''}"
 
 
 def fig2(records: list[dict], fold: int = 1, axes=None, title: str | None = None, system: str = "multiview"):

@@ -109,6 +109,11 @@ def test_fig2_and_plot_curves(tmp_path):
     assert len(axes[0].lines) == 5 and len(axes[1].lines) == 5 and len(axes[2].lines) == 3
     steps, y, n = plots.mean_curve([r for r in recs if r["system"] == "mel"], "test")
     assert n == 2 and len(steps) == len(y) == 12
+    again = fake_record(tmp_path / "s1", "mel", 1, seed=1)                  # a second seed on fold 1
+    again["curves"]["loss"]["test"]["mel"] = [v + 3.0 for v in recs[0]["curves"]["loss"]["test"]["mel"]]
+    _, y3, n3 = plots.mean_curve([recs[0], again, recs[1]], "test")
+    fold1 = np.asarray(recs[0]["curves"]["loss"]["test"]["mel"]) + 1.5
+    assert n3 == 3 and np.allclose(y3, (fold1 + np.asarray(recs[1]["curves"]["loss"]["test"]["mel"])) / 2)
     plt.close("all")
     empty = plots.fig2([])
     assert all("no records" in [t.get_text() for t in ax.texts] for ax in empty)
@@ -183,7 +188,7 @@ def test_figures_are_sized_for_the_books_column(tmp_path):
     sizes = [t.get_fontsize() for ax in axes for t in ax.get_xticklabels() + ax.get_yticklabels()]
     sizes += [t.get_fontsize() for ax in axes if ax.get_legend() for t in ax.get_legend().get_texts()]
     assert sizes and min(sizes) >= plots_runs.FONT_PT
-    assert "mean of 2 runs over 2 folds" in axes[0].get_title(loc="left")
+    assert "2 runs, mean over 2 folds" in axes[0].get_title(loc="left")
     trace = plots.blending_trace(recs[0]["curves"], 3)
     fig = plots.plot_blending_trace(trace)
     assert fig.get_size_inches()[0] == plots_runs.FIG_WIDTH and len(fig.axes) == 4
