@@ -30,7 +30,8 @@ from .results import (
 
 __all__ = ["count", "design_words", "fmt_p", "COMPARISON_FORMAT", "min_wilcoxon_p", "wilcoxon_note", "findings_table",
            "length_margins", "compare_sentence", "weight_pattern", "preset_cost", "capacity", "scale_sentence",
-           "scale_disagreements", "disagreement_sentence", "scale_table", "pattern_checks", "rerun_drift", "p_words"]
+           "scale_disagreements", "disagreement_sentence", "scale_table", "verdict_table", "pattern_checks",
+           "rerun_drift", "p_words"]
 
 # The rows of the introduction's table of findings, in its order.
 _FINDING_ROWS = ("multiview", "mv_literal", "equal", "concat", "late", "mel", "gam", "cqt", "raw",
@@ -389,6 +390,37 @@ def scale_table(short: list[dict], long: list[dict], rows=None) -> pd.DataFrame:
         line |= {"long − short": by_fold.mean() if len(d) else np.nan, "pairs": len(d),
                  "sign-flip p (folds)": sign_flip_p(by_fold.to_numpy()) if len(d) else np.nan}
         out[row] = line
+    return pd.DataFrame.from_dict(out, orient="index")
+
+
+def verdict_table(groups: dict, checks) -> pd.DataFrame:
+    """Each claim decided at each training length, side by side.
+
+    Parameters
+    ----------
+    groups : dict
+        Preset name → its results records (one dataset).
+    checks : sequence of (str, str, str)
+        (claim, row, baseline): the claim that ``row`` is above ``baseline``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by claim; for each preset ``<preset>: verdict``
+        (:func:`~mvbook.results.claim_verdict`'s, ``"does not hold, reversed"``
+        where the reversal is significant), ``<preset>: points`` (the mean
+        difference over fold means, :func:`~mvbook.results.signed`),
+        ``<preset>: t-test p`` and ``<preset>: sign-flip p`` (:func:`fmt_p`).
+    """
+    out = {}
+    for claim, row, baseline in checks:
+        line = {}
+        for preset, records in groups.items():
+            v = claim_verdict(records, row, baseline)
+            line |= {f"{preset}: verdict": v["verdict"] + (", reversed" if v["reversed"] else ""),
+                     f"{preset}: points": signed(v["mean_diff"]), f"{preset}: t-test p": fmt_p(v["p"]),
+                     f"{preset}: sign-flip p": fmt_p(v["p_sign_flip"])}
+        out[claim] = line
     return pd.DataFrame.from_dict(out, orient="index")
 
 
