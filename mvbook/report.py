@@ -23,7 +23,7 @@ from .results import (
 )
 from .systems import DERIVED, PAPER_SYSTEMS
 
-__all__ = ["SOURCE", "missing_html", "table3_html", "row_commits"]
+__all__ = ["SOURCE", "missing_html", "table3_html", "row_commits", "row_devices"]
 
 
 def _rel(path, base: str) -> str:
@@ -90,17 +90,28 @@ def _table(head: str, rows: list[list[str]]) -> str:
     return f"<div class='mv-scroll'><table class='mv-table3'><thead>{head}</thead><tbody>{body}</tbody></table></div>"
 
 
+def _row_records(key: str, runs: dict) -> list[dict]:
+    """The records behind row ``key``: a derived row's members', a self-ensemble's multi-view runs."""
+    systems = DERIVED.get(key, (SOURCE.get(key, key),))
+    return [r for (system, _, _), r in runs.items() if system in systems]
+
+
 def row_commits(key: str, runs: dict) -> list[str]:
     """The commits (7 characters) whose code trained the runs behind row ``key``
     (a derived row: its members' runs; a self-ensemble: its multi-view runs;
     a resumed run: every commit of its ``trained_by``)."""
-    systems = DERIVED.get(key, (SOURCE.get(key, key),))
     out = set()
-    for (system, _, _), r in runs.items():
-        if system in systems:
-            prov = r.get("provenance", {})
-            out |= {t["git_commit"][:7] for t in prov.get("trained_by") or [prov]} if prov else {"unknown"}
+    for r in _row_records(key, runs):
+        prov = r.get("provenance", {})
+        out |= {t["git_commit"][:7] for t in prov.get("trained_by") or [prov]} if prov else {"unknown"}
     return sorted(out)
+
+
+def row_devices(key: str, runs: dict) -> list[str]:
+    """The kinds of device (``cpu``, ``cuda``, …; ``unknown`` where a record does not
+    say) that trained the runs behind row ``key``, found as :func:`row_commits` finds commits."""
+    return sorted({str(r.get("provenance", {}).get("device") or "unknown").split(":")[0]
+                   for r in _row_records(key, runs)})
 
 
 def _sources(key: str, runs: dict, fold: int, seed: int, base: str) -> str:
@@ -181,8 +192,8 @@ def _run_cell(key: str, name: str, vals, runs: dict, fold: int, seed: int, base:
     return f"<td class='mv-missing' title='{html.escape(m['why'] + '. Run: ' + m['command'])}'>·</td>"
 
 
-def _caption(dataset: str, preset: str, esc50: bool, common: bool, extra: bool) -> str:
-    """The caption of :func:`table3_html`."""
+def _caption(dataset: str, preset: str, esc50: bool, common: bool, extra: bool, devices: list[str]) -> str:
+    """The caption of :func:`table3_html`; ``devices``: the kinds of device of all its runs."""
     caption = (f"Table 3 — {html.escape(dataset)}, preset <code>{html.escape(preset)}</code>: accuracy (%) on the "
                "test folds. Ours: mean of the fold means (each fold's runs averaged first) ± sample std over runs "
                "(number of runs); code: the commits whose code "
@@ -192,6 +203,11 @@ def _caption(dataset: str, preset: str, esc50: bool, common: bool, extra: bool) 
     if common:
         caption += (". Rows have different numbers of runs (seeds); the seed-0 column averages the same folds for "
                     "every row, and the paired comparisons pair fold means over the seeds both rows have")
+    if len(devices) == 1:
+        caption += f". Every run was trained on {html.escape(devices[0])}"
+    elif devices:
+        caption += (". The runs were trained on more than one kind of device: each row names its own (a row of "
+                    "two kinds compares runs that round differently)")
     return caption + (". † not in the paper" if extra else "")
 
 
@@ -237,6 +253,7 @@ def table3_html(records: list[dict], dataset: str, preset: str, *, folds=None, s
     paper_col = "esc50" if dataset in ("esc50", "esc10") else dataset
     has_paper = paper_col in PAPER_TABLE3
     names, keys = _rows(rows, extended)
+    devices = sorted({d for key in keys for d in row_devices(key, runs)})
     missing = []
     common = len({s for _, s in cols}) > 1                     # rows with more seeds than others: compare on seed 0
     paper_head = f"paper ({'ESC-50' if paper_col == 'esc50' else paper_col})" if has_paper else "paper"
@@ -250,11 +267,14 @@ def table3_html(records: list[dict], dataset: str, preset: str, *, folds=None, s
         head_cell = f"<th>{html.escape(name)}</th>"
         fixed_rows.append([head_cell, f"<td>{'—' if paper is None else f'{paper:.2f}'}</td>",
                            f"<td class='mv-mean'>{_ours(vals)}</td>",
-                           f"<td class='mv-code'>{html.escape(', '.join(row_commits(key, runs)) or '—')}</td>"]
+                           f"<td class='mv-code'>{html.escape(', '.join(row_commits(key, runs)) or '—')}"
+                           + (f"<br><small>on {html.escape(', '.join(row_devices(key, runs)))}</small>"
+                              if len(devices) > 1 and row_devices(key, runs) else "") + "</td>"]
                           + ([f"<td class='mv-mean'>{_common(vals)}</td>"] if common else []))
         run_rows.append([_run_cell(key, name, vals, runs, f, s, base, missing, (dataset, preset, results_dir))
                          for f, s in cols])
-    caption = _caption(dataset, preset, paper_col == "esc50", common, any(k not in ROW_NAMES for k in keys))
+    caption = _caption(dataset, preset, paper_col == "esc50", common, any(k not in ROW_NAMES for k in keys),
+                       devices)
     fixed = _fixed_heads(paper_head, common)
     if runs_below:
         table = (_table(_header([], fixed), fixed_rows) + "<details class='mv-runs'><summary>Each run of the table "

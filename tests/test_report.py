@@ -129,3 +129,15 @@ def test_row_commits_name_every_commit_behind_a_row(tmp_path):
     assert report.row_commits("late", recs) == ["aaaaaaa", "bbbbbbb", "ccccccc"]      # its members' runs
     assert report.row_commits("self_ensemble", recs) == ["ddddddd", "eeeeeee"]        # a resumed run: both
     assert report.row_commits("concat", recs) == []
+
+
+def test_the_table_states_the_devices_its_rows_were_trained_on(tmp_path):
+    recs = [fake_record(tmp_path, s, f) for s in ("mel", "gam") for f in (1, 2)]
+    html, _ = report.table3_html(recs, "esc10", "cpu", folds=[1, 2], rows=["mel", "gam"])
+    assert "Every run was trained on cpu" in html.split("</p>")[0] and "<small>on " not in html
+    recs[1]["provenance"]["device"] = "cuda:0"                            # mel, fold 2
+    runs = {(r["system"], r["fold"], r["seed"]): r for r in recs}
+    assert report.row_devices("mel", runs) == ["cpu", "cuda"] and report.row_devices("gam", runs) == ["cpu"]
+    html, _ = report.table3_html(recs, "esc10", "cpu", folds=[1, 2], rows=["mel", "gam"])
+    assert "more than one kind of device" in html.split("</p>")[0] and "Every run" not in html
+    assert "<small>on cpu, cuda</small>" in html and "<small>on cpu</small>" in html
