@@ -12,7 +12,7 @@ from .blending import OFF, RULES, AdaptiveBlender, BlendRule
 from .results import row_key
 
 __all__ = ["weight_shares", "record_rule", "replay", "blending_diagnostics", "diagnostics_table",
-           "replay_weights", "last_active_share"]
+           "weights_summary", "uniform_until_selected", "as_equal_pairs", "replay_weights", "last_active_share"]
 
 
 def weight_shares(records: list[dict], system: str = "multiview") -> pd.DataFrame:
@@ -113,6 +113,115 @@ def diagnostics_table(records: list[dict], system: str) -> pd.DataFrame:
                                             "selected entropy": d["selected_entropy"],
                                             "replayed": bool(d["replayed"])}
     return pd.DataFrame.from_dict(rows, orient="index").sort_index()
+
+
+def weights_summary(records: list[dict], system: str) -> dict:
+    """One row of what Algorithm 1 did over the runs of ``system``, averaged over its runs.
+
+    Parameters
+    ----------
+    records : list of dict
+        Results records.
+    system : str
+        The row of blending runs to read.
+
+    Returns
+    -------
+    dict
+        ``runs``; per branch the mean share of training it was off
+        (``"off share, <branch>"``, ⊕ for ``mv``); the median share of the run
+        after which ⊕ is off for good; the mean numbers of ``updates`` and
+        ``all-zero`` measurements (:func:`diagnostics_table`); the mean entropy
+        of the selected weights; and how many selected checkpoints have uniform
+        weights (``selected uniform (runs)``), one branch holding them all
+        (``selected one branch (runs)``, above 0.999), or were trained with
+        uniform weights only (``selected as equal (runs)``,
+        :func:`uniform_until_selected`). Empty without runs.
+    """
+    d = diagnostics_table(records, system)
+    if d.empty:
+        return {}
+    runs = [r for r in records if row_key(r) == system]
+    K = len(runs[0]["best"]["weights"])
+    return ({"runs": len(d)}
+            | {f"off share, {'⊕' if c == 'off mv' else c.removeprefix('off ')}": float(d[c].mean())
+               for c in d.columns if c.startswith("off ")}
+            | {"⊕ stops (median share of the run)": float(np.median([last_active_share(r) for r in runs])),
+               "updates": float(d["updates"].mean()), "all-zero": float(d["all-zero"].mean()),
+               "selected entropy (nats)": float(d["selected entropy"].abs().mean()),
+               "selected uniform (runs)": int(sum(e > np.log(K) - 1e-6 for e in d["selected entropy"])),
+               "selected one branch (runs)": sum(max(r["best"]["weights"].values()) > 0.999 for r in runs),
+               "selected as equal (runs)": sum(map(uniform_until_selected, runs))})
+
+
+def uniform_until_selected(record: dict) -> bool:
+    """Whether a blending run's selected checkpoint was trained with uniform weights only.
+
+    The weights set at an evaluation act on the steps after it, so the
+    checkpoint selected at step :math:`s^*` learnt under the weights of the
+    evaluations before :math:`s^*`. When all of them are :math:`1/K`, that
+    network was trained as ``equal`` trains: with the same seed on the same
+    device, it is the ``equal`` run's network.
+
+    Parameters
+    ----------
+    record : dict
+        A results record of a blending run.
+
+    Returns
+    -------
+    bool
+        True when every weight of every evaluation before the selected step is
+        1/K (to 1e-9).
+
+    Examples
+    --------
+    >>> c = {"step": [0, 100, 200], "weights": {"a": [0.5, 0.5, 0.9], "b": [0.5, 0.5, 0.1]}}
+    >>> uniform_until_selected({"curves": c, "best": {"step": 200}})
+    True
+    >>> uniform_until_selected({"curves": c, "best": {"step": 300}})
+    False
+    """
+    c, s_star = record["curves"], record["best"]["step"]
+    before = [i for i, s in enumerate(c["step"]) if s < s_star]
+    K = len(c["weights"])
+    return all(abs(w[i] - 1 / K) < 1e-9 for w in c["weights"].values() for i in before)
+
+
+def as_equal_pairs(records: list[dict], system: str = "multiview", baseline: str = "equal") -> pd.DataFrame:
+    """The runs of ``system`` whose selected network was trained with uniform weights only, beside ``baseline``.
+
+    Parameters
+    ----------
+    records : list of dict
+        Results records of one dataset and preset.
+    system : str
+        The blending row (default ``multiview``).
+    baseline : str
+        The uniform-weights row of the same network (default ``equal``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (fold, seed) run of ``system`` for which
+        :func:`uniform_until_selected` holds and ``baseline`` has the same fold
+        and seed: the selected step of each, the accuracy (%) of each, and
+        ``same``, whether the two agree on every branch's test accuracy. Empty
+        when there is none.
+    """
+    base = {(r["fold"], r["seed"]): r for r in records if row_key(r) == baseline}
+    rows = {}
+    for r in records:
+        key = (r["fold"], r["seed"])
+        if row_key(r) == system and key in base and uniform_until_selected(r):
+            b = base[key]
+            rows[key] = {f"{system} step": r["best"]["step"], f"{baseline} step": b["best"]["step"],
+                         f"{system} (%)": 100 * r["system_accuracy"], f"{baseline} (%)": 100 * b["system_accuracy"],
+                         "same": r["accuracy"] == b["accuracy"]}
+    table = pd.DataFrame.from_dict(rows, orient="index").sort_index()
+    if not table.empty:
+        table.index.names = ["fold", "seed"]
+    return table
 
 
 def replay_weights(record: dict, rule: BlendRule | None = None) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from .config import PRESETS, get_preset
 from .errors import DataError
 from .fusionnet import FeatureCodingNet
 from .models import CRNN1D, CRNN2D, n_params
+from .replay import as_equal_pairs, record_rule, weights_summary
 from .results import (
     ALL_ROW_NAMES,
     PAPER_TABLE3,
@@ -31,7 +32,7 @@ from .results import (
 __all__ = ["count", "design_words", "fmt_p", "COMPARISON_FORMAT", "min_wilcoxon_p", "wilcoxon_note", "findings_table",
            "length_margins", "compare_sentence", "weight_pattern", "preset_cost", "capacity", "scale_sentence",
            "scale_disagreements", "disagreement_sentence", "scale_table", "verdict_table", "pattern_checks",
-           "rerun_drift", "p_words"]
+           "rerun_drift", "p_words", "uniform_sentence"]
 
 # The rows of the introduction's table of findings, in its order.
 _FINDING_ROWS = ("multiview", "mv_literal", "equal", "concat", "late", "mel", "gam", "cqt", "raw",
@@ -293,6 +294,70 @@ def scale_sentence(records: list[dict], preset: str, row: str = "multiview") -> 
         pairs.append(f"− {name[b]} {signed(v['mean_diff'])} points over {count(v['pairs'], 'fold')} "
                      f"(t-test {p_words(v['p'])}, sign-flip {p_words(c['p_sign_flip'])}: {sig})")
     return head + f" Paired over fold means, {who[1]} " + "; ".join(pairs) + "."
+
+
+def _resets(rule) -> bool:
+    """Whether a blending rule makes the weights uniform when no branch improves."""
+    return rule.fallback == "uniform" or rule.floor > 0
+
+
+def uniform_sentence(groups: dict, system: str = "multiview", baseline: str = "equal") -> str:
+    """How much of a blending row's training was the uniform-weights network's, in words.
+
+    Parameters
+    ----------
+    groups : dict
+        Preset name (as the sentence gives it) → results records of one dataset
+        and that preset.
+    system, baseline : str
+        The blending row and its uniform-weights control.
+
+    Returns
+    -------
+    str
+        At each preset, the share of Algorithm 1's measurements at which no
+        branch improved (:func:`~mvbook.replay.weights_summary`); what the rule
+        does then (uniform weights, or the last ones kept); and the runs whose
+        selected network was trained with uniform weights only, how many of
+        them have the ``baseline`` run's test accuracies on every branch, and
+        the folds whose every pair is such a run, so that the fold's paired
+        difference is exactly 0 (:func:`~mvbook.replay.as_equal_pairs`). Empty
+        when ``system`` has no run.
+    """
+    w = {p: s for p, recs in groups.items() if (s := weights_summary(recs, system))}
+    if not w:
+        return ""
+    runs = [r for recs in groups.values() for r in recs if row_key(r) == system]
+    K, name = len(runs[0]["best"]["weights"]), _BASELINE_NAMES.get(baseline, baseline)
+    then = (f"the weights return to 1/{K} each: until the next measurement the network trains as {name} does"
+            if _resets(record_rule(runs[0])) else "its rule keeps the last weights")
+    shares = " and ".join(f"{s['all-zero'] / (s['updates'] + s['all-zero']):.0%}{' of its measurements' * (i == 0)} "
+                          f"at `{p}` ({count(s['runs'], 'run')})" for i, (p, s) in enumerate(w.items()))
+    text = [f"Algorithm 1 found no branch setting a new validation minimum at {shares}; there {then}."]
+    who = "multi-view" if system == "multiview" else f"`{system}`"
+    for p in w:
+        records = groups[p]
+        both = {(r["fold"], r["seed"]) for r in records if row_key(r) == system} & \
+            {(r["fold"], r["seed"]) for r in records if row_key(r) == baseline}
+        if not both:
+            continue
+        pairs = as_equal_pairs(records, system, baseline)
+        head = (f"At `{p}`, of the {len(both)} {who} runs with a run of `{baseline}` on the same fold and seed, "
+                f"{'none' if pairs.empty else len(pairs)} selected a network trained with uniform weights only")
+        if pairs.empty:
+            text.append(head + ".")
+            continue
+        same = set(pairs.index[pairs["same"]])
+        if not same:
+            text.append(head + "; none has the same test accuracy on every branch as that run.")
+            continue
+        whole = sorted(f for f in {f for f, _ in both} if all(k in same for k in both if k[0] == f))
+        have = (f"all {len(pairs)} have" if len(same) == len(pairs) > 1 else "it has" if len(same) == len(pairs)
+                else f"{len(same)} of them have")
+        where = f" (every pair on {'fold' if len(whole) == 1 else 'folds'} {_span(whole)})" if whole else ""
+        text.append(f"{head}; {have} the same test accuracy on every branch as that run, so they add exactly 0 "
+                    f"to the comparison{where}.")
+    return " ".join(text)
 
 
 def scale_disagreements(short: list[dict], long: list[dict], row: str = "multiview") -> list[str]:

@@ -333,3 +333,47 @@ def test_claim_verdict_needs_a_difference_the_tables_show():
     assert verdict(0.0)["verdict"] == "does not hold"
     doc = " ".join(claim_verdict.__doc__.split())
     assert "≥ 0.005" in doc and "> 0 " not in doc and "(> 0" not in doc
+
+
+def test_uniform_until_selected_and_as_equal_pairs_by_hand():
+    from mvbook.replay import as_equal_pairs, uniform_until_selected
+
+    def run(system, fold, seed, w_mv, step, acc):
+        w = {"mel": [0.5, 1 - w_mv], "mv": [0.5, w_mv]}
+        return {"system": system, "fold": fold, "seed": seed, "system_accuracy": acc, "accuracy": {"mv": acc},
+                "best": {"step": step}, "curves": {"step": [0, 100], "weights": w}}
+    # weights set at step 100 act after it: a checkpoint selected at 100 learnt under the uniform ones only
+    early, late = run("multiview", 1, 0, 0.9, 100, 0.8), run("multiview", 2, 0, 0.9, 200, 0.7)
+    assert uniform_until_selected(early) and not uniform_until_selected(late)
+    assert uniform_until_selected(run("multiview", 1, 0, 0.5, 200, 0.8))           # Z fell back to uniform
+    recs = [early, late, run("equal", 1, 0, 0.5, 100, 0.8), run("equal", 2, 0, 0.5, 200, 0.7),
+            run("multiview", 3, 0, 0.9, 100, 0.6)]                                # no equal twin: left out
+    pairs = as_equal_pairs(recs)
+    assert list(pairs.index) == [(1, 0)] and pairs.loc[(1, 0), "same"]
+    assert pairs.loc[(1, 0), "multiview (%)"] == pytest.approx(80.0)
+    recs[2] = run("equal", 1, 0, 0.5, 100, 0.75)
+    assert not as_equal_pairs(recs).loc[(1, 0), "same"]
+
+
+def test_a_multiview_network_trained_with_uniform_weights_only_is_the_equal_runs_network():
+    """What the book says of the committed runs: where no weight had moved before the selected step,
+    `equal`'s run of the same fold and seed (same code, same device) has the same test accuracies."""
+    import json
+
+    from mvbook.replay import as_equal_pairs, uniform_until_selected
+    root = Path(__file__).parents[1] / "results" / "esc10"
+    flagged = 0
+    for preset in ("cpu", "long"):
+        recs = []
+        for path in sorted((root / preset / "multiview").glob("*.json")):
+            twin = root / preset / "equal" / path.name
+            if twin.is_file():
+                mv, eq = json.loads(path.read_text()), json.loads(twin.read_text())
+                recs += [mv, eq]
+                if uniform_until_selected(mv):
+                    flagged += 1
+                    assert mv["accuracy"] == eq["accuracy"] and mv["best"]["step"] == eq["best"]["step"], path
+        pairs = as_equal_pairs(recs)
+        assert len(pairs) == sum(uniform_until_selected(r) for r in recs if r["system"] == "multiview")
+        assert pairs.empty or pairs["same"].all()
+    assert flagged >= 3, "the long runs of folds 3 and 5 (seed 0) are such networks"

@@ -207,3 +207,28 @@ def test_verdict_table_decides_each_claim_at_each_length(tmp_path):
     assert (row["long: verdict"], row["long: points"]) == ("not shown", "+5.00")
     assert row["long: t-test p"] == S.fmt_p(stats.ttest_1samp([5, 10, 0], 0).pvalue)
     assert t.loc["multi-view above Mel", "long: verdict"] == "too few runs"
+
+
+def test_uniform_sentence_states_the_share_of_uniform_measurements_counted_by_hand():
+    import json
+    from pathlib import Path
+    root = Path(__file__).parents[1] / "results" / "esc10" / "long"
+    recs = [json.loads(p.read_text()) for p in sorted(root.glob("*/*.json"))]
+    assert recs, "results/esc10/long holds the long records"
+    share = []
+    for r in recs:
+        if r["system"] == "multiview":
+            w, W = r["curves"]["weights"], r["config"]["preset"]["window"]
+            n = len(r["curves"]["step"])
+            # from the first measurement Eq. 5 can set on, the all-zero ones leave every weight at exactly 1/5
+            share.append(np.mean([all(abs(v[i] - 0.2) < 1e-9 for v in w.values()) for i in range(W, n)]))
+    text = S.uniform_sentence({"long": recs})
+    assert text.startswith(f"Algorithm 1 found no branch setting a new validation minimum at {np.mean(share):.0%} "
+                           f"of its measurements at `long` ({len(share)} runs)")
+    assert "the weights return to 1/5 each" in text
+    mv = {(r["fold"], r["seed"]): r["accuracy"] for r in recs if r["system"] == "multiview"}
+    eq = {(r["fold"], r["seed"]): r["accuracy"] for r in recs if r["system"] == "equal"}
+    same = sum(mv[k] == eq[k] for k in mv.keys() & eq.keys())
+    assert f"of the {len(mv.keys() & eq.keys())} multi-view runs with a run of `equal`" in text
+    assert f"all {same} have the same test accuracy on every branch" in text
+    assert S.uniform_sentence({"long": [r for r in recs if r["system"] != "multiview"]}) == ""
