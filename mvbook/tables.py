@@ -6,7 +6,8 @@ from __future__ import annotations
 import pandas as pd
 
 from .errors import ConfigError
-from .results import ALL_ROW_NAMES, EXTRA_ROW_NAMES, PAPER_TABLE3, ROW_NAMES, table3
+from .report import row_devices
+from .results import ALL_ROW_NAMES, EXTRA_ROW_NAMES, PAPER_TABLE3, ROW_NAMES, row_key, table3
 
 __all__ = ["format_table3", "table3_rows", "export_table", "run_labels"]
 
@@ -15,14 +16,19 @@ def format_table3(records: list[dict], dataset: str, preset: str, extended: bool
     """Table 3 as text: our mean ± std over folds beside the paper's column;
     ``extended`` adds the rows that are not in the paper (marked †), and a row
     whose folds have unequal numbers of runs is marked ‡ (its mean weighs each
-    fold once, :func:`~mvbook.results.fold_mean`)."""
+    fold once, :func:`~mvbook.results.fold_mean`). The kind of device that
+    trained the runs is stated; when there are several, each row names its own."""
     t = table3(records)
     paper_col = "esc50" if dataset in ("esc50", "esc10") else dataset
     lines = [f"Table 3 — {dataset}, preset {preset!r} (accuracy %, mean ± std over folds × seeds)"]
+    runs = {(row_key(r), r["fold"], r["seed"]): r for r in records}
+    devices = sorted({d for key in ALL_ROW_NAMES for d in row_devices(key, runs)})
     if records:
         red = sorted({x for r in records for x in r.get("reduced", [])})
         if red:
             lines.append("reduced from the paper: " + "; ".join(red))
+        lines.append(f"trained on {devices[0]}, every run" if len(devices) == 1 else
+                     f"trained on several kinds of device ({', '.join(devices)}): each row names its own")
     head = f"{'system':<34}{'ours':>16}{'runs':>6}{'paper (' + paper_col + ')':>18}"
     lines += [head, "-" * len(head)]
     uneven = False
@@ -35,6 +41,8 @@ def format_table3(records: list[dict], dataset: str, preset: str, extended: bool
             ours = f"{m:6.2f} ± {s:5.2f}" if n > 1 else f"{m:6.2f}"
             if not t.loc[key, "balanced"]:
                 name, uneven = name + " ‡", True
+            if len(devices) > 1:
+                name += f" [{', '.join(row_devices(key, runs))}]"
         else:
             ours, n = "no runs", 0
         lines.append(f"{name:<34}{ours:>16}{n:>6}{paper:>18.2f}" if paper == paper else

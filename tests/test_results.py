@@ -377,3 +377,13 @@ def test_a_multiview_network_trained_with_uniform_weights_only_is_the_equal_runs
         assert len(pairs) == sum(uniform_until_selected(r) for r in recs if r["system"] == "multiview")
         assert pairs.empty or pairs["same"].all()
     assert flagged >= 3, "the long runs of folds 3 and 5 (seed 0) are such networks"
+
+
+def test_the_text_table_states_the_devices_and_each_row_its_own_when_they_differ():
+    recs = [fake(v, f, 0.5) | {"provenance": {"device": "cpu"}} for v in ("mel", "gam") for f in (1, 2)]
+    assert "trained on cpu, every run" in format_table3(recs, "esc10", "cpu")
+    recs[2] |= {"provenance": {"device": "cuda:0"}}                      # gam fold 1 on a GPU
+    text = format_table3(recs, "esc10", "cpu")
+    assert "trained on several kinds of device (cpu, cuda): each row names its own" in text
+    assert "Mel [cpu] " in text and "Gammatone [cpu, cuda] " in text
+    assert "unknown" in format_table3([fake("mel", 1, 0.5)], "esc10", "cpu")     # a record that does not say
