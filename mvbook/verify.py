@@ -31,6 +31,7 @@ from .device import autocast_name
 from .engines.clusters import thread_env
 from .errors import ConfigError, DataError, MvbookError
 from .records import code_version, cpu_model, read_record
+from .results import signed
 from .systems import TRAINED_SYSTEMS, dependencies
 
 __all__ = ["EXIT", "Verdict", "verify", "rerun_arguments", "environment_notes", "commit_worktree", "compare"]
@@ -306,7 +307,7 @@ def _deltas(rec: dict, new: dict) -> str:
     for k, a in rec["accuracy"].items():
         b = new["accuracy"].get(k)
         out.append(f"{k} {100 * a:.2f}" + ("" if b == a else " → none" if b is None
-                                           else f" → {100 * b:.2f} ({100 * (b - a):+.2f})"))
+                                           else f" → {100 * b:.2f} ({signed(100 * (b - a))})"))
     return (f"step {s} selected" if s == t else f"selected step {s} → {t}") + "; test accuracy (%) " + ", ".join(out)
 
 

@@ -56,7 +56,7 @@ def test_a_fresh_record_is_identical_and_an_altered_accuracy_is_named(smoke, tmp
     assert lines[0].startswith(f"{path}: identical") and f"step {rec['best']['step']} selected" in lines[0]
     a, b = 100 * rec["accuracy"]["mel"] + 100 / len(rec["test"]["labels"]), 100 * rec["accuracy"]["mel"]
     assert lines[1].startswith(f"{acc}: differs; accuracy.mel: ")
-    assert f"mel {a:.2f} → {b:.2f} ({b - a:+.2f})" in lines[1]
+    assert f"mel {a:.2f} → {b:.2f} (−{a - b:.2f})" in lines[1]              # a true minus sign
     assert "verifying" in err and "on cpu with" in err                 # said before the run
 
 
