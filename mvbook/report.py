@@ -13,17 +13,18 @@ from .errors import ConfigError
 from .records import REPO, grid_command, record_path
 from .results import (
     ALL_ROW_NAMES,
-    META_SUM_ROWS,
     PAPER_TABLE3,
     ROW_NAMES,
-    SELF_ENSEMBLE_ROWS,
+    SOURCE,
     fold_accuracies,
     fold_mean,
+    row_devices,
     row_key,
+    row_records,
 )
 from .systems import DERIVED, PAPER_SYSTEMS
 
-__all__ = ["SOURCE", "missing_html", "table3_html", "row_commits", "row_devices"]
+__all__ = ["missing_html", "table3_html", "row_commits"]
 
 
 def _rel(path, base: str) -> str:
@@ -44,11 +45,6 @@ def _run_links(rec: dict, base: str) -> str:
         parts.append(_link(nb.with_suffix(".html"), base, "nb", "mv-nb"))
     parts.append(_link(rec["path"], base, "json", "mv-json"))
     return " ".join(parts)
-
-
-# a row read from another run (a self-ensemble, a meta-classifier's sum rule) → the row of that run
-SOURCE = {row: system for system, rows in SELF_ENSEMBLE_ROWS.items() for row in rows} | \
-    {row: system for system, row in META_SUM_ROWS.items()}
 
 
 def _ours(vals: pd.Series) -> str:
@@ -90,28 +86,15 @@ def _table(head: str, rows: list[list[str]]) -> str:
     return f"<div class='mv-scroll'><table class='mv-table3'><thead>{head}</thead><tbody>{body}</tbody></table></div>"
 
 
-def _row_records(key: str, runs: dict) -> list[dict]:
-    """The records behind row ``key``: a derived row's members', a self-ensemble's multi-view runs."""
-    systems = DERIVED.get(key, (SOURCE.get(key, key),))
-    return [r for (system, _, _), r in runs.items() if system in systems]
-
-
 def row_commits(key: str, runs: dict) -> list[str]:
     """The commits (7 characters) whose code trained the runs behind row ``key``
     (a derived row: its members' runs; a self-ensemble: its multi-view runs;
     a resumed run: every commit of its ``trained_by``)."""
     out = set()
-    for r in _row_records(key, runs):
+    for r in row_records(key, runs):
         prov = r.get("provenance", {})
         out |= {t["git_commit"][:7] for t in prov.get("trained_by") or [prov]} if prov else {"unknown"}
     return sorted(out)
-
-
-def row_devices(key: str, runs: dict) -> list[str]:
-    """The kinds of device (``cpu``, ``cuda``, …; ``unknown`` where a record does not
-    say) that trained the runs behind row ``key``, found as :func:`row_commits` finds commits."""
-    return sorted({str(r.get("provenance", {}).get("device") or "unknown").split(":")[0]
-                   for r in _row_records(key, runs)})
 
 
 def _sources(key: str, runs: dict, fold: int, seed: int, base: str) -> str:

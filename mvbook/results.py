@@ -14,7 +14,7 @@ from .systems import DERIVED
 __all__ = ["PAPER_TABLE3", "ROW_NAMES", "EXTRA_ROW_NAMES", "ALL_ROW_NAMES", "SELF_ENSEMBLE_ROWS", "row_key",
            "uniform_ensemble_accuracy", "late_fusion", "fold_accuracies", "fold_mean", "table3", "paired_comparison",
            "CLAIMS", "VIEW_ROWS", "CLAIMS_BEYOND", "check_claims", "claim_verdict", "UNITS", "sign_flip_p",
-           "holm", "META_SUM_ROWS", "signed"]
+           "holm", "META_SUM_ROWS", "signed", "SOURCE", "row_records", "row_devices"]
 
 # Table 3 of the paper (accuracy %), keyed like our systems.
 PAPER_TABLE3 = pd.DataFrame(
@@ -53,6 +53,9 @@ SELF_ENSEMBLE_ROWS = {"multiview": ("self_ensemble", "self_ensemble_uniform"),
 #: row of a meta-classifier → the row of the sum rule over its own coders, as its record states it
 #: (``config.sum_rule``): crnn_meta's CRNNs are re-trained runs, not the single-view rows' records
 META_SUM_ROWS = {"crnn_meta": "crnn_sumrule"}
+#: a row read from another run (a self-ensemble, a meta-classifier's sum rule) → the row of that run
+SOURCE = {row: system for system, rows in SELF_ENSEMBLE_ROWS.items() for row in rows} | \
+    {row: system for system, row in META_SUM_ROWS.items()}
 # Records of these systems whose config names no blending rule were made before the rules were
 # named: they ran Algorithm 1 read literally, so they are rows of ``mv_literal``.
 _LEGACY_ROWS = {"multiview": "mv_literal"}
@@ -82,6 +85,44 @@ def row_key(record: dict) -> str:
     if config is not None and "blending" not in config and record["system"] in _LEGACY_ROWS:
         return _LEGACY_ROWS[record["system"]]
     return record["system"]
+
+
+def row_records(key: str, runs: dict) -> list[dict]:
+    """The records behind row ``key``: a derived row's members', a self-ensemble's multi-view runs.
+
+    Parameters
+    ----------
+    key : str
+        A row key.
+    runs : dict
+        ``(row_key, fold, seed)`` → record.
+
+    Returns
+    -------
+    list of dict
+    """
+    systems = DERIVED.get(key, (SOURCE.get(key, key),))
+    return [r for (system, _, _), r in runs.items() if system in systems]
+
+
+def row_devices(key: str, runs: dict) -> list[str]:
+    """The kinds of device that trained the runs behind a row.
+
+    Parameters
+    ----------
+    key : str
+        A row key.
+    runs : dict
+        ``(row_key, fold, seed)`` → record.
+
+    Returns
+    -------
+    list of str
+        Sorted kinds (``cpu``, ``cuda``, …; ``unknown`` where a record does not
+        say) of the records :func:`row_records` finds.
+    """
+    return sorted({str(r.get("provenance", {}).get("device") or "unknown").split(":")[0]
+                   for r in row_records(key, runs)})
 
 
 def uniform_ensemble_accuracy(record: dict) -> float:

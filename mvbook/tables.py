@@ -6,8 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .errors import ConfigError
-from .report import row_devices
-from .results import ALL_ROW_NAMES, EXTRA_ROW_NAMES, PAPER_TABLE3, ROW_NAMES, row_key, table3
+from .results import ALL_ROW_NAMES, EXTRA_ROW_NAMES, PAPER_TABLE3, ROW_NAMES, row_devices, row_key, table3
 
 __all__ = ["format_table3", "table3_rows", "export_table", "run_labels"]
 

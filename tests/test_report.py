@@ -5,7 +5,7 @@ from test_plots import fake_record
 
 from mvbook import report
 from mvbook.records import grid_command
-from mvbook.results import ALL_ROW_NAMES, EXTRA_ROW_NAMES, ROW_NAMES
+from mvbook.results import ALL_ROW_NAMES, EXTRA_ROW_NAMES, ROW_NAMES, row_devices
 
 
 def test_table3_html_links_every_cell_and_explains_the_empty_ones(tmp_path, monkeypatch):
@@ -137,7 +137,7 @@ def test_the_table_states_the_devices_its_rows_were_trained_on(tmp_path):
     assert "Every run was trained on cpu" in html.split("</p>")[0] and "<small>on " not in html
     recs[1]["provenance"]["device"] = "cuda:0"                            # mel, fold 2
     runs = {(r["system"], r["fold"], r["seed"]): r for r in recs}
-    assert report.row_devices("mel", runs) == ["cpu", "cuda"] and report.row_devices("gam", runs) == ["cpu"]
+    assert row_devices("mel", runs) == ["cpu", "cuda"] and row_devices("gam", runs) == ["cpu"]
     html, _ = report.table3_html(recs, "esc10", "cpu", folds=[1, 2], rows=["mel", "gam"])
     assert "more than one kind of device" in html.split("</p>")[0] and "Every run" not in html
     assert "<small>on cpu, cuda</small>" in html and "<small>on cpu</small>" in html
