@@ -135,7 +135,7 @@ def weights_summary(records: list[dict], system: str) -> dict:
         of the selected weights; and how many selected checkpoints have uniform
         weights (``selected uniform (runs)``), one branch holding them all
         (``selected one branch (runs)``, above 0.999), or were trained with
-        uniform weights only (``selected as equal (runs)``,
+        uniform weights only (``selected before a weight moved (runs)``,
         :func:`uniform_until_selected`). Empty without runs.
     """
     d = diagnostics_table(records, system)
@@ -151,7 +151,7 @@ def weights_summary(records: list[dict], system: str) -> dict:
                "selected entropy (nats)": float(d["selected entropy"].abs().mean()),
                "selected uniform (runs)": int(sum(e > np.log(K) - 1e-6 for e in d["selected entropy"])),
                "selected one branch (runs)": sum(max(r["best"]["weights"].values()) > 0.999 for r in runs),
-               "selected as equal (runs)": sum(map(uniform_until_selected, runs))})
+               "selected before a weight moved (runs)": sum(map(uniform_until_selected, runs))})
 
 
 def uniform_until_selected(record: dict) -> bool:

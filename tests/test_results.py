@@ -360,7 +360,7 @@ def test_a_multiview_network_trained_with_uniform_weights_only_is_the_equal_runs
     `equal`'s run of the same fold and seed (same code, same device) has the same test accuracies."""
     import json
 
-    from mvbook.replay import as_equal_pairs, uniform_until_selected
+    from mvbook.replay import as_equal_pairs, uniform_until_selected, weights_summary
     root = Path(__file__).parents[1] / "results" / "esc10"
     flagged = 0
     for preset in ("cpu", "long"):
@@ -374,7 +374,8 @@ def test_a_multiview_network_trained_with_uniform_weights_only_is_the_equal_runs
                     flagged += 1
                     assert mv["accuracy"] == eq["accuracy"] and mv["best"]["step"] == eq["best"]["step"], path
         pairs = as_equal_pairs(recs)
-        assert len(pairs) == sum(uniform_until_selected(r) for r in recs if r["system"] == "multiview")
+        assert len(pairs) == sum(uniform_until_selected(r) for r in recs if r["system"] == "multiview") \
+            == weights_summary(recs, "multiview")["selected before a weight moved (runs)"]
         assert pairs.empty or pairs["same"].all()
     assert flagged >= 3, "the long runs of folds 3 and 5 (seed 0) are such networks"
 
