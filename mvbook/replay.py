@@ -136,7 +136,8 @@ def weights_summary(records: list[dict], system: str) -> dict:
         weights (``selected uniform (runs)``), one branch holding them all
         (``selected one branch (runs)``, above 0.999), or were trained with
         uniform weights only (``selected before a weight moved (runs)``,
-        :func:`uniform_until_selected`). Empty without runs.
+        :func:`uniform_until_selected`); and how many runs' diagnostics came
+        from a replay (``replayed (runs)``). Empty without runs.
     """
     d = diagnostics_table(records, system)
     if d.empty:
@@ -151,7 +152,8 @@ def weights_summary(records: list[dict], system: str) -> dict:
                "selected entropy (nats)": float(d["selected entropy"].abs().mean()),
                "selected uniform (runs)": int(sum(e > np.log(K) - 1e-6 for e in d["selected entropy"])),
                "selected one branch (runs)": sum(max(r["best"]["weights"].values()) > 0.999 for r in runs),
-               "selected before a weight moved (runs)": sum(map(uniform_until_selected, runs))})
+               "selected before a weight moved (runs)": sum(map(uniform_until_selected, runs)),
+               "replayed (runs)": int(d["replayed"].sum())})
 
 
 def uniform_until_selected(record: dict) -> bool:
