@@ -15,6 +15,7 @@ from .config import PRESETS
 from .data import DATASETS, check_datasets, describe, load_dataset
 from .data.download import ESC50_SHA256, ESC50_URL, fetch_esc50
 from .errors import ConfigError, DataError, MvbookError
+from .seeds import DEFAULT_SCHEME, SEED_SCHEMES
 from .systems import PAPER_SYSTEMS, TRAINED_SYSTEMS
 
 __all__ = ["RESULTS", "COMMANDS", "parser", "main"]
@@ -102,6 +103,9 @@ python -m mvbook train --dataset esc50 --system multiview --preset paper --devic
                    help=f"one of {', '.join(TRAINED_SYSTEMS)}")
     p.add_argument("--fold", type=int, default=1, help="test fold (1-based)")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
+    p.add_argument("--seed-scheme", default=DEFAULT_SCHEME, choices=list(SEED_SCHEMES),
+                   help="per_fold: the run's random streams from (seed, fold); shared: from the seed alone, "
+                        "as in the records made before the schemes were named")
     _grid_parser(sub)
     _table_parser(sub)
     _verify_parser(sub)
@@ -252,7 +256,8 @@ def _train_kwargs(args) -> dict:
 
 def _cmd_train(args) -> int:
     from .train import train
-    rec = train(system=args.system, fold=args.fold, seed=args.seed, fresh=args.fresh, **_train_kwargs(args))
+    rec = train(system=args.system, fold=args.fold, seed=args.seed, fresh=args.fresh, seed_scheme=args.seed_scheme,
+                **_train_kwargs(args))
     acc = "  ".join(f"{k} {100 * v:.2f}" for k, v in rec["accuracy"].items())
     print(f"{rec['system']} fold {rec['fold']}: test accuracy (%) {acc}")
     print(f"record: {rec['path']}")

@@ -35,11 +35,13 @@ def subsample(idx, n: int | None) -> np.ndarray:
     return idx if n is None or n >= len(idx) else idx[np.linspace(0, len(idx) - 1, n).round().astype(int)]
 
 
-def eval_sets(split, labels: np.ndarray, seed: int, eval_clips: int | None = None) -> dict:
+def eval_sets(split, labels: np.ndarray, seed, eval_clips: int | None = None) -> dict:
     """The three sets measured at every evaluation: ``train`` (a fixed random
-    subset of the training clips, as large as the validation set; drawn from
-    ``seed``), ``val`` and ``test``; each capped at ``eval_clips`` files."""
-    sub_rng = np.random.default_rng([seed, 1])
+    subset of the training clips, as large as the validation set; drawn by
+    ``numpy.random.default_rng(seed)``, ``[seed, 1]`` for an int seed: the
+    ``shared`` scheme's, :attr:`mvbook.seeds.RunSeeds.eval_subset`), ``val`` and
+    ``test``; each capped at ``eval_clips`` files."""
+    sub_rng = np.random.default_rng([seed, 1] if isinstance(seed, (int, np.integer)) else seed)
     n_sub = min(len(split.val), len(split.train))
     train_sub = np.sort(sub_rng.choice(split.train, n_sub, replace=False))
     return {name: EvalSet(name, idx, labels[idx])

@@ -35,6 +35,7 @@ from .records import (
     record_lock,
     write_record,
 )
+from .seeds import DEFAULT_SCHEME, check_scheme
 from .systems import get_system
 from .systems.base import Run, Training
 
@@ -44,7 +45,7 @@ __all__ = ["train"]
 def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, preset: str = "smoke", *,
           seed: int = 0, device: str = "auto", data_root=None, out="results", checkpoints=None,
           cache_dir=None, progress: bool = True, fresh: bool = False, callback=None,
-          split_seed: int = 0, **overrides) -> dict:
+          split_seed: int = 0, seed_scheme: str = DEFAULT_SCHEME, **overrides) -> dict:
     """Train one system on one fold and write its results record.
 
     Parameters
@@ -66,6 +67,10 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
     split_seed : int
         Draws the fold's validation sources (:meth:`.Dataset.split`);
         0 in every committed record, so the seeds of a fold share its clips.
+    seed_scheme : {"per_fold", "shared"}
+        How ``seed`` and ``fold`` seed the run's random streams (:mod:`mvbook.seeds`):
+        ``per_fold`` (default) draws them from ``(seed, fold)``; ``shared``, the scheme of
+        the records made before it was named, from ``seed`` alone.
     **overrides
         Preset fields to change (``epochs=3``), recorded as reductions.
 
@@ -84,6 +89,7 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
     """
     t_start, code = time.time(), code_version()
     check_seed(seed)
+    check_scheme(seed_scheme)
     sys_ = get_system(system)
     p = sys_.preset(get_preset(preset, **overrides))
     dev = resolve_device(device)
@@ -92,13 +98,14 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
     paths = RunPaths(check_out(out), ds.name, p.name, system, fold, seed,
                      None if checkpoints is None else check_out(checkpoints))
     run = Run(ds, ds.split(fold, split_seed), fold, seed, split_seed, p, dev, paths, cache_dir, progress,
-              data_root, overrides)
+              data_root, overrides, seed_scheme)
     with interrupt_guard([]), RunLock(paths.checkpoint_dir):      # SIGTERM too: no temporary left
         _sweep_temporaries(paths.checkpoint_dir)
         tr = sys_.prepare(run)
         _refuse_other_record(paths.record, tr.config, fresh)
         contents = dict(zip((c.key for c in ds.clips), clip_ids(ds, cache_dir)))   # the cache's content ids
-        state = _loop(tr, paths, dev, seed, fresh, f"{system} fold {fold}", progress, callback, code, contents)
+        state = _loop(tr, paths, dev, run.seeds.batches, fresh, f"{system} fold {fold}", progress, callback, code,
+                      contents)
     record = _record(tr, state, ds)
     record["provenance"] = provenance(dev, state.elapsed, time.time() - t_start, code)
     record["provenance"]["autocast"] = autocast_name(dev)
@@ -249,10 +256,11 @@ def _append(curves: dict, tr: Training, step: int, weights: dict, res: dict) -> 
             evaluate.ensemble_accuracy(res[s]["probs"], weights, tr.sets[s].labels))
 
 
-def _loop(tr: Training, paths: RunPaths, dev: torch.device, seed: int, fresh: bool, desc: str,
+def _loop(tr: Training, paths: RunPaths, dev: torch.device, seed, fresh: bool, desc: str,
           progress: bool, callback, code: dict, contents: dict) -> _LoopState:
-    """Train ``tr`` to its last step, evaluating every ``tr.eval_every`` steps; returns the loop state."""
-    rng = np.random.default_rng([seed, 0])
+    """Train ``tr`` to its last step, evaluating every ``tr.eval_every`` steps, its batches
+    drawn by ``numpy.random.default_rng(seed)`` (:attr:`mvbook.seeds.RunSeeds.batches`); returns the loop state."""
+    rng = np.random.default_rng(seed)
     state, weights = _resume(tr, paths, dev, fresh, rng, code, contents)
     main = tr.main
     clock = time.time()

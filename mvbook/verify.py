@@ -32,6 +32,7 @@ from .engines.clusters import thread_env
 from .errors import ConfigError, DataError, MvbookError
 from .records import code_version, cpu_model, read_record
 from .results import signed
+from .seeds import record_scheme
 from .systems import TRAINED_SYSTEMS, dependencies
 
 __all__ = ["EXIT", "Verdict", "verify", "rerun_arguments", "environment_notes", "commit_worktree", "compare"]
@@ -47,6 +48,9 @@ args = json.loads(sys.argv[1])
 torch.set_num_threads(args.pop("threads"))
 quick, result = args.pop("quick"), args.pop("result")
 from mvbook.train import train
+import inspect
+if args.get("seed_scheme") == "shared" and "seed_scheme" not in inspect.signature(train).parameters:
+    del args["seed_scheme"]                 # a commit from before the schemes knows only this one
 class Stop(Exception): pass
 def stop(info):
     if info["step"] > 0:
@@ -105,10 +109,10 @@ def rerun_arguments(rec: dict) -> dict:
     Returns
     -------
     dict
-        ``dataset, system, fold, seed, preset`` of its ``config`` (``split_seed``
-        where not 0), and the preset fields its caller overrode (the ``k=v`` entries
-        :func:`mvbook.config.get_preset` adds to ``reduced``, at every commit) with
-        the values the config records.
+        ``dataset, system, fold, seed, preset`` of its ``config``, its ``seed_scheme``
+        (:func:`mvbook.seeds.record_scheme`), ``split_seed`` where not 0, and the
+        preset fields its caller overrode (the ``k=v`` entries :func:`mvbook.config.get_preset`
+        adds to ``reduced``, at every commit) with the values the config records.
     """
     cfg = rec["config"]
     try:
@@ -120,7 +124,8 @@ def rerun_arguments(rec: dict) -> dict:
                 args[key] = tuple(v) if isinstance(v, list) else v
     except (KeyError, TypeError, AttributeError) as e:
         raise DataError(f"the record's config has no valid {e}, so its run cannot be repeated") from None
-    return args | ({"split_seed": cfg["split_seed"]} if cfg.get("split_seed") else {})
+    split = {"split_seed": cfg["split_seed"]} if cfg.get("split_seed") else {}
+    return args | {"seed_scheme": record_scheme(cfg)} | split
 
 
 def _device(rec: dict) -> tuple[str, list]:

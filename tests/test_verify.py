@@ -123,7 +123,7 @@ def test_rerun_arguments_recover_the_callers_overrides():
     rec = {"config": {"dataset": "esc10", "system": "mv_w6", "fold": 3, "seed": 1, "split_seed": 2,
                       "preset": p.to_dict() | {"window": 6, "decay_at": [0.5]}}}
     assert rerun_arguments(rec) == {"dataset": "esc10", "system": "mv_w6", "fold": 3, "seed": 1, "preset": "cpu",
-                                    "epochs": 7, "decay_at": (0.5,), "split_seed": 2}
+                                    "epochs": 7, "decay_at": (0.5,), "split_seed": 2, "seed_scheme": "shared"}
 
 
 def test_environment_differences_are_stated(smoke):

@@ -37,6 +37,7 @@ from ..errors import ConfigError
 from ..features import Standardizer
 from ..models import MultiViewNet, n_params
 from ..records import RunPaths
+from ..seeds import DEFAULT_SCHEME, RunSeeds, run_seeds
 from ..segments import Segmenter, segmenter_for, train_batches
 
 __all__ = ["Run", "Training", "System", "BranchSystem", "BranchTraining"]
@@ -59,10 +60,16 @@ class Run:
     progress: bool = True
     data_root: Path | None = None
     overrides: dict | None = None
+    seed_scheme: str = DEFAULT_SCHEME
 
     @property
     def labels(self) -> np.ndarray:
         return np.array([c.label for c in self.dataset.clips])
+
+    @property
+    def seeds(self) -> RunSeeds:
+        """The seeds of the run's random streams (:func:`mvbook.seeds.run_seeds`)."""
+        return run_seeds(self.seed, self.fold, self.seed_scheme)
 
 
 class Training(ABC):
@@ -162,7 +169,7 @@ class System(ABC):
 
     @abstractmethod
     def prepare(self, run: Run) -> Training:
-        """Everything the loop needs for ``run``; seeds torch with ``run.seed`` just
+        """Everything the loop needs for ``run``; seeds torch with ``run.seeds.init`` just
         before it builds the network, so that the initial weights are the seed's."""
 
     @abstractmethod
@@ -184,7 +191,8 @@ class System(ABC):
         """The record's ``config`` of ``run`` (``extra`` appended)."""
         ds, p = run.dataset, run.preset
         return {"system": self.name, "dataset": ds.name, "fold": run.fold, "seed": run.seed,
-                "split_seed": run.split_seed, "preset": p.to_dict(), "views": list(self.views), "loss": self.loss,
+                "seed_scheme": run.seed_scheme, "split_seed": run.split_seed, "preset": p.to_dict(),
+                "views": list(self.views), "loss": self.loss,
                 "coder": self.coder, "head": self.head, "system_overrides": dict(self.overrides),
                 "epochs": epochs, "steps_per_epoch": steps_per_epoch, "steps": epochs * steps_per_epoch,
                 "n_classes": len(ds.classes), "classes": list(ds.classes), "sr": ds.sr,
@@ -228,7 +236,7 @@ class BranchTraining(Training):
         feats = load_views(ds, system.views, cache_dir=run.cache_dir, progress=run.progress)
         transforms = {v: Standardizer.fit(feats[v], split.train) for v in system.views if v != "raw"}
         self.seg = segmenter_for(Segmenter(feats, ds.sr, ds.clip_seconds, transforms), dev)
-        torch.manual_seed(run.seed)
+        torch.manual_seed(run.seeds.init)
         self.model = system.build(len(ds.classes), ds.sr, p.width, p.raw_bands).to(dev)
         self.branches = self.model.branches
         # fused: one kernel for all parameters (same Adam update; CPU and CUDA)
@@ -237,7 +245,7 @@ class BranchTraining(Training):
         self.rule = (AdaptiveBlender(self.branches, p.window, p.reference, power=p.power, rule=RULES[system.rule])
                      if system.loss == "blend" else FixedWeights(initial_weights(self.branches, system.loss)))
         self.labels = run.labels
-        self.sets = evaluate.eval_sets(split, self.labels, run.seed, p.eval_clips)
+        self.sets = evaluate.eval_sets(split, self.labels, run.seeds.eval_subset, p.eval_clips)
         self.train_clips = split.train
         self.config = system.run_config(run, self.model, self.sets, self.E, self.steps_per_epoch)
         self.autocast = autocast(dev)

@@ -165,7 +165,7 @@ class MetaTraining(Training):
         runs = system.coder_runs(run)
         self.device = dev
         labels = run.labels
-        self.sets = evaluate.eval_sets(split, labels, run.seed, p.eval_clips)
+        self.sets = evaluate.eval_sets(split, labels, run.seeds.eval_subset, p.eval_clips)
         train_idx = np.asarray(split.train)
         self.X, S, dims = self._features(system, run, runs, train_idx)
         row = {c: r for r, c in enumerate(train_idx)}
@@ -173,7 +173,7 @@ class MetaTraining(Training):
             np.concatenate([np.arange(row[c] * S, row[c] * S + S) for c in self.sets["train"].clips]), device=dev)]
         self.y_train = torch.as_tensor(np.repeat(labels[train_idx], S), device=dev)
         self.S = S
-        torch.manual_seed(run.seed)
+        torch.manual_seed(run.seeds.init)
         n_features = self.X["train_all"].shape[1]
         self.model = MetaCNN(n_features, len(ds.classes), p.width).to(dev)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=META_LR)
