@@ -18,7 +18,8 @@ from numpy._core.multiarray import _reconstruct
 from .errors import DataError, RunConflictError
 from .records import atomic_torch_save
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "RunLock", "start_over", "checksum"]
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "save_weights", "load_weights", "RunLock",
+           "start_over", "checksum"]
 
 
 class CheckpointError(DataError, RuntimeError):
@@ -81,6 +82,51 @@ def checksum(obj) -> str:
     return h.hexdigest()
 
 
+def _torch_load(path: Path, device, what: str):
+    """``torch.load(..., weights_only=True)`` of a file of this library; any failure
+    is a :class:`CheckpointError` naming the file."""
+    try:
+        with torch.serialization.safe_globals(_NUMPY_ARRAYS):
+            return torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:              # damaged bytes make the unpickler fail in any way (IndexError, KeyError …)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"unreadable {what} ({path}): {first[:200]}; "
+                              "it is damaged or not one of this library's (only tensors and plain types "
+                              f"are loaded); {start_over(path)}") from None
+
+
+def _check_sum(ck: dict, path: Path, what: str) -> None:
+    if "checksum" in ck and ck["checksum"] != checksum(ck):     # files from before checksums have none
+        raise CheckpointError(f"{what} fails its checksum ({path}): its contents changed after it was "
+                              f"written (damaged or edited), so it cannot be used; {start_over(path)}")
+
+
+def save_weights(path: Path, weights: dict) -> None:
+    """Write a network's weights (a state dict) atomically with their :func:`checksum`:
+    ``{"weights": …, "checksum": …}`` (``best.pt``, the selected model)."""
+    ck = {"weights": weights}
+    atomic_torch_save(ck | {"checksum": checksum(ck)}, path)
+
+
+def load_weights(path: Path, device="cpu") -> dict:
+    """The state dict saved by :func:`save_weights` (or, written before weights carried
+    a checksum, a bare state dict; or the ``model`` of a :func:`save_checkpoint` file),
+    checked against its checksum: a damaged or edited file is a :class:`CheckpointError`
+    naming it."""
+    ck = _torch_load(path, device, "weights file")
+    if not isinstance(ck, dict):
+        raise CheckpointError(f"not a weights file ({path}): {start_over(path)}")
+    if "checksum" in ck:
+        _check_sum(ck, path, "weights file")
+    if "state" in ck and "model" in ck:                         # a training checkpoint
+        return ck["model"]
+    if set(ck) == {"weights", "checksum"}:
+        return ck["weights"]
+    if "checksum" in ck or not all(isinstance(v, torch.Tensor) for v in ck.values()):
+        raise CheckpointError(f"not a weights file ({path}): {start_over(path)}")
+    return ck                                                   # a bare state dict (before checksums)
+
+
 def save_checkpoint(path: Path, state: dict, **parts) -> None:
     """Write a resumable checkpoint atomically: the loop ``state`` (its selected
     model's posteriors as tensors), ``parts`` (tensors, state dicts, plain types)
@@ -94,14 +140,7 @@ def load_checkpoint(path: Path, device: torch.device) -> dict:
     ``weights_only=True``; a truncated, empty, foreign or code-carrying file, or
     one whose contents fail its checksum (changed after it was written), is a
     :class:`CheckpointError` naming it and how to start over."""
-    try:
-        with torch.serialization.safe_globals(_NUMPY_ARRAYS):
-            ck = torch.load(path, map_location=device, weights_only=True)
-    except Exception as e:              # damaged bytes make the unpickler fail in any way (IndexError, KeyError …)
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"unreadable checkpoint ({path}): {first[:200]}; "
-                              "it is damaged or not one of this library's (only tensors and plain types "
-                              f"are loaded); {start_over(path)}") from None
+    ck = _torch_load(path, device, "checkpoint")
     if not isinstance(ck, dict) or not {"config", "model", "optimizer", "state"} <= set(ck):
         raise CheckpointError(f"not a training checkpoint ({path}): {start_over(path)}")
     if "checksum" in ck and ck["checksum"] != checksum(ck):     # checkpoints from before checksums have none

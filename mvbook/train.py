@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from . import evaluate
 from .cache import clip_ids
 from .cachefile import interrupt_guard
-from .checkpoints import RunLock, load_checkpoint, save_checkpoint, start_over
+from .checkpoints import RunLock, load_checkpoint, save_checkpoint, save_weights, start_over
 from .config import check_seed, get_preset
 from .data import load_dataset
 from .device import autocast_name, keep_freed_memory, resolve_device
@@ -28,7 +28,6 @@ from .errors import DataError, DivergedError, RunConflictError
 from .records import (
     SCHEMA,
     RunPaths,
-    atomic_torch_save,
     check_out,
     code_version,
     provenance,
@@ -280,7 +279,7 @@ def _loop(tr: Training, paths: RunPaths, dev: torch.device, seed, fresh: bool, d
             state.best = {"step": step, "epoch": step / tr.steps_per_epoch, "val_accuracy": va, "val_loss": vl,
                           "weights": dict(weights), "test_probs": res["test"]["probs"],
                           "test_accuracy": dict(res["test"]["accuracy"])}
-            atomic_torch_save(tr.model.state_dict(), paths.best)
+            save_weights(paths.best, tr.model.state_dict())
         state.step = step
         state.elapsed += time.time() - clock
         clock = time.time()

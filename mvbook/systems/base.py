@@ -30,6 +30,7 @@ from torch import nn
 from .. import evaluate
 from ..blending import RULES, AdaptiveBlender, FixedWeights, initial_weights
 from ..cache import load_views
+from ..checkpoints import load_weights
 from ..config import Preset, learning_rate
 from ..data import Dataset, Split
 from ..device import autocast, to_device
@@ -178,12 +179,14 @@ class System(ABC):
 
     def load(self, record: dict, checkpoints=None, which: str = "best.pt") -> nn.Module | None:
         """The network of a finished run with the weights of its selected checkpoint
-        (``which``), on CPU, in eval mode; None when the checkpoint is not on this machine."""
+        (``which``: ``best.pt`` or ``checkpoint.pt``), on CPU, in eval mode; None when the
+        checkpoint is not on this machine; a damaged one (it fails its checksum) is a
+        :class:`~mvbook.checkpoints.CheckpointError` naming it."""
         path = RunPaths.of_record(record, checkpoints).checkpoint_dir / which
         if not path.exists():
             return None
         net = self.network(record["config"])
-        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        net.load_state_dict(load_weights(path))
         return net.eval()
 
     def run_config(self, run: Run, model: nn.Module, sets: dict, epochs: int, steps_per_epoch: int,
