@@ -45,9 +45,11 @@ from .cachefile import (
     append_manifest,
     bad_rows,
     clean_stale,
+    disk_full,
     file_digest,
     file_signature,
     interrupt_guard,
+    preallocate,
     read_index,
     read_manifest,
     row_digest,
@@ -170,6 +172,18 @@ def _corrupt(dataset, view, path, bad: dict) -> CacheError:
                       f"clip(s): {shown} ({path}): delete the file to recompute it")
 
 
+def _check_manifest(dataset, view, path, manifest: dict) -> None:
+    """Refuse a cache file whose manifest names another view, dataset, source or
+    format than the one asked for (a file copied or renamed: its name is a hash of
+    these, its manifest says what it holds)."""
+    want = {"view": view, "dataset": dataset.name, "source": source_id(dataset), "format": CACHE_FORMAT}
+    got = {k: manifest.get(k) for k in want}
+    wrong = [f"{k} {got[k]!r}, not {want[k]!r}" for k in want if got[k] != want[k]]
+    if wrong:
+        raise CacheError(f"cached view file holds something else than its name says ({path}): its manifest has "
+                         f"{'; '.join(wrong)}; it was copied or renamed: delete the file to recompute it")
+
+
 def _open(dataset, view, path, ids):
     """(memory map, manifest, usable?) of the cached ``view``: usable if its rows are
     those of the current clips, and then checked (checksums, finite values);
@@ -178,6 +192,7 @@ def _open(dataset, view, path, ids):
     if found is None:
         return None, None, False
     X, manifest = found
+    _check_manifest(dataset, view, path, manifest)
     if manifest["clips"] != ids:
         return X, manifest, False
     bad = bad_rows(X, manifest["rows"])
@@ -240,29 +255,42 @@ def _write_views(dataset, plans: dict, paths: dict, ids, progress, device, batch
     to extract)) to temporaries, then ``os.replace`` each into place (atomic), so an
     interrupted or failed run leaves no partial cache file."""
     tmps = []
-    with interrupt_guard(tmps):
-        out, digests = {}, {}
-        for v, (X, manifest, copy, _) in plans.items():
-            tmps.append(tmp_path(paths[v]))
-            out[v] = np.lib.format.open_memmap(tmps[-1], mode="w+", dtype=np.float32, shape=view_shape(dataset, v))
-            digests[v] = [None] * len(dataset)
-            for i, j in copy.items():
-                out[v][i], digests[v][i] = X[j], manifest["rows"][j]
-        need = {v: p[3] for v, p in plans.items() if p[3]}
-        bar = tqdm(total=len(set().union(*need.values())) if need else 0, unit="clip", disable=not progress,
-                   desc=f"{dataset.name}: {'+'.join(need)}")
-        errors = _extract(dataset, need, out, digests, bar, device, batch_size) if need else []
-        bar.close()
-        if errors:
-            raise DatasetError(f"{dataset.name}: {len(errors)} clip(s) cannot be used, nothing was cached:\n  "
-                               + "\n  ".join(errors))
-        for v, tmp in zip(plans, tmps):
-            out[v].flush()
-            del out[v]
-            append_manifest(tmp, {"format": CACHE_FORMAT, "dataset": dataset.name, "view": v,
-                                  "source": source_id(dataset), "clips": ids, "rows": digests[v],
-                                  "keys": [_clip(dataset, i)[0] for i in range(len(dataset))]})
-            os.replace(tmp, paths[v])
+    try:
+        with interrupt_guard(tmps):
+            _write_tmps(dataset, plans, paths, ids, progress, device, batch_size, tmps)
+    except OSError as e:
+        if not disk_full(e):
+            raise
+        raise CacheError(f"no space left on device writing the feature cache ({Path(paths[next(iter(plans))]).parent}):"
+                         f" nothing was cached and no temporary is left; free space there, or {_FOLDER_HINT} on "
+                         "another disk") from None
+
+
+def _write_tmps(dataset, plans: dict, paths: dict, ids, progress, device, batch_size, tmps: list) -> None:
+    """The body of :func:`_write_views`; ``tmps`` gets each temporary as it is made."""
+    out, digests = {}, {}
+    for v, (X, manifest, copy, _) in plans.items():
+        tmps.append(tmp_path(paths[v]))
+        out[v] = np.lib.format.open_memmap(tmps[-1], mode="w+", dtype=np.float32, shape=view_shape(dataset, v))
+        preallocate(tmps[-1], out[v].offset)    # a full disk: ENOSPC now, not SIGBUS at a store
+        digests[v] = [None] * len(dataset)
+        for i, j in copy.items():
+            out[v][i], digests[v][i] = X[j], manifest["rows"][j]
+    need = {v: p[3] for v, p in plans.items() if p[3]}
+    bar = tqdm(total=len(set().union(*need.values())) if need else 0, unit="clip", disable=not progress,
+               desc=f"{dataset.name}: {'+'.join(need)}")
+    errors = _extract(dataset, need, out, digests, bar, device, batch_size) if need else []
+    bar.close()
+    if errors:
+        raise DatasetError(f"{dataset.name}: {len(errors)} clip(s) cannot be used, nothing was cached:\n  "
+                           + "\n  ".join(errors))
+    for v, tmp in zip(plans, tmps):
+        out[v].flush()
+        del out[v]
+        append_manifest(tmp, {"format": CACHE_FORMAT, "dataset": dataset.name, "view": v,
+                              "source": source_id(dataset), "clips": ids, "rows": digests[v],
+                              "keys": [_clip(dataset, i)[0] for i in range(len(dataset))]})
+        os.replace(tmp, paths[v])
 
 
 def load_views(dataset, views=VIEWS, cache_dir=None, progress: bool = True, device=None,

@@ -21,6 +21,7 @@ signature; git calls such files "racily clean"): that file is hashed again.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -39,7 +40,8 @@ import numpy as np
 
 from .errors import DataError
 
-__all__ = ["HOST", "CacheError", "row_digest", "append_manifest", "read_manifest", "bad_rows", "file_signature",
+__all__ = ["HOST", "CacheError", "row_digest", "preallocate", "disk_full",
+           "append_manifest", "read_manifest", "bad_rows", "file_signature",
            "file_digest", "read_index", "write_json", "tmp_path", "clean_stale", "interrupt_guard"]
 
 _MAGIC = b"MVBOOK-CACHE1"
@@ -58,6 +60,33 @@ class CacheError(DataError, RuntimeError):
 def row_digest(row: np.ndarray) -> str:
     """SHA-256 (128 bits, hex) of one row's float32 bytes."""
     return hashlib.sha256(memoryview(np.ascontiguousarray(row, dtype=np.float32)).cast("B")).hexdigest()[:32]
+
+
+def disk_full(e: BaseException) -> bool:
+    """Whether ``e`` is "no space left on device" (or over the disk quota)."""
+    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def preallocate(path: Path, offset: int) -> None:
+    """Give every block of the file at ``path`` (a new ``open_memmap``, sparse) its
+    space on disk before a row is stored through the memory map: a full disk is then
+    an ``OSError`` (ENOSPC) here, not a SIGBUS at a store into a page the disk cannot
+    give. Where the filesystem cannot preallocate, the zeros after the header
+    (``offset`` bytes) are written plainly."""
+    size = os.path.getsize(path)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        try:
+            os.posix_fallocate(fd, 0, size)
+        except OSError as e:
+            if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
+            zeros, done = bytes(1 << 20), offset                # the .npy header (``offset`` bytes) kept
+            os.lseek(fd, offset, os.SEEK_SET)
+            while done < size:
+                done += os.write(fd, zeros[:min(len(zeros), size - done)])
+    finally:
+        os.close(fd)
 
 
 def append_manifest(path: Path, manifest: dict) -> None:
