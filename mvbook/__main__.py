@@ -211,8 +211,17 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; the same command resumes", file=sys.stderr)
+        print(_INTERRUPTED.get(args.command, "interrupted"), file=sys.stderr)
         return 130
+
+
+# what Ctrl-C leaves, per command: only train and grid keep a checkpoint to resume from
+_INTERRUPTED = {"train": "interrupted; the same command resumes",
+                "grid": "interrupted; the same command resumes (cells with a record are skipped, an unfinished "
+                        "one resumes from its checkpoint)",
+                "features": "interrupted; nothing was cached: the same command extracts the views again",
+                "verify": "interrupted; nothing is kept: the same command verifies every record again",
+                "datasets": "interrupted; the same command checks every clip again"}
 
 
 def _cmd_datasets(args) -> int:

@@ -29,6 +29,7 @@ import re
 import signal
 import socket
 import struct
+import sys
 import threading
 import time
 import uuid
@@ -247,11 +248,27 @@ def _raise_interrupted(signum, frame):
     raise _Interrupted(signum)
 
 
+def _signal_of(e: BaseException):
+    """The signal of the ``_Interrupted`` that ``e`` is or came from (a writer such as
+    ``torch.save`` turns it into its own error on the way out), else None."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, _Interrupted):
+            return e.signum
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
 @contextmanager
-def interrupt_guard(tmps: list):
+def interrupt_guard(tmps: list, on_term: str | None = None):
     """Around a write of the cache: SIGINT and SIGTERM raise ``_Interrupted``, so the
     temporaries in ``tmps`` (filled in by the caller) are removed; then the previous
-    handlers come back and the signal is delivered again, to act as it would have."""
+    handlers come back and the signal is delivered again, to act as it would have.
+    An error raised on the way out by a writer the signal interrupted (torch's
+    ``unexpected pos``) is the signal too, not a traceback. ``on_term``: a line for
+    stderr when SIGTERM ends the block (SIGINT becomes ``KeyboardInterrupt``, which
+    the caller reports)."""
     main = threading.current_thread() is threading.main_thread()
     previous = {}
     if main:
@@ -260,8 +277,10 @@ def interrupt_guard(tmps: list):
                 previous[s] = signal.signal(s, _raise_interrupted)
     try:
         yield
-    except _Interrupted as e:
-        signum = e.signum
+    except BaseException as e:
+        signum = _signal_of(e)
+        if signum is None:
+            raise
     else:
         signum = None
     finally:
@@ -270,5 +289,7 @@ def interrupt_guard(tmps: list):
         for s, h in previous.items():
             signal.signal(s, h)
     if signum is not None:
+        if on_term and signum == signal.SIGTERM:
+            print(on_term, file=sys.stderr, flush=True)
         signal.raise_signal(signum)
         raise KeyboardInterrupt if signum == signal.SIGINT else SystemExit(128 + signum)

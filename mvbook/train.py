@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from . import evaluate
 from .cache import clip_ids
 from .cachefile import interrupt_guard
-from .checkpoints import RunLock, load_checkpoint, save_checkpoint, save_weights, start_over
+from .checkpoints import CheckpointError, RunLock, load_checkpoint, save_checkpoint, save_weights, start_over
 from .config import check_seed, get_preset
 from .data import load_dataset
 from .device import autocast_name, keep_freed_memory, resolve_device
@@ -60,7 +60,10 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
     progress : bool
         A progress bar over the training steps.
     fresh : bool
-        Start over even where a checkpoint of this run exists (else it resumes).
+        Replace a record of another configuration, and start over where the run's
+        checkpoint cannot be resumed (another configuration, damaged, other clip
+        contents, or finished and recorded); an unfinished checkpoint of this same
+        run (an interrupted ``fresh`` run) is resumed: delete its folder to start over.
     callback : callable or None
         Called with ``{"step", "total_steps", "curves", "best"}`` after every evaluation.
     split_seed : int
@@ -98,13 +101,17 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
                      None if checkpoints is None else check_out(checkpoints))
     run = Run(ds, ds.split(fold, split_seed), fold, seed, split_seed, p, dev, paths, cache_dir, progress,
               data_root, overrides, seed_scheme)
-    with interrupt_guard([]), RunLock(paths.checkpoint_dir):      # SIGTERM too: no temporary left
+    on_term = f"interrupted (SIGTERM); the same command resumes from the run's last checkpoint ({paths.checkpoint})"
+    with interrupt_guard([], on_term), RunLock(paths.checkpoint_dir):      # SIGTERM too: no temporary left
         _sweep_temporaries(paths.checkpoint_dir)
         tr = sys_.prepare(run)
-        _refuse_other_record(paths.record, tr.config, fresh)
         contents = dict(zip((c.key for c in ds.clips), clip_ids(ds, cache_dir)))   # the cache's content ids
-        state = _loop(tr, paths, dev, run.seeds.batches, fresh, f"{system} fold {fold}", progress, callback, code,
-                      contents)
+        ck = _own_checkpoint(tr, paths, dev, contents)
+        _refuse_other_record(paths.record, tr.config, fresh, checkpoint=ck is not None and paths)
+        if fresh and ck is not None and _recorded(paths.record, tr.config) and ck["state"]["step"] >= tr.total_steps:
+            ck = None                                            # finished and recorded: fresh trains it again
+        state = _loop(tr, paths, dev, run.seeds.batches, fresh and ck is None, f"{system} fold {fold}", progress,
+                      callback, code, contents, ck)
     record = _record(tr, state, ds)
     record["provenance"] = provenance(dev, state.elapsed, time.time() - t_start, code)
     record["provenance"]["autocast"] = autocast_name(dev)
@@ -130,9 +137,33 @@ def _sweep_temporaries(folder: Path) -> None:
         print(f"removed {tmp}: a temporary left by a killed run", flush=True)
 
 
-def _refuse_other_record(path: Path, config: dict, fresh: bool, kept: Path | None = None) -> None:
+def _own_checkpoint(tr: Training, paths: RunPaths, dev: torch.device, contents: dict) -> dict | None:
+    """The run's checkpoint if it can be resumed (it loads, passes its checksum, and has
+    this configuration and these clip contents), else None (absent or not resumable)."""
+    if not paths.checkpoint.is_file():
+        return None
+    try:
+        ck = load_checkpoint(paths.checkpoint, dev)
+    except CheckpointError:
+        return None
+    if ck["config"] != tr.config or ck.get("clip_contents") not in (None, contents):
+        return None
+    return ck
+
+
+def _recorded(path: Path, config: dict) -> bool:
+    """Whether ``path`` holds a record of this ``config``."""
+    try:
+        return json.loads(path.read_text()).get("config") == json.loads(json.dumps(config))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _refuse_other_record(path: Path, config: dict, fresh: bool, kept: Path | None = None,
+                         checkpoint: RunPaths | bool = False) -> None:
     """A record is never replaced by one of another configuration without ``fresh``
-    (``kept``: the finished run's checkpoint folder, when the check comes at its end)."""
+    (``kept``: the finished run's checkpoint folder, when the check comes at its end;
+    ``checkpoint``: the run's paths where a resumable checkpoint of it exists)."""
     if fresh or not path.is_file():
         return
     try:
@@ -145,9 +176,12 @@ def _refuse_other_record(path: Path, config: dict, fresh: bool, kept: Path | Non
         done = "" if kept is None else (
             f"; this run finished and is not recorded: its checkpoint ({kept}) is kept, so the same command "
             "with --out another folder (and the same --checkpoints) records it without training again")
+        resumes = "" if not checkpoint else (
+            f" (this run's checkpoint, {checkpoint.checkpoint}, is resumed by either: with --out another folder, "
+            f"pass --checkpoints {checkpoint.checkpoints or Path(checkpoint.out) / 'checkpoints'} too)")
         raise RunConflictError(f"a record of this run with another configuration exists ({path}): it differs in "
                                f"{', '.join(diff) or 'its format'}; pass --fresh (fresh=True) to replace it, or "
-                               f"--out another folder to keep both{done}")
+                               f"--out another folder to keep both{resumes}{done}")
 
 
 def _check_training(finite: torch.Tensor, last: int, step: int, checkpoint: Path) -> None:
@@ -200,17 +234,20 @@ def _code_history(state: _LoopState, code: dict, checkpoint: Path) -> None:
         dirty = " (modified)" if code["git_dirty"] else ""
         print(f"resuming {checkpoint} at step {state.step}: trained so far by {last['git_commit']}, now by "
               f"{code['git_commit']}{dirty}; the record lists both (provenance.trained_by)", flush=True)
+    else:
+        print(f"resuming {checkpoint} at step {state.step}", flush=True)
 
 
 def _resume(tr: Training, paths: RunPaths, dev: torch.device, fresh: bool, rng: np.random.Generator, code: dict,
-            contents: dict):
+            contents: dict, ck: dict | None = None):
     """(loop state, branch weights): fresh, or restored with the network, the
     optimiser, the weight rule and the random generators from the run's checkpoint
-    (which must have been trained on the clip ``contents`` the data root holds now)."""
+    (``ck`` where it was loaded already; it must have been trained on the clip
+    ``contents`` the data root holds now)."""
     state = _LoopState(_empty_curves(tr.branches), elapsed=tr.setup_seconds, code=[{"from_step": 0, **code}])
     if fresh or not paths.checkpoint.exists():
         return state, dict(tr.rule.weights)
-    ck = load_checkpoint(paths.checkpoint, dev)
+    ck = ck or load_checkpoint(paths.checkpoint, dev)
     if ck["config"] != tr.config:
         raise RunConflictError(f"{paths.checkpoint} belongs to a different run configuration; "
                                f"{start_over(paths.checkpoint)}")
@@ -256,11 +293,11 @@ def _append(curves: dict, tr: Training, step: int, weights: dict, res: dict) -> 
 
 
 def _loop(tr: Training, paths: RunPaths, dev: torch.device, seed, fresh: bool, desc: str,
-          progress: bool, callback, code: dict, contents: dict) -> _LoopState:
+          progress: bool, callback, code: dict, contents: dict, ck: dict | None = None) -> _LoopState:
     """Train ``tr`` to its last step, evaluating every ``tr.eval_every`` steps, its batches
     drawn by ``numpy.random.default_rng(seed)`` (:attr:`mvbook.seeds.RunSeeds.batches`); returns the loop state."""
     rng = np.random.default_rng(seed)
-    state, weights = _resume(tr, paths, dev, fresh, rng, code, contents)
+    state, weights = _resume(tr, paths, dev, fresh, rng, code, contents, ck)
     main = tr.main
     clock = time.time()
     finite = torch.ones((), dtype=torch.bool, device=dev)        # all training losses finite (read at evaluations)
