@@ -13,12 +13,18 @@ its own (the worst case: nothing cached). Two figures per chapter:
 
 * *peak RSS (largest process)*: the kernel's own peak resident set, exact,
   from the kernel's ``rusage`` (``os.wait4``);
-* *peak RSS (all processes)*: the highest sum over the driver, the kernel and
-  anything it starts, sampled every 0.2 s (psutil) — what a container limit
-  such as Binder's ~2 GB sees, give or take the Jupyter server.
+* *peak memory (all processes)*: the highest sum over the driver, the kernel
+  and anything it starts (``mvbook verify`` and its re-run, in *Runs*) of
+  each process's proportional set size (PSS: a page shared by n processes,
+  such as torch's libraries, counts 1/n in each), sampled every 0.2 s
+  (psutil) — what a container limit such as Binder's ~2 GB charges, give or
+  take the Jupyter server. (A sum of RSS counts shared pages once per process:
+  with a second Python process importing torch, that overstates it by the
+  size of torch's libraries.)
 
-Prints a Markdown table (the one in the README). Exit status 1 when a chapter
-fails or exceeds ``--limit`` (GB, default 2).
+Prints a Markdown table; ``--write-readme`` also puts it into the README
+between its ``chapter-memory`` markers. Exit status 1 when a chapter fails or
+exceeds ``--limit`` (GB, default 2).
 """
 from __future__ import annotations
 
@@ -57,11 +63,12 @@ def measure(path: Path, scratch: Path) -> dict:
     t = time.time()
     child = subprocess.Popen([sys.executable, __file__, "--execute", str(path)], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    proc, tree_peak = psutil.Process(child.pid), 0
+    proc, tree_peak, rss_peak = psutil.Process(child.pid), 0, 0
     while child.poll() is None:
         try:
             procs = [proc] + proc.children(recursive=True)
-            tree_peak = max(tree_peak, sum(_rss(p) for p in procs))
+            tree_peak = max(tree_peak, sum(_pss(p) for p in procs))
+            rss_peak = max(rss_peak, sum(_rss(p) for p in procs))    # kept in --json: the sum of RSS
         except psutil.NoSuchProcess:
             pass
         time.sleep(0.2)
@@ -69,7 +76,8 @@ def measure(path: Path, scratch: Path) -> dict:
     kernel_peak = int(out.rsplit("children-maxrss-kb=", 1)[-1].split()[0]) * 1024 \
         if "children-maxrss-kb=" in out else 0
     return {"chapter": str(path.relative_to(REPO)), "ok": child.returncode == 0, "seconds": time.time() - t,
-            "peak_largest": kernel_peak, "peak_all": tree_peak, "log": out[-3000:] if child.returncode else ""}
+            "peak_largest": kernel_peak, "peak_all": tree_peak, "peak_all_rss": rss_peak,
+            "log": out[-3000:] if child.returncode else ""}
 
 
 def _rss(p) -> int:
@@ -79,8 +87,21 @@ def _rss(p) -> int:
         return 0
 
 
+def _pss(p) -> int:
+    """The process's proportional set size (Linux); its RSS where PSS cannot be read."""
+    try:
+        return getattr(p.memory_full_info(), "pss", None) or p.memory_info().rss
+    except psutil.AccessDenied:
+        try:
+            return p.memory_info().rss
+        except psutil.Error:
+            return 0
+    except psutil.Error:
+        return 0
+
+
 def table(rows, limit) -> str:
-    lines = ["| chapter | peak RSS, largest process (GB) | peak RSS, all processes (GB) | time (s) |",
+    lines = ["| chapter | peak RSS, largest process (GB) | peak PSS, all processes (GB) | time (s) |",
              "|---|---:|---:|---:|"]
     for r in rows:
         flag = "" if r["ok"] and max(r["peak_largest"], r["peak_all"]) < limit * GB else " ✗"
@@ -89,12 +110,28 @@ def table(rows, limit) -> str:
     return "\n".join(lines)
 
 
+def write_readme(rows, limit) -> None:
+    readme = REPO / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- chapter-memory:start -->", "<!-- chapter-memory:end -->"
+    if start not in text or end not in text:
+        raise SystemExit(f"README.md has no {start} … {end} markers")
+    worst = max(rows, key=lambda r: max(r["peak_largest"], r["peak_all"]))
+    body = (f"{table(rows, limit)}\n\nMeasured {time.strftime('%Y-%m-%d')} by `scripts/chapter_memory.py "
+            f"--write-readme`; the highest is {max(worst['peak_largest'], worst['peak_all']) / GB:.2f} GB "
+            f"(`{worst['chapter']}`), which leaves room for the Jupyter server (about 0.1–0.2 GB) within "
+            f"Binder's {limit:g} GB.")
+    readme.write_text(text[:text.index(start) + len(start)] + "\n" + body + "\n" + text[text.index(end):])
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("chapters", nargs="*", type=Path, help="chapter files (default: every chapter of _toc.yml)")
     ap.add_argument("--limit", type=float, default=2.0, help="GB each chapter must stay under")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--write-readme", action="store_true",
+                    help="put the table (every chapter of _toc.yml) into README.md between its chapter-memory markers")
     ap.add_argument("--execute", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.execute:
@@ -114,6 +151,8 @@ def main(argv=None) -> int:
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     print(table(rows, args.limit))
+    if args.write_readme:
+        write_readme(rows, args.limit)
     bad = [r for r in rows if not r["ok"] or max(r["peak_largest"], r["peak_all"]) >= args.limit * GB]
     return 1 if bad else 0
 

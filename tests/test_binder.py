@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,55 @@ def test_the_notebooks_beside_the_chapters_are_not_pages_of_the_book():
     excluded = Matcher(yaml.safe_load((REPO / "_config.yml").read_text())["exclude_patterns"])
     assert excluded("book/views.ipynb") and excluded("book/beyond/views.ipynb")
     assert not excluded("book/views.md") and not excluded("results/esc10/cpu/mel/fold1-seed0.ipynb")
+
+
+def _publish_step() -> str:
+    steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["build"]["steps"]
+    return next(s["run"] for s in steps if "notebooks" in s.get("name", "") and "run" in s)
+
+
+def test_the_pages_workflow_publishes_the_chapters_notebooks_without_generated_assets(tmp_path):
+    """Runs the workflow's publishing step (all but the push) in a clone that looks like the build's:
+    generated, git-ignored files beside the chapters (MathJax, the notebooks) and the build's notebooks;
+    the commit on `notebooks` must add the chapters' notebooks and nothing else."""
+    git = ["git", "-c", "init.defaultBranch=main", "-c", "user.name=t", "-c", "user.email=t@t"]
+    work = tmp_path / "clone"
+    for f in ("book/views.md", "book/beyond/views.md", ".gitignore"):
+        (work / f).parent.mkdir(parents=True, exist_ok=True)
+        (work / f).write_text((REPO / f).read_text())
+    subprocess.run(git + ["init", "-q", str(work)], check=True)
+    subprocess.run(git + ["add", "-A"], cwd=work, check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "main"], cwd=work, check=True)
+    generated = ["book/_static/mathjax/tex-chtml-full.js", "book/_static/mathjax/output/chtml/fonts/woff-v2/a.woff",
+                 "_build/html/index.html", "_build/notebooks/book/views.ipynb",
+                 "_build/notebooks/book/beyond/views.ipynb", ".cache/mvbook/x.npz", "book/views.ipynb"]
+    for f in generated:
+        (work / f).parent.mkdir(parents=True, exist_ok=True)
+        (work / f).write_text("{}")
+    script = _publish_step().replace("git push", "true git push")
+    env = dict(os.environ, GITHUB_SHA="0" * 40, GIT_CONFIG_GLOBAL=str(tmp_path / "gitconfig"))
+    out = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=work, env=env, capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    added = subprocess.run(["git", "diff", "--name-only", "HEAD~1", "HEAD"], cwd=work, capture_output=True,
+                           text=True, check=True).stdout.split()
+    assert sorted(added) == ["book/beyond/views.ipynb", "book/views.ipynb"], added
+    branch = subprocess.run(["git", "branch", "--show-current"], cwd=work, capture_output=True, text=True).stdout
+    assert branch.strip() == "notebooks"
+
+
+def test_a_blocked_mathjax_fetch_says_what_failed_and_what_to_do(tmp_path):
+    env = dict(os.environ, MVBOOK_MATHJAX_DEST=str(tmp_path / "mathjax"), MVBOOK_CACHE=str(tmp_path / "cache"),
+               MVBOOK_FETCH_TIMEOUT="5", npm_config_registry="http://127.0.0.1:9/",
+               https_proxy="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9", MVBOOK_MATHJAX_TGZ="")
+    t = time.time()
+    out = subprocess.run([str(REPO / "scripts" / "fetch_mathjax.sh")], env=env, capture_output=True, text=True,
+                         timeout=60)
+    took = time.time() - t
+    assert out.returncode == 1 and not (tmp_path / "mathjax").exists()
+    for needed in ("could not download MathJax", "https://registry.npmjs.org", "SHA-256", "MVBOOK_MATHJAX_TGZ"):
+        assert needed in out.stderr, f"{needed!r} not in:\n{out.stderr}"
+    assert took < 30, f"a blocked fetch took {took:.0f} s"
+    readme = (REPO / "README.md").read_text()
+    for registry in ("PyPI", "registry.npmjs.org", "download.pytorch.org/whl/cpu"):
+        assert registry in readme, f"the README does not name {registry}, which the build or Binder uses"

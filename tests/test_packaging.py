@@ -9,11 +9,11 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import nbformat
 import pytest
-import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -131,3 +131,31 @@ def test_non_editable_install_runs_help_train_and_a_one_cell_grid(installed):
     assert executed.cells[0].source.startswith("# Run: synthetic · smoke · cqt · fold 1 · seed 0")
     tab = run(venv, tmp, "table", "--dataset", "synthetic", "--preset", "smoke", "--format", "csv")
     assert tab.returncode == 0 and "CQT" in tab.stdout, tab.stderr
+
+
+def python_floor() -> tuple[str, dict]:
+    """The lowest Python on which every pin of constraints.txt installs: the highest lower bound of their
+    Requires-Python, read from this venv's installed distributions (the pinned versions: the test above)."""
+    from importlib.metadata import distributions
+
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+    pins = constraints()
+    candidates = [Version(f"3.{minor}.{micro}") for minor in range(8, 16) for micro in range(30)]
+    floors = {}
+    for d in distributions():
+        name, requires = canonicalize_name(d.metadata["Name"]), d.metadata.get("Requires-Python")
+        if name in pins and d.version == pins[name] and requires:
+            floors[name] = next(v for v in candidates if v in SpecifierSet(requires))
+    floor = max(floors.values())
+    return str(floor), {n: str(v) for n, v in floors.items() if v == floor}
+
+
+def test_requires_python_is_the_lowest_python_the_pins_install_on():
+    floor, by = python_floor()
+    declared = PYPROJECT["project"]["requires-python"]
+    assert declared == f">={floor}", f"pyproject.toml requires-python {declared!r}; the pins need >={floor} ({by})"
+    readme = (REPO / "README.md").read_text()
+    assert f"Python ≥ {floor}" in readme, f"the README does not say the floor, Python ≥ {floor}"
+    ruff = PYPROJECT["tool"]["ruff"]["target-version"]
+    assert ruff == "py" + "".join(floor.split(".")[:2]), f"ruff's target-version {ruff} is not the floor {floor}"
