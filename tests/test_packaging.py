@@ -159,3 +159,11 @@ def test_requires_python_is_the_lowest_python_the_pins_install_on():
     assert f"Python ≥ {floor}" in readme, f"the README does not say the floor, Python ≥ {floor}"
     ruff = PYPROJECT["tool"]["ruff"]["target-version"]
     assert ruff == "py" + "".join(floor.split(".")[:2]), f"ruff's target-version {ruff} is not the floor {floor}"
+
+
+def test_the_readme_presets_table_lists_every_preset():
+    from mvbook.config import PRESETS
+    text = (REPO / "README.md").read_text()
+    table = text[text.index("## Presets"):text.index("\n## ", text.index("## Presets") + 3)]
+    listed = {line.split("|")[1].strip().strip("`") for line in table.splitlines() if line.startswith("| `")}
+    assert listed == set(PRESETS), f"README presets table: {sorted(listed)}; the code has {sorted(PRESETS)}"
