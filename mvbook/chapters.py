@@ -88,8 +88,18 @@ def book_preset() -> str:
     -------
     str
         ``$MVBOOK_PRESET``, default ``smoke`` (the book build and the tests).
+
+    Raises
+    ------
+    mvbook.errors.ConfigError
+        ``$MVBOOK_PRESET`` names no preset (a typo such as ``cpuu`` or `` smoke``):
+        no chapter trains, and ``scripts/build_book.sh`` deletes nothing.
     """
-    return os.environ.get("MVBOOK_PRESET") or "smoke"
+    name = os.environ.get("MVBOOK_PRESET") or "smoke"
+    if name not in PRESETS:
+        raise ConfigError(f"MVBOOK_PRESET={name!r} is not a preset: use one of {', '.join(sorted(PRESETS))} "
+                          "(or unset it for smoke)")
+    return name
 
 
 def real_data_available(root=None) -> bool:

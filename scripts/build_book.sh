@@ -39,6 +39,11 @@ JB="$(dirname "$PYTHON")/jupyter-book"
 [ -x "$JB" ] || JB=jupyter-book
 
 export MVBOOK_PRESET="${MVBOOK_PRESET:-smoke}"
+# a typo in the preset must stop the build before anything is deleted
+if ! check="$("$PYTHON" -c 'from mvbook.chapters import book_preset; book_preset()' 2>&1)"; then
+    echo "build_book: ${check##*ConfigError: }; nothing was deleted" >&2
+    exit 2
+fi
 own_runs=0
 if [ -z "${MVBOOK_RUNS:-}" ]; then own_runs=1; export MVBOOK_RUNS="$PWD/runs/book"; fi
 export PYDEVD_DISABLE_FILE_VALIDATION=1
