@@ -24,11 +24,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .power import crossed_model
-from .results import fold_accuracies, holm
+from .power import crossed_model, minimum_detectable_difference
+from .results import fold_accuracies, holm, sign_flip_p
 from .seeds import record_scheme
 
-__all__ = ["FAMILY", "ALPHA", "POWER", "VERDICTS", "run_differences", "design", "decide"]
+__all__ = ["FAMILY", "ALPHA", "POWER", "VERDICTS", "run_differences", "design", "claim_verdict", "decide",
+           "verdict_words"]
 
 #: the claims of the blending question, each (claim, row, baseline), the row to be above the baseline
 FAMILY = (
@@ -89,12 +90,29 @@ def run_differences(records: list[dict], row: str, baseline: str) -> pd.DataFram
     return pd.DataFrame(rows, columns=["fold", "seed", "scheme", "level", "d"])
 
 
-def _fold_test(d: pd.DataFrame) -> tuple:
-    """(folds, mean of the fold means, two-sided paired t-test p) of run differences."""
+def _fold_test(d: pd.DataFrame) -> dict:
+    """The fold-level paired test of run differences: ``pairs`` (folds), ``mean_diff`` (of the
+    fold means), ``ci95`` (half-width of its 95 % interval), ``wins``, ``losses``, ``p``
+    (two-sided t-test: 1 when every fold mean is 0, NaN when they are one other value)
+    and ``p_sign_flip`` (1 when every fold mean is 0)."""
     means = d.groupby("fold")["d"].mean().to_numpy()
     n = len(means)
-    p = float(stats.ttest_1samp(means, 0.0).pvalue) if n > 1 and np.any(means != means[0]) else np.nan
-    return n, float(means.mean()) if n else np.nan, p
+    varies = n > 1 and np.any(means != means[0])
+    p = float(stats.ttest_1samp(means, 0.0).pvalue) if varies else 1.0 if n > 1 and not np.any(means) else np.nan
+    return {"pairs": n, "mean_diff": float(means.mean()) if n else np.nan,
+            "ci95": float(stats.t.ppf(0.975, n - 1) * means.std(ddof=1) / np.sqrt(n)) if n > 1 else np.nan,
+            "wins": int((means > 0).sum()), "losses": int((means < 0).sum()),
+            "p": p,
+            "p_sign_flip": sign_flip_p(means) if np.any(means) else (1.0 if n else np.nan)}
+
+
+def _word(mean_diff: float, p: float, folds: int, alpha: float) -> str:
+    """:data:`VERDICTS`' word for a difference and its (adjusted) p-value."""
+    if folds < 2:
+        return "too few runs"
+    if not p < alpha or abs(mean_diff) < 0.005:
+        return "not shown"
+    return "holds" if mean_diff > 0 else "reversed"
 
 
 def design(records: list[dict], seeds=(3, 10, 13), family=FAMILY, folds: int = 5) -> pd.DataFrame:
@@ -140,6 +158,47 @@ def design(records: list[dict], seeds=(3, 10, 13), family=FAMILY, folds: int = 5
     return pd.DataFrame(out).set_index("claim")
 
 
+def claim_verdict(records: list[dict], row: str, baseline: str, m: int = 1) -> dict:
+    """One claim (``row`` above ``baseline``) decided by the primary test, alone or as one of ``m``.
+
+    Parameters
+    ----------
+    records : list of dict
+        Records of one dataset and preset.
+    row, baseline : str
+        Row keys (:func:`mvbook.results.row_key`, derived rows included).
+    m : int
+        The size of the claim's family: its minimum detectable difference is at
+        level α / ``m``. Its ``verdict`` is at α (one claim alone); a family's
+        verdicts, with Holm's adjustment, are :func:`decide`'s.
+
+    Returns
+    -------
+    dict
+        ``runs``, ``pairs`` (folds with both rows), ``seeds per fold`` (mean), ``mean_diff`` (of the fold
+        means, points), ``ci95`` (half-width of its 95 % interval), ``wins``,
+        ``losses`` (folds), ``p`` (paired t-test over the fold means; 1 when every
+        fold mean is 0), ``p_sign_flip``, ``verdict`` (:data:`VERDICTS` or ``too few
+        runs``), ``mdd`` (points, :func:`design`'s at the runs' own seeds per fold),
+        ``p_crossed`` (the crossed model's), ``per_fold_runs``, ``mean_diff_per_fold``
+        and ``p_per_fold`` (the fold-level test on the runs whose seeds were drawn per fold).
+    """
+    d = run_differences(records, row, baseline)
+    t = _fold_test(d)
+    n = t["pairs"]
+    entry = {"runs": len(d), "seeds per fold": len(d) / n if n else np.nan, **t, "mdd": np.nan, "p_crossed": np.nan}
+    if n >= 2 and len(d) > n:
+        fit = crossed_model(d["d"], d["fold"], d["level"])
+        entry["p_crossed"] = fit.p if np.any(d["d"] != 0) else 1.0
+        entry["mdd"] = fit.components().mdd(len(d) / n, n, ALPHA / m, POWER)
+    elif n >= 2:                                   # one run per fold: the fold means' own spread
+        entry["mdd"] = minimum_detectable_difference(float(np.std(d["d"], ddof=1)), n, ALPHA / m, POWER)
+    nested = _fold_test(d[d["scheme"] == "per_fold"])
+    entry |= {"per_fold_runs": int((d["scheme"] == "per_fold").sum()), "mean_diff_per_fold": nested["mean_diff"],
+              "p_per_fold": nested["p"], "verdict": _word(t["mean_diff"], t["p"], n, ALPHA)}
+    return entry
+
+
 def decide(records: list[dict], family=FAMILY) -> pd.DataFrame:
     """Every claim of ``family`` decided under the plan, with the secondary analyses beside it.
 
@@ -153,33 +212,48 @@ def decide(records: list[dict], family=FAMILY) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Indexed by claim: ``row``, ``baseline``, ``runs``, ``folds``, ``seeds per
-        fold`` (mean), ``mean_diff`` (of the fold means, points), ``p`` (primary
-        t-test), ``p_holm``, ``verdict`` (:data:`VERDICTS`; ``too few runs`` under
-        two folds), ``mdd`` (at α / m, points, with the runs' own seeds per fold),
-        ``p_crossed`` and ``p_crossed_holm`` (the crossed model's), ``per_fold_runs``,
-        ``mean_diff_per_fold`` and ``p_per_fold`` (the fold-level test on the runs
-        whose seeds were drawn per fold alone).
+        Indexed by claim: ``row``, ``baseline``, the fields of :func:`claim_verdict`
+        (``mdd`` at α / m, m the family's size), ``p_holm`` and ``p_crossed_holm``
+        (Holm over the family), and ``verdict`` decided on ``p_holm``.
     """
     m = len(family)
-    out = []
-    for claim, row, baseline in family:
-        d = run_differences(records, row, baseline)
-        n, mean, p = _fold_test(d)
-        entry = {"claim": claim, "row": row, "baseline": baseline, "runs": len(d), "folds": n,
-                 "seeds per fold": len(d) / n if n else np.nan, "mean_diff": mean, "p": p, "mdd": np.nan,
-                 "p_crossed": np.nan}
-        if n >= 2 and len(d) > n:
-            fit = crossed_model(d["d"], d["fold"], d["level"])
-            entry["p_crossed"] = fit.p
-            entry["mdd"] = fit.components().mdd(len(d) / n, n, ALPHA / m, POWER)
-        nested = d[d["scheme"] == "per_fold"]
-        entry["per_fold_runs"] = len(nested)
-        _, entry["mean_diff_per_fold"], entry["p_per_fold"] = _fold_test(nested)
-        out.append(entry)
-    df = pd.DataFrame(out).set_index("claim")
+    df = pd.DataFrame([{"claim": claim, "row": row, "baseline": baseline} | claim_verdict(records, row, baseline, m)
+                       for claim, row, baseline in family]).set_index("claim")
     df["p_holm"] = holm(df["p"].to_numpy())
     df["p_crossed_holm"] = holm(df["p_crossed"].to_numpy())
-    df["verdict"] = [("too few runs" if r.folds < 2 else "not shown" if not r.p_holm < ALPHA
-                      else "holds" if r.mean_diff > 0 else "reversed") for r in df.itertuples()]
+    df["verdict"] = [_word(r.mean_diff, r.p_holm, r.pairs, ALPHA) for r in df.itertuples()]
     return df
+
+
+def verdict_words(v, adjusted: bool = True) -> str:
+    """A verdict in a sentence: the word, the difference, the test and what the design could see.
+
+    Parameters
+    ----------
+    v : mapping
+        A row of :func:`decide` (``adjusted``: its Holm-adjusted p is quoted) or
+        :func:`claim_verdict`'s dict.
+    adjusted : bool
+        Whether ``v`` has ``p_holm``.
+
+    Returns
+    -------
+    str
+        E.g. ``"**not shown** — −2.75 points over 5 folds (95 % CI ±3.9; t-test p 0.096,
+        Holm 0.29); a true difference of 10.5 points would have been found four times in five"``.
+    """
+    if v["verdict"] == "too few runs":
+        return f"**too few runs** — {int(v['pairs'])} fold(s) with both rows"
+    sign = "−" if v["mean_diff"] < 0 else "+"
+    p = f"t-test p {_fmt(v['p'])}" + (f", Holm {_fmt(v['p_holm'])}" if adjusted else "")
+    ci = f"95 % CI ±{v['ci95']:.2f}; " if v["ci95"] == v["ci95"] else ""
+    seen = (f"; a true difference of {v['mdd']:.1f} points would have been found four times in five"
+            if v["mdd"] == v["mdd"] else "")
+    return (f"**{v['verdict']}** — {sign}{abs(v['mean_diff']):.2f} points over {int(v['pairs'])} folds "
+            f"({ci}{p}){seen}")
+
+
+def _fmt(p: float) -> str:
+    """A p-value with two significant digits (three decimals below 0.01, ``< 0.001`` below that)."""
+    return "—" if p != p else "< 0.001" if p < 0.001 else f"{p:.3f}" if p < 0.01 else f"{p:.2g}" if p < 0.1 \
+        else f"{p:.2f}"

@@ -52,7 +52,8 @@ def minimum_detectable_difference(sd: float, n: int, alpha: float = 0.05, power:
     Returns
     -------
     float
-        The difference, in the units of ``sd`` (0 when ``sd`` is 0; NaN for fewer than two pairs).
+        The difference, in the units of ``sd`` (0 when ``sd`` is 0; NaN for fewer than two pairs;
+        inf when no difference reaches ``power``).
 
     Examples
     --------
@@ -63,7 +64,12 @@ def minimum_detectable_difference(sd: float, n: int, alpha: float = 0.05, power:
         return float("nan")
     if sd == 0:
         return 0.0
-    nc = optimize.brentq(lambda c: _power(c, n, alpha) - power, 0.0, 40.0)      # the non-centrality it takes
+    hi = 40.0                                       # the non-centrality it takes lies below hi
+    while _power(hi, n, alpha) < power:
+        if hi > 1e5:
+            return float("inf")
+        hi *= 4
+    nc = optimize.brentq(lambda c: _power(c, n, alpha) - power, 0.0, hi)
     return float(nc * sd / np.sqrt(n))
 
 

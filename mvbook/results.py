@@ -13,7 +13,7 @@ from .systems import DERIVED
 
 __all__ = ["PAPER_TABLE3", "ROW_NAMES", "EXTRA_ROW_NAMES", "ALL_ROW_NAMES", "SELF_ENSEMBLE_ROWS", "row_key",
            "uniform_ensemble_accuracy", "late_fusion", "fold_accuracies", "fold_mean", "table3", "paired_comparison",
-           "CLAIMS", "VIEW_ROWS", "CLAIMS_BEYOND", "check_claims", "claim_verdict", "UNITS", "sign_flip_p",
+           "CLAIMS", "VIEW_ROWS", "CLAIMS_BEYOND", "check_claims", "UNITS", "sign_flip_p",
            "holm", "META_SUM_ROWS", "signed", "SOURCE", "row_records", "row_devices"]
 
 # Table 3 of the paper (accuracy %), keyed like our systems.
@@ -405,7 +405,7 @@ def check_claims(records: list[dict], claims=CLAIMS) -> pd.DataFrame:
     runs that all the claim's rows have (so that a row with more seeds is not
     compared on other runs) and on each of those runs. The ``on the means`` column says only whether
     the means are in the claimed order; whether that is more than chance is
-    :func:`claim_verdict`'s (a paired test).
+    :func:`mvbook.plan.claim_verdict`'s (a paired test).
 
     Parameters
     ----------
@@ -440,45 +440,6 @@ def check_claims(records: list[dict], claims=CLAIMS) -> pd.DataFrame:
             row["margin per run"] = ", ".join(signed(m) for m in per)
         out.append(row)
     return pd.DataFrame(out).set_index("claim")
-
-
-def claim_verdict(records: list[dict], row: str, baseline: str, unit: str = "fold", alpha: float = 0.05) -> dict:
-    """Whether ``row`` is above ``baseline``, by a paired test (:func:`paired_comparison`).
-
-    Parameters
-    ----------
-    records : list of dict
-        Results records.
-    row, baseline : str
-        Row keys (:func:`row_key`).
-    unit : {"fold", "run"}
-        What is paired (:data:`UNITS`).
-    alpha : float
-        Significance level of the paired t-test.
-
-    Returns
-    -------
-    dict
-        ``verdict``: ``"holds"`` (mean difference ≥ 0.005 points, at least +0.01
-        at the tables' two decimals, and p < ``alpha``), ``"not shown"`` (≥ 0.005,
-        p ≥ ``alpha`` or NaN), ``"does not hold"`` (below 0.005: +0.00 or less, the
-        float noise of equal accuracies included; ``reversed`` when below 0 with
-        p < ``alpha``) or ``"too few runs"`` (fewer than two pairs); with
-        ``pairs``, ``mean_diff`` (percentage points), ``wins``, ``losses``, ``p``
-        (the t-test's) and ``p_sign_flip`` (the exact sign-flip test's, :func:`sign_flip_p`).
-    """
-    c = paired_comparison(records, row, [baseline], unit=unit)
-    n = int(c.loc[baseline, "pairs"]) if baseline in c.index else 0
-    out = {"pairs": n, "mean_diff": np.nan, "wins": 0, "losses": 0, "p": np.nan, "p_sign_flip": np.nan,
-           "reversed": False}
-    if n < 2:
-        return out | {"verdict": "too few runs"}
-    d, p = float(c.loc[baseline, "mean_diff"]), float(c.loc[baseline, "p_t"])
-    out |= {"mean_diff": d, "p": p, "p_sign_flip": float(c.loc[baseline, "p_sign_flip"]),
-            "wins": int(c.loc[baseline, "wins"]), "losses": int(c.loc[baseline, "losses"])}
-    if d >= 0.005:
-        return out | {"verdict": "holds" if p < alpha else "not shown"}
-    return out | {"verdict": "does not hold", "reversed": bool(d < 0 and p < alpha)}
 
 
 def signed(x: float, digits: int = 2) -> str:

@@ -14,12 +14,13 @@ from .config import PRESETS, get_preset
 from .errors import DataError
 from .fusionnet import FeatureCodingNet
 from .models import CRNN1D, CRNN2D, n_params
+from .plan import FAMILY, decide
 from .replay import as_equal_pairs, record_rule, weights_summary
 from .results import (
     ALL_ROW_NAMES,
     PAPER_TABLE3,
+    SELF_ENSEMBLE_ROWS,
     VIEW_ROWS,
-    claim_verdict,
     fold_accuracies,
     fold_mean,
     paired_comparison,
@@ -31,7 +32,7 @@ from .results import (
 
 __all__ = ["count", "design_words", "fmt_p", "COMPARISON_FORMAT", "min_wilcoxon_p", "wilcoxon_note", "findings_table",
            "length_margins", "compare_sentence", "weight_pattern", "preset_cost", "capacity", "scale_sentence",
-           "scale_disagreements", "disagreement_sentence", "scale_table", "verdict_table", "pattern_checks",
+           "scale_disagreements", "disagreement_sentence", "scale_table", "pattern_checks",
            "rerun_drift", "p_words", "uniform_sentence"]
 
 # The rows of the introduction's table of findings, in its order.
@@ -238,13 +239,18 @@ def _scale_findings(records: list[dict], row: str = "multiview") -> dict:
     """The paper's central comparison at one preset: the mean of every row over all
     its runs (``mean``, ``n``), the best single view by that mean (``best_view``),
     the folds and seeds of ``row``'s runs in words (``design``), its training steps, and
-    :func:`~mvbook.results.claim_verdict` of ``row`` against each of
-    ``_SCALE_BASELINES`` and the best single view (fold means; ``verdicts``)."""
+    the verdicts of ``row`` against each of ``_SCALE_BASELINES`` and the best single
+    view (:func:`~mvbook.plan.decide`, Holm over ``row`` against every baseline of the
+    plan's family; ``verdicts``)."""
     t = table3(records)
     views = [v for v in VIEW_ROWS if v in t.index]
     best = max(views, key=lambda v: t.loc[v, "mean"]) if views else None
     runs = [r for r in records if row_key(r) == row]
-    verdicts = {b: claim_verdict(records, row, b) for b in (*_SCALE_BASELINES, best) if b in t.index}
+    se = SELF_ENSEMBLE_ROWS.get(row, (None,))[0]
+    family = [(claim, se, row) if r == "self_ensemble" else (claim, row, b)      # the plan's family, for ``row``
+              for claim, r, b in FAMILY if r != "self_ensemble" or se]
+    d = decide(records, family)
+    verdicts = {b: d.set_index("baseline").loc[b].to_dict() for b in (*_SCALE_BASELINES, best) if b in t.index}
     return {"mean": t["mean"], "n": t["n"], "best_view": best, "verdicts": verdicts,
             "design": design_words(runs), "steps": sorted({int(r["config"]["steps"]) for r in runs})}
 
@@ -267,8 +273,9 @@ def scale_sentence(records: list[dict], preset: str, row: str = "multiview") -> 
     str
         The means (of the fold means, :func:`~mvbook.results.fold_mean`, with
         their numbers of runs), then each paired comparison over
-        fold means with the t-test's and the sign-flip test's p and whether it is
-        significant (t-test p < 0.05); a short sentence when ``row`` has no run.
+        fold means with the t-test's p, its Holm-adjusted value, the verdict
+        (:data:`mvbook.plan.VERDICTS`) and the minimum detectable difference; a
+        short sentence when ``row`` has no run.
         ``row`` is named "the multi-view network" when it is ``multiview``, else by
         its key and :data:`~mvbook.results.ALL_ROW_NAMES` name.
     """
@@ -287,12 +294,11 @@ def scale_sentence(records: list[dict], preset: str, row: str = "multiview") -> 
     pairs = []
     for b, v in f["verdicts"].items():
         if v["verdict"] == "too few runs":
-            pairs.append(f"against {name[b]}: {count(v['pairs'], 'fold')} with both, too few for a test")
+            pairs.append(f"against {name[b]}: {count(int(v['pairs']), 'fold')} with both, too few for a test")
             continue
-        c = paired_comparison(records, row, [b]).loc[b]
-        sig = "significant" if v["p"] < 0.05 else "not significant"
-        pairs.append(f"− {name[b]} {signed(v['mean_diff'])} points over {count(v['pairs'], 'fold')} "
-                     f"(t-test {p_words(v['p'])}, sign-flip {p_words(c['p_sign_flip'])}: {sig})")
+        pairs.append(f"− {name[b]} {signed(v['mean_diff'])} points over {count(int(v['pairs']), 'fold')} "
+                     f"(t-test {p_words(v['p'])}, Holm-adjusted {p_words(v['p_holm'])}: {v['verdict']}; "
+                     f"detectable from {v['mdd']:.1f})")
     return head + f" Paired over fold means, {who[1]} " + "; ".join(pairs) + "."
 
 
@@ -455,37 +461,6 @@ def scale_table(short: list[dict], long: list[dict], rows=None) -> pd.DataFrame:
         line |= {"long − short": by_fold.mean() if len(d) else np.nan, "pairs": len(d),
                  "sign-flip p (folds)": sign_flip_p(by_fold.to_numpy()) if len(d) else np.nan}
         out[row] = line
-    return pd.DataFrame.from_dict(out, orient="index")
-
-
-def verdict_table(groups: dict, checks) -> pd.DataFrame:
-    """Each claim decided at each training length, side by side.
-
-    Parameters
-    ----------
-    groups : dict
-        Preset name → its results records (one dataset).
-    checks : sequence of (str, str, str)
-        (claim, row, baseline): the claim that ``row`` is above ``baseline``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Indexed by claim; for each preset ``<preset>: verdict``
-        (:func:`~mvbook.results.claim_verdict`'s, ``"does not hold, reversed"``
-        where the reversal is significant), ``<preset>: points`` (the mean
-        difference over fold means, :func:`~mvbook.results.signed`),
-        ``<preset>: t-test p`` and ``<preset>: sign-flip p`` (:func:`fmt_p`).
-    """
-    out = {}
-    for claim, row, baseline in checks:
-        line = {}
-        for preset, records in groups.items():
-            v = claim_verdict(records, row, baseline)
-            line |= {f"{preset}: verdict": v["verdict"] + (", reversed" if v["reversed"] else ""),
-                     f"{preset}: points": signed(v["mean_diff"]), f"{preset}: t-test p": fmt_p(v["p"]),
-                     f"{preset}: sign-flip p": fmt_p(v["p_sign_flip"])}
-        out[claim] = line
     return pd.DataFrame.from_dict(out, orient="index")
 
 

@@ -3,12 +3,15 @@ read from the records by :mod:`mvbook.results`. Used by ``python -m mvbook table
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import pandas as pd
 
 from .errors import ConfigError
 from .results import ALL_ROW_NAMES, EXTRA_ROW_NAMES, PAPER_TABLE3, ROW_NAMES, row_devices, row_key, table3
+from .seeds import record_scheme
 
-__all__ = ["format_table3", "table3_rows", "export_table", "run_labels"]
+__all__ = ["format_table3", "table3_rows", "export_table", "run_labels", "provenance_lines"]
 
 
 def format_table3(records: list[dict], dataset: str, preset: str, extended: bool = False) -> str:
@@ -28,6 +31,7 @@ def format_table3(records: list[dict], dataset: str, preset: str, extended: bool
             lines.append("reduced from the paper: " + "; ".join(red))
         lines.append(f"trained on {devices[0]}, every run" if len(devices) == 1 else
                      f"trained on several kinds of device ({', '.join(devices)}): each row names its own")
+        lines += provenance_lines(records)
     head = f"{'system':<34}{'ours':>16}{'runs':>6}{'paper (' + paper_col + ')':>18}"
     lines += [head, "-" * len(head)]
     uneven = False
@@ -54,6 +58,45 @@ def format_table3(records: list[dict], dataset: str, preset: str, extended: bool
     if paper_col != dataset:
         lines.append(f"(the paper reports ESC-50, 50 classes; {dataset} is not the paper's dataset)")
     return "\n".join(lines)
+
+
+def _seed_span(seeds) -> str:
+    """``0–2``, ``0, 4``: consecutive seeds as ranges."""
+    seeds, out = sorted(seeds), []
+    for x in seeds:
+        if out and x == out[-1][1] + 1:
+            out[-1][1] = x
+        else:
+            out.append([x, x])
+    return ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in out)
+
+
+def provenance_lines(records: list[dict]) -> list[str]:
+    """What the table's runs share and do not: the seed scheme of each seed
+    (:mod:`mvbook.seeds`) and, when the runs come from several commits, how many each.
+
+    Parameters
+    ----------
+    records : list of dict
+        Results records.
+
+    Returns
+    -------
+    list of str
+        ``seeds: 0–2 shared by the folds; 3–12 drawn per fold``, and
+        ``trained by 2 commits: 5c285bd (35 runs), b9356e9 (10 runs)`` where there are several.
+    """
+    by_scheme: dict = {}
+    for r in records:
+        by_scheme.setdefault(record_scheme(r), set()).add(r["seed"])
+    words = {"shared": "shared by the folds (each the same start on every fold)", "per_fold": "drawn per fold"}
+    order = sorted(by_scheme.items(), key=lambda kv: min(kv[1]))
+    lines = ["seeds: " + "; ".join(f"{_seed_span(v)} {words[k]}" for k, v in order)]
+    commits = Counter(str(r.get("provenance", {}).get("git_commit") or "unknown")[:7] for r in records)
+    if len(commits) > 1:
+        lines.append(f"trained by {len(commits)} commits: "
+                     + ", ".join(f"{c} ({n} run{'s' if n != 1 else ''})" for c, n in sorted(commits.items())))
+    return lines
 
 
 def table3_rows(records: list[dict], dataset: str, extended: bool = False) -> pd.DataFrame:

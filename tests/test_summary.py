@@ -191,24 +191,6 @@ def test_scale_table_and_sentence_weigh_each_fold_once(tmp_path):
     assert "5 folds × 3 seeds" == S.design_words([{"fold": f, "seed": k} for f in range(1, 6) for k in range(3)])
 
 
-def test_verdict_table_decides_each_claim_at_each_length(tmp_path):
-    cpu = [fake_record(tmp_path / "c", s, f, acc=a + 0.01 * f) for s, a in (("multiview", 0.6), ("concat", 0.7))
-           for f in (1, 2, 3)]
-    long = [fake_record(tmp_path / "l", s, f, acc=a) for s, f, a in
-            (("multiview", 1, 0.80), ("multiview", 2, 0.90), ("multiview", 3, 0.70),
-             ("concat", 1, 0.75), ("concat", 2, 0.80), ("concat", 3, 0.70))]
-    t = S.verdict_table({"cpu": cpu, "long": long}, [("multi-view above concatenation", "multiview", "concat"),
-                                                       ("multi-view above Mel", "multiview", "mel")])
-    row = t.loc["multi-view above concatenation"]
-    # cpu: −10 on every fold (no spread: no t-test); long: +5, +10, 0 → +5.00, p = ttest_1samp
-    assert (row["cpu: verdict"], row["cpu: points"], row["cpu: t-test p"]) == ("does not hold", "−10.00", "—")
-    assert row["cpu: sign-flip p"] == "0.250"
-    from scipy import stats
-    assert (row["long: verdict"], row["long: points"]) == ("not shown", "+5.00")
-    assert row["long: t-test p"] == S.fmt_p(stats.ttest_1samp([5, 10, 0], 0).pvalue)
-    assert t.loc["multi-view above Mel", "long: verdict"] == "too few runs"
-
-
 def test_uniform_sentence_states_the_share_of_uniform_measurements_counted_by_hand():
     import json
     from pathlib import Path
