@@ -18,6 +18,7 @@ from .results import (
     SOURCE,
     fold_accuracies,
     fold_mean,
+    fold_std,
     row_devices,
     row_key,
     row_records,
@@ -48,9 +49,11 @@ def _run_links(rec: dict, base: str) -> str:
 
 
 def _ours(vals: pd.Series) -> str:
-    """'mean ± std (runs)' of a row's accuracies: the mean of the fold means, the std over runs."""
+    """'mean ± std (runs)' of a row's accuracies: the mean of the fold means and their std."""
+    if len({f for f, _ in vals.index}) > 1:
+        return f"{fold_mean(vals):.2f} ± {fold_std(vals):.2f} ({len(vals)})"
     if len(vals) > 1:
-        return f"{fold_mean(vals):.2f} ± {vals.std(ddof=1):.2f} ({len(vals)})"
+        return f"{fold_mean(vals):.2f} ({len(vals)})"
     return f"{vals.iloc[0]:.2f} (1)" if len(vals) == 1 else "—"
 
 
@@ -178,7 +181,7 @@ def _run_cell(key: str, name: str, vals, runs: dict, fold: int, seed: int, base:
 def _caption(dataset: str, preset: str, esc50: bool, common: bool, extra: bool, devices: list[str]) -> str:
     """The caption of :func:`table3_html`; ``devices``: the kinds of device of all its runs."""
     caption = (f"Table 3 — {html.escape(dataset)}, preset <code>{html.escape(preset)}</code>: accuracy (%) on the "
-               "test folds. Ours: mean of the fold means (each fold's runs averaged first) ± sample std over runs "
+               "test folds. Ours: mean of the fold means (each fold's runs averaged first) ± the std of the fold means "
                "(number of runs); code: the commits whose code "
                "trained them (rows of several commits compare code that may round differently). "
                "Paper: ESC-50 (50 classes)"
@@ -224,7 +227,7 @@ def table3_html(records: list[dict], dataset: str, preset: str, *, folds=None, s
     Returns
     -------
     html : str
-        Mean ± std over the runs beside the paper's column, then one column per
+        Mean ± std of the fold means beside the paper's column, then one column per
         (fold, seed) whose cells link to the executed notebook and the record of the run.
     missing : list of dict
         One per empty cell: the row's name, ``fold``, ``seed``, ``why`` it is empty,

@@ -12,8 +12,8 @@ from .errors import ConfigError, DataError
 from .systems import DERIVED
 
 __all__ = ["PAPER_TABLE3", "ROW_NAMES", "EXTRA_ROW_NAMES", "ALL_ROW_NAMES", "SELF_ENSEMBLE_ROWS", "row_key",
-           "uniform_ensemble_accuracy", "late_fusion", "fold_accuracies", "fold_mean", "table3", "paired_comparison",
-           "CLAIMS", "VIEW_ROWS", "CLAIMS_BEYOND", "check_claims", "UNITS", "sign_flip_p",
+           "uniform_ensemble_accuracy", "late_fusion", "fold_accuracies", "fold_mean", "fold_std", "table3",
+           "paired_comparison", "CLAIMS", "VIEW_ROWS", "CLAIMS_BEYOND", "check_claims", "UNITS", "sign_flip_p",
            "holm", "META_SUM_ROWS", "signed", "SOURCE", "row_records", "row_devices"]
 
 # Table 3 of the paper (accuracy %), keyed like our systems.
@@ -212,9 +212,37 @@ def fold_mean(values):
     >>> fold_mean(pd.Series({(1, 0): 80.0, (1, 1): 90.0, (2, 0): 70.0}))   # (85 + 70) / 2, not 240 / 3
     77.5
     """
+    return _over_fold_means(values, "mean")
+
+
+def fold_std(values):
+    """The sample standard deviation of the fold means: the spread of the unit
+    the paired tests use, the same statistic whether a row has one seed per fold
+    or several.
+
+    Parameters
+    ----------
+    values : pandas.Series or pandas.DataFrame
+        As :func:`fold_mean`.
+
+    Returns
+    -------
+    float or pandas.Series
+        The std (``ddof=1``) over folds of each fold's mean; NaN with fewer than two folds.
+
+    Examples
+    --------
+    >>> fold_std(pd.Series({(1, 0): 80.0, (1, 1): 90.0, (2, 0): 75.0}))   # of 85 and 75
+    7.0710678118654755
+    """
+    return _over_fold_means(values, "std")
+
+
+def _over_fold_means(values, how: str):
+    """``mean`` or ``std`` of the fold means of ``values`` (:func:`fold_mean`)."""
     frame = values.to_frame().T if isinstance(values, pd.Series) else values
     if frame.shape[1]:
-        out = frame.T.groupby([fold for fold, _ in frame.columns]).mean().T.mean(axis=1)
+        out = getattr(frame.T.groupby([fold for fold, _ in frame.columns]).mean().T, how)(axis=1)
     else:
         out = pd.Series(np.nan, index=frame.index, dtype=float)
     return float(out.iloc[0]) if isinstance(values, pd.Series) else out
@@ -232,10 +260,10 @@ def table3(records: list[dict]) -> pd.DataFrame:
     -------
     pandas.DataFrame
         One row per system in Table 3's order: ``mean`` (of the fold means,
-        :func:`fold_mean`, as the paired tests average them), ``std`` (sample
-        std over the runs), ``n`` (number of (fold, seed) runs), ``ci95``, the
-        half-width of a 95 % t-interval over the runs (runs of one fold share
-        their test files, so it is a rough guide), and ``balanced``: whether
+        :func:`fold_mean`, as the paired tests average them), ``std`` (of the
+        fold means, :func:`fold_std`: the same statistic in every row), ``n``
+        (number of (fold, seed) runs), ``ci95``, the half-width of a 95 %
+        t-interval over the fold means, and ``balanced``: whether
         every fold of the row has the same number of runs (if not, ``mean`` is
         not the mean of the runs).
     """
@@ -243,8 +271,9 @@ def table3(records: list[dict]) -> pd.DataFrame:
     if df.empty:
         return pd.DataFrame(columns=["mean", "std", "n", "ci95", "balanced"])
     n = df.notna().sum(axis=1)
-    std = df.std(axis=1, ddof=1)
-    ci = pd.Series([stats.t.ppf(0.975, k - 1) * sd / np.sqrt(k) if k > 1 else np.nan for k, sd in zip(n, std)],
+    std = fold_std(df)
+    folds = df.notna().T.groupby([fold for fold, _ in df.columns]).any().T.sum(axis=1)
+    ci = pd.Series([stats.t.ppf(0.975, k - 1) * sd / np.sqrt(k) if k > 1 else np.nan for k, sd in zip(folds, std)],
                    index=df.index)
     per_fold = df.notna().T.groupby([fold for fold, _ in df.columns]).sum().T
     balanced = per_fold.apply(lambda k: k[k > 0].nunique() <= 1, axis=1)

@@ -23,6 +23,7 @@ from .results import (
     VIEW_ROWS,
     fold_accuracies,
     fold_mean,
+    fold_std,
     paired_comparison,
     row_key,
     sign_flip_p,
@@ -441,7 +442,8 @@ def scale_table(short: list[dict], long: list[dict], rows=None) -> pd.DataFrame:
     pandas.DataFrame
         One line per row: ``short mean``, ``short std``, ``short runs``, ``long
         mean``, ``long std``, ``long runs`` (accuracy, %: the mean of the fold
-        means, :func:`~mvbook.results.fold_mean`, the std over runs), then
+        means, :func:`~mvbook.results.fold_mean`, and their std,
+        :func:`~mvbook.results.fold_std`), then
         ``long − short`` (points: the differences of the (fold, seed) runs both
         lengths have, averaged within each fold, then over the folds), ``pairs``
         (the number of those runs) and ``sign-flip p (folds)`` (over those fold means).
@@ -453,7 +455,7 @@ def scale_table(short: list[dict], long: list[dict], rows=None) -> pd.DataFrame:
         for name, df in (("short", a), ("long", b)):
             vals = df.loc[row].dropna() if row in df.index else pd.Series(dtype=float)
             line |= {f"{name} mean": fold_mean(vals) if len(vals) else np.nan,
-                     f"{name} std": vals.std(ddof=1) if len(vals) > 1 else np.nan, f"{name} runs": len(vals)}
+                     f"{name} std": fold_std(vals), f"{name} runs": len(vals)}
         both = [c for c in (b.columns if row in b.index else []) if row in a.index and c in a.columns
                 and pd.notna(a.at[row, c]) and pd.notna(b.at[row, c])]
         d = pd.Series({c: b.at[row, c] - a.at[row, c] for c in both}, dtype=float)

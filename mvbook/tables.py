@@ -15,14 +15,14 @@ __all__ = ["format_table3", "table3_rows", "export_table", "run_labels", "proven
 
 
 def format_table3(records: list[dict], dataset: str, preset: str, extended: bool = False) -> str:
-    """Table 3 as text: our mean ± std over folds beside the paper's column;
+    """Table 3 as text: our mean of the fold means ± their std beside the paper's column;
     ``extended`` adds the rows that are not in the paper (marked †), and a row
     whose folds have unequal numbers of runs is marked ‡ (its mean weighs each
     fold once, :func:`~mvbook.results.fold_mean`). The kind of device that
     trained the runs is stated; when there are several, each row names its own."""
     t = table3(records)
     paper_col = "esc50" if dataset in ("esc50", "esc10") else dataset
-    lines = [f"Table 3 — {dataset}, preset {preset!r} (accuracy %, mean ± std over folds × seeds)"]
+    lines = [f"Table 3 — {dataset}, preset {preset!r} (accuracy %: mean of the fold means ± their std)"]
     runs = {(row_key(r), r["fold"], r["seed"]): r for r in records}
     devices = sorted({d for key in ALL_ROW_NAMES for d in row_devices(key, runs)})
     if records:
@@ -41,7 +41,7 @@ def format_table3(records: list[dict], dataset: str, preset: str, extended: bool
         paper = PAPER_TABLE3[paper_col].get(key, float("nan")) if paper_col in PAPER_TABLE3 else float("nan")
         if key in t.index:
             m, s, n = t.loc[key, "mean"], t.loc[key, "std"], int(t.loc[key, "n"])
-            ours = f"{m:6.2f} ± {s:5.2f}" if n > 1 else f"{m:6.2f}"
+            ours = f"{m:6.2f} ± {s:5.2f}" if s == s else f"{m:6.2f}"
             if not t.loc[key, "balanced"]:
                 name, uneven = name + " ‡", True
             if len(devices) > 1:
@@ -54,7 +54,7 @@ def format_table3(records: list[dict], dataset: str, preset: str, extended: bool
         lines.append("† not in the paper (part *Beyond the paper*)")
     if uneven:
         lines.append("‡ its folds have unequal numbers of runs (seeds): the mean is of the fold means, each fold "
-                     "weighing once as in the paired tests; the std is over the runs")
+                     "weighing once as in the paired tests, and the std is of the fold means")
     if paper_col != dataset:
         lines.append(f"(the paper reports ESC-50, 50 classes; {dataset} is not the paper's dataset)")
     return "\n".join(lines)
@@ -112,7 +112,7 @@ def table3_rows(records: list[dict], dataset: str, extended: bool = False) -> pd
         m = t.loc[key] if key in t.index else None
         paper = PAPER_TABLE3[paper_col].get(key) if paper_col in PAPER_TABLE3 else None
         rows.append({"system": name if m is None or m["balanced"] else name + " ‡", "ours": "no runs" if m is None else
-                     (f"{m['mean']:.2f} ± {m['std']:.2f}" if m["n"] > 1 else f"{m['mean']:.2f}"),
+                     (f"{m['mean']:.2f} ± {m['std']:.2f}" if m["std"] == m["std"] else f"{m['mean']:.2f}"),
                      "runs": 0 if m is None else int(m["n"]),
                      "ci95": "" if m is None or m["n"] < 2 else f"{m['ci95']:.2f}",
                      "paper": "" if paper is None or paper != paper else f"{paper:.2f}"})

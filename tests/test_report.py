@@ -109,7 +109,7 @@ def test_table3_html_labels_folds_and_seeds_and_compares_rows_on_seed_0(tmp_path
     html, _ = report.table3_html(recs, "esc10", "cpu", folds=[1, 2], rows=["mel", "gam"])
     assert html.count("<th class='mv-seed'>seed 0</th>") == 2 and html.count("seed 2</th>") == 2
     assert "<th class='mv-fold' colspan='3'>fold 1</th>" in html and "fold 1, fold 1" not in html
-    assert "60.00 ± 8.94 (6)" in html                                  # mel over all six runs
+    assert "60.00 ± 0.00 (6)" in html                    # mel: both fold means are 60 (its six runs: 50, 60, 70)
     assert "50.00 (2)" in html and "80.00 (2)" in html                 # seed 0 only: the same folds for both rows
     assert html.startswith("<p class='mv-caption'>") and "<div class='mv-scroll'><table" in html
     assert "seed-0 column" in html.split("</p>")[0]

@@ -80,7 +80,7 @@ def test_a_fold_with_more_seeds_does_not_weigh_more():
             fake("gam", 1, 0.5), fake("gam", 2, 0.6)]
     t = table3(recs)
     assert t.loc["mel", "mean"] == pytest.approx((85 + 70) / 2)             # not (80 + 90 + 70) / 3 = 80
-    assert t.loc["mel", "std"] == pytest.approx(np.std([80, 90, 70], ddof=1)) and t.loc["mel", "n"] == 3
+    assert t.loc["mel", "std"] == pytest.approx(np.std([85, 70], ddof=1)) and t.loc["mel", "n"] == 3   # fold means
     assert not t.loc["mel", "balanced"] and t.loc["gam", "balanced"]
     d = paired_comparison(recs, "mel", ["concat"]).loc["concat", "mean_diff"]
     assert d == pytest.approx(t.loc["mel", "mean"] - t.loc["concat", "mean"]) == pytest.approx(10)
