@@ -5,6 +5,7 @@ Run ``python -m mvbook <command> --help`` for each command's options.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -205,6 +206,9 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
+    except BrokenPipeError:                  # `table | head -1`: the reader has what it wanted; leave quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())      # no second error at exit's flush
+        return 141                           # as the shell reports a program ended by SIGPIPE
     except (MvbookError, OSError) as e:
         if not isinstance(e, MvbookError) and e.filename is None:     # an OSError that names no file: a bug
             raise
@@ -280,10 +284,15 @@ def _cmd_grid(args) -> int:
     Cells whose record exists are skipped; a failed cell does not stop the grid
     and is reported at the end (exit status 1). ``--engine local|dask|slurm``
     runs the cells on Dask workers (:mod:`mvbook.engines`)."""
+    from .device import check_device, resolve_device
     from .engines.clusters import check_engine
     from .grid import check_grid, run_grid
-    check_engine(args.engine, args.scheduler_address, args.jobs, args.threads)     # before any work
+    check_engine(args.engine, args.scheduler_address, args.jobs, args.threads, args.workers,   # before any work
+                 warn=lambda m: None)                                 # run_grid warns, once
     check_grid(args.preset, args.seeds or [args.seed], args.epochs)
+    check_device(args.device)
+    if args.engine == "serial":                         # the cells run here: their device must be here
+        resolve_device(args.device)
     ds = load_dataset(args.dataset, args.data_root)
     folds = args.folds or list(range(1, ds.n_folds + 1))
     bad = [f for f in folds if not 1 <= f <= ds.n_folds]

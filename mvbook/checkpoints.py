@@ -19,7 +19,7 @@ from .errors import DataError, RunConflictError
 from .records import atomic_torch_save
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "save_weights", "load_weights", "RunLock",
-           "start_over", "checksum"]
+           "wait_for_run", "start_over", "checksum"]
 
 
 class CheckpointError(DataError, RuntimeError):
@@ -179,3 +179,16 @@ class RunLock:
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
         self.fd = None
+
+
+def wait_for_run(folder: Path) -> None:
+    """Return once no process holds the :class:`RunLock` of the run whose checkpoint
+    folder is ``folder`` (a grid whose cell another process is training waits for it)."""
+    path = Path(folder) / "lock"
+    if not path.exists():
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)                # blocks while the trainer holds LOCK_EX
+    finally:
+        os.close(fd)

@@ -14,8 +14,20 @@ import torch
 
 from .errors import ConfigError
 
-__all__ = ["resolve_device", "keep_freed_memory", "to_device", "autocast_dtype", "autocast", "autocast_name",
+__all__ = ["check_device", "resolve_device", "keep_freed_memory", "to_device", "autocast_dtype", "autocast", "autocast_name",
            "full_precision"]
+
+
+def check_device(device: str) -> None:
+    """A :class:`~mvbook.errors.ConfigError` where ``device`` names no device
+    (``auto``, ``cpu``, ``cuda``, ``cuda:1`` …); whether it is present is
+    :func:`resolve_device`'s to say, where the run is."""
+    if device != "auto":
+        try:
+            torch.device(device)
+        except (RuntimeError, TypeError) as e:
+            raise ConfigError(f"--device {device!r} is not a device: use auto, cpu, cuda, cuda:1 … "
+                              f"({str(e).splitlines()[0][:120]})") from None
 
 
 def resolve_device(device="auto") -> torch.device:
@@ -27,6 +39,7 @@ def resolve_device(device="auto") -> torch.device:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' asked for, but torch sees no CUDA GPU; use --device cpu or auto")
+    check_device(device)
     return torch.device(device)
 
 

@@ -21,11 +21,12 @@ from pathlib import Path
 import yaml
 
 from .cache import cache_root, load_views
+from .checkpoints import wait_for_run
 from .config import PRESETS, check_seed, get_preset
 from .data import load_dataset
 from .engines import GridReport, grid_cells, run_cells, with_dependencies
 from .errors import ConfigError
-from .records import RunPaths
+from .records import SCHEMA, RunPaths
 from .results import row_key
 from .systems import REGISTRY, get_system
 from .train import train
@@ -174,7 +175,8 @@ class NotebookRunner:
         paths = self.paths(cell)
         if not paths.record.exists():
             return None
-        stale = _stale(paths.record, cell.system) or _other_configuration(paths.record, cell, self.epochs)
+        stale = (_unreadable(paths.record) or _stale(paths.record, cell.system)
+                 or _other_configuration(paths.record, cell, self.epochs))
         if stale:
             return "fail", stale
         return None if self.half_written(cell) else ("skip", f"{paths.record} exists")
@@ -193,6 +195,20 @@ class NotebookRunner:
         return f" -> {self.paths(cell).notebook}{again}"
 
     def __call__(self, cell) -> dict:
+        try:
+            return self._run(cell)
+        except Exception as e:
+            if not _in_progress(e):
+                raise
+        paths = RunPaths(Path(self.out), cell.dataset, cell.preset, cell.system, cell.fold, cell.seed,
+                         None if self.checkpoints is None else Path(self.checkpoints))
+        print(f"{cell.name}: another process is training this run; waiting for it", flush=True)
+        wait_for_run(paths.checkpoint_dir)
+        if paths.record.exists():
+            return {"status": "skipped", "detail": f"{paths.record} written by the process that trained it"}
+        return self._run(cell)                                   # it stopped unfinished: resume it here
+
+    def _run(self, cell) -> dict:
         paths = self.paths(cell)
         if self.direct:
             kw = {} if self.epochs is None else {"epochs": self.epochs}
@@ -267,6 +283,24 @@ def check_grid(preset: str, seeds, epochs=None) -> None:
         check_seed(s, "--seeds")
 
 
+def _unreadable(path: Path) -> str | None:
+    """Why the file at a cell's record path is not a record this mvbook reads (not
+    JSON, not an object, another schema version or none), or None. Such a cell is
+    neither done nor run over it: it fails, naming the file."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        why = f"{e.strerror or e}" if isinstance(e, OSError) else f"not valid JSON: {e}"
+        return f"{path} cannot be read as a results record ({why}): move it away or delete it to run the cell"
+    if not isinstance(record, dict):
+        return (f"{path} is not a results record (a JSON {type(record).__name__}, not an object): move it away "
+                "or delete it to run the cell")
+    if record.get("schema") != SCHEMA:
+        return (f"{path} is a record of schema {record.get('schema')!r}, not {SCHEMA!r} (what this mvbook reads): "
+                "a grid does not count it as done; move it away or delete it to run the cell")
+    return None
+
+
 def _stale(path: Path, system: str) -> str | None:
     """Why the record at ``path`` does not count as a finished run of ``system``
     (it belongs to another row: made with a blending rule ``system`` no longer
@@ -297,6 +331,13 @@ def _other_configuration(path: Path, cell, epochs=None) -> str | None:
     return (f"{path} is a record of another configuration (its preset differs in {', '.join(diff)}): not this "
             f"cell's run, and train refuses to replace it; delete it (with its notebook) to run the cell, or pass "
             f"--out another folder to keep both")
+
+
+def _in_progress(e: Exception) -> bool:
+    """Whether ``e`` (raised by train, or by papermill for the notebook) says that
+    another process holds the run's lock."""
+    name, value = getattr(e, "ename", type(e).__name__), str(getattr(e, "evalue", e))
+    return name == "RunConflictError" and value.startswith("run in progress")
 
 
 def _str(x):

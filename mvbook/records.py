@@ -30,7 +30,7 @@ from .errors import ConfigError, DataError, MvbookError
 
 __all__ = ["REPO", "SCHEMA", "record_path", "RunPaths", "grid_command", "write_record", "check_out",
            "atomic_torch_save", "code_version", "cpu_model", "provenance", "read_record", "load_records",
-           "NoSpaceError", "record_lock"]
+           "NoSpaceError", "OtherSchema", "record_lock", "sweep_record_temporaries"]
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = "mvbook.record/1"
@@ -181,6 +181,17 @@ def record_lock(path):
         os.close(fd)                          # releases the lock
 
 
+def sweep_record_temporaries(folder) -> list:
+    """Remove the temporaries of records (``.fold<k>-seed<s>.json.<random>.tmp``) that a
+    killed writer left in a record folder; call it under :func:`record_lock` of that
+    folder, so that no writer of it is alive. The removed paths."""
+    removed = []
+    for tmp in sorted(Path(folder).glob(".fold*-seed*.json.*.tmp")):
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
 def check_out(folder) -> Path:
     """``folder`` as a Path, or a clear error when it exists and is not a folder."""
     folder = Path(folder).expanduser()
@@ -257,6 +268,10 @@ def read_record(path: Path) -> dict | None:
     except (json.JSONDecodeError, ValueError, UnicodeDecodeError) as e:
         raise DataError(f"not a valid results record ({path}): {e}") from None
     if not isinstance(rec, dict) or rec.get("schema") != SCHEMA:
+        if isinstance(rec, dict) and (str(rec.get("schema", "")).startswith("mvbook.record/")
+                                      or ("schema" not in rec and {"system", "dataset", "accuracy"} <= set(rec))):
+            raise OtherSchema(f"{path} is a record of schema {rec.get('schema')!r}, not {SCHEMA!r} "
+                              "(what this mvbook reads): left out")
         return None
     missing = [k for k in _REQUIRED if k not in rec]
     if missing:
@@ -267,11 +282,28 @@ def read_record(path: Path) -> dict | None:
     return rec
 
 
+class OtherSchema(DataError):
+    """A record of another schema version (or of none): reported and left out, never read as one of this."""
+
+
 def _bad_values(rec: dict) -> list[str]:
     """What a table would misread in a record: accuracies (fractions) that are not
-    numbers in [0, 1], a fold or seed that is not a non-negative integer."""
+    numbers in [0, 1], a fold or seed that is not a non-negative integer, a system,
+    dataset or preset that is not a name, or that contradicts the record's ``config``."""
     def number(x) -> bool:
         return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+    names = [f"{k} is {rec[k]!r}, not a name" for k in ("system", "dataset", "preset") if not isinstance(rec[k], str)]
+    if names:
+        return names
+    config = rec.get("config") if isinstance(rec.get("config"), dict) else {}
+    said = {"system": config.get("system"), "dataset": config.get("dataset"), "fold": config.get("fold"),
+            "seed": config.get("seed"),
+            "preset": config["preset"].get("name") if isinstance(config.get("preset"), dict) else None}
+    contradicts = [f"{k} is {rec[k]!r} but its config says {v!r}" for k, v in said.items()
+                   if v is not None and rec[k] != v]
+    if contradicts:
+        return contradicts
 
     acc = rec["accuracy"]
     if not isinstance(acc, dict):
@@ -317,6 +349,9 @@ def load_records(root="results", dataset=None, preset=None, skip_bad: bool = Fal
     for path in sorted(Path(root).rglob("*.json")):
         try:
             rec = read_record(path)
+        except OtherSchema as e:
+            (warn or (lambda m: print(m, file=sys.stderr)))(f"warning: {e}")
+            continue
         except ValueError as e:
             if not skip_bad:
                 raise

@@ -32,6 +32,7 @@ from .records import (
     code_version,
     provenance,
     record_lock,
+    sweep_record_temporaries,
     write_record,
 )
 from .seeds import DEFAULT_SCHEME, check_scheme
@@ -123,6 +124,8 @@ def _write(record: dict, paths: RunPaths, config: dict, fresh: bool) -> dict:
     """Write the record (returned with its ``path``), checking again, under a lock,
     that no record of another configuration appeared while the run trained."""
     with record_lock(paths.record):
+        for tmp in sweep_record_temporaries(paths.record.parent):
+            print(f"removed {tmp}: a temporary left by a killed run", flush=True)
         _refuse_other_record(paths.record, config, fresh, paths.checkpoint_dir)
         write_record(record, paths.record)
     return record | {"path": str(paths.record)}

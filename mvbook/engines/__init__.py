@@ -45,7 +45,7 @@ def run_cells(cells, runner, engine: str = "serial", *, workers=None, scheduler_
     not finished by then are cancelled and reported; ``progress=False``: no
     ``k/N done … ETA`` lines. Returns the report (also logged, with its table)."""
     if client is None:
-        check_engine(engine, scheduler_address, jobs, threads)
+        check_engine(engine, scheduler_address, jobs, threads, workers)
     if client is None and engine == "serial":
         return run_serial(cells, runner, log, progress, threads)
     report, failed, todo = GridReport(), set(), []

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 
 from ..errors import ConfigError
@@ -29,15 +30,26 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
 ENGINES = ("serial", "local", "dask", "slurm")
 
 
-def check_engine(engine: str, scheduler_address=None, jobs=None, threads: int = 1) -> None:
+def check_engine(engine: str, scheduler_address=None, jobs=None, threads: int = 1, workers=None, warn=None) -> None:
     """Refuse, before any work, an engine that cannot start: an unknown one, a
     missing optional package (Dask; dask-jobqueue for ``slurm``), ``dask``
-    without a scheduler's address, ``slurm`` without ``jobs``, ``threads`` < 1."""
+    without a scheduler's address, ``slurm`` without ``jobs`` or without a
+    jobqueue profile (cores and memory per job), ``threads`` or ``workers`` < 1.
+    More ``threads`` than this machine has cores is a warning (``warn``, default
+    stderr): a cell may run elsewhere, but here it is many times slower."""
     import importlib.util
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}")
     if not isinstance(threads, int) or threads < 1:
         raise ConfigError(f"--threads {threads}: a cell needs at least one thread")
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise ConfigError(f"--workers {workers}: a cluster needs at least one worker (leave it out for the "
+                          "default: one per GPU, else one per core)")
+    cores = os.cpu_count() or 1
+    if engine in ("serial", "local") and threads > cores:
+        (warn or (lambda m: print(m, file=sys.stderr, flush=True)))(
+            f"warning: --threads {threads} is more than the {cores} cores of this machine: each cell's math "
+            f"libraries then compete for the cores and run many times slower; --threads {cores} or fewer is faster")
     wanted = {"serial": (), "local": ("distributed",), "dask": ("distributed",),
               "slurm": ("distributed", "dask_jobqueue")}[engine]
     missing = [m for m in wanted if importlib.util.find_spec(m) is None]
@@ -48,6 +60,14 @@ def check_engine(engine: str, scheduler_address=None, jobs=None, threads: int = 
         raise ConfigError("--engine dask needs --scheduler-address (tcp://host:8786 or tls://…)")
     if engine == "slurm" and not jobs:
         raise ConfigError("--engine slurm needs --jobs N (the most worker jobs at once)")
+    if engine == "slurm":
+        import dask
+        unset = [k for k in ("cores", "memory") if not dask.config.get(f"jobqueue.slurm.{k}", None)]
+        if unset:
+            raise ConfigError(f"--engine slurm needs a dask-jobqueue profile: jobqueue.slurm.{' and '.join(unset)} "
+                              "not set (the cores and memory of each worker job); set them in "
+                              "~/.config/dask/jobqueue.yaml or as DASK_JOBQUEUE__SLURM__CORES and "
+                              "DASK_JOBQUEUE__SLURM__MEMORY")
 
 
 def thread_env(threads: int) -> dict:

@@ -13,6 +13,7 @@ import time
 import traceback
 import uuid
 
+from ..errors import MvbookError
 from .cells import CellFailed, CellResult, Progress
 from .clusters import thread_env
 
@@ -45,7 +46,7 @@ def execute(runner, cell, threads: int, *needed):
         info = runner(cell) or {}
     except Exception as e:
         err, nb = runner.failure(cell, e)
-        if getattr(runner, "direct", False):
+        if getattr(runner, "direct", False) and not isinstance(e, MvbookError):    # a diagnosed error: its line
             traceback.print_exc()
         raise CellFailed(cell.name, err, nb, str(worker), host, time.time() - t, job) from None
     return CellResult(cell.name, info.get("status", "done"), str(worker), host, time.time() - t,

@@ -9,6 +9,7 @@ import sys
 import time
 import traceback
 
+from ..errors import MvbookError
 from .cells import CellResult, GridReport, Progress
 from .clusters import THREAD_VARIABLES, thread_env
 
@@ -81,7 +82,7 @@ def _run_one(cell, runner, log, host) -> CellResult:
     except Exception as e:  # keep going; report at the end
         err, nb = runner.failure(cell, e)
         log(f"FAIL {cell.name}: {err}")
-        if getattr(runner, "direct", False):
+        if getattr(runner, "direct", False) and not isinstance(e, MvbookError):    # a diagnosed error: its line
             traceback.print_exc()
         return CellResult(cell.name, "failed", "serial", host, time.time() - t, err, nb)
     log(f"done {cell.name} in {time.time() - t:.0f} s")
