@@ -314,6 +314,9 @@ def _cmd_table(args) -> int:
     from .records import load_records
     from .results import UNITS, fold_accuracies, paired_comparison
     from .tables import export_table, format_table3, run_labels, table3_rows
+    if not Path(args.results).is_dir():
+        raise DataError(f"no such folder of records ({args.results}): see --results (where train and grid --out "
+                        "write them)")
     recs = load_records(args.results, args.dataset, args.preset, skip_bad=args.skip_bad)
     if not recs:
         others = load_records(args.results, skip_bad=True, warn=lambda m: None) if Path(args.results).is_dir() else []

@@ -14,7 +14,8 @@ import torch
 
 from .errors import ConfigError
 
-__all__ = ["check_device", "resolve_device", "keep_freed_memory", "to_device", "autocast_dtype", "autocast", "autocast_name",
+__all__ = ["check_device", "resolve_device", "keep_freed_memory", "to_device", "autocast_dtype", "autocast",
+           "autocast_name",
            "full_precision"]
 
 

@@ -26,7 +26,7 @@ from .config import PRESETS, check_seed, get_preset
 from .data import load_dataset
 from .engines import GridReport, grid_cells, run_cells, with_dependencies
 from .errors import ConfigError
-from .records import SCHEMA, RunPaths
+from .records import SCHEMA, RunPaths, check_out
 from .results import row_key
 from .systems import REGISTRY, get_system
 from .train import train
@@ -46,6 +46,10 @@ def training_notebook(path=TRAINING_NOTEBOOK, title: str | None = None):
                           f"mvbook/notebooks/training.md (a link to book/training.md in a clone); "
                           f"reinstall mvbook, or pass --notebook PATH")
     nb = jupytext.read(path)
+    if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells):
+        raise ConfigError(f"training notebook {path} has no cell tagged `parameters`: papermill would run its "
+                          "defaults instead of each cell's run (and write them where those defaults say); tag the "
+                          "cell that sets dataset, system, fold … `parameters`")
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata.pop("jupytext", None)
     if title:
@@ -260,6 +264,16 @@ def run_grid(dataset: str, systems, folds, seeds=(0,), *, preset: str = "cpu", o
     the cells start, and a cell starts only after the cells it needs.
     """
     check_grid(preset, seeds, epochs)
+    out = check_out(out)
+    checkpoints = None if checkpoints is None else check_out(checkpoints)
+    if not direct:
+        braces = [f"{k} {str(v)!r}" for k, v in (("out", out), ("checkpoints", checkpoints), ("data_root", data_root),
+                                             ("cache_dir", cache_dir)) if v is not None and set("{}") & set(str(v))]
+        if braces:
+            raise ConfigError(f"{', '.join(braces)}: papermill reads {{…}} in a notebook's path as a parameter, so "
+                              "the notebook and the record would go to different folders; use a path without "
+                              "braces, or --direct")
+        training_notebook(notebook)                              # a notebook papermill can parameterise
     requested, ordered = list(systems), with_dependencies(systems)
     added = [s for s in ordered if s not in requested]
     if added:

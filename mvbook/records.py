@@ -30,7 +30,7 @@ from .errors import ConfigError, DataError, MvbookError
 
 __all__ = ["REPO", "SCHEMA", "record_path", "RunPaths", "grid_command", "write_record", "check_out",
            "atomic_torch_save", "code_version", "cpu_model", "provenance", "read_record", "load_records",
-           "NoSpaceError", "OtherSchema", "record_lock", "sweep_record_temporaries"]
+           "NoSpaceError", "OtherSchema", "record_lock", "sweep_record_temporaries", "check_writable"]
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = "mvbook.record/1"
@@ -194,10 +194,27 @@ def sweep_record_temporaries(folder) -> list:
 
 def check_out(folder) -> Path:
     """``folder`` as a Path, or a clear error when it exists and is not a folder."""
+    if not str(folder).strip():
+        raise ConfigError(f"an empty folder name ({str(folder)!r}) would put records and checkpoints in the current "
+                          "folder; pass a folder (--out .  for the current one)")
     folder = Path(folder).expanduser()
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"not a folder ({folder}): records and checkpoints go into a folder; pass another path")
     return folder
+
+
+def check_writable(folder) -> None:
+    """A :class:`~mvbook.errors.ConfigError` before a run trains where ``folder`` (made if
+    absent) cannot be written: found at the end, the trained run could not be recorded."""
+    folder = check_out(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot make the folder, {e.strerror or e} ({folder}): records and checkpoints go "
+                          "there; pass another --out (or --checkpoints)") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"folder is not writable ({folder}): records and checkpoints go there; pass another "
+                          "--out (or --checkpoints)")
 
 
 def atomic_torch_save(obj, path) -> None:
@@ -319,6 +336,22 @@ def _bad_values(rec: dict) -> list[str]:
     return bad
 
 
+def _json_files(root: Path) -> list:
+    """Every ``*.json`` under ``root``, through symlinked folders too (each real
+    folder once, so a link loop ends), in path order."""
+    found, seen = [], set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        found += [Path(folder) / f for f in files if f.endswith(".json")]
+        found += [Path(folder) / d for d in dirs if d.endswith(".json")]          # named as records: reported
+        dirs[:] = [d for d in dirs if not d.endswith(".json")]
+    return sorted(found)
+
+
 def load_records(root="results", dataset=None, preset=None, skip_bad: bool = False, warn=None) -> list[dict]:
     """Every record under a folder, optionally of one dataset and preset.
 
@@ -346,9 +379,15 @@ def load_records(root="results", dataset=None, preset=None, skip_bad: bool = Fal
         naming its file; unless ``skip_bad``.
     """
     recs = []
-    for path in sorted(Path(root).rglob("*.json")):
+    for path in _json_files(Path(root)):
         try:
             rec = read_record(path)
+        except OSError as e:                                   # unreadable, or a folder named *.json
+            bad = DataError(f"not a valid results record ({path}): {e.strerror or e}")
+            if not skip_bad:
+                raise bad from None
+            (warn or (lambda m: print(m, file=sys.stderr)))(f"warning: skipped {bad}")
+            continue
         except OtherSchema as e:
             (warn or (lambda m: print(m, file=sys.stderr)))(f"warning: {e}")
             continue

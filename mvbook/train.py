@@ -29,6 +29,7 @@ from .records import (
     SCHEMA,
     RunPaths,
     check_out,
+    check_writable,
     code_version,
     provenance,
     record_lock,
@@ -100,6 +101,8 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
     ds = load_dataset(dataset, data_root)
     paths = RunPaths(check_out(out), ds.name, p.name, system, fold, seed,
                      None if checkpoints is None else check_out(checkpoints))
+    check_writable(paths.record.parent)                          # now, not after the run has trained
+    check_writable(paths.checkpoint_dir)
     run = Run(ds, ds.split(fold, split_seed), fold, seed, split_seed, p, dev, paths, cache_dir, progress,
               data_root, overrides, seed_scheme)
     on_term = f"interrupted (SIGTERM); the same command resumes from the run's last checkpoint ({paths.checkpoint})"

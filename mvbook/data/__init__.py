@@ -135,7 +135,7 @@ def check_datasets(root=None, progress: bool = False, log=print, names=None) -> 
     if where is None or not where.is_dir():
         return ["no data root to check: pass --data-root (root=...) or set MVBOOK_DATA" if where is None else
                 f"data root {where} does not exist (or is not a folder): pass the folder that holds the datasets"]
-    errors = []
+    errors, found = [], 0
     for name in names or DATASETS:
         if name == "synthetic":
             continue
@@ -143,11 +143,13 @@ def check_datasets(root=None, progress: bool = False, log=print, names=None) -> 
             ds = load_dataset(name, root)
         except (MetadataError, MissingClipsError) as e:
             errors.append(str(e))
+            found += 1
             continue
         except DatasetError as e:
             if names:
                 errors.append(str(e))
             continue                            # absent: describe() says so
+        found += 1
         t = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ClipWarning)
@@ -158,4 +160,7 @@ def check_datasets(root=None, progress: bool = False, log=print, names=None) -> 
             errors.append(str(BadClipsError(name, problems, len(ds), ds.root)))
         log(f"{name}: {len(ds) - len(problems)} of {len(ds)} clips decode "
             f"({time.perf_counter() - t:.1f} s)")
+    if not found and not errors:
+        errors.append(f"data root {where} holds no dataset to check (nothing checked): pass the folder that holds "
+                      "ESC-50/, GTZAN/ or TUT-acoustic-scenes-2016-development/")
     return errors
