@@ -6,13 +6,16 @@ the analysis plan (:mod:`mvbook.plan`). Chapters: *Introduction*, *Results*.
 """
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
+from .config import get_preset
 from .plan import FAMILY, decide
 from .results import row_key, signed, table3
 from .summary import fmt_p
 
-__all__ = ["verdict_table", "bottom_line"]
+__all__ = ["verdict_table", "bottom_line", "preset_differences", "selection_noise", "ensemble_weights",
+           "noise_paragraph"]
 
 
 def verdict_table(groups: dict, family=FAMILY) -> pd.DataFrame:
@@ -119,3 +122,141 @@ def bottom_line(groups: dict) -> list[str]:
                f"the ways of combining the views are {min(gaps):.2f} to {max(gaps):.2f} points: *not shown* "
                "means too small for this design to see, not absent.")
     return out
+
+
+def preset_differences(a: str = "cpu", b: str = "long", steps_per_epoch: int | None = None) -> list[str]:
+    """Everything that differs between two presets, in words: the effect of a preset is the
+    effect of all of it, not of its length alone.
+
+    Parameters
+    ----------
+    a, b : str
+        Preset names (:data:`mvbook.config.PRESETS`).
+    steps_per_epoch : int, optional
+        A run's steps per epoch (its record's ``config``), to state Algorithm 1's
+        window and the number of evaluations in steps.
+
+    Returns
+    -------
+    list of str
+        One item per field that differs (``reduced``, the words of the
+        reductions, left out), with what it changes.
+
+    Examples
+    --------
+    >>> preset_differences("cpu", "long")[0]
+    'training length: 120 → 600 epochs (5× the steps)'
+    """
+    pa, pb = get_preset(a), get_preset(b)
+    da, db = pa.to_dict(), pb.to_dict()
+    out = []
+    for k in da:
+        if k in ("name", "reduced") or da[k] == db[k]:
+            continue
+        if k == "epochs":
+            out.append(f"training length: {pa.epochs} → {pb.epochs} epochs ({pb.epochs / pa.epochs:g}× the steps)")
+            decays = [", ".join(f"{f * q.epochs:g}" for f in q.decay_at) for q in (pa, pb)]
+            out.append(f"the learning-rate decays (×{pa.decay:g} at {', '.join(f'{f:g}E' for f in pa.decay_at)}): "
+                       f"at epochs {decays[0]} → {decays[1]}")
+        elif k == "warmup_epochs":
+            out.append(f"warm-up at the low learning rate: {pa.warmup_epochs} → {pb.warmup_epochs} epochs")
+        elif k == "eval_every":
+            span = f"{pa.window * pa.eval_every} → {pb.window * pb.eval_every} steps"
+            line = (f"evaluation every {pa.eval_every} → {pb.eval_every} steps: Algorithm 1's window of W = "
+                    f"{pa.window} measurements spans {span}, and the checkpoint is chosen on that grid")
+            if steps_per_epoch:
+                n = [q.epochs * steps_per_epoch // q.eval_every for q in (pa, pb)]
+                line += f" ({n[0]} → {n[1]} evaluations per run)"
+            out.append(line)
+        else:
+            out.append(f"{k}: {da[k]} → {db[k]}")
+    return out
+
+
+def selection_noise(records: list[dict]) -> dict:
+    """How much chance is in one run's selected checkpoint.
+
+    Parameters
+    ----------
+    records : list of dict
+        Records of one dataset and preset.
+
+    Returns
+    -------
+    dict
+        ``runs``; ``val_clips`` (the validation sets' sizes, sorted); ``ties``
+        (runs whose selected validation accuracy was reached at another evaluation
+        too, so that the validation loss chose); ``gap`` (mean over runs, in points,
+        of the best test accuracy of the selecting branch at any evaluation minus
+        that at the selected one: what selection on validation clips leaves).
+    """
+    ties, gaps = 0, []
+    for r in records:
+        main = r["main_branch"]
+        val = np.asarray(r["curves"]["accuracy"]["val"][main])
+        test = np.asarray(r["curves"]["accuracy"]["test"][main])
+        ties += int((val == r["best"]["val_accuracy"]).sum() > 1)
+        gaps.append(100 * (test.max() - r["accuracy"][main]))
+    return {"runs": len(records), "val_clips": sorted({r["config"]["split"]["val"] for r in records}),
+            "ties": ties, "gap": float(np.mean(gaps)) if gaps else np.nan}
+
+
+def ensemble_weights(records: list[dict], system: str = "multiview") -> dict:
+    """What the self-ensemble of Eq. 6 is, run by run: the selected checkpoint's weights.
+
+    Parameters
+    ----------
+    records : list of dict
+        Records of one dataset and preset.
+    system : str
+        The blending row.
+
+    Returns
+    -------
+    dict
+        ``runs`` of ``system``; ``one_hot`` (one branch above 0.99: Eq. 6 returns
+        that branch's vote) and ``uniform`` (every weight 1/5 within 10⁻⁶: Eq. 6 is
+        the plain average of the branches) among them.
+    """
+    runs = [r for r in records if row_key(r) == system]
+    w = [np.asarray(list(r["best"]["weights"].values())) for r in runs]
+    return {"runs": len(runs), "one_hot": sum(int(x.max() > 0.99) for x in w),
+            "uniform": sum(int(np.allclose(x, 1 / len(x), atol=1e-6)) for x in w)}
+
+
+def noise_paragraph(groups: dict, drift: pd.DataFrame | None = None) -> str:
+    """The noise under every number, in words: what the self-ensemble rows are, how few
+    clips select a checkpoint and what selection leaves, and what a same-code re-run moves.
+
+    Parameters
+    ----------
+    groups : dict
+        Preset name → its records (one dataset).
+    drift : pandas.DataFrame, optional
+        :func:`mvbook.summary.rerun_drift`'s table (same-code re-runs of committed runs).
+
+    Returns
+    -------
+    str
+        Markdown; empty without records.
+    """
+    parts = []
+    for p, recs in groups.items():
+        if not recs:
+            continue
+        w, n = ensemble_weights(recs), selection_noise(recs)
+        se = (f"the selected weights are one-hot in {w['one_hot']} and uniform in {w['uniform']} of "
+              f"{w['runs']} multi-view runs (one-hot: Eq. 6 returns one branch's vote; uniform: the plain "
+              "average of the branches)") if w["runs"] else "no multi-view run yet"
+        parts.append(f"At `{p}` {se}; a checkpoint is chosen on {' or '.join(map(str, n['val_clips']))} "
+                     f"validation clips, {n['ties']} of {n['runs']} runs tie on validation accuracy at their "
+                     f"selected step (the validation loss decides), and the selected checkpoint is "
+                     f"{n['gap']:.2f} points below the run's best test checkpoint on average.")
+    if not parts:
+        return ""
+    if drift is not None and len(drift):
+        same = drift[drift["same code, torch and threads"]]
+        if len(same):
+            parts.append(f"The same code, torch and thread count, run again on another machine, moved a run's "
+                         f"test accuracy by up to {same['Δ'].abs().max():.2f} points ({len(same)} re-runs).")
+    return "**The noise under every number.** " + " ".join(parts)

@@ -14,7 +14,7 @@ from .systems import DERIVED
 __all__ = ["PAPER_TABLE3", "ROW_NAMES", "EXTRA_ROW_NAMES", "ALL_ROW_NAMES", "SELF_ENSEMBLE_ROWS", "row_key",
            "uniform_ensemble_accuracy", "late_fusion", "fold_accuracies", "fold_mean", "fold_std", "table3",
            "paired_comparison", "CLAIMS", "VIEW_ROWS", "CLAIMS_BEYOND", "check_claims", "UNITS", "sign_flip_p",
-           "holm", "META_SUM_ROWS", "signed", "SOURCE", "row_records", "row_devices"]
+           "holm", "META_SUM_ROWS", "signed", "spans", "SOURCE", "row_records", "row_devices"]
 
 # Table 3 of the paper (accuracy %), keyed like our systems.
 PAPER_TABLE3 = pd.DataFrame(
@@ -497,3 +497,30 @@ def signed(x: float, digits: int = 2) -> str:
         return "—"
     text = f"{x:+.{digits}f}"
     return "+" + text[1:] if float(text) == 0 else text.replace("-", "−")
+
+
+def spans(numbers) -> str:
+    """Integers in words, each run of consecutive ones as ``a–b``.
+
+    Parameters
+    ----------
+    numbers : iterable of int
+        Seeds, folds, …
+
+    Returns
+    -------
+    str
+        Sorted, e.g. ``1–3, 5``.
+
+    Examples
+    --------
+    >>> spans([5, 1, 2, 3])
+    '1–3, 5'
+    """
+    runs = []
+    for k in sorted(numbers):
+        if runs and k == runs[-1][1] + 1:
+            runs[-1][1] = k
+        else:
+            runs.append([k, k])
+    return ", ".join(f"{a}–{b}" if b > a else f"{a}" for a, b in runs)

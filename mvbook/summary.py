@@ -28,6 +28,7 @@ from .results import (
     row_key,
     sign_flip_p,
     signed,
+    spans,
     table3,
 )
 
@@ -67,17 +68,6 @@ def count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _span(numbers) -> str:
-    """Sorted integers in words, each run of consecutive ones as ``a–b``: ``1–3, 5``."""
-    runs = []
-    for k in sorted(numbers):
-        if runs and k == runs[-1][1] + 1:
-            runs[-1][1] = k
-        else:
-            runs.append([k, k])
-    return ", ".join(f"{a}–{b}" if b > a else f"{a}" for a, b in runs)
-
-
 def design_words(records: list[dict]) -> str:
     """The folds and seeds of some runs, in words.
 
@@ -108,7 +98,7 @@ def design_words(records: list[dict]) -> str:
     if len(groups) <= 1:
         return f"{count(len(seeds), 'fold')} × {count(len(next(iter(groups), ())), 'seed')}"
     return f"{count(len(seeds), 'fold')}: " + "; ".join(
-        f"{'seeds' if len(s) > 1 else 'seed'} {_span(s)} on {'folds' if len(f) > 1 else 'fold'} {_span(f)}"
+        f"{'seeds' if len(s) > 1 else 'seed'} {spans(s)} on {'folds' if len(f) > 1 else 'fold'} {spans(f)}"
         for s, f in groups.items())
 
 
@@ -361,7 +351,7 @@ def uniform_sentence(groups: dict, system: str = "multiview", baseline: str = "e
         whole = sorted(f for f in {f for f, _ in both} if all(k in same for k in both if k[0] == f))
         have = (f"all {len(pairs)} have" if len(same) == len(pairs) > 1 else "it has" if len(same) == len(pairs)
                 else f"{len(same)} of them have")
-        where = f" (every pair on {'fold' if len(whole) == 1 else 'folds'} {_span(whole)})" if whole else ""
+        where = f" (every pair on {'fold' if len(whole) == 1 else 'folds'} {spans(whole)})" if whole else ""
         text.append(f"{head}; {have} the same test accuracy on every branch as that run, so they add exactly 0 "
                     f"to the comparison{where}.")
     return " ".join(text)
@@ -446,7 +436,7 @@ def scale_table(short: list[dict], long: list[dict], rows=None) -> pd.DataFrame:
         :func:`~mvbook.results.fold_std`), then
         ``long − short`` (points: the differences of the (fold, seed) runs both
         lengths have, averaged within each fold, then over the folds), ``pairs``
-        (the number of those runs) and ``sign-flip p (folds)`` (over those fold means).
+        (the number of those runs), ``seeds`` (theirs) and ``sign-flip p (folds)`` (over those fold means).
     """
     a, b = fold_accuracies(short), fold_accuracies(long)
     out = {}
@@ -461,6 +451,7 @@ def scale_table(short: list[dict], long: list[dict], rows=None) -> pd.DataFrame:
         d = pd.Series({c: b.at[row, c] - a.at[row, c] for c in both}, dtype=float)
         by_fold = d.groupby([f for f, _ in d.index]).mean() if len(d) else d
         line |= {"long − short": by_fold.mean() if len(d) else np.nan, "pairs": len(d),
+                 "seeds": sorted({s for _, s in both}),
                  "sign-flip p (folds)": sign_flip_p(by_fold.to_numpy()) if len(d) else np.nan}
         out[row] = line
     return pd.DataFrame.from_dict(out, orient="index")

@@ -8,7 +8,7 @@ from collections import Counter
 import pandas as pd
 
 from .errors import ConfigError
-from .results import ALL_ROW_NAMES, EXTRA_ROW_NAMES, PAPER_TABLE3, ROW_NAMES, row_devices, row_key, table3
+from .results import ALL_ROW_NAMES, EXTRA_ROW_NAMES, PAPER_TABLE3, ROW_NAMES, row_devices, row_key, spans, table3
 from .seeds import record_scheme
 
 __all__ = ["format_table3", "table3_rows", "export_table", "run_labels", "provenance_lines"]
@@ -60,17 +60,6 @@ def format_table3(records: list[dict], dataset: str, preset: str, extended: bool
     return "\n".join(lines)
 
 
-def _seed_span(seeds) -> str:
-    """``0–2``, ``0, 4``: consecutive seeds as ranges."""
-    seeds, out = sorted(seeds), []
-    for x in seeds:
-        if out and x == out[-1][1] + 1:
-            out[-1][1] = x
-        else:
-            out.append([x, x])
-    return ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in out)
-
-
 def provenance_lines(records: list[dict]) -> list[str]:
     """What the table's runs share and do not: the seed scheme of each seed
     (:mod:`mvbook.seeds`) and, when the runs come from several commits, how many each.
@@ -91,7 +80,7 @@ def provenance_lines(records: list[dict]) -> list[str]:
         by_scheme.setdefault(record_scheme(r), set()).add(r["seed"])
     words = {"shared": "shared by the folds (each the same start on every fold)", "per_fold": "drawn per fold"}
     order = sorted(by_scheme.items(), key=lambda kv: min(kv[1]))
-    lines = ["seeds: " + "; ".join(f"{_seed_span(v)} {words[k]}" for k, v in order)]
+    lines = ["seeds: " + "; ".join(f"{spans(v)} {words[k]}" for k, v in order)]
     commits = Counter(str(r.get("provenance", {}).get("git_commit") or "unknown")[:7] for r in records)
     if len(commits) > 1:
         lines.append(f"trained by {len(commits)} commits: "

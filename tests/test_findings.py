@@ -1,4 +1,5 @@
 """The verdicts in plain words (mvbook.findings)."""
+import pytest
 from scipy import stats
 from test_plots import fake_record
 
@@ -34,3 +35,32 @@ def test_bottom_line_on_the_committed_records():
     held = (table["cpu: verdict"] == "holds").sum()
     assert f"at `cpu` {held} hold" in lines[2]
     assert F.bottom_line({"cpu": []}) == []
+
+
+def _run(val, test, selected, weights, main="mv"):
+    return {"system": "multiview", "main_branch": main,
+            "config": {"split": {"val": 27}, "blending": {"rule": "authors"}},
+            "curves": {"accuracy": {"val": {main: val}, "test": {main: test}}},
+            "best": {"val_accuracy": val[selected], "weights": weights}, "accuracy": {main: test[selected]}}
+
+
+def test_selection_noise_and_ensemble_weights_by_hand():
+    one_hot = {"mel": 0.995, "gam": 0.005, "cqt": 0, "raw": 0, "mv": 0}
+    uniform = dict.fromkeys(one_hot, 0.2)
+    runs = [_run([0.5, 0.8, 0.8], [0.6, 0.7, 0.9], 1, one_hot),          # tie at 0.8: the loss chose step 1
+            _run([0.5, 0.9, 0.8], [0.6, 0.7, 0.7], 1, uniform)]
+    n = F.selection_noise(runs)
+    assert (n["runs"], n["val_clips"], n["ties"]) == (2, [27], 1)
+    assert n["gap"] == pytest.approx((20 + 0) / 2)                      # best test 0.9 vs selected 0.7; 0.7 vs 0.7
+    assert F.ensemble_weights(runs) == {"runs": 2, "one_hot": 1, "uniform": 1}
+    text = F.noise_paragraph({"cpu": runs})
+    assert "one-hot in 1 and uniform in 1 of 2" in text and "1 of 2 runs tie" in text and "10.00 points" in text
+    assert F.noise_paragraph({"cpu": []}) == ""
+
+
+def test_preset_differences_name_everything_that_differs():
+    items = F.preset_differences("cpu", "long", steps_per_epoch=5)
+    text = " ".join(items)
+    assert "120 → 600 epochs" in text and "warm-up" in text and "60 → 300 steps" in text
+    assert "(30 → 30 evaluations per run)" in text and "at epochs 12, 24, 36 → 60, 120, 180" in text
+    assert F.preset_differences("cpu", "cpu") == []
