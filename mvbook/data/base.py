@@ -14,8 +14,11 @@ are collected per file by :class:`MetaProblems` and raised together as one
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -199,6 +202,9 @@ class Dataset:
                 self.load(i)
             except AudioError as e:
                 problems.append(ClipProblem(e.path, e.reason))
+            except OSError as e:                 # unreadable (permissions, I/O): listed with the others
+                problems.append(ClipProblem(getattr(self.clips[i], "path", None) or e.filename,
+                                            f"cannot be read, {e.strerror or e}: check its permissions and the disk"))
         return problems
 
     def require_clips(self, indices=None, progress: bool = False) -> None:
@@ -230,8 +236,30 @@ class Dataset:
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def _not_a_file(path: Path) -> str | None:
+    """What the clip path is when it exists but is no regular file (or None: a file, or absent)."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        return "a dangling symbolic link" if os.path.islink(path) else None
+    if stat.S_ISDIR(st.st_mode):
+        return "a folder, not a file"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file (a FIFO, socket or device)"
+    return None
+
+
 def require_files(name: str, clips: list[Clip], where: Path, hint: str) -> None:
-    """Raise :class:`.MissingClipsError` with counts and examples if any clip file is missing."""
+    """Raise :class:`.MissingClipsError` with counts and examples if any clip file is
+    missing, or names something that is not a file (a folder, a dangling link, a link
+    loop, a FIFO): those are named with what they are, not sent to download again."""
+    odd = [(c.path, why) for c in clips if not c.path.is_file() for why in [_not_a_file(c.path)] if why]
+    if odd:
+        shown = "; ".join(f"{p} ({why})" for p, why in odd[:5]) + ("; ..." if len(odd) > 5 else "")
+        raise MissingClipsError(f"{name}: {len(odd)} of {len(clips)} clip paths under {where} are not audio files: "
+                                f"{shown}; put the clip files there")
     missing = [c.path.name for c in clips if not c.path.is_file()]
     if missing:
         examples = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")

@@ -86,6 +86,9 @@ def _check_row(problems: MetaProblems, line: int, r: dict):
     if target is not None and flag is not None and flag != (target in ESC10_TARGETS):
         problems.add(line, f"esc10 flag {flag} of {key} is wrong for target {target} "
                      f"({CATEGORIES[target]})", f"the ESC-10 targets are {list(ESC10_TARGETS)}")
+    if r["filename"] and (Path(r["filename"]).name != r["filename"] or r["filename"] in (".", "..")):
+        problems.add(line, f"file name {key} is not a plain file name: it would be read outside the audio folder",
+                     "ESC-50 names files <fold>-<src>-<take>-<target>.wav")
     m = _FILENAME.match(r["filename"] or "")
     if m and fold is not None and target is not None and (int(m[1]), int(m[2])) != (fold, target):
         problems.add(line, f"file name {key} disagrees with its row (fold {fold}, target {target})",
