@@ -65,8 +65,7 @@ def _common(vals: pd.Series, seed: int = 0) -> str:
 
 def _fixed_heads(paper: str, common: bool) -> list[str]:
     """The heads of the columns before the per-run ones."""
-    return ["system", paper, "ours: mean ± std (runs)", "code (commits)"] + \
-        (["ours, seed 0 only: mean (folds)"] if common else [])
+    return ["system", "ours: mean ± std (runs)", paper] + (["ours, seed 0 only: mean (folds)"] if common else [])
 
 
 def _header(cols: list, fixed: list[str]) -> str:
@@ -135,8 +134,8 @@ def missing_html(missing: list[dict], dataset: str, preset: str, results_dir: st
     Returns
     -------
     str
-        The runs to make, grouped by system, then every empty cell with its reason
-        in a collapsed list.
+        The runs to make, grouped by system, and the one command that makes them
+        (each empty cell's reason and own command are its tooltip).
     """
     if not missing:
         return ""
@@ -150,12 +149,9 @@ def missing_html(missing: list[dict], dataset: str, preset: str, results_dir: st
                         seeds=seeds if seeds != [0] else None, out=results_dir)
     runs = "; ".join(f"<code>{html.escape(s)}</code> fold{'s' if len(f) > 1 else ''} "
                      f"{', '.join(map(str, sorted(f)))}" for s, f in need.items())
-    items = "".join(f"<li>{html.escape(m['row'])}, fold {m['fold']}: {html.escape(m['why'])} — "
-                    f"<code>{html.escape(m['command'])}</code></li>" for m in missing)
-    return (f"<p><b>{len(missing)} empty cell(s)</b>, marked ·. Runs missing: {runs}. "
-            f"<code>{html.escape(grid)}</code> makes all of them (finished runs are skipped); "
-            f"then rebuild the book.</p><details><summary>Each empty cell, why, and the command that fills "
-            f"it</summary><ul>{items}</ul></details>")
+    return (f"<p><b>{len(missing)} empty cell(s)</b>, marked · (hover one for why and the command that fills "
+            f"it alone). Runs missing: {runs}. <code>{html.escape(grid)}</code> makes all of them (finished runs "
+            "are skipped); then rebuild the book.</p>")
 
 
 def _rows(rows, extended: bool) -> tuple[dict, list]:
@@ -182,8 +178,8 @@ def _caption(dataset: str, preset: str, esc50: bool, common: bool, extra: bool, 
     """The caption of :func:`table3_html`; ``devices``: the kinds of device of all its runs."""
     caption = (f"Table 3 — {html.escape(dataset)}, preset <code>{html.escape(preset)}</code>: accuracy (%) on the "
                "test folds. Ours: mean of the fold means (each fold's runs averaged first) ± the std of the fold means "
-               "(number of runs); code: the commits whose code "
-               "trained them (rows of several commits compare code that may round differently). "
+               "(number of runs); below the table, the commits whose code trained each row (rows of several "
+               "commits compare code that may round differently). "
                "Paper: ESC-50 (50 classes)"
                if esc50 else f"Table 3 — {html.escape(dataset)}, preset {html.escape(preset)}")
     if common:
@@ -227,8 +223,9 @@ def table3_html(records: list[dict], dataset: str, preset: str, *, folds=None, s
     Returns
     -------
     html : str
-        Mean ± std of the fold means beside the paper's column, then one column per
-        (fold, seed) whose cells link to the executed notebook and the record of the run.
+        Mean ± std of the fold means, then the paper's column, then one column per
+        (fold, seed) whose cells link to the executed notebook and the record of the run;
+        below it, folded, the commits that trained each row.
     missing : list of dict
         One per empty cell: the row's name, ``fold``, ``seed``, ``why`` it is empty,
         the trained ``systems`` it needs and the ``command`` that fills it.
@@ -243,20 +240,21 @@ def table3_html(records: list[dict], dataset: str, preset: str, *, folds=None, s
     missing = []
     common = len({s for _, s in cols}) > 1                     # rows with more seeds than others: compare on seed 0
     paper_head = f"paper ({'ESC-50' if paper_col == 'esc50' else paper_col})" if has_paper else "paper"
-    fixed_rows, run_rows = [], []
+    fixed_rows, run_rows, code = [], [], []
     for key in keys:
         name = names[key]
         if key == "equal" and keys == list(ROW_NAMES) and not any(k[0] == "equal" for k in runs):
             continue
         paper = PAPER_TABLE3[paper_col].get(key) if has_paper else None
         vals = (df.loc[key] if key in df.index else pd.Series(dtype=float)).dropna()
-        head_cell = f"<th>{html.escape(name)}</th>"
-        fixed_rows.append([head_cell, f"<td>{'—' if paper is None else f'{paper:.2f}'}</td>",
-                           f"<td class='mv-mean'>{_ours(vals)}</td>",
-                           f"<td class='mv-code'>{html.escape(', '.join(row_commits(key, runs)) or '—')}"
-                           + (f"<br><small>on {html.escape(', '.join(row_devices(key, runs)))}</small>"
-                              if len(devices) > 1 and row_devices(key, runs) else "") + "</td>"]
+        head_cell = f"<th>{html.escape(name)}" + (f"<br><small>on {html.escape(', '.join(row_devices(key, runs)))}"
+                                                  "</small>" if len(devices) > 1 and row_devices(key, runs) else "")
+        head_cell += "</th>"
+        fixed_rows.append([head_cell, f"<td class='mv-mean'>{_ours(vals)}</td>",
+                           f"<td>{'—' if paper is None else f'{paper:.2f}'}</td>"]
                           + ([f"<td class='mv-mean'>{_common(vals)}</td>"] if common else []))
+        code.append(f"<li>{html.escape(name.rstrip(' †'))}: <span class='mv-code'>"
+                    f"{html.escape(', '.join(row_commits(key, runs)) or '—')}</span></li>")
         run_rows.append([_run_cell(key, name, vals, runs, f, s, base, missing, (dataset, preset, results_dir))
                          for f, s in cols])
     caption = _caption(dataset, preset, paper_col == "esc50", common, any(k not in ROW_NAMES for k in keys),
@@ -269,5 +267,7 @@ def table3_html(records: list[dict], dataset: str, preset: str, *, folds=None, s
                  + "</details>")
     else:
         table = _table(_header(cols, fixed), [f + r for f, r in zip(fixed_rows, run_rows)])
+    table += ("<details class='mv-code'><summary>The code of each row: the commits that trained its runs"
+              "</summary><ul>" + "".join(code) + "</ul></details>")
     table = f"<p class='mv-caption'>{caption}.</p>" + table                   # the caption wraps
     return table, missing

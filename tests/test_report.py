@@ -21,7 +21,7 @@ def test_table3_html_links_every_cell_and_explains_the_empty_ones(tmp_path, monk
     assert "60.00 ± 14.14 (2)" in html                                   # mel: folds 1 and 2
     assert "87.35" in html and "ESC-50" in html                          # the paper's column
     commits = {r["provenance"]["git_commit"][:7] for r in recs}
-    assert f"<td class='mv-code'>{', '.join(sorted(commits))}</td>" in html   # the code behind each row
+    assert f"<span class='mv-code'>{', '.join(sorted(commits))}</span>" in html   # the code behind each row, folded
     cells = {(m["row"], m["fold"]): m for m in missing}
     assert "--systems multiview --folds 2 " in cells[("Multi-view", 2)]["command"] + " "
     assert cells[("Late fusion", 2)]["systems"] == ["gam", "cqt", "raw"]
@@ -29,7 +29,8 @@ def test_table3_html_links_every_cell_and_explains_the_empty_ones(tmp_path, monk
     assert not any(m["fold"] == 1 for m in missing)
     text = report.missing_html(missing, "esc10", "cpu")
     assert "<code>mel</code> fold 3;" in text and "<code>multiview</code> folds 2, 3" in text
-    assert text.count("<li>") == len(missing) and report.missing_html([], "esc10", "cpu") == ""
+    assert f"<b>{len(missing)} empty cell(s)</b>" in text and text.count("<code>python -m mvbook grid") == 1
+    assert "<li>" not in text and report.missing_html([], "esc10", "cpu") == ""    # one command, not one per cell
     rows = len(ROW_NAMES) - 1                          # fold 1 has every row (6 runs + 3 derived); mel fold 2
     assert len(missing) == rows * 3 - rows - 1
 
