@@ -370,7 +370,8 @@ def paired_comparison(records: list[dict], system: str = "multiview", baselines=
     pandas.DataFrame
         One row per baseline: ``pairs``, ``mean_diff`` (percentage points),
         ``wins``, ``ties``, ``losses``, and the two-sided p-values of a paired
-        t-test (``p_t``), an exact sign-flip test (``p_sign_flip``,
+        t-test (``p_t``; ``p_t_holm``: Holm-adjusted over the baselines of this
+        call, which it takes as one family), an exact sign-flip test (``p_sign_flip``,
         :func:`sign_flip_p`) and a Wilcoxon signed-rank test (``p_wilcoxon``);
         NaN where there are too few pairs or no differences. ``attrs["unit"]``
         says what was paired.
@@ -394,6 +395,7 @@ def paired_comparison(records: list[dict], system: str = "multiview", baselines=
                    "ties": int((d == 0).sum()), "losses": int((d < 0).sum()), "p_t": p_t,
                    "p_sign_flip": sign_flip_p(d), "p_wilcoxon": p_w}
     out = pd.DataFrame.from_dict(rows, orient="index", columns=columns) if rows else pd.DataFrame(columns=columns)
+    out.insert(columns.index("p_t") + 1, "p_t_holm", holm(out["p_t"].to_numpy(dtype=float)))
     out.attrs["unit"] = unit
     return out
 
