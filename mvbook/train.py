@@ -24,7 +24,7 @@ from .checkpoints import CheckpointError, RunLock, load_checkpoint, save_checkpo
 from .config import check_seed, get_preset
 from .data import load_dataset
 from .device import autocast_name, keep_freed_memory, resolve_device
-from .errors import DataError, DivergedError, RunConflictError
+from .errors import ConfigError, DataError, DivergedError, RunConflictError
 from .records import (
     SCHEMA,
     RunPaths,
@@ -130,7 +130,14 @@ def _write(record: dict, paths: RunPaths, config: dict, fresh: bool) -> dict:
         for tmp in sweep_record_temporaries(paths.record.parent):
             print(f"removed {tmp}: a temporary left by a killed run", flush=True)
         _refuse_other_record(paths.record, config, fresh, paths.checkpoint_dir)
-        write_record(record, paths.record)
+        try:
+            write_record(record, paths.record)
+        except PermissionError as e:
+            raise ConfigError(
+                f"cannot write the record, {e.strerror} ({paths.record}): this run finished and is not recorded; "
+                f"its checkpoint ({paths.checkpoint}) is kept, so the same command records it without training "
+                "again once the folder is writable (or with --out another folder and the same --checkpoints)"
+            ) from None
     return record | {"path": str(paths.record)}
 
 

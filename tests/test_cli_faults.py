@@ -3,6 +3,7 @@ record folders are read, unreadable records are named (or skipped with
 --skip-bad), paths that would misplace records are refused before any work, an
 unwritable --out is found before training, a data root holding no dataset is
 not a success, a notebook without its parameters cell is refused up front."""
+import json
 import os
 import shutil
 from pathlib import Path
@@ -104,3 +105,26 @@ def test_a_data_root_holding_no_dataset_is_not_a_success(tmp_path, capsys):
     assert capsys.readouterr().err == (f"error: data root {tmp_path} holds no dataset to check (nothing checked): "
                                        "pass the folder that holds ESC-50/, GTZAN/ or "
                                        "TUT-acoustic-scenes-2016-development/\n")
+
+
+def test_a_record_that_cannot_be_written_at_the_end_says_the_run_is_kept_and_how_to_record_it(tmp_path, monkeypatch,
+                                                                                               capsys):
+    import mvbook.train
+
+    def denied(record, path):
+        raise PermissionError(13, "Permission denied", str(path))
+    monkeypatch.setattr(mvbook.train, "write_record", denied)
+    args = ["train", "--system", "mel", "--preset", "smoke", "--epochs", "1", "--seed", "1", "--out",
+            str(tmp_path / "o"), "--no-progress", "--cache-dir", str(tmp_path.parent / "cache-faults")]
+    assert main(args) == 2
+    rec = tmp_path / "o/synthetic/smoke/mel/fold1-seed1.json"
+    ck = tmp_path / "o/checkpoints/synthetic/smoke/mel/fold1-seed1/checkpoint.pt"
+    assert capsys.readouterr().err == (
+        f"error: cannot write the record, Permission denied ({rec}): this run finished and is not recorded; its "
+        f"checkpoint ({ck}) is kept, so the same command records it without training again once the folder is "
+        "writable (or with --out another folder and the same --checkpoints)\n")
+    monkeypatch.undo()
+    assert main(args) == 0 and rec.is_file()
+    steps = json.loads(rec.read_text())["config"]["steps"]
+    out = capsys.readouterr().out                                     # recorded without training again:
+    assert out.startswith(f"resuming {ck} at step {steps}") and out[len(f"resuming {ck} at step {steps}")] in "\n:"

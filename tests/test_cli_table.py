@@ -38,7 +38,8 @@ def test_no_matching_record_is_an_error_naming_what_is_there(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: no records of gtzan") and "esc10/cpu" in err
     assert main(["table", "--results", str(tmp_path / "nowhere")]) == 2
-    assert "it holds none" in capsys.readouterr().err
+    assert capsys.readouterr().err == (f"error: no such folder of records ({tmp_path / 'nowhere'}): see --results "
+                                       "(where train and grid --out write them)\n")        # not "it holds none"
 
 
 def test_compare_pairs_fold_means_and_says_so_and_an_unknown_row_is_an_error(tmp_path, capsys):
