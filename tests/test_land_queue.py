@@ -1,0 +1,40 @@
+"""The queue of pinned grid cells (scripts/land_queue.py) and the records it landed."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+import land_queue as L  # noqa: E402
+
+
+def test_the_queue_is_the_plans_grid_and_the_long_seed_1_views():
+    q = L.QUEUE
+    assert len(q) == len(set(q)) == 20 + 100 + 200 + 50
+    assert q[0] == ("long", "mel", 1, 1) and q[1] == ("cpu", "multiview", 1, 3) and q[2] == ("long", "gam", 1, 1)
+    cpu = [c for c in q if c[0] == "cpu"]
+    assert {c[3] for c in cpu} == set(range(3, 13)) and {c[2] for c in q} == set(range(1, 6))
+    assert {c[1] for c in cpu[:100]} == {"multiview", "equal"} and {c[1] for c in cpu[-50:]} == {"concat"}
+    assert {(c[1], c[3]) for c in q if c[0] == "long"} == {(v, 1) for v in L.VIEWS}
+
+
+def test_the_plan_was_committed_before_its_grid_and_every_landed_record_is_of_its_pinned_commit():
+    log = subprocess.run(["git", "log", "--format=%H %s"], cwd=REPO, capture_output=True, text=True).stdout
+    if not log:                                        # not a clone (an sdist): nothing to check against
+        return
+    lines = log.splitlines()
+    plan = next(i for i, line in enumerate(lines) if line.startswith(L.COMMITS["cpu"]))
+    assert "analysis plan" in lines[plan]
+    new = [re.search(r" results: esc10/cpu/\S+/fold\d+-seed(\d+)$", line) for line in lines]
+    landed = [i for i, m in enumerate(new) if m and int(m.group(1)) >= 3]
+    assert all(i < plan for i in landed)                 # git log is newest first: each record after the plan
+    seen = 0
+    for cell in L.QUEUE:
+        path = REPO / L.record(*cell)
+        if path.exists():
+            prov = json.loads(path.read_text())["provenance"]
+            assert (prov["git_commit"], prov["git_dirty"]) == (L.COMMITS[cell[0]], False), path
+            seen += 1
+    assert seen >= 2                                     # the first cells landed in the session that started it
