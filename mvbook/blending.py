@@ -47,7 +47,8 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["OFF", "BlendRule", "RULES", "smoothed", "initial_weights", "FixedWeights", "AdaptiveBlender"]
+__all__ = ["OFF", "BlendRule", "RULES", "smoothed", "initial_weights", "FixedWeights", "AdaptiveBlender",
+           "replay_losses"]
 
 #: a weight below this counts as off (exactly 0 under the literal rule, about floor / Z under a floor)
 OFF = 1e-3
@@ -58,13 +59,27 @@ class BlendRule:
     """How Algorithm 1 fills what the paper leaves open (every record of a
     blending system states its rule).
 
-    ``fallback``: when every ratio is 0, ``"keep"`` the previous weights or go
-    back to ``"uniform"`` ones (XSleepNet); ``floor``: lower bound of every
-    ratio before normalisation (XSleepNet 10⁻⁵, G-Blend 10⁻⁸; 0: none), so that
-    no branch is switched off entirely; ``warmup_windows``: measurements before
-    the first adaptive weight, in units of the window W (XSleepNet2: 1, its
-    20-evaluation warm-up equals its 20-point window); ``estimator``: ``"mean"``
-    (Eq. 3–4 on the means of the last W) or ``"slope"`` (``_line_slope``)."""
+    Parameters
+    ----------
+    name : str
+        The rule's name (a key of :data:`RULES` for the book's rules).
+    fallback : {"keep", "uniform"}
+        When every ratio is 0: keep the previous weights, or go back to uniform
+        ones (XSleepNet).
+    floor : float
+        Lower bound of every ratio before normalisation (XSleepNet 10⁻⁵, G-Blend
+        10⁻⁸; 0: none), so that no branch is switched off entirely.
+    warmup_windows : int
+        Measurements before the first adaptive weight, in units of the window W
+        (XSleepNet2: 1, its 20-evaluation warm-up equals its 20-point window).
+    estimator : {"mean", "slope"}
+        Eq. 3–4 on the means of the last W, or the slopes of line fits (``_line_slope``).
+
+    Examples
+    --------
+    >>> RULES["authors"].fallback, RULES["authors"].floor
+    ('uniform', 1e-05)
+    """
     name: str
     fallback: str = "keep"
     floor: float = 0.0
@@ -77,6 +92,13 @@ class BlendRule:
             raise ConfigError(f"invalid blending rule {self}")
 
     def to_dict(self) -> dict:
+        """The rule as a JSON-able dict (as a record states it).
+
+        Returns
+        -------
+        dict
+            Field → value; ``BlendRule(**d)`` rebuilds the rule.
+        """
         return asdict(self)
 
 
@@ -92,7 +114,25 @@ def _line_slope(y) -> float:
 
 
 def smoothed(L: list, W: int) -> list:
-    """The running mean over the last W measurements (fewer at the start), as XSleepNet2 smooths."""
+    r"""The running mean over the last W measurements (fewer at the start), as XSleepNet2 smooths.
+
+    Parameters
+    ----------
+    L : list of float
+        Measurements.
+    W : int
+        Window.
+
+    Returns
+    -------
+    list of float
+        :math:`\bar L(n)`, the mean of ``L[max(0, n + 1 - W) : n + 1]`` for every n.
+
+    Examples
+    --------
+    >>> smoothed([4.0, 2.0, 0.0, 2.0], 2)
+    [4.0, 3.0, 1.0, 1.0]
+    """
     return [float(np.mean(L[max(0, n + 1 - W):n + 1])) for n in range(len(L))]
 
 
@@ -126,7 +166,18 @@ def initial_weights(branches, mode: str) -> dict:
 
 class FixedWeights:
     """The weight rule of a system whose weights never change (the interface of
-    :class:`AdaptiveBlender`: ``update``, ``state_dict``, ``load_state_dict``)."""
+    :class:`AdaptiveBlender`: ``update``, ``state_dict``, ``load_state_dict``).
+
+    Parameters
+    ----------
+    weights : dict
+        Branch → weight, returned by every :meth:`update`.
+
+    Examples
+    --------
+    >>> FixedWeights({"mv": 1.0}).update({"mv": 0.3}, {"mv": 0.5})
+    {'mv': 1.0}
+    """
 
     def __init__(self, weights: dict):
         self.weights = dict(weights)
@@ -156,26 +207,46 @@ class AdaptiveBlender:
     reference : {"best", "initial"}
         Algorithm 1's best-so-far references, or Wang et al.'s initial ones.
     eps : float
-        Added to :math:`|O|^{power}` (edge-case rule 3).
+        Added to :math:`|O|^{power}` (edge-case rule 3); keyword only.
     power : float
-        The exponent of :math:`|O|` in Eq. 5.
+        The exponent of :math:`|O|` in Eq. 5; keyword only.
+    rule : BlendRule
+        What the paper leaves open (:data:`RULES`; default ``literal``); keyword only.
 
     After each :meth:`update`, ``G``, ``O``, ``ratio`` (Eq. 5 before 1/Z),
     ``L_tr_bar`` and ``L_va_bar`` hold that measurement's values per branch.
 
     Examples
     --------
-    >>> b = AdaptiveBlender(("a", "b"), window=1)
-    >>> b.update({"a": 1.0, "b": 1.0}, {"a": 1.0, "b": 1.0})      # references set: G = 0
+    Two branches, W = 1, no ε. The first measurement sets the references
+    :math:`L^*`, so G = 0 and the weights stay uniform:
+
+    >>> b = AdaptiveBlender(("a", "b"), window=1, eps=0.0)
+    >>> b.update({"a": 1.0, "b": 1.0}, {"a": 1.0, "b": 1.0})
     {'a': 0.5, 'b': 0.5}
-    >>> w = b.update({"a": 0.8, "b": 0.9}, {"a": 0.9, "b": 0.99})  # a generalises better
-    >>> round(b.G["a"], 6), round(b.O["a"], 6), w["a"] > w["b"]
-    (0.1, 0.1, True)
+
+    Then ``a`` gains 0.2 in training and 0.1 in validation, ``b`` 0.1 and 0.01.
+    By hand, Eq. 3–5: :math:`G_a = 1 - 0.9 = 0.1`, :math:`O_a = (1 - 0.8) - 0.1 = 0.1`,
+    :math:`G_a / O_a^2 = 10`; :math:`G_b = 0.01`, :math:`O_b = 0.1 - 0.01 = 0.09`,
+    :math:`G_b / O_b^2 = 100/81`; :math:`Z = 10 + 100/81 = 910/81`, so
+    :math:`w_a = 81/91` and :math:`w_b = 10/91`:
+
+    >>> w = b.update({"a": 0.8, "b": 0.9}, {"a": 0.9, "b": 0.99})
+    >>> round(b.G["a"], 6), round(b.O["a"], 6), round(b.ratio["a"], 6), round(b.ratio["b"], 6)
+    (0.1, 0.1, 10.0, 1.234568)
+    >>> round(w["a"], 6) == round(81 / 91, 6), round(w["b"], 6) == round(10 / 91, 6)
+    (True, True)
+
+    With ``reference="best"`` the references move to the better estimates
+    (Algorithm 1, lines 13–14):
+
+    >>> b.L_tr_star, b.L_va_star
+    ({'a': 0.8, 'b': 0.9}, {'a': 0.9, 'b': 0.99})
 
     Chapter: *Adaptive gradient blending*.
     """
 
-    def __init__(self, branches, window: int = 5, reference: str = "best",
+    def __init__(self, branches, window: int = 5, reference: str = "best", *,
                  eps: float = 1e-6, power: float = 2.0, rule: BlendRule = RULES["literal"]):
         if reference not in ("best", "initial"):
             raise ConfigError(f"reference must be 'best' or 'initial', not {reference!r}")
@@ -284,10 +355,56 @@ class AdaptiveBlender:
                 "counts": self.counts}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore a :meth:`state_dict`; a checkpoint from before ``uncredited`` was
+        counted gets it from a replay of its losses (:func:`replay_losses`)."""
         for name, value in state.items():
             setattr(self, name, {k: (list(v) if isinstance(v, list) else v) for k, v in value.items()})
         if "uncredited" not in self.counts:          # a checkpoint from before it was counted: count it again
-            again = AdaptiveBlender(self.branches, self.W, self.reference, self.eps, self.power, self.rule)
-            for n in range(len(self.L_tr[self.branches[0]])):
-                again.update({k: self.L_tr[k][n] for k in self.branches}, {k: self.L_va[k][n] for k in self.branches})
+            again = AdaptiveBlender(self.branches, window=self.W, reference=self.reference, eps=self.eps,
+                                    power=self.power, rule=self.rule)
+            for _ in replay_losses(again, self.L_tr, self.L_va):
+                pass
             self.counts["uncredited"] = again.counts["uncredited"]
+
+
+def replay_losses(blender: AdaptiveBlender, L_tr: dict, L_va: dict, n: int | None = None):
+    """Algorithm 1 fed a measured loss history, one measurement at a time: the one
+    replay behind :meth:`AdaptiveBlender.load_state_dict`, :func:`mvbook.replay.replay`
+    and :func:`mvbook.plots_runs.blending_trace`.
+
+    Parameters
+    ----------
+    blender : AdaptiveBlender
+        The blender fed (usually a fresh one); it is updated in place.
+    L_tr : dict
+        Branch → training losses, one per measurement (every branch of ``blender``).
+    L_va : dict
+        Branch → validation losses, the same measurements.
+    n : int, optional
+        Measurements fed (default: every one of ``L_tr``).
+
+    Yields
+    ------
+    tr : dict
+        Branch → the training loss of this measurement.
+    va : dict
+        Branch → its validation loss.
+    w : dict
+        Branch → the weights w(n) the update returned; until the next yield
+        ``blender`` holds this update's ``G``, ``O``, ``ratio``, ``L_tr_bar``, ``L_va_bar``.
+
+    Examples
+    --------
+    The worked example of :class:`AdaptiveBlender` (w = 81/91, 10/91):
+
+    >>> b = AdaptiveBlender(("a", "b"), window=1, eps=0.0)
+    >>> L_tr, L_va = {"a": [1.0, 0.8], "b": [1.0, 0.9]}, {"a": [1.0, 0.9], "b": [1.0, 0.99]}
+    >>> [round(w["a"] * 91, 6) for _, _, w in replay_losses(b, L_tr, L_va)]
+    [45.5, 81.0]
+    """
+    if n is None:
+        n = len(L_tr[blender.branches[0]])
+    for i in range(n):
+        tr = {k: L_tr[k][i] for k in blender.branches}
+        va = {k: L_va[k][i] for k in blender.branches}
+        yield tr, va, blender.update(tr, va)

@@ -39,10 +39,26 @@ _SR_RANGE = (8000, 192000)
 
 
 class ViewInfo(NamedTuple):
-    """What a view is framed like. ``hop``: ``"stft"`` (20 ms), ``"cqt"`` or
-    ``"sample"``; ``centred``: frame i centred on i·hop (else it starts there);
-    ``segment``: frames of a training input (§3.1.3; ``None``: raw, by rate);
-    ``label`` and ``axis``: names for figures (``axis``: the band axis)."""
+    """What a view is framed like.
+
+    Parameters
+    ----------
+    label : str
+        The view's name in figures ("Mel", "CQT", …).
+    axis : str
+        The name of its band axis in figures.
+    hop : {"stft", "cqt", "sample"}
+        Its hop: 20 ms (:func:`hop_length`), :func:`cqt_hop_length`, or one sample.
+    centred : bool
+        Frame i is centred on i·hop (else it starts there).
+    segment : int or None
+        Frames of a training input (§3.1.3); ``None`` for ``raw``, whose length depends on the rate.
+
+    Examples
+    --------
+    >>> VIEW_INFO["cqt"].centred, VIEW_INFO["cqt"].segment
+    (True, 65)
+    """
     label: str
     axis: str
     hop: str
@@ -62,7 +78,23 @@ VIEW_INFO = {
 
 
 def check_view(view: str) -> str:
-    """``view`` itself, or a :class:`~mvbook.errors.ConfigError` naming the valid views."""
+    """``view`` itself, or a :class:`~mvbook.errors.ConfigError` naming the valid views.
+
+    Parameters
+    ----------
+    view : str
+        A view's name.
+
+    Returns
+    -------
+    str
+        ``view``, one of :data:`ALL_VIEWS`.
+
+    Examples
+    --------
+    >>> check_view("gam")
+    'gam'
+    """
     if view not in VIEW_INFO:
         raise ConfigError(f"unknown view {view!r}; expected one of {ALL_VIEWS}")
     return view
@@ -70,7 +102,23 @@ def check_view(view: str) -> str:
 
 def check_sr(sr) -> int:
     """``sr`` as an int, or a :class:`~mvbook.errors.ConfigError`: the views are defined for
-    integer rates in ``_SR_RANGE``."""
+    integer rates in ``_SR_RANGE``.
+
+    Parameters
+    ----------
+    sr : int or float
+        Sample rate (Hz); an integral float is accepted.
+
+    Returns
+    -------
+    int
+        ``sr``.
+
+    Examples
+    --------
+    >>> check_sr(22050.0)
+    22050
+    """
     if int(sr) != sr or not _SR_RANGE[0] <= sr <= _SR_RANGE[1]:
         raise ConfigError(f"unsupported sample rate {sr!r}: need an integer in "
                           f"{_SR_RANGE[0]}..{_SR_RANGE[1]} Hz (the paper uses 44100 and 22050)")
@@ -78,18 +126,66 @@ def check_sr(sr) -> int:
 
 
 def win_length(sr: int) -> int:
-    """Mel/Gammatone window in samples: 1764 at 44.1 kHz, 882 at 22.05 kHz (also the FFT size)."""
+    """Mel/Gammatone window in samples, 40 ms (also the FFT size).
+
+    Parameters
+    ----------
+    sr : int
+        Sample rate (Hz).
+
+    Returns
+    -------
+    int
+        ``round(0.04 · sr)``.
+
+    Examples
+    --------
+    >>> win_length(44100), win_length(22050)
+    (1764, 882)
+    """
     return round(WIN_SECONDS * check_sr(sr))
 
 
 def hop_length(sr: int) -> int:
-    """Mel/Gammatone hop in samples: 882 at 44.1 kHz, 441 at 22.05 kHz."""
+    """Mel/Gammatone hop in samples, 20 ms (50 % overlap).
+
+    Parameters
+    ----------
+    sr : int
+        Sample rate (Hz).
+
+    Returns
+    -------
+    int
+        ``round(0.02 · sr)``.
+
+    Examples
+    --------
+    >>> hop_length(44100), hop_length(22050)
+    (882, 441)
+    """
     return round(HOP_SECONDS * check_sr(sr))
 
 
 def cqt_hop_length(sr: int) -> int:
     """CQT hop: 1024 at 44.1 kHz, 512 at 22.05 kHz; other rates scale it, kept a
-    multiple of 32 so that librosa's six-octave multirate CQT can halve it five times."""
+    multiple of 32 so that librosa's six-octave multirate CQT can halve it five times.
+
+    Parameters
+    ----------
+    sr : int
+        Sample rate (Hz).
+
+    Returns
+    -------
+    int
+        ``32 · round(32 · sr / 44100)``.
+
+    Examples
+    --------
+    >>> cqt_hop_length(44100), cqt_hop_length(22050), cqt_hop_length(16000)
+    (1024, 512, 384)
+    """
     return 32 * round(_CQT_HOP_44K / 32 * check_sr(sr) / 44100)
 
 

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .blending import RULES, AdaptiveBlender, BlendRule
+from .blending import RULES, AdaptiveBlender, BlendRule, replay_losses
 from .framing import ALL_VIEWS, VIEW_INFO
 from .results import ALL_ROW_NAMES, row_key
 
@@ -49,7 +49,7 @@ def book_style() -> None:
 
 # --- Algorithm 1 replayed ---------------------------------------------------------------------
 
-def blending_trace(curves: dict, window: int, reference: str = "best", eps: float = 1e-6,
+def blending_trace(curves: dict, window: int, reference: str = "best", *, eps: float = 1e-6,
                    power: float = 2.0, rule: BlendRule = RULES["literal"]) -> pd.DataFrame:
     """Algorithm 1 replayed on a record's loss history, every quantity of Eq. 3–5 in a table.
 
@@ -63,11 +63,11 @@ def blending_trace(curves: dict, window: int, reference: str = "best", eps: floa
         Algorithm 1's best-so-far references, or Wang et al.'s initial ones
         (:class:`mvbook.blending.AdaptiveBlender`).
     eps : float
-        Added to :math:`|O|^{power}`.
+        Added to :math:`|O|^{power}`; keyword only.
     power : float
-        The exponent of :math:`|O|` in Eq. 5.
+        The exponent of :math:`|O|` in Eq. 5; keyword only.
     rule : mvbook.blending.BlendRule
-        The blending rule (:data:`mvbook.blending.RULES`).
+        The blending rule (:data:`mvbook.blending.RULES`); keyword only.
 
     Returns
     -------
@@ -79,12 +79,10 @@ def blending_trace(curves: dict, window: int, reference: str = "best", eps: floa
         for a mean-estimator rule, the references ``Lstar_tr`` and ``Lstar_va``.
     """
     branches = list(curves["weights"])
-    blender = AdaptiveBlender(branches, window, reference, eps=eps, power=power, rule=rule)
+    blender = AdaptiveBlender(branches, window=window, reference=reference, eps=eps, power=power, rule=rule)
     rows = []
-    for n, step in enumerate(curves["step"]):
-        tr = {k: curves["loss"]["train"][k][n] for k in branches}
-        va = {k: curves["loss"]["val"][k][n] for k in branches}
-        w = blender.update(tr, va)
+    replayed = replay_losses(blender, curves["loss"]["train"], curves["loss"]["val"], len(curves["step"]))
+    for n, (step, (tr, va, w)) in enumerate(zip(curves["step"], replayed)):
         for k in branches:
             row = {"n": n, "step": step, "branch": k, "L_tr": tr[k], "L_va": va[k]}
             if n + 1 >= blender.first:                           # the quantities of this update (Eq. 3–5)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .blending import OFF, RULES, AdaptiveBlender, BlendRule
+from .blending import OFF, RULES, AdaptiveBlender, BlendRule, replay_losses
 from .results import row_key
 
 __all__ = ["weight_shares", "record_rule", "replay", "blending_diagnostics", "diagnostics_table",
@@ -61,10 +61,9 @@ def _replayed(record: dict, rule: BlendRule | None) -> tuple[AdaptiveBlender, li
     losses with its preset (``window``, ``reference``, ``power``): the blender
     after the last measurement and the weights w(n) of every measurement."""
     p, c = record["config"]["preset"], record["curves"]
-    blender = AdaptiveBlender(list(c["weights"]), p["window"], p["reference"], power=p.get("power", 2.0),
-                              rule=rule or record_rule(record))
-    weights = [blender.update({k: c["loss"]["train"][k][n] for k in blender.branches},
-                              {k: c["loss"]["val"][k][n] for k in blender.branches}) for n in range(len(c["step"]))]
+    blender = AdaptiveBlender(list(c["weights"]), window=p["window"], reference=p["reference"],
+                              power=p.get("power", 2.0), rule=rule or record_rule(record))
+    weights = [w for _, _, w in replay_losses(blender, c["loss"]["train"], c["loss"]["val"], len(c["step"]))]
     return blender, weights
 
 

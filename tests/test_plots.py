@@ -21,7 +21,7 @@ BRANCHES = ("mel", "gam", "cqt", "raw", "mv")
 def fake_curves(n=12, window=3, reference="best", seed=0, branches=BRANCHES):
     """Noisy decreasing losses, and the weights Algorithm 1 gives them."""
     rng = np.random.default_rng(seed)
-    b = AdaptiveBlender(branches, window, reference)
+    b = AdaptiveBlender(branches, window=window, reference=reference)
     curves = {"step": [10 * i for i in range(n)], "weights": {k: [] for k in branches},
               "loss": {s: {k: [] for k in branches} for s in ("train", "val", "test")},
               "accuracy": {s: {k: [] for k in (*branches, "self_ensemble")} for s in ("val", "test")}}
