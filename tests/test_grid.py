@@ -90,7 +90,7 @@ def test_grid_runs_the_systems_a_system_needs_first(tmp_path):
     for s in coders:
         rec = tmp_path / "r" / record_path("synthetic", "smoke", s, 1, 0)
         rec.parent.mkdir(parents=True)
-        rec.write_text("{}")
+        rec.write_text('{"schema": "mvbook.record/1"}')    # a record (of no row)
     log = []
     report = grid.run_grid("synthetic", ["fusionnet"], [1], preset="smoke", out=tmp_path / "r", direct=True,
                           log=log.append)
