@@ -99,7 +99,20 @@ class _BiGRUFunction(torch.autograd.Function):
 
 class BiGRU(nn.GRU):
     """``nn.GRU`` (same parameters, same maths) whose one-layer, bidirectional,
-    batch-first case runs ``_BiGRUFunction`` on CPU, in float32."""
+    batch-first case runs ``_BiGRUFunction`` on CPU, in float32.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        As :class:`torch.nn.GRU` (``input_size``, ``hidden_size``, ``bidirectional``, …).
+
+    Examples
+    --------
+    >>> gru = BiGRU(4, 3, batch_first=True, bidirectional=True)
+    >>> out, h = gru(torch.zeros(2, 5, 4))
+    >>> tuple(out.shape), tuple(h.shape)
+    ((2, 5, 6), (2, 2, 3))
+    """
 
     def forward(self, input, hx=None):
         if (hx is not None or not on_fast_path(input) or not isinstance(input, torch.Tensor)

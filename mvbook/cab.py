@@ -31,11 +31,31 @@ def _mlp(sizes, out: int) -> nn.Sequential:
 
 
 class ClassifierAttention(nn.Module):
-    """CAB-CNN's attention-based classifier block. ``forward`` returns
-    :math:`\\log p` (log posteriors), usable as logits by a cross-entropy loss:
-    softmax of :math:`\\log p` is :math:`p`."""
+    r"""CAB-CNN's attention-based classifier block. ``forward`` returns
+    :math:`\log p` (log posteriors), usable as logits by a cross-entropy loss:
+    softmax of :math:`\log p` is :math:`p`.
 
-    def __init__(self, dim: int, n_classes: int, n_classifiers: int = _N_CLASSIFIERS,
+    Parameters
+    ----------
+    dim : int
+        Dimension of the input embedding.
+    n_classes : int
+        Number of classes.
+    n_classifiers : int
+        Number of small classifiers mixed by the attention (40); keyword only.
+    units : tuple of int
+        Hidden units of each classifier; keyword only.
+    attention : tuple of int
+        Hidden units of the attention network; keyword only.
+
+    Examples
+    --------
+    >>> p = ClassifierAttention(6, 3, n_classifiers=4)(torch.randn(2, 6)).exp()
+    >>> torch.allclose(p.sum(1), torch.ones(2))
+    True
+    """
+
+    def __init__(self, dim: int, n_classes: int, *, n_classifiers: int = _N_CLASSIFIERS,
                  units=_CLASSIFIER_UNITS, attention=_ATTENTION_UNITS):
         super().__init__()
         self.classifiers = nn.ModuleList(_mlp((dim, *units), n_classes) for _ in range(n_classifiers))
@@ -52,7 +72,21 @@ class ClassifierAttention(nn.Module):
 
 
 class CABNet(MultiViewNet):
-    """The multi-view network with :class:`ClassifierAttention` as its ⊕ branch."""
+    """The multi-view network with :class:`ClassifierAttention` as its ⊕ branch.
+
+    Parameters
+    ----------
+    n_classes : int
+        Number of classes.
+    sr : int
+        Sample rate.
+    width : float
+        Scales every channel and unit count.
+    views : tuple of str
+        The views, one CRNN each.
+    raw_bands : int
+        conv02 filters of the raw CRNN.
+    """
 
     def make_fusion_head(self, dim: int, n_classes: int, width: float) -> nn.Module:
         return ClassifierAttention(dim, n_classes)

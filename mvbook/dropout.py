@@ -85,7 +85,22 @@ def _masks(mt, pos, out, threshold, keep):
 
 def bernoulli_scaled(shape, q: float, dtype: torch.dtype) -> torch.Tensor:
     """``torch.empty(shape, dtype=dtype).bernoulli_(q).div_(q)`` on CPU, from the
-    default generator, which advances exactly as ``bernoulli_`` would advance it."""
+    default generator, which advances exactly as ``bernoulli_`` would advance it.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        The mask's shape.
+    q : float
+        Keep probability, 1 − p.
+    dtype : torch.dtype
+        The mask's type.
+
+    Returns
+    -------
+    torch.Tensor
+        0 or 1/q per entry, equal to ``bernoulli_``'s draw from the same state.
+    """
     state = torch.get_rng_state().numpy().copy()
     left = int(state[_LEFT:_LEFT + 4].view(np.int32)[0])
     pos = N if left <= 1 else int(state[_NEXT:_NEXT + 8].view(np.uint64)[0])
@@ -104,6 +119,12 @@ def bernoulli_scaled(shape, q: float, dtype: torch.dtype) -> torch.Tensor:
 
 def state_layout_ok() -> bool:
     """Whether this torch's CPU generator state has the layout read above (5056
-    bytes, the seed first); otherwise the fast paths keep ``bernoulli_``."""
+    bytes, the seed first); otherwise the fast paths keep ``bernoulli_``.
+
+    Returns
+    -------
+    bool
+        True when :func:`bernoulli_scaled` can read and advance the generator.
+    """
     state = torch.get_rng_state()
     return state.numel() == 5056 and int(state[_SEED:_SEED + 8].numpy().view(np.uint64)[0]) == torch.initial_seed()

@@ -34,9 +34,15 @@ def self_ensemble(probs: dict, weights: dict) -> np.ndarray:
 
     Examples
     --------
+    By hand, K = 2: class 0 gets (0.25 · 0.9 + 0.75 · 0.3) / 2 = 0.225 and class 1
+    (0.25 · 0.1 + 0.75 · 0.7) / 2 = 0.275; the row sums to Σw / K = 1/2 and Eq. 7
+    picks class 1, which the ``mel`` branch alone would not:
+
     >>> P = {"mel": [[0.9, 0.1]], "mv": [[0.3, 0.7]]}
     >>> self_ensemble(P, {"mel": 0.25, "mv": 0.75}).round(3).tolist()
     [[0.225, 0.275]]
+    >>> float(self_ensemble(P, {"mel": 0.25, "mv": 0.75}).sum().round(12))
+    0.5
     >>> predict(self_ensemble(P, {"mel": 0.25, "mv": 0.75})).tolist()
     [1]
     """

@@ -20,7 +20,17 @@ __all__ = ["EvalSet", "subsample", "eval_sets", "run", "accuracy", "ensemble_acc
 
 @dataclass
 class EvalSet:
-    """A fixed set of files evaluated on all their test segments."""
+    """A fixed set of files evaluated on all their test segments.
+
+    Parameters
+    ----------
+    name : str
+        ``"train"``, ``"val"`` or ``"test"``.
+    clips : numpy.ndarray
+        Dataset clip indices.
+    labels : numpy.ndarray, (N,)
+        The class of each clip.
+    """
     name: str
     clips: np.ndarray      # dataset clip indices
     labels: np.ndarray     # (N,) class per clip
@@ -30,7 +40,25 @@ class EvalSet:
 
 
 def subsample(idx, n: int | None) -> np.ndarray:
-    """``n`` evenly spaced entries of ``idx`` (all when ``n`` is None)."""
+    """``n`` evenly spaced entries of ``idx`` (all when ``n`` is None).
+
+    Parameters
+    ----------
+    idx : array_like
+        Clip indices.
+    n : int or None
+        How many to keep.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``idx`` itself, or ``n`` of its entries, the first and last included.
+
+    Examples
+    --------
+    >>> subsample([10, 11, 12, 13, 14], 3).tolist(), subsample([10, 11], None).tolist()
+    ([10, 12, 14], [10, 11])
+    """
     idx = np.asarray(idx)
     return idx if n is None or n >= len(idx) else idx[np.linspace(0, len(idx) - 1, n).round().astype(int)]
 
@@ -40,7 +68,24 @@ def eval_sets(split, labels: np.ndarray, seed, eval_clips: int | None = None) ->
     subset of the training clips, as large as the validation set; drawn by
     ``numpy.random.default_rng(seed)``, ``[seed, 1]`` for an int seed: the
     ``shared`` scheme's, :attr:`mvbook.seeds.RunSeeds.eval_subset`), ``val`` and
-    ``test``; each capped at ``eval_clips`` files."""
+    ``test``; each capped at ``eval_clips`` files.
+
+    Parameters
+    ----------
+    split : object
+        A fold's split, with ``train``, ``val`` and ``test`` clip indices.
+    labels : numpy.ndarray
+        The class of every clip of the dataset.
+    seed : int or sequence of int
+        Seeds the draw of the ``train`` subset.
+    eval_clips : int, optional
+        The most files per set (:func:`subsample`); None: all.
+
+    Returns
+    -------
+    dict
+        ``"train"``, ``"val"``, ``"test"`` → :class:`EvalSet`.
+    """
     sub_rng = np.random.default_rng([seed, 1] if isinstance(seed, (int, np.integer)) else seed)
     n_sub = min(len(split.val), len(split.train))
     train_sub = np.sort(sub_rng.choice(split.train, n_sub, replace=False))
@@ -50,14 +95,35 @@ def eval_sets(split, labels: np.ndarray, seed, eval_clips: int | None = None) ->
 
 
 @torch.inference_mode()
-def run(model, seg: Segmenter, es: EvalSet, device, batch_size: int = 64, autocast=None) -> dict:
+def run(model, seg: Segmenter, es: EvalSet, device, *, batch_size: int = 64, autocast=None) -> dict:
     """Per-branch mean segment loss and per-file posteriors (averaged over segments).
 
-    Returns {"loss": {k: float}, "probs": {k: (N, C)}, "accuracy": {k: float}}.
     Runs under ``torch.inference_mode`` (no autograd records); losses and
     posteriors stay on the device until the end (one read-back per set).
     On CPU larger batches do not pay (the raw front end's activations then
     fall out of cache), hence 64.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A network whose forward maps view → segments to branch → logits.
+    seg : mvbook.segments.Segmenter
+        The dataset's views and segment grid.
+    es : EvalSet
+        The files evaluated.
+    device : str or torch.device
+        Where the network runs.
+    batch_size : int
+        Segments per forward pass; keyword only.
+    autocast : callable, optional
+        A context manager factory for mixed precision (None: full precision); keyword only.
+
+    Returns
+    -------
+    dict
+        ``{"loss": {k: float}, "probs": {k: (N, C) array}, "accuracy": {k: float}}``
+        per branch k: the mean segment cross-entropy, the segment-averaged
+        posteriors of each file, and the accuracy of their arg max.
     """
     device = torch.device(device)
     model.eval()

@@ -26,7 +26,25 @@ _EPS_EXACT = 2.0 ** -20     # a float32-exact eps: (1 − eps) + eps == 1 with n
 
 @contextmanager
 def fast_paths(enabled: bool = True):
-    """Within the block, use (``True``) or skip (``False``) the fast CPU paths."""
+    """Within the block, use (``True``) or skip (``False``) the fast CPU paths.
+
+    Parameters
+    ----------
+    enabled : bool
+        Whether the fast paths run inside the block.
+
+    Yields
+    ------
+    None
+        The setting holds until the block ends, then the previous one returns.
+
+    Examples
+    --------
+    >>> x = torch.zeros(1)
+    >>> with fast_paths(False):
+    ...     on_fast_path(x)
+    False
+    """
     before = _FAST["enabled"]
     _FAST["enabled"] = bool(enabled)
     try:
@@ -36,7 +54,18 @@ def fast_paths(enabled: bool = True):
 
 
 def on_fast_path(x: torch.Tensor) -> bool:
-    """Whether ``x`` takes the fast CPU paths (enabled, and on the CPU)."""
+    """Whether ``x`` takes the fast CPU paths (enabled, and on the CPU).
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        An activation.
+
+    Returns
+    -------
+    bool
+        True on the CPU while :func:`fast_paths` is on (the default).
+    """
     return _FAST["enabled"] and x.device.type == "cpu"
 
 
@@ -44,7 +73,18 @@ def float32_on_cpu(x: torch.Tensor):
     """Context: no CPU autocast for the fully-connected parts (attention, heads).
     On CPU only the convolutions gain from bfloat16; the fc layers, at these
     batch sizes bound by reading their weights, would pay for casting the
-    weights every step. (A no-op on CUDA and with the fast paths off.)"""
+    weights every step. (A no-op on CUDA and with the fast paths off.)
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        The input of the fully-connected part.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        Full precision on the fast path, else a null context.
+    """
     return full_precision(x) if on_fast_path(x) else nullcontext()
 
 
@@ -60,7 +100,23 @@ def _bn_factor(bn: nn.modules.batchnorm._BatchNorm) -> tuple[bool, float]:
 
 
 def accumulation_dtype(x: torch.Tensor) -> torch.dtype:
-    """Accumulation type: float32 for bf16/fp16 activations, else their own."""
+    """Accumulation type: float32 for bf16/fp16 activations, else their own.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        An activation.
+
+    Returns
+    -------
+    torch.dtype
+        The type sums over ``x`` are kept in.
+
+    Examples
+    --------
+    >>> accumulation_dtype(torch.zeros(1, dtype=torch.bfloat16)), accumulation_dtype(torch.zeros(1))
+    (torch.float32, torch.float32)
+    """
     return torch.float32 if x.dtype in (torch.bfloat16, torch.float16) else x.dtype
 
 
@@ -282,6 +338,20 @@ def conv_pool(conv: nn.Sequential, pool: nn.Sequential, x: torch.Tensor) -> torc
     """``pool(conv(x))`` for a conv → BN → ReLU block and its max-pool → dropout.
 
     Fast path: channels-last convolution, then ``_BNReLUMaxPool``.
+
+    Parameters
+    ----------
+    conv : torch.nn.Sequential
+        Conv2d → BatchNorm2d → ReLU.
+    pool : torch.nn.Sequential
+        MaxPool2d (stride = kernel, no padding) → Dropout.
+    x : torch.Tensor, (B, C, H, W)
+        The block's input.
+
+    Returns
+    -------
+    torch.Tensor
+        ``pool(conv(x))`` (channels-last on the fast path).
     """
     if not on_fast_path(x):
         return pool(conv(x))
@@ -302,7 +372,22 @@ def dropout(x: torch.Tensor, drop: nn.Dropout, memory_order: bool = False) -> to
     (PyTorch's stream, faster), the mask drawn in the logical (B, C, H, W) order
     whatever the memory format of ``x`` (the plain path's tensors are contiguous),
     or with ``memory_order`` in ``x``'s memory order, as ``drop(x)`` draws it (the
-    plain path's tensor has the same strides)."""
+    plain path's tensor has the same strides).
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        The input.
+    drop : torch.nn.Dropout
+        The module (its ``p`` and ``training``).
+    memory_order : bool
+        Draw the mask in ``x``'s memory order.
+
+    Returns
+    -------
+    torch.Tensor
+        ``x`` with dropped entries 0 and the rest scaled by 1/(1 − p).
+    """
     if not on_fast_path(x):
         return drop(x)
     if not drop.training or drop.p == 0:
@@ -365,7 +450,25 @@ _MAX_PHASE_CHANNELS = 64            # … while Q·O stays this narrow (wider: o
 
 def output_phases(n_out: int, n_filters: int) -> int:
     """Q for ``_polyphase_conv`` of conv01: the first of ``_OUTPUT_PHASES`` that divides its
-    ``n_out`` outputs with Q·``n_filters`` ≤ ``_MAX_PHASE_CHANNELS``; else 1."""
+    ``n_out`` outputs with Q·``n_filters`` ≤ ``_MAX_PHASE_CHANNELS``; else 1.
+
+    Parameters
+    ----------
+    n_out : int
+        Outputs of conv01.
+    n_filters : int
+        Its filters.
+
+    Returns
+    -------
+    int
+        Q, outputs computed per row.
+
+    Examples
+    --------
+    >>> output_phases(16, 16), output_phases(15, 16), output_phases(7, 16), output_phases(16, 64)
+    (4, 3, 1, 1)
+    """
     return next((q for q in _OUTPUT_PHASES if n_out % q == 0 and q * n_filters <= _MAX_PHASE_CHANNELS), 1)
 
 
@@ -376,6 +479,18 @@ def raw_front_end(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     Fast path: both 1-D convolutions as channels-last 2-D ones (rows of one
     sample), conv02's batch norm, ReLU and pool02 through ``_BNReLUMaxPool``;
     the result is already laid out as (B, T, bands).
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The raw CRNN (its ``conv01``, ``conv02``, ``pool02``).
+    x : torch.Tensor, (B, samples)
+        Waveforms.
+
+    Returns
+    -------
+    torch.Tensor, (B, 1, T, bands)
+        The front end's output, an image for the 2-D layers.
     """
     if not on_fast_path(x):
         x = net.pool02(net.conv02(net.conv01(x.unsqueeze(1))))  # (B, bands, T)

@@ -93,7 +93,26 @@ FEATURE_VERSION = 1         # bump when an algorithm changes: it is part of ever
 # --- parameters ---------------------------------------------------------------------------
 
 def view_params(view: str, sr: int) -> dict:
-    """Every parameter that determines ``view`` at ``sr`` (part of the cache key)."""
+    """Every parameter that determines ``view`` at ``sr`` (part of the cache key).
+
+    Parameters
+    ----------
+    view : str
+        One of :data:`~mvbook.framing.ALL_VIEWS`.
+    sr : int
+        Sample rate (Hz).
+
+    Returns
+    -------
+    dict
+        Parameter name → value (JSON-able).
+
+    Examples
+    --------
+    >>> p = view_params("mel", 44100)
+    >>> p["win"], p["hop"], p["n_fft"]
+    (1764, 882, 1764)
+    """
     sr = check_sr(sr)
     common = {"view": check_view(view), "sr": sr, "n_bands": N_BANDS, "log_eps": LOG_EPS,
               "version": FEATURE_VERSION}
@@ -138,7 +157,23 @@ def log_power(P) -> np.ndarray:
 # --- reference path: the libraries, called directly ------------------------------------
 
 def reference_power(view: str, wave: np.ndarray, sr: int) -> np.ndarray:
-    """The power ``P`` of a 2D view, (bands, frames), straight from librosa / gtgram."""
+    """The power ``P`` of a 2D view, (bands, frames), straight from librosa / gtgram
+    (the slow reference the fast paths are tested against).
+
+    Parameters
+    ----------
+    view : str
+        ``"mel"``, ``"gam"`` or ``"cqt"``.
+    wave : numpy.ndarray
+        A mono clip.
+    sr : int
+        Sample rate (Hz).
+
+    Returns
+    -------
+    numpy.ndarray, (bands, frames)
+        Power, before the log.
+    """
     if view == "mel":
         n = win_length(sr)
         return librosa.feature.melspectrogram(
@@ -260,7 +295,20 @@ def _gammatone_blocks(x, a0, a1, b1, b2, inv_gain, n_used, block, out):
 def gammatone_power(wave: np.ndarray, sr: int) -> np.ndarray:
     """Gammatone power, (frames, 64): the mean square of each gtgram channel over
     each 40 ms frame (= ``gtgram(...)**2``). Frames are sums of ``gcd(win, hop)``-
-    sample blocks, added directly (no cumulative sums, so no cancellation)."""
+    sample blocks, added directly (no cumulative sums, so no cancellation).
+
+    Parameters
+    ----------
+    wave : numpy.ndarray
+        A mono clip.
+    sr : int
+        Sample rate (Hz).
+
+    Returns
+    -------
+    numpy.ndarray, (frames, 64)
+        Power per frame and channel.
+    """
     win, hop = win_length(sr), hop_length(sr)
     T = n_frames("gam", len(wave), sr)
     block = gcd(win, hop)
@@ -327,9 +375,25 @@ def extract(view: str, wave, sr: int, method: str = "fast") -> np.ndarray:
 
 def extract_batch(view: str, waves, sr: int, device=None) -> np.ndarray:
     """The fast path over a batch of equal-length clips, (N, samples) →
-    (N, frames, 64) float32 (``raw``: the float32 waves). ``device`` (default: CUDA
-    when available) is where the Mel STFT runs; Gammatone runs on CPU threads (one
-    clip each), the CQT in librosa."""
+    (N, frames, 64) float32 (``raw``: the float32 waves). Gammatone runs on CPU
+    threads (one clip each), the CQT in librosa.
+
+    Parameters
+    ----------
+    view : str
+        One of :data:`~mvbook.framing.ALL_VIEWS`.
+    waves : array_like, (N, samples)
+        Clips of equal length.
+    sr : int
+        Sample rate (Hz).
+    device : str or torch.device, optional
+        Where the Mel STFT runs (default: CUDA when available).
+
+    Returns
+    -------
+    numpy.ndarray, float32
+        (N, frames, 64) log-scaled views, or the (N, samples) waves for ``raw``.
+    """
     check_view(view), check_sr(sr)
     waves = _check_waves(waves, 2)
     if view == "raw":
@@ -351,7 +415,21 @@ class Standardizer:
     """Per-band standardisation with training-set statistics (the paper does not
     say how it normalises; SPEC §1). ``fit`` sees only the training clips; bands
     with zero spread keep a unit divisor. ``raw`` is not standardised: the waveform
-    is already in [-1, 1] and the 1D network's first layers learn its scale."""
+    is already in [-1, 1] and the 1D network's first layers learn its scale.
+
+    Parameters
+    ----------
+    mean : array_like, (64,)
+        Per-band mean.
+    std : array_like, (64,)
+        Per-band standard deviation.
+
+    Examples
+    --------
+    >>> s = Standardizer([1.0, 2.0], [2.0, 1.0])
+    >>> s(np.array([[3.0, 2.0]], dtype=np.float32)).tolist()
+    [[1.0, 0.0]]
+    """
 
     MIN_STD = 1e-6
 

@@ -113,6 +113,18 @@ class NetVLAD(nn.Module):
     residual aggregation :math:`V(k, d) = \sum_j a_j(k)\,(f_j(d) - c_k(d))` (Eq. 5),
     then intra-normalisation (each row :math:`V(k, :)` to unit L2 norm) and L2
     normalisation of the whole K·D vector (Algorithm 2, step 9).
+
+    Parameters
+    ----------
+    dim : int
+        D, the dimension of a descriptor.
+    clusters : int
+        K, the number of clusters (20 in the paper).
+
+    Examples
+    --------
+    >>> NetVLAD(8, clusters=3)(torch.randn(2, 10, 8)).shape
+    torch.Size([2, 3, 8])
     """
 
     def __init__(self, dim: int, clusters: int = _N_CLUSTERS):
@@ -137,6 +149,20 @@ class SelfAttention(nn.Module):
     (Eq. 6–8); the heads' Y are concatenated and :math:`Z = X + \alpha Y`
     (Eq. 10) with a learnable α that starts at 0. W_k, W_q, W_g are linear
     maps without bias (the paper's 1×1 convolutions).
+
+    Parameters
+    ----------
+    dim : int
+        C, the dimension of a row (a multiple of ``heads``).
+    heads : int
+        N, the number of heads.
+
+    Examples
+    --------
+    >>> att = SelfAttention(8, heads=2)
+    >>> X = torch.randn(2, 5, 8)
+    >>> torch.equal(att(X), X)            # α starts at 0: Z = X
+    True
     """
 
     def __init__(self, dim: int, heads: int = _N_HEADS):
@@ -167,9 +193,24 @@ class FeatureCodingNet(nn.Module):
     samples) for ``raw``; output the high-level feature R_F (B, ``dim``).
     The conv blocks keep the CRNN's names (``conv1``…``conv6``, and ``conv01``,
     ``conv02`` for raw) and are built by the CRNN's own constructor.
+
+    Parameters
+    ----------
+    view : str
+        The view coded.
+    width : float
+        Scales every channel and unit count as in :class:`~mvbook.models.MultiViewNet`.
+    sr : int
+        Sample rate (fixes the raw CRNN's pool02).
+    raw_bands : int
+        conv02 filters of the raw CRNN.
+    clusters : int
+        K of NetVLAD; keyword only.
+    heads : int
+        Heads of the self-attention; keyword only.
     """
 
-    def __init__(self, view: str, width: float = 1.0, sr: int = 44100, raw_bands: int = N_RAW_BANDS,
+    def __init__(self, view: str, width: float = 1.0, sr: int = 44100, raw_bands: int = N_RAW_BANDS, *,
                  clusters: int = _N_CLUSTERS, heads: int = _N_HEADS):
         super().__init__()
         self.view, self.raw = view, view == "raw"
@@ -221,7 +262,21 @@ class CenterLoss(nn.Module):
     r"""Centre loss (Eq. 12) as a mean over the batch:
     :math:`\frac{1}{B}\sum_i \tfrac12 \lVert z_i - c_{y_i} \rVert^2`, with the class
     centres (n_classes, dim) a parameter (initialised at 0) trained by the
-    network's optimiser."""
+    network's optimiser.
+
+    Parameters
+    ----------
+    n_classes : int
+        Number of classes (of centres).
+    dim : int
+        Dimension of an embedding z.
+
+    Examples
+    --------
+    >>> z, y = torch.tensor([[3.0, 4.0], [0.0, 2.0]]), torch.tensor([0, 1])
+    >>> float(CenterLoss(2, 2)(z, y).detach())       # centres at 0: (½·25 + ½·4) / 2
+    7.25
+    """
 
     def __init__(self, n_classes: int, dim: int):
         super().__init__()
@@ -232,9 +287,21 @@ class CenterLoss(nn.Module):
 
 
 class MetaCNN(nn.Module):
-    """FusionNet's meta-classifier (§III-E): features (B, n_features) → logits (B, n_classes)."""
+    """FusionNet's meta-classifier (§III-E): features (B, n_features) → logits (B, n_classes).
 
-    def __init__(self, n_features: int, n_classes: int, width: float = 1.0, heads: int = _N_HEADS):
+    Parameters
+    ----------
+    n_features : int
+        Dimension of the stacked features.
+    n_classes : int
+        Number of classes.
+    width : float
+        Scales every channel and unit count.
+    heads : int
+        Heads of its self-attention; keyword only.
+    """
+
+    def __init__(self, n_features: int, n_classes: int, width: float = 1.0, *, heads: int = _N_HEADS):
         super().__init__()
         layers, c, L = [], 1, n_features
         for f in META_FILTERS:
@@ -259,7 +326,21 @@ class MetaCNN(nn.Module):
 
 class CodingNet(MultiViewNet):
     """The multi-view network with a :class:`FeatureCodingNet` per view (its
-    embedding is R_F) and a :class:`CenterLoss` per view (``centers``)."""
+    embedding is R_F) and a :class:`CenterLoss` per view (``centers``).
+
+    Parameters
+    ----------
+    n_classes : int
+        Number of classes.
+    sr : int
+        Sample rate.
+    width : float
+        Scales every channel and unit count.
+    views : tuple of str
+        The views, one coding network each.
+    raw_bands : int
+        conv02 filters of the raw coding network.
+    """
 
     def make_coder(self, view: str, width: float, sr: int, raw_bands: int) -> nn.Module:
         return FeatureCodingNet(view, width, sr, raw_bands)

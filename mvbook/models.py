@@ -53,7 +53,22 @@ def scaled(n: int, width: float) -> int:
 
 
 class ConvBlock(nn.Sequential):
-    """conv (SAME) → batch norm → ReLU."""
+    """conv (SAME) → batch norm → ReLU.
+
+    Parameters
+    ----------
+    c_in : int
+        Input channels.
+    c_out : int
+        Output channels (filters).
+    kernel : tuple of int
+        Kernel size (odd sizes keep the shape: padding ``kernel // 2``).
+
+    Examples
+    --------
+    >>> ConvBlock(1, 4)(torch.zeros(2, 1, 75, 64)).shape
+    torch.Size([2, 4, 75, 64])
+    """
 
     def __init__(self, c_in: int, c_out: int, kernel=(3, 3)):
         pad = (kernel[0] // 2, kernel[1] // 2)

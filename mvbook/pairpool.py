@@ -73,7 +73,18 @@ def _input_grad(y, sign, g, out, alpha, A, B, dy):
 
 
 def applies(y: torch.Tensor) -> bool:
-    """Whether ``y`` (B, C, H, W) takes these passes: float32/float64, channels-last, CPU, W even."""
+    """Whether ``y`` (B, C, H, W) takes these passes: float32/float64, channels-last, CPU, W even.
+
+    Parameters
+    ----------
+    y : torch.Tensor
+        The convolution's output.
+
+    Returns
+    -------
+    bool
+        True when :func:`pool` and :class:`BNReLUPairPool` accept ``y``.
+    """
     return (y.device.type == "cpu" and y.dtype in (torch.float32, torch.float64) and y.dim() == 4
             and y.shape[3] % 2 == 0 and y.is_contiguous(memory_format=torch.channels_last))
 
@@ -95,13 +106,49 @@ def _sign(alpha: torch.Tensor, dtype) -> np.ndarray:
 
 def input_coefficients(alpha, invstd, mean, sum_g, sum_gx, n: int):
     """(A, B) of batch norm's input gradient with batch statistics,
-    ∂y = alpha·g' + A·y + B, from Σg' and Σg'·x̂ over the ``n`` cells of a channel."""
+    ∂y = alpha·g' + A·y + B, from Σg' and Σg'·x̂ over the ``n`` cells of a channel.
+
+    Parameters
+    ----------
+    alpha : array_like
+        γ/σ per channel.
+    invstd : array_like
+        1/σ per channel.
+    mean : array_like
+        μ per channel.
+    sum_g : array_like
+        Σ g' per channel (g' the output gradient where ReLU passed).
+    sum_gx : array_like
+        Σ g'·(p − μ) per channel.
+    n : int
+        Cells per channel (B·H·W of the input).
+
+    Returns
+    -------
+    tuple
+        (A, B), per channel.
+    """
     A = -alpha * invstd * sum_gx / n
     return A, -alpha * sum_g / n - mean * A
 
 
 def pool(y: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ReLU(p·alpha + beta), p) with p the (1, 2) max-pool of y (min-pool where alpha < 0)."""
+    """(ReLU(p·alpha + beta), p) with p the (1, 2) max-pool of y (min-pool where alpha < 0).
+
+    Parameters
+    ----------
+    y : torch.Tensor, (B, C, H, W)
+        Channels-last, W even (:func:`applies`).
+    alpha : torch.Tensor, (C,)
+        Batch norm's scale γ/σ.
+    beta : torch.Tensor, (C,)
+        Batch norm's shift β − μ·γ/σ.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        (the block's output, p), both (B, C, H, W/2) channels-last.
+    """
     B, C, H, W = y.shape
     p = torch.empty((B, C, H, W // 2), dtype=y.dtype, memory_format=torch.channels_last)
     out = torch.empty_like(p)
@@ -111,7 +158,25 @@ def pool(y: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> tuple[torc
 
 
 class BNReLUPairPool(torch.autograd.Function):
-    """(1, 2) max-pool of ReLU(batch norm(y)), with batch norm's γ, β, μ, 1/σ given."""
+    """(1, 2) max-pool of ReLU(batch norm(y)), with batch norm's γ, β, μ, 1/σ given;
+    called as ``BNReLUPairPool.apply(y, weight, bias, mean, invstd, batch_stats)``.
+
+    Parameters
+    ----------
+    y : torch.Tensor, (B, C, H, W)
+        The convolution's output, channels-last, W even (:func:`applies`).
+    weight, bias : torch.Tensor, (C,)
+        Batch norm's γ and β.
+    mean, invstd : torch.Tensor, (C,)
+        μ and 1/σ used (the batch's or the running ones).
+    batch_stats : bool
+        Whether μ and σ are the batch's (their gradient then flows back into ``y``).
+
+    Returns
+    -------
+    torch.Tensor, (B, C, H, W/2)
+        The block's output (from ``apply``).
+    """
 
     @staticmethod
     def forward(ctx, y, weight, bias, mean, invstd, batch_stats):

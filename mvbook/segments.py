@@ -72,7 +72,15 @@ class DeviceSegmenter:
     whose batches are cut there by one gather per view: no host copy per batch
     (on a GPU the loader would otherwise cost ~10 % of a paper-scale step).
     The same values as ``seg.batch`` (the standardisation is element-wise);
-    everything else is ``seg``'s."""
+    everything else is ``seg``'s.
+
+    Parameters
+    ----------
+    seg : Segmenter
+        The host-side segmenter.
+    device : str or torch.device
+        Where the views are kept.
+    """
 
     def __init__(self, seg: Segmenter, device):
         self.seg, self.device = seg, torch.device(device)
@@ -98,12 +106,48 @@ class DeviceSegmenter:
 
 def segmenter_for(seg: Segmenter, device) -> Segmenter | DeviceSegmenter:
     """``seg`` with its views moved to a CUDA ``device`` (elsewhere ``seg`` itself:
-    on a CPU the host copy is the device copy, and the loader costs < 1 % of a step)."""
+    on a CPU the host copy is the device copy, and the loader costs < 1 % of a step).
+
+    Parameters
+    ----------
+    seg : Segmenter
+        The host-side segmenter.
+    device : str or torch.device
+        The training device.
+
+    Returns
+    -------
+    Segmenter or DeviceSegmenter
+        What the training loop cuts its batches from.
+    """
     return DeviceSegmenter(seg, device) if torch.device(device).type == "cuda" else seg
 
 
 def train_batches(train_idx, batch_size: int, t_max: float, rng: np.random.Generator):
-    """Endless random training segments: (clip indices, start times) per batch."""
+    """Endless random training segments: (clip indices, start times) per batch.
+
+    Parameters
+    ----------
+    train_idx : array_like
+        The training clips (drawn with replacement only when fewer than a batch).
+    batch_size : int
+        Segments per batch.
+    t_max : float
+        The latest start time (s) of a segment.
+    rng : numpy.random.Generator
+        The source of the draws.
+
+    Yields
+    ------
+    tuple of numpy.ndarray
+        (clip indices, start times in seconds), ``batch_size`` each.
+
+    Examples
+    --------
+    >>> clips, t0 = next(train_batches([3, 5], 4, 1.5, np.random.default_rng(0)))
+    >>> sorted(set(clips.tolist())) <= [3, 5], bool(((0 <= t0) & (t0 < 1.5)).all())
+    (True, True)
+    """
     train_idx = np.asarray(train_idx)
     while True:
         clips = rng.choice(train_idx, batch_size, replace=len(train_idx) < batch_size)
@@ -111,6 +155,25 @@ def train_batches(train_idx, batch_size: int, t_max: float, rng: np.random.Gener
 
 
 def eval_segments(clip_idx, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every (clip, start) pair of an evaluation set, clip-major."""
+    """Every (clip, start) pair of an evaluation set, clip-major.
+
+    Parameters
+    ----------
+    clip_idx : array_like
+        The clips.
+    starts : numpy.ndarray
+        The start times of the test segments of one clip.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (clip of each segment, its start), ``len(clip_idx) · len(starts)`` each.
+
+    Examples
+    --------
+    >>> c, t = eval_segments([7, 9], np.array([0.0, 1.0]))
+    >>> c.tolist(), t.tolist()
+    ([7, 7, 9, 9], [0.0, 1.0, 0.0, 1.0])
+    """
     clip_idx = np.asarray(clip_idx)
     return np.repeat(clip_idx, len(starts)), np.tile(starts, len(clip_idx))
