@@ -32,42 +32,53 @@ Errors
     or :class:`~mvbook.errors.DivergedError` (a non-finite loss). Any other exception is a bug.
 
 The command line, ``python -m mvbook``, is :mod:`mvbook.__main__`.
+
+Importing mvbook changes nothing outside it: no file is written, no environment
+variable or warnings filter set. The modules that compile with numba
+(:mod:`mvbook.features`, :mod:`mvbook.pairpool`, :mod:`mvbook.dropout`) call
+:func:`numba_cache_dir` before they compile, and the chapters'
+:func:`~mvbook.plots_runs.book_style` quiets tqdm's widget warning.
 """
 
 import os
 import sys
-import warnings
 from pathlib import Path
-
-# Chapters report progress in plain lines, not widgets: keep tqdm.auto from
-# warning, when a module imports it, that ipywidgets is missing.
-warnings.filterwarnings("ignore", message="IProgress not found")
 
 __version__ = "0.1.0"
 
 from .errors import ConfigError, DataError, DivergedError, MvbookError, RunConflictError  # noqa: E402
 
-__all__ = ["__version__", "MvbookError", "DataError", "ConfigError", "RunConflictError", "DivergedError"]
+__all__ = ["__version__", "MvbookError", "DataError", "ConfigError", "RunConflictError", "DivergedError",
+           "numba_cache_dir"]
 
 
-def _numba_cache_default() -> None:
-    """numba compiles ``mvbook.features``' kernels once and caches them: under the
+def numba_cache_dir() -> str | None:
+    """Where numba caches what it compiles for mvbook and librosa: ``numba/`` under the
     feature cache's default folder (``$MVBOOK_CACHE``, else ``~/.cache/mvbook``; the
-    rule of ``mvbook.cache.cache_root``) in ``numba/``, not in the installed package.
-    Set before numba is imported; an explicit ``NUMBA_CACHE_DIR`` wins, and a folder
-    that cannot be made leaves numba's own default."""
-    if "NUMBA_CACHE_DIR" in os.environ:
-        return
+    rule of ``mvbook.cache.cache_root``), not the installed packages.
+
+    Called by the modules that compile with numba, before their ``@numba.njit(cache=True)``
+    kernels (numba picks a kernel's cache folder when it decorates it), never on
+    ``import mvbook``. An explicit ``NUMBA_CACHE_DIR`` wins, and a folder that cannot
+    be made leaves numba's own default. Sets ``NUMBA_CACHE_DIR`` (so worker processes
+    agree) and, when numba is already imported, its ``config.CACHE_DIR``.
+
+    Returns
+    -------
+    str or None
+        The folder numba caches in, or None for numba's own default.
+    """
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return os.environ["NUMBA_CACHE_DIR"]
     folder = Path(os.environ.get("MVBOOK_CACHE") or Path.home() / ".cache" / "mvbook").expanduser() / "numba"
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
-        return
-    if os.access(folder, os.W_OK | os.X_OK):
-        os.environ["NUMBA_CACHE_DIR"] = str(folder)
-        numba = sys.modules.get("numba")        # imported before mvbook: tell its config too
-        if numba is not None:
-            numba.config.CACHE_DIR = str(folder)
-
-
-_numba_cache_default()
+        return None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return None
+    os.environ["NUMBA_CACHE_DIR"] = str(folder)
+    numba = sys.modules.get("numba")            # imported already: tell its config too
+    if numba is not None:
+        numba.config.CACHE_DIR = str(folder)
+    return str(folder)

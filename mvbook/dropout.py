@@ -18,7 +18,11 @@ import numba
 import numpy as np
 import torch
 
+from . import numba_cache_dir
+
 __all__ = ["bernoulli_scaled", "state_layout_ok"]
+
+numba_cache_dir()       # before numba decorates a kernel (here or in librosa): cached under the feature cache
 
 N, M = 624, 397                      # MT19937: state words, shift
 _SEED, _LEFT, _NEXT, _STATE = 0, 8, 16, 24   # byte offsets in torch's (legacy) CPU generator state

@@ -65,6 +65,7 @@ import torch
 from gammatone.filters import centre_freqs, make_erb_filters
 from gammatone.gtgram import gtgram
 
+from . import numba_cache_dir
 from .device import resolve_device
 from .errors import ConfigError, DataError
 from .framing import (
@@ -82,6 +83,8 @@ from .framing import (
 
 __all__ = ["HPSS_KERNEL", "GAM_FMIN", "CQT_BINS_PER_OCTAVE", "LOG_EPS", "FEATURE_VERSION", "view_params", "log_power",
            "reference_power", "hpss_power", "gammatone_power", "extract", "extract_batch", "Standardizer"]
+
+numba_cache_dir()       # before numba decorates a kernel (here or in librosa): cached under the feature cache
 
 HPSS_KERNEL = 31            # median filter length, frames and bins (librosa's default)
 GAM_FMIN = 50.0             # Hz; gtgram(wave, sr, 0.04, 0.02, 64, 50)

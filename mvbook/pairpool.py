@@ -13,7 +13,11 @@ import numba
 import numpy as np
 import torch
 
+from . import numba_cache_dir
+
 __all__ = ["applies", "input_coefficients", "pool", "BNReLUPairPool"]
+
+numba_cache_dir()       # before numba decorates a kernel (here or in librosa): cached under the feature cache
 
 _BLOCK = 256     # rows summed in the input's type before their sum is added in float64
 

@@ -13,6 +13,8 @@ Chapters: *Adaptive gradient blending*, *Training*, *Results*, *Beyond the paper
 """
 from __future__ import annotations
 
+import warnings
+
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
@@ -43,8 +45,11 @@ BOOK_RC = {"figure.figsize": (FIG_WIDTH, 4.5), "font.size": FONT_PT, "axes.title
 
 
 def book_style() -> None:
-    """Apply :data:`BOOK_RC` to every figure made from now on (chapters call it on import)."""
+    """Apply :data:`BOOK_RC` to every figure made from now on, and report progress in
+    plain lines, not widgets: keep ``tqdm.auto`` from warning that ipywidgets is
+    missing (chapters and the training notebook call it on import of :mod:`mvbook.chapters`)."""
     mpl.rcParams.update(BOOK_RC)
+    warnings.filterwarnings("ignore", message="IProgress not found")
 
 
 # --- Algorithm 1 replayed ---------------------------------------------------------------------

@@ -223,3 +223,41 @@ def test_the_api_pages_build_with_no_sphinx_warning():
     done = subprocess.run(["bash", "scripts/check_api_docs.sh"], cwd=repo, capture_output=True, text=True,
                           env={**os.environ, "PYTHON": sys.executable}, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+# --- issue 45, item 6: no side effects on import ----------------------------------------------------
+
+_IMPORT_PROBE = """
+import json, os, sys, warnings
+env, filters = dict(os.environ), list(warnings.filters)
+import mvbook
+print(json.dumps({"env": dict(os.environ) == env, "filters": list(warnings.filters) == filters,
+                  "numba": "numba" in sys.modules}))
+"""
+
+
+def test_import_mvbook_writes_nothing_and_changes_no_global_state(tmp_path):
+    """``import mvbook`` in a fresh process with an empty HOME: no file or folder appears
+    (no ``~/.cache/mvbook/numba``), and ``os.environ`` (no ``NUMBA_CACHE_DIR``) and
+    ``warnings.filters`` are as before."""
+    import json
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "MVBOOK_CACHE")}
+    env |= {"HOME": str(home), "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run([sys.executable, "-c", _IMPORT_PROBE], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"env": True, "filters": True, "numba": False}
+    assert list(home.rglob("*")) == []
+
+
+def test_the_numba_cache_goes_under_the_feature_cache_when_the_features_are_imported(tmp_path):
+    """What ``import mvbook`` no longer does, importing :mod:`mvbook.features` does: numba's
+    cache folder under ``$MVBOOK_CACHE`` (an explicit ``NUMBA_CACHE_DIR`` wins)."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"} | {"MVBOOK_CACHE": str(tmp_path)}
+    probe = "import mvbook.features, numba, os; print(numba.config.CACHE_DIR, os.environ['NUMBA_CACHE_DIR'])"
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(tmp_path / "numba")] * 2
+    assert (tmp_path / "numba").is_dir()
