@@ -249,6 +249,7 @@ def test_chapters_build_no_grid_command_of_their_own():
     """Every grid command line a chapter shows comes from mvbook.records.grid_command, but
     for the Training chapter's "Running it headless", whose typed commands
     tests/test_papermill.py runs verbatim (so they cannot drift from the CLI)."""
+    assert "book/training" in chapter_sources()                  # the loop below is not over nothing
     for f, text in chapter_sources().items():
         if f == "book/training":
             a = text.index("## Running it headless")
@@ -260,8 +261,10 @@ def test_chapters_build_no_grid_command_of_their_own():
 def test_every_literalinclude_points_at_existing_code():
     """A literalinclude whose object or marker is gone would show nothing, or the wrong code
     (a ``show_source`` that points nowhere fails the build)."""
+    checked = 0
     for f, text in chapter_sources().items():
         for path, options in re.findall(r"```\{literalinclude\} (\S+)\n((?::\S+: .*\n)*)", text):
+            checked += 1
             src = (REPO / f).parent / path
             assert src.is_file(), (f, path)
             code = src.read_text()
@@ -273,10 +276,12 @@ def test_every_literalinclude_points_at_existing_code():
                         assert node is not None, (f, path, value)
                 elif key in ("start-at", "start-after", "end-before", "end-at"):
                     assert value.strip('"') in code, (f, path, key, value)
+    assert checked >= 3, f"only {checked} literalincludes found: the pattern no longer matches the chapters"
 
 
 def test_chapters_pass_the_device_to_grid_command():
     """``grid_command(..., device="cuda")``, never a hand-added ``--device`` flag."""
+    assert any("grid_command(" in text for text in chapter_sources().values())   # not over nothing
     for f, text in chapter_sources().items():
         assert '" --device' not in text and "' --device" not in text, f
 
@@ -378,7 +383,9 @@ def test_run_pages_are_built_but_out_of_the_reading_path(build):
 def test_each_run_page_states_its_own_presets_caveat(build):
     from mvbook.chapters import preset_caveat
     html, _ = build
-    for nb in sorted((REPO / "results").glob("*/*/*/*.ipynb"))[:40]:
+    notebooks = sorted((REPO / "results").glob("*/*/*/*.ipynb"))[:40]
+    assert notebooks, "no run notebook under results/: the loop below would pass on nothing"
+    for nb in notebooks:
         preset = nb.parts[-3]
         text = " ".join(soup(html / nb.relative_to(REPO).with_suffix(".html")).get_text(" ").split())
         assert ("near chance are expected" in text) == (preset == "smoke"), nb
@@ -387,15 +394,16 @@ def test_each_run_page_states_its_own_presets_caveat(build):
 
 def test_no_path_of_the_build_machine_in_the_html(build):
     html, _ = build
-    for page in sorted(html.rglob("*.html")):
-        if "_static" in page.parts:
-            continue
+    pages = [p for p in sorted(html.rglob("*.html")) if "_static" not in p.parts]
+    assert html / "book" / "intro.html" in pages and len(pages) >= 10, "the build has (almost) no pages"
+    for page in pages:
         text = page.read_text(encoding="utf-8")
         assert str(REPO) not in text and str(html.parent.parent) not in text, page.relative_to(html)
 
 
 def test_prose_numbers_are_computed_not_typed():
     """Numbers that went stale once, and the ways p-values and runs were misprinted."""
+    assert {"book/intro", "book/results", "book/blending"} <= set(chapter_sources())   # not over nothing
     for f, text in chapter_sources().items():
         for stale in ("808 s", "405 s", "92.6 %", "96.3 %", "4 % of the epochs", "fold(s))"):
             assert stale not in text, (f, stale)
