@@ -51,7 +51,7 @@ def main():
     startup = {"serial": 0.0}
     t = time.time()
     with open_engine("local", workers=args.workers, gpus_per_cell=0, log=lambda m: None,
-                     dashboard_address="127.0.0.1:0") as (client, _):
+                     dashboard_address="127.0.0.1:0") as (client, _, _):
         startup["local"] = time.time() - t
         t = time.time()
         with Client(client.scheduler.address):
