@@ -19,9 +19,10 @@ from .errors import ConfigError, DataError, MvbookError
 from .seeds import DEFAULT_SCHEME, SEED_SCHEMES
 from .systems import PAPER_SYSTEMS, TRAINED_SYSTEMS
 
-__all__ = ["RESULTS", "COMMANDS", "parser", "main"]
+__all__ = ["RESULTS", "RUNS", "COMMANDS", "parser", "main"]
 
-RESULTS = "results"   # where train and grid write records and table reads them
+RESULTS = "results"   # the committed records: where table reads them
+RUNS = "runs"         # where train and grid write unless --out says otherwise (git-ignored)
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -49,11 +50,13 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="synthetic", choices=sorted(DATASETS),
                    help="synthetic: the offline task, no data needed")
     p.add_argument("--preset", default="cpu", choices=sorted(PRESETS),
-                   help="paper: §3.1.3 exactly; cpu: reduced for 2 CPU cores; smoke: seconds")
+                   help="paper: §3.1.3 exactly; cpu: reduced for 2 CPU cores; long: the cpu network trained 5× "
+                        "as long; smoke: for tests, one to three minutes")
     p.add_argument("--seed", type=int, default=0, help="initialisation and batch order")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 …")
-    p.add_argument("--out", default=RESULTS,
-                   help="records go to <out>/<dataset>/<preset>/<system>/fold<k>-seed<s>.json")
+    p.add_argument("--out", default=RUNS,
+                   help="records go to <out>/<dataset>/<preset>/<system>/fold<k>-seed<s>.json (default runs/, "
+                        "git-ignored; the committed records were written with --out results)")
     p.add_argument("--checkpoints", default=None, help="checkpoint folder (default: <out>/checkpoints)")
     p.add_argument("--epochs", type=int, default=None, help="override the preset's epochs (recorded as a reduction)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars or progress lines")
@@ -77,7 +80,7 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    """The argument parser of ``python -m mvbook`` and its six commands."""
+    """The argument parser of ``python -m mvbook`` and its commands (:data:`COMMANDS`)."""
     ap = argparse.ArgumentParser(prog="python -m mvbook", description="The command line of mvbook, the executable "
                                  "companion to 'Multi-view Audio and Music Classification' (ICASSP 2021).",
                                  formatter_class=_HelpFormatter,
@@ -147,9 +150,9 @@ python -m mvbook grid --systems multiview --folds 1 --dataset synthetic --preset
 python -m mvbook grid --dataset esc10 --preset cpu --data-root DIR                        # Table 3's column
 python -m mvbook grid --dataset esc10 --preset cpu --seeds 0 1 2 --engine local --workers 2""")
     _train_args(p)
-    p.add_argument("--systems", nargs="+", default=list(PAPER_SYSTEMS), choices=TRAINED_SYSTEMS,
+    p.add_argument("--systems", nargs="+", default=[*PAPER_SYSTEMS, "equal"], choices=TRAINED_SYSTEMS,
                    metavar="SYSTEM", help=f"systems to train, of {', '.join(TRAINED_SYSTEMS)} "
-                                          f"(default: {' '.join(PAPER_SYSTEMS)}, the trained rows of Table 3)")
+                                          f"(default: {' '.join(PAPER_SYSTEMS)} equal, the trained rows of Table 3)")
     p.add_argument("--folds", nargs="+", type=int, default=None, help="test folds (default: every fold of the dataset)")
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds (default: --seed)")
     p.add_argument("--direct", action="store_true",
@@ -165,7 +168,8 @@ def _table_parser(sub) -> None:
 python -m mvbook table
 python -m mvbook table --dataset esc10 --preset cpu --folds --compare
 python -m mvbook table --format latex > table3.tex""")
-    p.add_argument("--results", default=RESULTS, help="folder of records (where train and grid --out write them)")
+    p.add_argument("--results", default=RESULTS,
+                   help="folder of records: the committed ones (default), or runs for your own (train and grid --out)")
     p.add_argument("--dataset", default="esc10", help="dataset of the records")
     p.add_argument("--preset", default="cpu", help="preset of the records")
     p.add_argument("--skip-bad", action="store_true", help="leave out malformed records with a warning")

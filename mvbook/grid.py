@@ -119,6 +119,36 @@ def null(value):
     return None if value is None or (isinstance(value, str) and value.strip().lower() in _NULLS) else value
 
 
+def int_parameter(name: str, value):
+    """A whole-number parameter of the training notebook, as papermill may pass it
+    (``-p epochs 3`` gives the int, ``-r epochs 3`` the text): the int, or None for
+    None, or a :class:`~mvbook.errors.ConfigError` that names the parameter.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for the message.
+    value : object
+        Its value.
+
+    Returns
+    -------
+    int or None
+
+    Examples
+    --------
+    >>> int_parameter("epochs", "3"), int_parameter("epochs", None)
+    (3, None)
+    """
+    if value is None:
+        return None
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"notebook parameter {name} = {value!r}: not a whole number") from None
+    return number
+
+
 def overrides_dict(value) -> dict:
     """The ``overrides`` parameter of the training notebook as a dict.
 
@@ -241,13 +271,14 @@ class NotebookRunner:
                        progress=False)
 
 
-def run_grid(dataset: str, systems, folds, seeds=(0,), *, preset: str = "cpu", out="results",
+def run_grid(dataset: str, systems, folds, seeds=(0,), *, preset: str = "cpu", out="runs",
              device: str = "auto", data_root=None, cache_dir=None, checkpoints=None, epochs=None,
              direct: bool = False, log=print, log_output: bool = False, engine: str = "serial",
              notebook=TRAINING_NOTEBOOK, **engine_options) -> GridReport:
     """Every system × fold × seed through the training notebook (papermill),
     each executed notebook kept as ``<record>.ipynb`` beside its record
-    ``<out>/<dataset>/<preset>/<system>/fold<k>-seed<s>.json``.
+    ``<out>/<dataset>/<preset>/<system>/fold<k>-seed<s>.json`` (``out`` defaults to
+    ``runs``, git-ignored; the committed records were written with ``out="results"``).
 
     A cell whose record exists is skipped (delete the record to redo it). A
     failing cell is logged and the grid goes on; the report lists failures.
@@ -370,5 +401,5 @@ def _short_error(e: Exception) -> str:
     return f"{type(e).__name__}: {e}".splitlines()[0]
 
 
-__all__ = ["GridReport", "NotebookRunner", "TRAINING_NOTEBOOK", "null", "overrides_dict", "run_grid",
+__all__ = ["GridReport", "NotebookRunner", "TRAINING_NOTEBOOK", "null", "int_parameter", "overrides_dict", "run_grid",
            "training_notebook", "with_dependencies", "check_grid", "notebook_complete"]

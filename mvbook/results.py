@@ -373,7 +373,8 @@ def paired_comparison(records: list[dict], system: str = "multiview", baselines=
         t-test (``p_t``; ``p_t_holm``: Holm-adjusted over the baselines of this
         call, which it takes as one family), an exact sign-flip test (``p_sign_flip``,
         :func:`sign_flip_p`) and a Wilcoxon signed-rank test (``p_wilcoxon``);
-        NaN where there are too few pairs or no differences. ``attrs["unit"]``
+        1 where every difference is 0; NaN where there are too few pairs, or (the
+        t-test) where the differences are all one other value. ``attrs["unit"]``
         says what was paired.
     """
     if unit not in UNITS:
@@ -389,11 +390,12 @@ def paired_comparison(records: list[dict], system: str = "multiview", baselines=
             both = both.T.groupby([fold for fold, _ in both.columns]).mean().T
         d = np.round((both.loc[system] - both.loc[b]).to_numpy(), 6)     # float noise is not a difference
         n = len(d)
-        p_t = stats.ttest_1samp(d, 0.0).pvalue if n > 1 and np.any(d != d[0]) else np.nan   # = paired t-test
-        p_w = stats.wilcoxon(d).pvalue if n > 1 and np.any(d != 0) else np.nan
+        none = n > 0 and not np.any(d)              # every difference 0: nothing to find, p = 1
+        p_t = stats.ttest_1samp(d, 0.0).pvalue if n > 1 and np.any(d != d[0]) else 1.0 if none else np.nan
+        p_w = stats.wilcoxon(d).pvalue if n > 1 and np.any(d != 0) else 1.0 if none else np.nan
         rows[b] = {"pairs": n, "mean_diff": d.mean() if n else np.nan, "wins": int((d > 0).sum()),
                    "ties": int((d == 0).sum()), "losses": int((d < 0).sum()), "p_t": p_t,
-                   "p_sign_flip": sign_flip_p(d), "p_wilcoxon": p_w}
+                   "p_sign_flip": 1.0 if none else sign_flip_p(d), "p_wilcoxon": p_w}
     out = pd.DataFrame.from_dict(rows, orient="index", columns=columns) if rows else pd.DataFrame(columns=columns)
     out.insert(columns.index("p_t") + 1, "p_t_holm", holm(out["p_t"].to_numpy(dtype=float)))
     out.attrs["unit"] = unit

@@ -44,7 +44,7 @@ __all__ = ["train"]
 
 
 def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, preset: str = "smoke", *,
-          seed: int = 0, device: str = "auto", data_root=None, out="results", checkpoints=None,
+          seed: int = 0, device: str = "auto", data_root=None, out="runs", checkpoints=None,
           cache_dir=None, progress: bool = True, fresh: bool = False, callback=None,
           split_seed: int = 0, seed_scheme: str = DEFAULT_SCHEME, **overrides) -> dict:
     """Train one system on one fold and write its results record.
@@ -57,7 +57,8 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
         ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1`` …
     data_root, out, checkpoints, cache_dir : path or None
         The data root (default ``$MVBOOK_DATA``); where the record goes
-        (``<out>/<dataset>/<preset>/<system>/fold<k>-seed<s>.json``); the
+        (``<out>/<dataset>/<preset>/<system>/fold<k>-seed<s>.json``; default ``runs``,
+        git-ignored: the committed records in ``results`` are written only on request); the
         checkpoint folder (default ``<out>/checkpoints``); the feature cache.
     progress : bool
         A progress bar over the training steps.

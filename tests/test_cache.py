@@ -179,11 +179,13 @@ def test_an_unwritable_folder_is_an_error_but_a_warm_one_can_be_read(tmp_path, m
 
 
 def test_numba_caches_under_the_cache_folder_and_mvbook_stays_light(tmp_path):
-    code = ("import os, sys, mvbook; print(os.environ['NUMBA_CACHE_DIR']); "
-            "print(sorted(m for m in ('numba', 'torch', 'librosa') if m in sys.modules))")
+    light = "import os, sys, mvbook; print(sorted(m for m in ('numba', 'torch', 'librosa') if m in sys.modules))"
+    code = "import os, mvbook.features; print(os.environ['NUMBA_CACHE_DIR'])"
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"} | {"MVBOOK_CACHE": str(tmp_path / "c")}
+    out = subprocess.run([sys.executable, "-c", light], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["[]"]                                 # import mvbook loads none of them
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    assert out.splitlines() == [str(tmp_path / "c" / "numba"), "[]"]
+    assert out.splitlines() == [str(tmp_path / "c" / "numba")]        # the features' kernels cache there
     env["NUMBA_CACHE_DIR"] = str(tmp_path / "mine")                 # an explicit choice wins
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.splitlines()[0] == str(tmp_path / "mine")

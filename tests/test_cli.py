@@ -99,13 +99,6 @@ def test_every_help_shows_defaults_and_examples():
     assert "--preset {cpu,long,paper,smoke}" in train and "(default: cpu)" in " ".join(train.split())
 
 
-def test_train_grid_and_table_share_one_results_folder():
-    from mvbook.__main__ import parser
-    ap = parser()
-    outs = {c: ap.parse_args([c]) for c in ("train", "grid", "table")}
-    assert outs["train"].out == outs["grid"].out == outs["table"].results == "results"
-
-
 @pytest.mark.parametrize("args, text", [
     (["--engine", "dask"], "error: --engine dask needs --scheduler-address (tcp://host:8786 or tls://…)\n"),
     (["--engine", "slurm"], "error: --engine slurm needs --jobs N (the most worker jobs at once)\n"),
@@ -125,3 +118,22 @@ def test_the_slurm_engine_without_dask_jobqueue_is_a_clear_error(tmp_path, capsy
     assert main(["grid", "--engine", "slurm", "--jobs", "2", "--out", str(tmp_path), "--no-progress"]) == 2
     assert capsys.readouterr().err == ('error: --engine slurm needs dask-jobqueue: pip install "mvbook[cluster]" '
                                        "(dask[distributed], dask-jobqueue)\n")
+
+
+def test_a_newcomers_runs_stay_out_of_the_committed_results():
+    from pathlib import Path
+
+    from mvbook.__main__ import RESULTS, RUNS, parser
+    from mvbook.config import PRESETS
+    from mvbook.systems import PAPER_SYSTEMS
+    train = parser().parse_args(["train", "--system", "mel"])
+    grid = parser().parse_args(["grid"])
+    assert (train.out, grid.out, RESULTS) == (RUNS, RUNS, "results")
+    assert grid.systems == [*PAPER_SYSTEMS, "equal"]                     # every trained row of Table 3
+    repo = Path(__file__).resolve().parents[1]
+    ignored = subprocess.run(["git", "check-ignore", "-q", f"{RUNS}/synthetic/smoke/mel/fold1-seed0.json"], cwd=repo)
+    assert ignored.returncode == 0, f"{RUNS}/ is not git-ignored"
+    for command in ("train", "grid"):
+        sub = next(a for a in parser()._subparsers._group_actions[0].choices.items() if a[0] == command)[1]
+        text = sub.format_help()
+        assert all(f"{name}:" in text for name in PRESETS), f"{command} --help misses a preset"

@@ -173,3 +173,11 @@ def test_the_serial_engine_trains_each_cell_with_the_threads_the_dask_engines_us
         torch.set_num_threads(before)
     record = json.loads((tmp_path / record_path("synthetic", "smoke", "mel", 1, 0)).read_text())
     assert record["provenance"]["torch_threads"] == 1
+
+
+def test_a_notebook_parameter_that_is_not_a_whole_number_is_named():
+    from mvbook.errors import ConfigError
+    from mvbook.grid import int_parameter
+    assert int_parameter("fold", 2) == 2 and int_parameter("epochs", " 7 ") == 7
+    with pytest.raises(ConfigError, match=r"notebook parameter epochs = 'abc': not a whole number"):
+        int_parameter("epochs", "abc")

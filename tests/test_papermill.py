@@ -80,11 +80,11 @@ def test_documented_commands_run_verbatim_but_small(clone):
         assert out.returncode == 0, f"{small(cmd)}\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
         if "| papermill" in cmd:
             assert "record:" in out.stdout + out.stderr          # --log-output: the notebook's output as it runs
-    runs = clone / "results" / "synthetic" / "smoke" / "cqt"
+    runs = clone / "runs" / "synthetic" / "smoke" / "cqt"
     assert (runs / "fold1-seed0.json").is_file() and (runs / "fold1-seed0.ipynb").is_file()   # the grid's
-    initial = json.loads((clone / "results/initial/synthetic/smoke/cqt/fold1-seed0.json").read_text())
+    initial = json.loads((clone / "runs/initial/synthetic/smoke/cqt/fold1-seed0.json").read_text())
     assert initial["config"]["preset"]["reference"] == "initial"      # -y overrides, a dict
-    nbs = sorted((clone / "results" / "notebooks").glob("*.ipynb"))
+    nbs = sorted((clone / "runs" / "notebooks").glob("*.ipynb"))
     assert len(nbs) == 2
     nb = nbformat.read(nbs[0] if "initial" in nbs[0].name else nbs[1], as_version=4)
     injected = next(c.source for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))

@@ -354,3 +354,9 @@ def test_the_text_table_states_the_devices_and_each_row_its_own_when_they_differ
     assert "trained on several kinds of device (cpu, cuda): each row names its own" in text
     assert "Mel [cpu] " in text and "Gammatone [cpu, cuda] " in text
     assert "unknown" in format_table3([fake("mel", 1, 0.5)], "esc10", "cpu")     # a record that does not say
+
+
+def test_no_difference_at_all_gives_p_1_not_nan():
+    recs = [fake(s, f, 0.7) for f in (1, 2, 3) for s in ("concat", "mel")]
+    c = paired_comparison(recs, "concat", ["mel"]).loc["mel"]
+    assert (c["p_t"], c["p_sign_flip"], c["p_wilcoxon"], c["p_t_holm"]) == (1.0, 1.0, 1.0, 1.0)
