@@ -36,7 +36,7 @@ The command line, ``python -m mvbook``, is :mod:`mvbook.__main__`.
 Importing mvbook changes nothing outside it: no file is written, no environment
 variable or warnings filter set. The modules that compile with numba
 (:mod:`mvbook.features`, :mod:`mvbook.pairpool`, :mod:`mvbook.dropout`) call
-:func:`numba_cache_dir` before they compile, and the chapters'
+``mvbook.numba_cache_dir()`` before they compile, and the chapters'
 :func:`~mvbook.plots_runs.book_style` quiets tqdm's widget warning.
 """
 

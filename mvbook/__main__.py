@@ -80,7 +80,7 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    """The argument parser of ``python -m mvbook`` and its commands (:data:`COMMANDS`)."""
+    """The argument parser of ``python -m mvbook`` and its commands (``COMMANDS``)."""
     ap = argparse.ArgumentParser(prog="python -m mvbook", description="The command line of mvbook, the executable "
                                  "companion to 'Multi-view Audio and Music Classification' (ICASSP 2021).",
                                  formatter_class=_HelpFormatter,
