@@ -28,7 +28,7 @@ from pathlib import Path
 from . import __version__
 from .errors import ConfigError, DataError, MvbookError
 
-__all__ = ["REPO", "SCHEMA", "record_path", "RunPaths", "grid_command", "write_record", "check_out",
+__all__ = ["REPO", "SCHEMA", "record_path", "command_line", "RunPaths", "grid_command", "write_record", "check_out",
            "atomic_torch_save", "code_version", "cpu_model", "provenance", "read_record", "load_records",
            "NoSpaceError", "OtherSchema", "record_lock", "sweep_record_temporaries", "check_writable"]
 
@@ -265,7 +265,36 @@ def provenance(device, train_seconds: float, wall_seconds: float, code: dict | N
             "python": platform.python_version(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "train_seconds": round(train_seconds, 1), "wall_seconds": round(wall_seconds, 1),
-            "command": " ".join(sys.argv)}
+            "command": command_line(sys.argv)}
+
+
+def command_line(argv) -> str:
+    """The command that ran, with no path of the machine: a path inside the repository
+    relative to it, any other absolute path by its last part (``…/name``).
+
+    Parameters
+    ----------
+    argv : list of str
+        ``sys.argv``.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> command_line(["/opt/venv/lib/python3.11/site-packages/ipykernel_launcher.py", "-f", "/tmp/k.json"])
+    '…/ipykernel_launcher.py -f …/k.json'
+    """
+    def portable(token: str) -> str:
+        path = Path(token)
+        if not path.is_absolute():
+            return token
+        try:
+            return path.relative_to(REPO).as_posix()
+        except ValueError:
+            return f"…/{path.name}"
+    return " ".join(portable(t) for t in argv)
 
 
 # what every table reads of a record (late fusion and the self-ensembles read ``test`` and ``accuracy``)

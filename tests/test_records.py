@@ -60,3 +60,10 @@ def test_a_broken_json_file_is_named(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(ValueError, match="bad.json"):
         load_records(tmp_path)
+
+
+def test_the_recorded_command_holds_no_machine_path():
+    from mvbook.records import REPO, command_line
+    argv = ["/usr/lib/python3/site-packages/ipykernel_launcher.py", "-f", "/tmp/kernel-1.json",
+            str(REPO / "mvbook" / "__main__.py"), "train", "--out", "runs"]
+    assert command_line(argv) == "…/ipykernel_launcher.py -f …/kernel-1.json mvbook/__main__.py train --out runs"
