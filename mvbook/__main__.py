@@ -47,16 +47,14 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _train_args(p: argparse.ArgumentParser) -> None:
     _common(p)
-    p.add_argument("--dataset", default="synthetic", choices=sorted(DATASETS),
-                   help="synthetic: the offline task, no data needed")
+    p.add_argument("--dataset", default="synthetic", choices=sorted(DATASETS), help="synthetic: offline, no data")
     p.add_argument("--preset", default="cpu", choices=sorted(PRESETS),
                    help="paper: §3.1.3 exactly; cpu: reduced for 2 CPU cores; long: the cpu network trained 5× "
                         "as long; smoke: for tests, one to three minutes")
     p.add_argument("--seed", type=int, default=0, help="initialisation and batch order")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 …")
-    p.add_argument("--out", default=RUNS,
-                   help="records go to <out>/<dataset>/<preset>/<system>/fold<k>-seed<s>.json (default runs/, "
-                        "git-ignored; the committed records were written with --out results)")
+    p.add_argument("--out", default=RUNS, help="records go to <out>/<dataset>/<preset>/<system>/fold<k>-seed<s>.json "
+                   "(runs/ is git-ignored; the committed records were written with --out results)")
     p.add_argument("--checkpoints", default=None, help="checkpoint folder (default: <out>/checkpoints)")
     p.add_argument("--epochs", type=int, default=None, help="override the preset's epochs (recorded as a reduction)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars or progress lines")
@@ -107,9 +105,8 @@ python -m mvbook train --dataset esc50 --system multiview --preset paper --devic
                    help=f"one of {', '.join(TRAINED_SYSTEMS)}")
     p.add_argument("--fold", type=int, default=1, help="test fold (1-based)")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
-    p.add_argument("--seed-scheme", default=DEFAULT_SCHEME, choices=list(SEED_SCHEMES),
-                   help="per_fold: the run's random streams from (seed, fold); shared: from the seed alone, "
-                        "as in the records made before the schemes were named")
+    p.add_argument("--seed-scheme", default=DEFAULT_SCHEME, choices=list(SEED_SCHEMES), help="per_fold: the "
+                   "random streams from (seed, fold); shared: from the seed alone (the records before the schemes)")
     _grid_parser(sub)
     _table_parser(sub)
     _verify_parser(sub)
@@ -168,8 +165,7 @@ def _table_parser(sub) -> None:
 python -m mvbook table
 python -m mvbook table --dataset esc10 --preset cpu --folds --compare
 python -m mvbook table --format latex > table3.tex""")
-    p.add_argument("--results", default=RESULTS,
-                   help="folder of records: the committed ones (default), or runs for your own (train and grid --out)")
+    p.add_argument("--results", default=RESULTS, help="folder of records: the committed ones, or runs: your own")
     p.add_argument("--dataset", default="esc10", help="dataset of the records")
     p.add_argument("--preset", default="cpu", help="preset of the records")
     p.add_argument("--skip-bad", action="store_true", help="leave out malformed records with a warning")

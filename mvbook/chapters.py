@@ -31,7 +31,12 @@ import json
 import os
 import shutil
 import textwrap
+import warnings
 from pathlib import Path
+
+# first, before anything below imports tqdm.auto: the chapters report progress in plain lines, so
+# tqdm's warning that ipywidgets is missing says nothing to a reader (import mvbook sets no filter)
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 from .config import PRESETS
 from .data import DatasetError, load_dataset

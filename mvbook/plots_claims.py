@@ -168,5 +168,6 @@ def figure_html(fig, alt: str) -> str:
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     data = base64.b64encode(buf.getvalue()).decode()
+    alt = alt if alt.startswith("Figure: ") else "Figure: " + alt          # as every figure of the book
     return (f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt, quote=True)}" '
             'style="max-width:100%;height:auto">')

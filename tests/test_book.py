@@ -302,30 +302,22 @@ def test_blending_rules_and_what_the_weights_did(build):
 
 
 def test_results_give_a_verdict_on_each_claim(build):
+    from mvbook.plan import FAMILY, decide
+    from mvbook.records import load_records
     html, _ = build
     page = soup(html / "book" / "results.html")
     text = page.get_text(" ")
-    assert "The verdict, claim by claim" in text and "--device cuda" in page.get_text()
-    for claim in ("multi-view above concatenation", "multi-view above late fusion", "multi-view above equal weights",
-                  "multi-view above the best single view", "self-ensemble (Eq. 6, selected weights) above multi-view",
-                  "self-ensemble (uniform weights"):
-        assert claim in text, claim
-    # the closing summary counts the verdicts the list gives
-    said = [li.get_text(" ") for li in page.select("li")
-            if re.match(r"\s*(multi-view|self-ensemble)\b.*\babove ", li.get_text(" "))]
-    held = sum(": holds —" in " ".join(t.split()) for t in said)
     flat = " ".join(text.split())
-    assert re.search(rf"{held} of the {len(said)} claims checked above hold", flat)
-    # ... and, where Holm's correction shows fewer single views than the uncorrected verdicts, says how many remain
-    views = ("Mel", "Gammatone", "CQT", "Raw")
-    held_views = {v for t in said for v in views if ": holds —" in " ".join(t.split())
-                  and re.match(rf"\s*multi-view above (the best single view \()?{v}\b", t)}
-    shown = re.search(r"multi-view is shown above (.+?)[;.]", flat)
-    shown = {v for v in views if shown and re.search(rf"\b{v}\b", shown.group(1))}
-    if held_views - shown:
-        assert f"which leaves {held - len(held_views - shown)}" in flat
-    else:
-        assert "which leaves" not in flat
+    assert "The verdict, claim by claim" in text and "--device cuda" in page.get_text()
+    for claim, _, _ in FAMILY:
+        assert claim in text, claim
+    assert "self-ensemble with uniform weights" in text
+    assert "does not hold" not in flat.replace('never "does not hold"', "")       # only the plan's three words
+    # the closing summary counts what the plan decides on the committed cpu records
+    cpu = [r for r in load_records(REPO / "results") if r["dataset"] == "esc10" and r["preset"] == "cpu"]
+    held = int((decide(cpu)["verdict"] == "holds").sum())
+    assert re.search(rf"{held} of the {len(FAMILY)} claims of the plan hold after Holm's correction", flat)
+    assert text.count("would have been found four times in five") >= len(FAMILY)   # each verdict with its MDD
     ablations = soup(html / "book" / "beyond" / "ablations.html").get_text(" ")
     assert "Scale check" in ablations and re.search(r"preset\s+long", ablations)
 
@@ -357,7 +349,7 @@ def test_pages_that_need_audio_say_when_their_clips_are_synthetic(build):
         assert (words in soup(html / f"{f}.html").get_text(" ")) == synthetic, f
     headings = [h.get_text() for h in soup(html / "book" / "views.html").find_all(["h2", "h3"])]
     # a heading is the same in every build: it names no data that the build may not have used
-    assert any(h.startswith("Clips of this build") for h in headings) and not any("synthetic" in h for h in headings)
+    assert any("Clips of this build" in h for h in headings) and not any("synthetic" in h for h in headings)
 
 
 def test_run_pages_are_built_but_out_of_the_reading_path(build):

@@ -31,7 +31,7 @@ def test_by_hand():
 
 
 def test_on_the_records_the_rows_match_table3():
-    recs = [r for r in load_records("results") if r["dataset"] == "esc10" and r["preset"] == "cpu"]
+    recs = [r for r in load_records("results") if r["dataset"] == "esc10" and r["preset"] == "cpu" and r["seed"] <= 2]
     p = run_predictions(recs)
     assert len(p) == 15 and all(len(x["labels"]) == 80 for x in p.values())
     c = complementarity(p)

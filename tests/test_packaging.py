@@ -118,7 +118,7 @@ def test_non_editable_install_runs_help_train_and_a_one_cell_grid(installed):
     common = ["--dataset", "synthetic", "--preset", "smoke", "--epochs", "1", "--no-progress"]
     t = run(venv, tmp, "train", "--system", "cqt", "--fold", "1", *common)
     assert t.returncode == 0, t.stdout + t.stderr
-    record = tmp / "results/synthetic/smoke/cqt/fold1-seed0.json"     # the default folder, the one `table` reads
+    record = tmp / "runs/synthetic/smoke/cqt/fold1-seed0.json"        # the default folder (git-ignored)
     assert json.loads(record.read_text())["provenance"]["mvbook"] == mvbook.__version__
     # the same cell through the grid: its record gone, its finished checkpoint kept, so the notebook
     # (the one inside the package) runs and only re-evaluates and rewrites the record
@@ -129,7 +129,7 @@ def test_non_editable_install_runs_help_train_and_a_one_cell_grid(installed):
     assert json.loads(record.read_text())["provenance"]["mvbook"] == mvbook.__version__
     executed = nbformat.read(record.with_suffix(".ipynb"), as_version=4)
     assert executed.cells[0].source.startswith("# Run: synthetic · smoke · cqt · fold 1 · seed 0")
-    tab = run(venv, tmp, "table", "--dataset", "synthetic", "--preset", "smoke", "--format", "csv")
+    tab = run(venv, tmp, "table", "--results", "runs", "--dataset", "synthetic", "--preset", "smoke", "--format", "csv")
     assert tab.returncode == 0 and "CQT" in tab.stdout, tab.stderr
 
 

@@ -103,8 +103,8 @@ def test_records_that_cannot_be_verified_exit_2(smoke, tmp_path, capfd):
     broken.write_text(json.dumps(rec)[:-20])
     no_curves = {k: v for k, v in rec.items() if k != "curves"}
     (tmp_path / "no_curves.json").write_text(json.dumps(no_curves))
-    unknown = _copy(tmp_path, rec, "unknown.json", config__system="no_such_system")
-    no_data = _copy(tmp_path, rec, "no_data.json", config__dataset="esc10")
+    unknown = _copy(tmp_path, rec, "unknown.json", system="no_such_system", config__system="no_such_system")
+    no_data = _copy(tmp_path, rec, "no_data.json", dataset="esc10", config__dataset="esc10")
     empty = tmp_path / "empty"
     empty.mkdir()
     code, out, err = _verify(capfd, "--data-root", empty, broken, tmp_path / "no_curves.json", unknown, no_data,

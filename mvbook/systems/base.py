@@ -38,7 +38,7 @@ from ..errors import ConfigError
 from ..features import Standardizer
 from ..models import MultiViewNet, n_params
 from ..records import RunPaths
-from ..seeds import DEFAULT_SCHEME, RunSeeds, run_seeds
+from ..seeds import DEFAULT_SCHEME, LEGACY_SCHEME, RunSeeds, run_seeds
 from ..segments import Segmenter, segmenter_for, train_batches
 
 __all__ = ["Run", "Training", "System", "BranchSystem", "BranchTraining"]
@@ -191,11 +191,13 @@ class System(ABC):
 
     def run_config(self, run: Run, model: nn.Module, sets: dict, epochs: int, steps_per_epoch: int,
                    **extra) -> dict:
-        """The record's ``config`` of ``run`` (``extra`` appended)."""
+        """The record's ``config`` of ``run`` (``extra`` appended); ``seed_scheme`` only where it
+        is not the shared scheme, so that a shared-scheme config is the one of the runs made
+        before the schemes were named (and their checkpoints resume)."""
         ds, p = run.dataset, run.preset
-        return {"system": self.name, "dataset": ds.name, "fold": run.fold, "seed": run.seed,
-                "seed_scheme": run.seed_scheme, "split_seed": run.split_seed, "preset": p.to_dict(),
-                "views": list(self.views), "loss": self.loss,
+        scheme = {} if run.seed_scheme == LEGACY_SCHEME else {"seed_scheme": run.seed_scheme}   # as before it
+        return {"system": self.name, "dataset": ds.name, "fold": run.fold, "seed": run.seed, **scheme,
+                "split_seed": run.split_seed, "preset": p.to_dict(), "views": list(self.views), "loss": self.loss,
                 "coder": self.coder, "head": self.head, "system_overrides": dict(self.overrides),
                 "epochs": epochs, "steps_per_epoch": steps_per_epoch, "steps": epochs * steps_per_epoch,
                 "n_classes": len(ds.classes), "classes": list(ds.classes), "sr": ds.sr,
