@@ -316,7 +316,7 @@ def test_results_give_a_verdict_on_each_claim(build):
     # the closing summary counts what the plan decides on the committed cpu records
     cpu = [r for r in load_records(REPO / "results") if r["dataset"] == "esc10" and r["preset"] == "cpu"]
     held = int((decide(cpu)["verdict"] == "holds").sum())
-    assert re.search(rf"{held} of the {len(FAMILY)} claims of the plan hold after Holm's correction", flat)
+    assert re.search(rf"{held} of the {len(FAMILY)} claims of the plan hold after Holm.s correction", flat)
     assert text.count("would have been found four times in five") >= len(FAMILY)   # each verdict with its MDD
     ablations = soup(html / "book" / "beyond" / "ablations.html").get_text(" ")
     assert "Scale check" in ablations and re.search(r"preset\s+long", ablations)
