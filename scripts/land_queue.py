@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Train the queued grid cells two at a time, each from its pinned clean
 worktree, and land every record (with its executed notebook, made portable) on
-this clone's branch as one commit per run: ``results: esc10/<preset>/<system>/fold<k>-seed<s>``.
+this clone's branch as one commit per run: ``results: esc10/<preset>/<system>/fold<k>-seed<s>``
+(the record made portable too: ``portable_notebooks.rewrite_record``).
 
     python scripts/land_queue.py --worktrees /work/wt       # sets up the worktrees, then runs the queue
     python scripts/land_queue.py --list                     # the queue, in order, and what is done
@@ -30,7 +31,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-from portable_notebooks import rewrite_file  # noqa: E402
+from portable_notebooks import rewrite_file, rewrite_record  # noqa: E402
 
 #: preset → the commit its queued cells are trained at (the plan's commit; the long grid's)
 COMMITS = {"cpu": "b9356e9ebf0177cb1ed5863ffacb9b7452f41927", "long": "5c285bd44c94b3dcfccc8a9828b44ebc51c2ed50"}
@@ -89,6 +90,8 @@ class Lander:
                 shutil.copy2(src, dst)
                 if suffix == ".ipynb":
                     rewrite_file(dst)
+                else:                               # the record's machine paths too (provenance.command, marked)
+                    rewrite_record(dst)
                 files.append(str(rel.with_suffix(suffix)))
         if not files:
             return "no record"

@@ -28,6 +28,19 @@ Nothing else changes: not a figure, a number or a timestamp; the file is
 written back in papermill's own JSON layout. The rewrite is marked in
 ``metadata.mvbook.portable_paths`` (which parameters, how many output texts),
 never with the old paths. Running it again changes nothing (idempotent).
+
+With ``--records`` it rewrites results records instead (``scripts/land_queue.py``
+applies it to each record it lands): ``provenance.command`` (the ``sys.argv`` of
+the run: the kernel launcher's path, its connection file) into the form
+``mvbook.records.command_line`` gives new records (a path of the clone relative
+to it, any other by its last part, ``…/name``), and FusionNet's coder records
+(``config.coders.<view>.record``) into ``results/<dataset>/<preset>/<system>/…``
+where they were in a clone's ``results``, else ``…/<dataset>/<preset>/<system>/…``
+(the folder left out). Nothing else changes; the record keeps its
+layout (indent 1, ASCII, keys in their order) byte for byte, the rewrite is
+marked in ``provenance.portable_paths`` (this script, the fields, a note; never
+the old paths, and not in ``config``, which a rerun compares with its own), and
+running it again changes nothing.
 """
 from __future__ import annotations
 
@@ -170,29 +183,57 @@ def _relative(value: str, path: Path | None) -> str:
     return m.group(1) if m else Path(value).name
 
 
+#: the mark a rewritten record carries in ``provenance.portable_paths`` (never the old paths)
+RECORD_NOTE = ("machine paths replaced by relative ones: in provenance.command (sys.argv) a path of the clone "
+               "relative to it, any other by its last part (…/name), as mvbook.records.command_line writes "
+               "it; a coder record <out>/<dataset>/<preset>/<system>/fold<k>-seed<s>.json as "
+               "results/<dataset>/… where out was a clone's results folder, else as …/<dataset>/…; "
+               "nothing else changed")
+
+
 def portable_record(rec: dict) -> tuple[dict, int]:
     """A results record with its machine paths made relative (``--records``; the records' owners apply it):
     ``provenance.command`` (``sys.argv``: the kernel launcher's path, its connection file) and FusionNet's
-    ``config.coders.*.record``. Returns the record and how many strings changed."""
-    n = 0
-    prov = rec.get("provenance") or {}
-    if isinstance(prov.get("command"), str) and ABSOLUTE.search(prov["command"]):
+    ``config.coders.*.record``. Returns the record and how many strings changed.
+
+    The rewrite is marked in ``provenance.portable_paths`` (by this script; which fields; a note), never
+    with the old paths: ``provenance``, not ``config``, which a rerun compares with its own. Running it
+    again changes nothing."""
+    fields = []
+    prov = rec.get("provenance")
+    if isinstance(prov, dict) and isinstance(prov.get("command"), str) and ABSOLUTE.search(prov["command"]):
         prov["command"] = WHOLE_PATH.sub(lambda m: _relative_token(m.group(0)), prov["command"])
-        n += 1
-    for coder in ((rec.get("config") or {}).get("coders") or {}).values():
+        fields.append("provenance.command")
+    coders = (rec.get("config") or {}).get("coders") if isinstance(rec.get("config"), dict) else None
+    for name, coder in (coders.items() if isinstance(coders, dict) else ()):
         if isinstance(coder, dict) and is_machine_path(coder.get("record")):
-            coder["record"] = _relative(coder["record"], None)
-            n += 1
-    return rec, n
+            coder["record"] = _coder_record(coder["record"])
+            fields.append(f"config.coders.{name}.record")
+    if fields:
+        if not isinstance(prov, dict):          # a record with no provenance (none is committed): one to hold the mark
+            prov = rec.setdefault("provenance", {})
+        mark = prov.setdefault("portable_paths", {"by": SCRIPT, "fields": [], "note": RECORD_NOTE})
+        mark["fields"] = mark["fields"] + [f for f in fields if f not in mark["fields"]]
+    return rec, len(fields)
 
 
 def _relative_token(token: str) -> str:
-    """One path of a command line: relative to this clone (``.venv/…``, ``results/…``), else its name."""
-    for root in (str(REPO) + "/",):
-        if token.startswith(root):
-            return token[len(root):]
-    m = re.search(r"/(\.venv/.*|results/.*|site-packages/.*)$", token)
-    return m.group(1) if m else Path(token).name
+    """One path of a command line, as :func:`mvbook.records.command_line` writes it: inside a clone (this one,
+    or one with its ``.venv``) relative to it, else its last part (``…/name``)."""
+    if token.startswith(str(REPO) + "/"):
+        return token[len(str(REPO)) + 1:]
+    m = re.search(r"/(\.venv/.*)$", token)
+    return m.group(1) if m else f"…/{Path(token).name}"
+
+
+def _coder_record(value: str) -> str:
+    """A coder's record, ``<out>/<dataset>/<preset>/<system>/fold<k>-seed<s>.json``: from a clone's ``results``
+    folder ``results/<dataset>/…``; from another folder ``…/<dataset>/…`` (not ``results/``: those coders are
+    not the committed runs of that name, so the path must not point at them)."""
+    m = re.search(r"(?:^|[/\\])(results[/\\])?([^/\\]+[/\\][^/\\]+[/\\][^/\\]+[/\\]fold\d+-seed\d+\.json)$", value)
+    if not m:
+        return f"…/{Path(value).name}"
+    return ("results/" if m.group(1) else "…/") + m.group(2).replace("\\", "/")
 
 
 def dumps(nb: dict) -> str:

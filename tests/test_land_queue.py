@@ -37,3 +37,29 @@ def test_the_plan_was_committed_before_its_grid_and_every_landed_record_is_of_it
             assert (prov["git_commit"], prov["git_dirty"]) == (L.COMMITS[cell[0]], False), path
             seen += 1
     assert seen >= 2                                     # the first cells landed in the session that started it
+
+
+def test_a_landed_record_is_made_portable_and_marked(tmp_path, monkeypatch):
+    clone, wt = tmp_path / "clone", tmp_path / "wt" / "cpu"
+    for k, v in {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
+                 "GIT_COMMITTER_EMAIL": "t@example.org"}.items():
+        monkeypatch.setenv(k, v)
+    subprocess.run(["git", "init", "-q", str(clone)], check=True)
+    monkeypatch.setattr(L, "REPO", clone)
+    rel = L.record("cpu", "mel", 1, 3)
+    src = wt / rel
+    src.parent.mkdir(parents=True)
+    rec = {"schema": "mvbook.record/1", "system": "mel", "accuracy": {"mel": 0.5},
+           "provenance": {"git_commit": L.COMMITS["cpu"], "git_dirty": False,
+                          "command": "/work/main/.venv/lib/python3.11/site-packages/ipykernel_launcher.py -f "
+                                     "/tmp/tmpabc.json --HistoryManager.hist_file=:memory:"}}
+    src.write_text(json.dumps(rec, indent=1))
+    assert L.Lander(tmp_path / "wt", tmp_path / "logs").land(wt, rel, "esc10/cpu/mel/fold1-seed3") == "landed"
+    landed = json.loads(subprocess.run(["git", "show", f"HEAD:{rel.as_posix()}"], cwd=clone, capture_output=True,
+                                       text=True, check=True).stdout)
+    prov = landed["provenance"]
+    assert prov["command"] == (".venv/lib/python3.11/site-packages/ipykernel_launcher.py -f \u2026/tmpabc.json "
+                               "--HistoryManager.hist_file=:memory:")
+    assert prov["portable_paths"]["fields"] == ["provenance.command"]
+    assert (prov["git_commit"], landed["accuracy"]) == (L.COMMITS["cpu"], rec["accuracy"])
+    assert json.loads(src.read_text()) == rec                  # the worktree's own record is left as it was
