@@ -3,15 +3,15 @@
 A run notebook is a page of the book (with Binder and Colab buttons) and a program: its
 parameters must be what a reader would set (``data_root = None``: ``$MVBOOK_DATA``), not
 ``"/…/shared/data"``. ``scripts/portable_notebooks.py FILE…`` puts a landed notebook in that
-form (and marks it); this fails on any committed one it has not been run on.
+form (and marks it); this fails on any committed one it has not been run on. A record's
+``provenance.command`` (``sys.argv``) and FusionNet's coder records likewise:
+``scripts/portable_notebooks.py --records FILE…`` (marked in ``provenance.portable_paths``).
 """
 import copy
 import json
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
@@ -44,14 +44,85 @@ def test_no_committed_run_notebook_holds_a_machine_path():
                      f"`python scripts/portable_notebooks.py FILE…` on them:\n" + "\n".join(bad[:20]))
 
 
-@pytest.mark.xfail(strict=True, reason="records write sys.argv (the kernel launcher's absolute path) as "
-                   "provenance.command and FusionNet's coder records as absolute paths: mvbook/records.py and "
-                   "the committed records are being fixed (scripts/portable_notebooks.py --records RECORD…); "
-                   "remove this mark then")
 def test_no_committed_record_holds_a_machine_path():
     files = committed("results/**.json")
+    assert files
     bad = offenders(files)
-    assert not bad, f"{len(bad)} of {len(files)} committed records hold a machine's path:\n" + "\n".join(bad[:20])
+    assert not bad, (f"{len(bad)} of {len(files)} committed records hold a machine's path; run "
+                     f"`python scripts/portable_notebooks.py --records FILE…` on them:\n" + "\n".join(bad[:20]))
+
+
+def fusionnet_record(repo=str(REPO)):
+    """A record as mvbook.records.write_record lays it out, with the machine paths a FusionNet run made before
+    records.command_line: sys.argv of the kernel, coders from a clone's results and from another folder."""
+    coder = lambda path: {"system": "fcn_mel", "record": path, "git_commit": "abc", "git_dirty": False,  # noqa: E731
+                          "n_params": 1234, "system_accuracy": 0.75}
+    return {"schema": "mvbook.record/1", "system": "fusionnet", "fold": 1, "seed": 0, "accuracy": {"mv": 0.8125},
+            "config": {"fold": 1, "coders": {"mel": coder(f"{repo}/results/esc10/cpu/fcn_mel/fold1-seed0.json"),
+                                             "gam": coder("/tmp/meta/out/esc10/cpu/fcn_gam/fold1-seed0.json"),
+                                             "raw": coder("results/esc10/cpu/fcn_raw/fold1-seed0.json")},
+                       "lr": 0.001},
+            "curves": {"step": [0, 16], "loss": [2.302585092994046, 1.0000000000000002e-05]},
+            "provenance": {"git_commit": "abc", "machine": "host: AMD EPYC, 2 cores",
+                           "date": "2025-01-01T00:00:00+00:00",
+                           "command": f"/srv/venv/lib/python3.11/site-packages/ipykernel_launcher.py -f "
+                                      f"/tmp/tmpa.json --HistoryManager.hist_file=:memory: --x {repo}/mvbook/x.py "
+                                      f"--y /home/u/clone/.venv/bin/z",
+                           "autocast": "none"}}
+
+
+def test_record_rewrite_changes_only_the_machine_paths_marks_it_and_is_idempotent(tmp_path):
+    rec = fusionnet_record()
+    raw = json.dumps(rec, indent=1)                                  # mvbook.records.write_record's layout
+    f = tmp_path / "fold1-seed0.json"
+    f.write_text(raw, encoding="utf-8")
+    assert pn.machine_paths(rec)
+    assert subprocess.run([sys.executable, str(REPO / "scripts" / "portable_notebooks.py"), "--records", "--check",
+                           str(f)], capture_output=True).returncode == 1 and f.read_text(encoding="utf-8") == raw
+    assert pn.rewrite_record(f) == 3
+    text = f.read_text(encoding="utf-8")
+    after = json.loads(text)
+    assert not pn.machine_paths(after)
+    assert after["provenance"]["command"] == ("\u2026/ipykernel_launcher.py -f \u2026/tmpa.json "
+                                              "--HistoryManager.hist_file=:memory: --x mvbook/x.py "
+                                              "--y .venv/bin/z")
+    coders = after["config"]["coders"]
+    assert coders["mel"]["record"] == "results/esc10/cpu/fcn_mel/fold1-seed0.json"      # from the clone's results
+    assert coders["gam"]["record"] == "\u2026/esc10/cpu/fcn_gam/fold1-seed0.json"       # not claimed as results/
+    assert coders["raw"]["record"] == "results/esc10/cpu/fcn_raw/fold1-seed0.json"      # relative already: as it was
+    mark = after["provenance"]["portable_paths"]
+    assert mark["by"] == "scripts/portable_notebooks.py"
+    assert mark["fields"] == ["provenance.command", "config.coders.mel.record", "config.coders.gam.record"]
+    assert not pn.machine_paths(mark) and "/srv" not in json.dumps(mark) and "tmpa" not in json.dumps(mark)
+    assert list(after["provenance"])[-1] == "portable_paths"                            # the only key added, last
+    # byte for byte the old record once the old strings are put back and the mark taken out
+    after["provenance"].pop("portable_paths")
+    after["provenance"]["command"] = rec["provenance"]["command"]
+    for v in ("mel", "gam"):
+        after["config"]["coders"][v]["record"] = rec["config"]["coders"][v]["record"]
+    assert json.dumps(after, indent=1) == raw
+    # a second run changes nothing; a trailing newline is kept
+    assert pn.rewrite_record(f) == 0 and f.read_text(encoding="utf-8") == text
+    g = tmp_path / "fold1-seed1.json"
+    g.write_text(raw + "\n", encoding="utf-8")
+    assert pn.rewrite_record(g) == 3 and g.read_text(encoding="utf-8") == text + "\n"
+
+
+def test_record_rewrite_adds_to_an_earlier_mark():
+    rec = fusionnet_record()
+    rec["provenance"]["portable_paths"] = {"by": pn.SCRIPT, "fields": ["provenance.command"], "note": "x"}
+    rec["provenance"]["command"] = "\u2026/ipykernel_launcher.py"
+    rec, n = pn.portable_record(rec)
+    assert n == 2 and rec["provenance"]["portable_paths"]["fields"] == [
+        "provenance.command", "config.coders.mel.record", "config.coders.gam.record"]
+
+
+def test_records_keep_their_layout_byte_for_byte_through_the_rewrite():
+    files = committed("results/**.json")[:5]
+    assert files
+    for f in files:
+        raw = f.read_text(encoding="utf-8")
+        assert json.dumps(json.loads(raw), indent=1) + ("\n" if raw.endswith("\n") else "") == raw, f
 
 
 def run_notebook(out="/work/x/results", data_root="/srv/shared/data", checkpoints="/tmp/grid/ckpt"):
