@@ -22,11 +22,11 @@ os.environ.update(THREADS)          # before numpy/torch load: the serial cells'
 
 from distributed import Client  # noqa: E402
 
-from mvbook.cache import load_views  # noqa: E402
 from mvbook.data import load_dataset  # noqa: E402
 from mvbook.engines import open_engine  # noqa: E402
 from mvbook.grid import run_grid  # noqa: E402
 from mvbook.systems import get_system  # noqa: E402
+from mvbook.views.cache import load_views  # noqa: E402
 
 
 def main():

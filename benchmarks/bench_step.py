@@ -53,11 +53,11 @@ import torch.nn.functional as F
 from mvbook import evaluate
 from mvbook.config import PRESETS
 from mvbook.device import keep_freed_memory, resolve_device, to_device
-from mvbook.fastpaths import fast_paths
-from mvbook.framing import VIEWS
-from mvbook.models import N_RAW_BANDS, MultiViewNet
-from mvbook.segments import Segmenter, train_batches
+from mvbook.nets.crnn import N_RAW_BANDS, MultiViewNet
+from mvbook.nets.fastpaths import fast_paths
 from mvbook.systems import get_system
+from mvbook.views.framing import VIEWS
+from mvbook.views.segments import Segmenter, train_batches
 
 REPO = Path(__file__).resolve().parents[1]
 FIGURES: dict = {}          # what --json writes: every printed figure, by name
@@ -211,9 +211,9 @@ def loader_seconds(ds, feats, transforms, B, dev, n=20) -> float:
 
 
 def load_features(name, root, cache_dir):
-    from mvbook.cache import load_views
     from mvbook.data import load_dataset
-    from mvbook.features import Standardizer
+    from mvbook.views.cache import load_views
+    from mvbook.views.features import Standardizer
     ds = load_dataset(name, root)
     feats = load_views(ds, cache_dir=cache_dir, progress=False)
     split = ds.split(1, 0)

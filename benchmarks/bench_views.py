@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mvbook import cachefile
-from mvbook import features as F
-from mvbook.cache import cache_path, clip_ids, load_views, view_shape
 from mvbook.data import load_dataset
+from mvbook.views import cachefile
+from mvbook.views import features as F
+from mvbook.views.cache import cache_path, clip_ids, load_views, view_shape
 
 REPO = Path(__file__).resolve().parents[1]
 

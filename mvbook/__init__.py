@@ -2,28 +2,30 @@
 Audio and Music Classification" (ICASSP 2021).
 
 The top level holds only the version and the errors; everything else is
-imported from the module that owns it, in the order of the paper:
+imported from the module that owns it. The package is cut in layers, each
+importing only from the layers above it in this list (``tests/test_architecture.py``):
 
-Data and views
-    - :mod:`mvbook.data`: the datasets (:func:`~mvbook.data.load_dataset`), folds and splits (§3.1.1, §3.1.3)
-    - :mod:`mvbook.features`: the four views of a clip: Mel, Gammatone, CQT, raw (§3.1.2)
-    - :mod:`mvbook.framing`: frames, hops and segment lengths of each view
-    - :mod:`mvbook.cache`: the views of a whole dataset, extracted once and cached (:func:`~mvbook.cache.load_views`)
-    - :mod:`mvbook.segments`: aligned ≈1.51 s segments of the four views (§3.1.3)
-
-Networks and training
-    - :mod:`mvbook.models`: the single-view CRNNs and the multi-view network (Fig. 1, Table 1)
-    - :mod:`mvbook.blending`: Algorithm 1: the blending weights of the branch losses
-    - :mod:`mvbook.ensemble`: the self-ensemble (Eq. 6–7)
-    - :mod:`mvbook.systems`: every trained system by name (:func:`~mvbook.systems.get_system`)
-    - :mod:`mvbook.train`: one run, end to end, written as a results record (:func:`~mvbook.train.train`)
-    - :mod:`mvbook.evaluate`: the segment-averaged test (§3.1.3)
-    - :mod:`mvbook.grid`: systems × folds × seeds (:func:`~mvbook.grid.run_grid`), on :mod:`mvbook.engines`
-
-Results
-    - :mod:`mvbook.records`: results records on disk (:func:`~mvbook.records.load_records`)
-    - :mod:`mvbook.results`: Table 3, late fusion, paired tests and the paper's claims
-    - :mod:`mvbook.plots`, :mod:`mvbook.plots_runs`: the book's figures
+``mvbook.errors``, ``mvbook.config``, ``mvbook.device``, ``mvbook.seeds``
+    the errors, the presets, the device and precision, the random streams of a run
+:mod:`mvbook.data`
+    the datasets (:func:`~mvbook.data.load_dataset`), folds and splits (§3.1.1, §3.1.3)
+:mod:`mvbook.views`
+    the four views of a clip, cached, and their aligned segments (§3.1.2–3.1.3)
+:mod:`mvbook.nets`
+    the networks: the paper's CRNNs and multi-view network (Fig. 1, Tables 1–2), FusionNet's and CAB-CNN's
+:mod:`mvbook.blending`, :mod:`mvbook.ensemble`
+    Algorithm 1 (the blending weights of the branch losses) and the self-ensemble and late fusion (Eq. 6–7)
+:mod:`mvbook.systems`
+    every trained system by name (:func:`~mvbook.systems.get_system`): how its network is built and trained
+:mod:`mvbook.train`, :mod:`mvbook.evaluate`, :mod:`mvbook.checkpoints`, :mod:`mvbook.records`
+    one run, end to end, written as a results record (:func:`~mvbook.train.train`)
+:mod:`mvbook.grid`, :mod:`mvbook.engines`, :mod:`mvbook.verify`
+    systems × folds × seeds on an engine (:func:`~mvbook.grid.run_grid`), and a record's run repeated
+:mod:`mvbook.results`, :mod:`mvbook.tables`, :mod:`mvbook.plan`, :mod:`mvbook.power`
+    Table 3, paired tests, the analysis plan and its power, from the records
+:mod:`mvbook.book`
+    what exists only for the chapters: figures, HTML tables, the sentences of the findings; nothing
+    else imports it
 
 Errors
     :class:`~mvbook.errors.MvbookError` is the base of every error mvbook raises on purpose;
@@ -35,9 +37,9 @@ The command line, ``python -m mvbook``, is :mod:`mvbook.__main__`.
 
 Importing mvbook changes nothing outside it: no file is written, no environment
 variable or warnings filter set. The modules that compile with numba
-(:mod:`mvbook.features`, :mod:`mvbook.pairpool`, :mod:`mvbook.dropout`) call
+(:mod:`mvbook.views.features`, :mod:`mvbook.nets.pairpool`, :mod:`mvbook.nets.dropout`) call
 ``mvbook.numba_cache_dir()`` before they compile, and the chapters'
-:func:`~mvbook.plots_runs.book_style` quiets tqdm's widget warning.
+:func:`~mvbook.book.plots_runs.book_style` quiets tqdm's widget warning.
 """
 
 import os
@@ -55,7 +57,7 @@ __all__ = ["__version__", "MvbookError", "DataError", "ConfigError", "RunConflic
 def numba_cache_dir() -> str | None:
     """Where numba caches what it compiles for mvbook and librosa: ``numba/`` under the
     feature cache's default folder (``$MVBOOK_CACHE``, else ``~/.cache/mvbook``; the
-    rule of ``mvbook.cache.cache_root``), not the installed packages.
+    rule of ``mvbook.views.cache.cache_root``), not the installed packages.
 
     Called by the modules that compile with numba, before their ``@numba.njit(cache=True)``
     kernels (numba picks a kernel's cache folder when it decorates it), never on

@@ -249,7 +249,7 @@ def _cmd_fetch(args) -> int:
 
 
 def _cmd_features(args) -> int:
-    from .cache import load_views
+    from .views.cache import load_views
     ds = load_dataset(args.dataset, args.data_root)
     t = time.time()
     views = load_views(ds, tuple(args.views), cache_dir=args.cache_dir)

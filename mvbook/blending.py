@@ -369,8 +369,8 @@ class AdaptiveBlender:
 
 def replay_losses(blender: AdaptiveBlender, L_tr: dict, L_va: dict, n: int | None = None):
     """Algorithm 1 fed a measured loss history, one measurement at a time: the one
-    replay behind :meth:`AdaptiveBlender.load_state_dict`, :func:`mvbook.replay.replay`
-    and :func:`mvbook.plots_runs.blending_trace`.
+    replay behind :meth:`AdaptiveBlender.load_state_dict`, :func:`mvbook.book.replay.replay`
+    and :func:`mvbook.book.plots_runs.blending_trace`.
 
     Parameters
     ----------

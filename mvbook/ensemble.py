@@ -1,4 +1,5 @@
-r"""Self-ensemble of the multi-view network's branches (Eq. 6–7).
+r"""Posterior combination: the self-ensemble of the multi-view network's
+branches (Eq. 6–7) and late fusion of single-view runs (§3.1.4).
 
 .. math::
    P(y=c) = \frac{1}{K} \sum_k w_\diamond^{(k)} P^{(k)}(y=c), \qquad
@@ -12,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 
-__all__ = ["self_ensemble", "predict"]
+__all__ = ["self_ensemble", "predict", "late_fusion"]
 
 
 def self_ensemble(probs: dict, weights: dict) -> np.ndarray:
@@ -71,3 +72,46 @@ def predict(P: np.ndarray) -> np.ndarray:
     array([1, 0])
     """
     return np.asarray(P).argmax(axis=1)
+
+
+def late_fusion(single: dict, members) -> dict:
+    """Late fusion (§3.1.4): the mean of several runs' test posteriors, each run's
+    main branch (``members=DERIVED["late"]``: the four single views; ``DERIVED["sumrule"]``:
+    FusionNet's sum rule over its coders).
+
+    Parameters
+    ----------
+    single : dict
+        System → results record, all of the same dataset, fold, seed and preset.
+    members : sequence of str
+        The systems of ``single`` to fuse.
+
+    Returns
+    -------
+    dict
+        ``accuracy`` (float, 0–1), ``probs`` (the mean posteriors, (N, C)) and
+        ``labels`` ((N,)) of the fused test.
+
+    Raises
+    ------
+    DataError
+        If the runs were tested on different files.
+
+    Examples
+    --------
+    Two runs on two files: the mean of [[.6, .4], [.4, .6]] and [[.2, .8], [.4, .6]] is
+    [[.4, .6], [.4, .6]], class 1 both times, right once:
+
+    >>> run = lambda p: {"main_branch": "b", "test": {"keys": ["x", "y"], "labels": [0, 1], "probs": {"b": p}}}
+    >>> out = late_fusion({"mel": run([[.6, .4], [.4, .6]]), "gam": run([[.2, .8], [.4, .6]])}, ("mel", "gam"))
+    >>> out["probs"].round(2).tolist(), out["accuracy"]
+    ([[0.4, 0.6], [0.4, 0.6]], 0.5)
+    """
+    recs = [single[v] for v in members]
+    keys = recs[0]["test"]["keys"]
+    for r in recs[1:]:
+        if r["test"]["keys"] != keys:
+            raise DataError(f"fusing {', '.join(members)} needs runs on the same test files")
+    P = np.mean([np.asarray(r["test"]["probs"][r["main_branch"]]) for r in recs], axis=0)
+    labels = np.asarray(recs[0]["test"]["labels"])
+    return {"accuracy": float(np.mean(P.argmax(1) == labels)), "probs": P, "labels": labels}

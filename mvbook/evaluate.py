@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from .device import to_device
 from .ensemble import predict, self_ensemble
-from .segments import Segmenter, eval_segments
+from .views.segments import Segmenter, eval_segments
 
 __all__ = ["EvalSet", "subsample", "eval_sets", "run", "accuracy", "ensemble_accuracy"]
 
@@ -107,7 +107,7 @@ def run(model, seg: Segmenter, es: EvalSet, device, *, batch_size: int = 64, aut
     ----------
     model : torch.nn.Module
         A network whose forward maps view → segments to branch → logits.
-    seg : mvbook.segments.Segmenter
+    seg : mvbook.views.segments.Segmenter
         The dataset's views and segment grid.
     es : EvalSet
         The files evaluated.

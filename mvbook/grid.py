@@ -20,7 +20,6 @@ from pathlib import Path
 
 import yaml
 
-from .cache import cache_root, load_views
 from .checkpoints import wait_for_run
 from .config import PRESETS, check_seed, get_preset
 from .data import load_dataset
@@ -30,6 +29,7 @@ from .records import SCHEMA, RunPaths, check_out
 from .results import row_key
 from .systems import REGISTRY, get_system
 from .train import train
+from .views.cache import cache_root, load_views
 
 TRAINING_NOTEBOOK = Path(__file__).parent / "notebooks" / "training.md"
 _NULLS = ("none", "null", "~", "")

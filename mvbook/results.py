@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .ensemble import late_fusion
 from .errors import ConfigError, DataError
 from .systems import DERIVED
 
 __all__ = ["PAPER_TABLE3", "ROW_NAMES", "EXTRA_ROW_NAMES", "ALL_ROW_NAMES", "SELF_ENSEMBLE_ROWS", "row_key",
-           "uniform_ensemble_accuracy", "late_fusion", "fold_accuracies", "fold_mean", "fold_std", "table3",
+           "uniform_ensemble_accuracy", "fold_accuracies", "fold_mean", "fold_std", "table3",
            "paired_comparison", "CLAIMS", "VIEW_ROWS", "CLAIMS_BEYOND", "check_claims", "UNITS", "sign_flip_p",
            "holm", "META_SUM_ROWS", "signed", "spans", "SOURCE", "row_records", "row_devices"]
 
@@ -129,23 +130,6 @@ def uniform_ensemble_accuracy(record: dict) -> float:
     """Accuracy of the mean of every branch's stored test posteriors (uniform weights)."""
     P = np.mean([np.asarray(p) for p in record["test"]["probs"].values()], axis=0)
     return float(np.mean(P.argmax(1) == np.asarray(record["test"]["labels"])))
-
-
-def late_fusion(single: dict, members=DERIVED["late"]) -> dict:
-    """Late fusion (§3.1.4): mean of the single-view runs' test posteriors
-    (with ``members=DERIVED["sumrule"]``: FusionNet's sum rule over its coders).
-
-    ``single``: system → record of the same dataset, fold, seed and preset.
-    Returns {"accuracy", "probs", "labels"}.
-    """
-    recs = [single[v] for v in members]
-    keys = recs[0]["test"]["keys"]
-    for r in recs[1:]:
-        if r["test"]["keys"] != keys:
-            raise DataError(f"fusing {', '.join(members)} needs runs on the same test files")
-    P = np.mean([np.asarray(r["test"]["probs"][r["main_branch"]]) for r in recs], axis=0)
-    labels = np.asarray(recs[0]["test"]["labels"])
-    return {"accuracy": float(np.mean(P.argmax(1) == labels)), "probs": P, "labels": labels}
 
 
 def fold_accuracies(records: list[dict]) -> pd.DataFrame:

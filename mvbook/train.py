@@ -18,8 +18,6 @@ import torch
 from tqdm.auto import tqdm
 
 from . import evaluate
-from .cache import clip_ids
-from .cachefile import interrupt_guard
 from .checkpoints import CheckpointError, RunLock, load_checkpoint, save_checkpoint, save_weights, start_over
 from .config import check_seed, get_preset
 from .data import load_dataset
@@ -39,6 +37,8 @@ from .records import (
 from .seeds import DEFAULT_SCHEME, check_scheme
 from .systems import get_system
 from .systems.base import Run, Training
+from .views.cache import clip_ids
+from .views.cachefile import interrupt_guard
 
 __all__ = ["train"]
 

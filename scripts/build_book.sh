@@ -40,7 +40,7 @@ JB="$(dirname "$PYTHON")/jupyter-book"
 
 export MVBOOK_PRESET="${MVBOOK_PRESET:-smoke}"
 # a typo in the preset must stop the build before anything is deleted
-if ! check="$("$PYTHON" -c 'from mvbook.chapters import book_preset; book_preset()' 2>&1)"; then
+if ! check="$("$PYTHON" -c 'from mvbook.book.chapters import book_preset; book_preset()' 2>&1)"; then
     echo "build_book: ${check##*ConfigError: }; nothing was deleted" >&2
     exit 2
 fi

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import mvbook
+from mvbook import nets, views
 
 
 def modules():
@@ -136,8 +137,8 @@ def test_the_book_calls_library_functions():
     """The collector of the next test sees the chapters' calls (it is not vacuously empty)."""
     found = _chapter_functions()
     assert len(found) > 40
-    assert {"mvbook.summary.fmt_p", "mvbook.chapters.main_records", "mvbook.plots.attention_maps",
-            "mvbook.plots_runs.plot_blending_trace", "mvbook.results.table3", "mvbook.config.get_preset",
+    assert {"mvbook.book.summary.fmt_p", "mvbook.book.chapters.main_records", "mvbook.book.plots.attention_maps",
+            "mvbook.book.plots_runs.plot_blending_trace", "mvbook.results.table3", "mvbook.config.get_preset",
             "mvbook.data.synthetic.harmonic_complex"} <= set(found)
 
 
@@ -174,17 +175,18 @@ def test_chapter_called_functions_document_parameters_and_returns(name):
 
 # --- issue 45: the core documents its whole public API, not only what chapters call ---------------
 
-#: the networks, the blending, the ensembles, the views, the segments and the evaluation
-CORE = ("models", "fusionnet", "cab", "bigru", "fastpaths", "pairpool", "dropout", "blending", "ensemble",
-        "features", "framing", "segments", "evaluate")
+#: the networks and the views (every module of the two subpackages), the blending, the ensembles,
+#: the evaluation, and one run's training
+CORE = tuple(sorted(m.name for pkg in (nets, views) for m in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + "."))) \
+    + ("mvbook.blending", "mvbook.ensemble", "mvbook.evaluate", "mvbook.train", "mvbook.systems.base")
 
 
 def _core_api() -> dict:
     """``"module.name"`` → function or class, for every such name in a core module's ``__all__``."""
     found = {}
     for m in CORE:
-        module = importlib.import_module(f"mvbook.{m}")
-        found |= {f"mvbook.{m}.{n}": getattr(module, n) for n in module.__all__
+        module = importlib.import_module(m)
+        found |= {f"{m}.{n}": getattr(module, n) for n in module.__all__
                   if inspect.isfunction(getattr(module, n)) or inspect.isclass(getattr(module, n))}
     return found
 
@@ -194,7 +196,7 @@ def test_the_core_api_is_collected():
     found = _core_api()
     assert len(found) >= 69
     assert {"mvbook.blending.AdaptiveBlender", "mvbook.blending.replay_losses", "mvbook.ensemble.self_ensemble",
-            "mvbook.models.MultiViewNet", "mvbook.framing.n_frames", "mvbook.evaluate.run"} <= set(found)
+            "mvbook.nets.crnn.MultiViewNet", "mvbook.views.framing.n_frames", "mvbook.evaluate.run"} <= set(found)
 
 
 @pytest.mark.parametrize("name", sorted(_core_api()))
@@ -211,7 +213,7 @@ def test_the_core_doctests_run_under_pytest():
     options = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
     assert "--doctest-modules" in options["addopts"] and "mvbook" in options["testpaths"]
     import doctest
-    for m in ("framing", "blending", "ensemble"):
+    for m in ("views.framing", "blending", "ensemble"):
         tests = doctest.DocTestFinder().find(importlib.import_module(f"mvbook.{m}"))
         assert sum(len(t.examples) for t in tests) >= 5, f"mvbook.{m} has few doctests"
 
@@ -253,10 +255,10 @@ def test_import_mvbook_writes_nothing_and_changes_no_global_state(tmp_path):
 
 
 def test_the_numba_cache_goes_under_the_feature_cache_when_the_features_are_imported(tmp_path):
-    """What ``import mvbook`` no longer does, importing :mod:`mvbook.features` does: numba's
+    """What ``import mvbook`` no longer does, importing :mod:`mvbook.views.features` does: numba's
     cache folder under ``$MVBOOK_CACHE`` (an explicit ``NUMBA_CACHE_DIR`` wins)."""
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"} | {"MVBOOK_CACHE": str(tmp_path)}
-    probe = "import mvbook.features, numba, os; print(numba.config.CACHE_DIR, os.environ['NUMBA_CACHE_DIR'])"
+    probe = "import mvbook.views.features, numba, os; print(numba.config.CACHE_DIR, os.environ['NUMBA_CACHE_DIR'])"
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [str(tmp_path / "numba")] * 2

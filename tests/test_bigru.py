@@ -1,9 +1,9 @@
-"""mvbook.bigru computes nn.GRU's maths (float64: to ~1e-12) with nn.GRU's layout."""
+"""mvbook.nets.bigru computes nn.GRU's maths (float64: to ~1e-12) with nn.GRU's layout."""
 import pytest
 import torch
 from torch import nn
 
-from mvbook.bigru import BiGRU
+from mvbook.nets.bigru import BiGRU
 
 
 def _grads(module, *tensors):

@@ -133,7 +133,7 @@ def test_the_losses_are_shown_from_the_systems(build):
     multiview = soup(html / "book" / "multiview.html").get_text()
     assert "# mvbook/systems/base.py, line" in multiview and "weights[k] * losses[k]" in multiview
     fusion = soup(html / "book" / "beyond" / "fusion.html").get_text()
-    assert "# mvbook/systems/fusionnet.py, line" in fusion and "model.center_loss(z, y)" in fusion
+    assert "# mvbook/systems/stacking.py, line" in fusion and "model.center_loss(z, y)" in fusion
     seeds = soup(html / "book" / "beyond" / "seeds.html").get_text()
     assert "def paired_comparison" in seeds
 
@@ -239,10 +239,10 @@ def test_chapters_import_the_chapter_helpers_first():
         if not cells:
             continue
         first = re.search(r"^(from|import) .*$", cells[0], flags=re.M).group(0)
-        assert first.startswith("from mvbook import chapters as ch"), (f, first)
+        assert first.startswith("from mvbook.book import chapters as ch"), (f, first)
         assert "mvbook.notebooks" not in text and "notebooks as nbk" not in text and "nbk." not in text, f
     ext = (REPO / "book" / "_ext" / "mvbook_book.py").read_text()
-    assert "from mvbook.chapters import copy_records" in ext and "mvbook.notebooks" not in ext
+    assert "from mvbook.book.chapters import copy_records" in ext and "mvbook.notebooks" not in ext
 
 
 def test_chapters_build_no_grid_command_of_their_own():
@@ -373,7 +373,7 @@ def test_run_pages_are_built_but_out_of_the_reading_path(build):
 
 
 def test_each_run_page_states_its_own_presets_caveat(build):
-    from mvbook.chapters import preset_caveat
+    from mvbook.book.chapters import preset_caveat
     html, _ = build
     notebooks = sorted((REPO / "results").glob("*/*/*/*.ipynb"))[:40]
     assert notebooks, "no run notebook under results/: the loop below would pass on nothing"
@@ -404,7 +404,7 @@ def test_prose_numbers_are_computed_not_typed():
 
 def test_the_training_chapter_states_what_its_own_presets_numbers_mean(build):
     """The book builds with MVBOOK_PRESET=smoke here: the chapter's note is that preset's."""
-    from mvbook.chapters import preset_caveat
+    from mvbook.book.chapters import preset_caveat
     html, _ = build
     text = " ".join(soup(html / "book" / "training.html").get_text(" ").split())
     assert re.sub(r"[`*]", "", preset_caveat("smoke")) in text

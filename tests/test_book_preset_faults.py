@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mvbook import chapters
+from mvbook.book import chapters
 from mvbook.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]

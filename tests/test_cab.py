@@ -1,7 +1,7 @@
-"""CAB-CNN's classifier attention (mvbook.cab)."""
+"""CAB-CNN's classifier attention (mvbook.nets.cab)."""
 import torch
 
-from mvbook.cab import CABNet, ClassifierAttention
+from mvbook.nets.cab import CABNet, ClassifierAttention
 
 
 def test_output_is_the_attention_weighted_mixture_of_the_classifiers():

@@ -1,4 +1,4 @@
-"""Tests of mvbook.cache: computed once and memory-mapped, only missing views
+"""Tests of mvbook.views.cache: computed once and memory-mapped, only missing views
 computed, atomic writes, invalid files recomputed, the cache key and its root,
 the file format (a .npy with its manifest), the numba cache's folder. The fault
 cases on real clips are in test_cache_faults.py."""
@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from test_features import assert_same_features, noise
 
-from mvbook import cache as C
-from mvbook import cachefile, framing
-from mvbook import features as F
 from mvbook.data import DatasetError, load_dataset
-from mvbook.framing import VIEWS, n_frames
+from mvbook.views import cache as C
+from mvbook.views import cachefile, framing
+from mvbook.views import features as F
+from mvbook.views.framing import VIEWS, n_frames
 
 # --- the cache -----------------------------------------------------------------------------
 
@@ -180,7 +180,7 @@ def test_an_unwritable_folder_is_an_error_but_a_warm_one_can_be_read(tmp_path, m
 
 def test_numba_caches_under_the_cache_folder_and_mvbook_stays_light(tmp_path):
     light = "import os, sys, mvbook; print(sorted(m for m in ('numba', 'torch', 'librosa') if m in sys.modules))"
-    code = "import os, mvbook.features; print(os.environ['NUMBA_CACHE_DIR'])"
+    code = "import os, mvbook.views.features; print(os.environ['NUMBA_CACHE_DIR'])"
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"} | {"MVBOOK_CACHE": str(tmp_path / "c")}
     out = subprocess.run([sys.executable, "-c", light], env=env, capture_output=True, text=True, check=True).stdout
     assert out.splitlines() == ["[]"]                                 # import mvbook loads none of them

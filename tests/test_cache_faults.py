@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mvbook import cache as C
-from mvbook import cachefile
 from mvbook.__main__ import main
 from mvbook.data import DatasetError, load_dataset
+from mvbook.views import cache as C
+from mvbook.views import cachefile
 
 VIEWS = ("mel", "raw")
 REPO = Path(__file__).resolve().parents[1]
@@ -261,7 +261,7 @@ def test_stale_temporaries_are_cleaned_and_live_ones_kept(tree, tmp_path):
 
 SLOW_EXTRACTION = """
 import sys, time
-import mvbook.cache as C
+import mvbook.views.cache as C
 from mvbook.data import load_dataset
 def slow(*a, **k):
     print("extracting", flush=True)

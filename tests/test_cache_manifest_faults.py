@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mvbook import cache as C
-from mvbook import cachefile
 from mvbook.__main__ import main
 from mvbook.data import load_dataset
+from mvbook.views import cache as C
+from mvbook.views import cachefile
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,11 +1,11 @@
-"""mvbook.chapters: the book's settings, the records its tables show, library
+"""mvbook.book.chapters: the book's settings, the records its tables show, library
 source beside the equations, the records copied into the built book (no training)."""
 import json
 from pathlib import Path
 
 import pytest
 
-from mvbook import chapters as ch
+from mvbook.book import chapters as ch
 from mvbook.data import load_dataset
 from mvbook.errors import DataError
 from mvbook.records import SCHEMA, RunPaths
@@ -42,7 +42,7 @@ def test_protocol_folds():
 
 def test_show_source_finds_a_marked_line():
     from mvbook.systems.base import BranchTraining
-    from mvbook.systems.fusionnet import CoderSystem
+    from mvbook.systems.stacking import CoderSystem
     code = ch.show_source(BranchTraining.loss, marker="# Eq. 2", before=0, after=0)
     assert "weights[k] * losses[k]" in code.data and code.data.startswith("# mvbook/systems/base.py, line ")
     eq1 = ch.show_source(BranchTraining.loss, marker="F.cross_entropy", before=4, after=0)

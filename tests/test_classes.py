@@ -1,8 +1,8 @@
-"""Per-class accuracy, confusion and complementarity (mvbook.classes), by hand and on the records."""
+"""Per-class accuracy, confusion and complementarity (mvbook.book.classes), by hand and on the records."""
 import numpy as np
 import pytest
 
-from mvbook.classes import complementarity, confusion, per_class_accuracy, run_predictions
+from mvbook.book.classes import complementarity, confusion, per_class_accuracy, run_predictions
 from mvbook.records import load_records
 from mvbook.results import table3
 

@@ -1,12 +1,12 @@
-"""mvbook.dropout draws PyTorch's own dropout masks: the same values, and the
+"""mvbook.nets.dropout draws PyTorch's own dropout masks: the same values, and the
 generator left exactly where ``bernoulli_`` leaves it (so the rest of a run,
 and its resume, see the same random numbers)."""
 import pytest
 import torch
 from torch import nn
 
-from mvbook.dropout import N, bernoulli_scaled, state_layout_ok
-from mvbook.fastpaths import EXACT_STREAM, dropout, fast_paths
+from mvbook.nets.dropout import N, bernoulli_scaled, state_layout_ok
+from mvbook.nets.fastpaths import EXACT_STREAM, dropout, fast_paths
 
 
 def _draw(seed, used, f):

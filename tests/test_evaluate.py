@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mvbook.evaluate import EvalSet, accuracy, ensemble_accuracy, eval_sets, run, subsample
-from mvbook.segments import Segmenter
+from mvbook.views.segments import Segmenter
 
 # Three 3-second clips → S = 3 test segments each. A segment is 66 650 samples at
 # 44.1 kHz (1.5113 s), so the starts are 0, 1.4887 / 2 and 1.4887 s; at the Mel hop of

@@ -1,4 +1,4 @@
-"""The fast CPU paths of mvbook.fastpaths compute the same maths as the plain modules.
+"""The fast CPU paths of mvbook.nets.fastpaths compute the same maths as the plain modules.
 
 Float64 runs show that the reformulations are exact (agreement to ~1e-12: only
 the order of the sums differs); float32 runs show the agreement training
@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mvbook.fastpaths import _banded_conv, _polyphase_conv, conv_pool, fast_paths, output_phases, raw_front_end
-from mvbook.models import CRNN1D, ConvBlock, MultiViewNet, layer_shapes
+from mvbook.nets.crnn import CRNN1D, ConvBlock, MultiViewNet, layer_shapes
+from mvbook.nets.fastpaths import _banded_conv, _polyphase_conv, conv_pool, fast_paths, output_phases, raw_front_end
 
 
 def _grads(module, *tensors):
@@ -269,6 +269,6 @@ def test_layer_shapes_and_fast_switch():
     with fast_paths(False):
         with fast_paths(True):
             pass
-        from mvbook.fastpaths import _FAST
+        from mvbook.nets.fastpaths import _FAST
         assert _FAST["enabled"] is False
     assert _FAST["enabled"] is True

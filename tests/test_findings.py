@@ -1,10 +1,10 @@
-"""The verdicts in plain words (mvbook.findings)."""
+"""The verdicts in plain words (mvbook.book.findings)."""
 import pytest
 from scipy import stats
 from test_plots import fake_record
 
-from mvbook import findings as F
-from mvbook import summary as S
+from mvbook.book import findings as F
+from mvbook.book import summary as S
 from mvbook.records import load_records
 
 

@@ -1,4 +1,4 @@
-"""Tests of mvbook.framing: window and hop lengths, frame counts, frame times,
+"""Tests of mvbook.views.framing: window and hop lengths, frame counts, frame times,
 segment lengths, the view table and the argument checks (§3.1.2–3.1.3)."""
 
 import subprocess
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from gammatone.gtgram import gtgram_strides
 
-from mvbook import framing as fr
+from mvbook.views import framing as fr
 
 # --- framing (§3.1.2: 30 s at 44.1 kHz → 1499 × 64 and 1292 × 64) ----------------------
 
@@ -97,7 +97,7 @@ def test_view_info_covers_all_views():
 
 def test_import_is_light():
     """framing is plain arithmetic: importing it loads no signal-processing or deep-learning library."""
-    code = ("import sys, mvbook.framing; "
+    code = ("import sys, mvbook.views.framing; "
             "print(sorted(m for m in ('torch', 'librosa', 'numba') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout

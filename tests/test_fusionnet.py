@@ -1,4 +1,4 @@
-"""mvbook.fusionnet: NetVLAD, self-attention and centre loss against by-hand
+"""mvbook.nets.fusionnet: NetVLAD, self-attention and centre loss against by-hand
 computations, the feature coding network and meta-CNN, and FusionNet end to
 end (four smoke coder runs, then the meta-classifier) on synthetic fold 1."""
 import json
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from mvbook import fusionnet as fn
 from mvbook.errors import DataError
-from mvbook.models import CRNN1D, CRNN2D, n_params
+from mvbook.nets import fusionnet as fn
+from mvbook.nets.crnn import CRNN1D, CRNN2D, n_params
 from mvbook.records import load_records, record_path
 from mvbook.systems import dependencies, load_network
 from mvbook.train import train
@@ -257,7 +257,7 @@ def test_fusionnet_record_plots(fusion):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mvbook import plots
+    from mvbook.book import plots
     fig = plots.plot_curves(fusion["meta"])
     assert len(fig.axes) == 3
     plt.close(fig)

@@ -17,7 +17,8 @@ import nbformat
 import pytest
 import yaml
 
-from mvbook import features, models
+from mvbook.nets import crnn
+from mvbook.views import features
 
 REPO = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("make_notebooks", REPO / "scripts" / "make_notebooks.py")
@@ -33,7 +34,7 @@ def test_literalincludes_become_the_code_they_show():
     assert inspect.getsource(features.reference_power).strip() in text
     method = inspect.getsource(features.Standardizer.fit)                  # a method, with its decorator
     assert method.startswith("    ") and textwrap.dedent(method).strip() in text   # dedented
-    assert "# mvbook/features.py, Standardizer.fit" in text
+    assert "# mvbook/views/features.py, Standardizer.fit" in text
 
 
 def test_every_chapter_converts_and_starts_with_the_colab_cell():
@@ -47,7 +48,7 @@ def test_every_chapter_converts_and_starts_with_the_colab_cell():
         assert f'os.chdir("/content/mvbook/{chapter.parent.relative_to(REPO).as_posix()}")' in first.source
         assert nb.metadata["kernelspec"]["name"] == "python3"
         assert not [c for c in nb.cells if c.cell_type == "markdown" and "{literalinclude}" in c.source], chapter
-    assert inspect.getsource(models.MultiViewNet.forward).strip().splitlines()[-1].strip() in "\n".join(
+    assert inspect.getsource(crnn.MultiViewNet.forward).strip().splitlines()[-1].strip() in "\n".join(
         c.source for c in make_notebooks.notebook(REPO / "book" / "multiview.md").cells)
 
 

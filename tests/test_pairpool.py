@@ -1,4 +1,4 @@
-"""mvbook.pairpool computes max-pool (1, 2) ∘ ReLU ∘ batch norm as the plain modules do:
+"""mvbook.nets.pairpool computes max-pool (1, 2) ∘ ReLU ∘ batch norm as the plain modules do:
 values, gradients (ties and NaN included) and running statistics."""
 import copy
 
@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mvbook import pairpool
-from mvbook.fastpaths import _bn_statistics
+from mvbook.nets import pairpool
+from mvbook.nets.fastpaths import _bn_statistics
 
 
 def _bn(C, dtype, negative=True):

@@ -1,4 +1,4 @@
-"""mvbook.plots: the book's figures, on made-up records (no training). Table 3
+"""mvbook.book.plots: the book's figures, on made-up records (no training). Table 3
 as HTML is tests/test_report.py."""
 import json
 
@@ -11,9 +11,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from mvbook import models, plots  # noqa: E402
 from mvbook.blending import AdaptiveBlender  # noqa: E402
-from mvbook.framing import ALL_VIEWS, EXTRA_VIEWS, VIEWS, frame_times  # noqa: E402
+from mvbook.book import plots  # noqa: E402
+from mvbook.nets import crnn  # noqa: E402
+from mvbook.views.framing import ALL_VIEWS, EXTRA_VIEWS, VIEWS, frame_times  # noqa: E402
 
 BRANCHES = ("mel", "gam", "cqt", "raw", "mv")
 
@@ -89,7 +90,7 @@ def test_blending_trace_reproduces_the_recorded_weights(reference):
 
 
 def test_crnn_table_regenerates_tables_1_and_2():
-    net = models.MultiViewNet(50)
+    net = crnn.MultiViewNet(50)
     t1 = plots.crnn_table(net.subnets["mel"], torch.zeros(75, 64), head=net.heads["mel"])
     assert t1.loc["input", "output"] == "(75, 64, 1)"
     assert t1.loc["conv3", "filters"] == 128 and t1.loc["conv3", "padding"] == "SAME"
@@ -127,12 +128,12 @@ def test_figures_of_the_method_chapters():
     assert any("Eq. 2" in t.get_text() for t in ax.texts)
     sr = 22050
     wave = np.random.default_rng(0).standard_normal(sr).astype(np.float32) * 0.1
-    from mvbook import features as F
+    from mvbook.views import features as F
     views = {v: F.extract(v, wave, sr) for v in ("mel", "gam", "cqt")}
     fig = plots.plot_views(wave, sr, views, title="noise")
     assert len(fig.axes) == 7                                            # 4 panels + 3 colour bars
-    crnn = models.CRNN2D(width=1 / 16)
-    alpha, beta, H = plots.attention_maps(crnn, views["mel"])
+    net = crnn.CRNN2D(width=1 / 16)
+    alpha, beta, H = plots.attention_maps(net, views["mel"])
     assert alpha.shape == (views["mel"].shape[0],) and np.isclose(alpha.sum(), 1, atol=1e-5)
     assert beta.shape == (H.shape[1],) and ((beta > 0) & (beta < 1)).all()
     plots.plot_attention(views["mel"], "mel", sr, alpha, beta, H)
@@ -150,7 +151,7 @@ def test_band_frequencies():
         np.testing.assert_array_equal(plots.band_frequencies(v, 22050), plots.band_frequencies("mel", 22050))
     with pytest.raises(ValueError, match="not a 2D view"):
         plots.band_frequencies("raw", 44100)
-    assert plots.frame_times is frame_times                             # one home: mvbook.framing
+    assert plots.frame_times is frame_times                             # one home: mvbook.views.framing
 
 
 def test_hpss_views_are_drawn_on_their_own_axes():
@@ -179,7 +180,7 @@ def test_figures_are_sized_for_the_books_column(tmp_path):
     width, text no smaller than the body text there (12 pt at 8 in)."""
     import matplotlib.pyplot as plt
 
-    from mvbook import plots_runs
+    from mvbook.book import plots_runs
     plots.book_style()
     recs = [fake_record(tmp_path, s, f) for s in ("multiview", "concat", "mel") for f in (1, 2)]
     axes = plots.fig2(recs)
@@ -214,13 +215,13 @@ def test_blending_trace_of_the_slope_rule_is_drawn():
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no CUDA device"))])
 def test_attention_maps_run_on_the_models_device(device):
-    crnn = models.CRNN2D(width=1 / 16).to(device)
+    net = crnn.CRNN2D(width=1 / 16).to(device)
     X = np.random.default_rng(0).standard_normal((50, 64)).astype(np.float32)
-    alpha, beta, H = plots.attention_maps(crnn, X)
+    alpha, beta, H = plots.attention_maps(net, X)
     assert all(isinstance(a, np.ndarray) for a in (alpha, beta, H))
     assert alpha.shape == (50,) and H.shape == (50, beta.shape[0])
-    assert next(crnn.parameters()).device.type == device                  # the model stays where it was
-    again = plots.attention_maps(crnn, torch.as_tensor(X, device=device))  # a tensor input, on that device
+    assert next(net.parameters()).device.type == device                  # the model stays where it was
+    again = plots.attention_maps(net, torch.as_tensor(X, device=device))  # a tensor input, on that device
     np.testing.assert_allclose(again[0], alpha, rtol=1e-6)
 
 
@@ -228,6 +229,6 @@ def test_attention_maps_move_the_input_to_the_model_and_the_maps_back():
     """Without an accelerator: on the meta device (shapes, no data) the forward pass
     runs only if the input is moved there, and then only copying the maps back to
     the host can fail."""
-    crnn = models.CRNN2D(width=1 / 16).to("meta")
+    net = crnn.CRNN2D(width=1 / 16).to("meta")
     with pytest.raises(NotImplementedError, match="Cannot copy out of meta tensor"):
-        plots.attention_maps(crnn, np.zeros((50, 64), dtype=np.float32))
+        plots.attention_maps(net, np.zeros((50, 64), dtype=np.float32))

@@ -1,11 +1,11 @@
-"""The verdict figures (mvbook.plots_claims): what they draw and say."""
+"""The verdict figures (mvbook.book.plots_claims): what they draw and say."""
 import html
 
 import matplotlib
 import numpy as np
 import pandas as pd
 
-from mvbook.plots_claims import figure_html, forest_alt, plot_class_accuracy, plot_confusion, plot_forest
+from mvbook.book.plots_claims import figure_html, forest_alt, plot_class_accuracy, plot_confusion, plot_forest
 
 matplotlib.use("Agg")
 

@@ -1,9 +1,9 @@
-"""mvbook.report: Table 3 as HTML, each cell linked to its run, and what it is
+"""mvbook.book.report: Table 3 as HTML, each cell linked to its run, and what it is
 missing, on made-up records (no training)."""
 import pytest
 from test_plots import fake_record
 
-from mvbook import report
+from mvbook.book import report
 from mvbook.records import grid_command
 from mvbook.results import ALL_ROW_NAMES, EXTRA_ROW_NAMES, ROW_NAMES, row_devices
 
@@ -99,7 +99,7 @@ def test_table3_html_extended_rows(tmp_path, monkeypatch):
 
 
 def test_table3_html_lives_in_report_only():
-    from mvbook import plots
+    from mvbook.book import plots
     assert not hasattr(plots, "table3_html") and not hasattr(plots, "missing_html")
 
 

@@ -10,7 +10,6 @@ from mvbook.results import (
     check_claims,
     fold_accuracies,
     fold_mean,
-    late_fusion,
     paired_comparison,
     row_key,
     sign_flip_p,
@@ -38,23 +37,6 @@ def fake(system, fold, acc, probs=None, labels=(0, 1), se=None):
     if se is not None:
         r["accuracy"]["self_ensemble"] = se
     return r
-
-
-def test_late_fusion_by_hand():
-    # mean of [[.6,.4],[.4,.6]], [[.2,.8],[.4,.6]], [[.7,.3],[.9,.1]], [[.9,.1],[.1,.9]] = [[.6,.4],[.45,.55]]
-    P = {"mel": [[.6, .4], [.4, .6]], "gam": [[.2, .8], [.4, .6]], "cqt": [[.7, .3], [.9, .1]],
-         "raw": [[.9, .1], [.1, .9]]}
-    recs = {v: fake(v, 1, 0.5, P[v]) for v in P}
-    out = late_fusion(recs)
-    assert np.allclose(out["probs"], [[.6, .4], [.45, .55]])
-    assert out["accuracy"] == 1.0
-
-
-def test_late_fusion_refuses_different_test_files():
-    recs = {v: fake(v, 1, 0.5) for v in ("mel", "gam", "cqt", "raw")}
-    recs["raw"]["test"]["keys"] = ["a", "c"]
-    with pytest.raises(ValueError, match="same test files"):
-        late_fusion(recs)
 
 
 def test_table3_mean_std_and_derived_rows():
@@ -162,7 +144,7 @@ def test_signed_uses_a_true_minus_sign():
 
 
 def test_weight_shares_by_hand():
-    from mvbook.replay import weight_shares
+    from mvbook.book.replay import weight_shares
     r = fake("multiview", 2, 0.5, se=0.5)
     r["curves"] = {"weights": {"mel": [0.2, 0.0, 0.0], "raw": [0.2, 1.0, 0.7], "mv": [0.6, 0.0, 0.3]}}
     w = weight_shares([r, fake("mel", 2, 0.5)])
@@ -210,7 +192,7 @@ def test_paired_comparison_over_fold_means():
 def test_diagnostics_of_a_legacy_record_come_from_its_replayed_losses():
     import json
 
-    from mvbook.replay import blending_diagnostics, diagnostics_table, record_rule, replay
+    from mvbook.book.replay import blending_diagnostics, diagnostics_table, record_rule, replay
     path = committed("esc10/cpu/mv_literal/fold1-seed0.json", "the literal-rule record")
     rec = json.loads(path.read_text())
     assert "blending" not in rec["config"] and record_rule(rec).name == "literal"
@@ -232,7 +214,7 @@ def test_diagnostics_of_a_legacy_record_come_from_its_replayed_losses():
 def test_diagnostics_a_record_states_agree_with_its_replay_and_the_rest_is_replayed():
     import json
 
-    from mvbook.replay import blending_diagnostics, replay
+    from mvbook.book.replay import blending_diagnostics, replay
     path = committed("esc10/cpu/multiview/fold1-seed0.json", "the authors-rule record")
     rec = json.loads(path.read_text())
     c = rec["curves"]
@@ -248,7 +230,7 @@ def test_diagnostics_a_record_states_agree_with_its_replay_and_the_rest_is_repla
 def test_last_active_share_and_replayed_weights():
     import json
 
-    from mvbook.replay import last_active_share, replay_weights
+    from mvbook.book.replay import last_active_share, replay_weights
     r = {"curves": {"step": [0, 10, 20, 40], "weights": {"mv": [0.2, 0.5, 0.0, 0.0], "mel": [0.8, 0.5, 1.0, 1.0]}}}
     assert last_active_share(r) == 20 / 40 and last_active_share(r, "mel") == 1.0
     floored = {"curves": {"step": [0, 10, 20, 40], "weights": {"mv": [0.2, 0.5, 1e-6, 1e-6]}}}
@@ -263,7 +245,7 @@ def test_last_active_share_and_replayed_weights():
 def test_diagnostics_table_says_which_runs_were_replayed():
     import json
 
-    from mvbook.replay import diagnostics_table
+    from mvbook.book.replay import diagnostics_table
     path = committed("esc10/cpu/multiview/fold1-seed0.json", "the authors-rule record")
     rec = json.loads(path.read_text())
     full = rec | {"seed": 1, "diagnostics": rec["diagnostics"] | {"off_share": {}, "uncredited": 0}}
@@ -302,7 +284,7 @@ def test_holm_by_hand_and_against_its_step_down_definition():
 
 
 def test_uniform_until_selected_and_as_equal_pairs_by_hand():
-    from mvbook.replay import as_equal_pairs, uniform_until_selected
+    from mvbook.book.replay import as_equal_pairs, uniform_until_selected
 
     def run(system, fold, seed, w_mv, step, acc):
         w = {"mel": [0.5, 1 - w_mv], "mv": [0.5, w_mv]}
@@ -326,7 +308,7 @@ def test_a_multiview_network_trained_with_uniform_weights_only_is_the_equal_runs
     `equal`'s run of the same fold and seed (same code, same device) has the same test accuracies."""
     import json
 
-    from mvbook.replay import as_equal_pairs, uniform_until_selected, weights_summary
+    from mvbook.book.replay import as_equal_pairs, uniform_until_selected, weights_summary
     root = Path(__file__).parents[1] / "results" / "esc10"
     flagged = 0
     for preset in ("cpu", "long"):

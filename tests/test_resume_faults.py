@@ -96,13 +96,13 @@ def test_sigterm_while_best_pt_is_written_is_one_interrupted_line(tmp_path):
     ("verify", "interrupted; nothing is kept: the same command verifies every record again"),
     ("train", "interrupted; the same command resumes")])
 def test_ctrl_c_promises_a_resume_only_where_there_is_one(tmp_path, monkeypatch, capsys, command, text):
-    import mvbook.cache
     import mvbook.train
     import mvbook.verify
+    import mvbook.views.cache
 
     def interrupted(*a, **kw):
         raise KeyboardInterrupt
-    for module, name in ((mvbook.cache, "load_views"), (mvbook.verify, "verify"), (mvbook.train, "train")):
+    for module, name in ((mvbook.views.cache, "load_views"), (mvbook.verify, "verify"), (mvbook.train, "train")):
         monkeypatch.setattr(module, name, interrupted)
     args = {"features": ["features", "--cache-dir", str(tmp_path)], "verify": ["verify", str(tmp_path / "r.json")],
             "train": ["train", "--out", str(tmp_path), "--no-progress"]}[command]

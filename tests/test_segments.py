@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from mvbook.features import Standardizer
-from mvbook.segments import DeviceSegmenter, Segmenter, eval_segments, segmenter_for, train_batches
+from mvbook.views.features import Standardizer
+from mvbook.views.segments import DeviceSegmenter, Segmenter, eval_segments, segmenter_for, train_batches
 
 SR = 22050
 

@@ -1,10 +1,10 @@
-"""mvbook.summary: the numbers and sentences of the book's prose, on made-up records."""
+"""mvbook.book.summary: the numbers and sentences of the book's prose, on made-up records."""
 import numpy as np
 import pandas as pd
 import pytest
 from test_plots import fake_record
 
-from mvbook import summary as S
+from mvbook.book import summary as S
 
 
 def test_fmt_p_and_the_smallest_wilcoxon_p():

@@ -7,10 +7,10 @@ import torch
 
 import mvbook.systems as systems_pkg
 from mvbook.config import get_preset
-from mvbook.framing import ALL_VIEWS, VIEWS
-from mvbook.models import MultiViewNet
+from mvbook.nets.crnn import MultiViewNet
 from mvbook.systems import DERIVED, PAPER_SYSTEMS, REGISTRY, TRAINED_SYSTEMS, all_systems, dependencies, get_system
 from mvbook.systems.base import BranchSystem, System
+from mvbook.views.framing import ALL_VIEWS, VIEWS
 
 
 def test_the_paper_systems():
@@ -79,7 +79,7 @@ def test_fusionnet_dependencies_and_unknown_systems():
 
 def test_the_capacity_control_matches_a_fusionnet_coder():
     """mv_wide: the multi-view network whose CRNNs have a FusionNet coder's size at the cpu width."""
-    from mvbook import summary
+    from mvbook.book import summary
     from mvbook.systems.capacity import CODER_MATCHED_WIDTH
     s = get_system("mv_wide")
     assert s.views == VIEWS and s.loss == "blend" and s.rule == "authors" and s.origin == "extra"

@@ -10,7 +10,7 @@ import torch
 
 import mvbook.systems
 import mvbook.train
-from mvbook.cab import CABNet
+from mvbook.nets.cab import CABNet
 from mvbook.systems.base import BranchSystem
 from mvbook.train import train
 

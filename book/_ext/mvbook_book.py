@@ -36,7 +36,7 @@ def _include_run_pages(app, config):
 
 
 def _run_note(preset: str) -> str:
-    from mvbook.chapters import preset_caveat
+    from mvbook.book.chapters import preset_caveat
     return preset_caveat(preset)
 
 
@@ -103,7 +103,7 @@ def _process(app, doctree):
         app.env.metadata[docname]["orphan"] = True
         preset = run.group(2)
     elif docname == "book/training":                  # the chapter trains with the book's preset
-        from mvbook.chapters import book_preset
+        from mvbook.book.chapters import book_preset
         preset = book_preset()
     else:
         return
@@ -116,7 +116,7 @@ def _process(app, doctree):
 def _copy_records(app, exception):
     if exception is not None or app.builder.format != "html":
         return
-    from mvbook.chapters import copy_records
+    from mvbook.book.chapters import copy_records
     copied = copy_records(Path(app.srcdir) / "results", Path(app.outdir) / "results")
     logger.info(f"mvbook: copied {len(copied)} results records into the HTML")
 

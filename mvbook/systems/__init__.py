@@ -12,7 +12,7 @@ from __future__ import annotations
 from importlib import import_module
 
 from ..errors import ConfigError
-from ..framing import EXTRA_VIEWS, VIEWS
+from ..views.framing import EXTRA_VIEWS, VIEWS
 
 __all__ = ["REGISTRY", "TRAINED_SYSTEMS", "PAPER_SYSTEMS", "DERIVED", "get_system", "all_systems", "dependencies",
            "load_network"]
@@ -23,7 +23,7 @@ REGISTRY = {
     "mv_literal": "paper", "mv_slope": "paper", "mv_initial": "paper", "mv_power1": "paper", "mv_w1": "paper",
     "mv_w6": "paper",
     "mv_eval10": "paper", "mv_eval40": "paper",
-    **{f"fcn_{v}": "fusionnet" for v in VIEWS}, "fusionnet": "fusionnet", "crnn_meta": "fusionnet",
+    **{f"fcn_{v}": "stacking" for v in VIEWS}, "fusionnet": "stacking", "crnn_meta": "stacking",
     "cabcnn": "cabcnn",
     **{v: "hpss" for v in EXTRA_VIEWS}, "multiview6": "hpss",
     "mv_wide": "capacity",

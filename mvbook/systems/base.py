@@ -29,17 +29,17 @@ from torch import nn
 
 from .. import evaluate
 from ..blending import RULES, AdaptiveBlender, FixedWeights, initial_weights
-from ..cache import load_views
 from ..checkpoints import load_weights
 from ..config import Preset, learning_rate
 from ..data import Dataset, Split
 from ..device import autocast, to_device
 from ..errors import ConfigError
-from ..features import Standardizer
-from ..models import MultiViewNet, n_params
+from ..nets.crnn import MultiViewNet, n_params
 from ..records import RunPaths
 from ..seeds import DEFAULT_SCHEME, LEGACY_SCHEME, RunSeeds, run_seeds
-from ..segments import Segmenter, segmenter_for, train_batches
+from ..views.cache import load_views
+from ..views.features import Standardizer
+from ..views.segments import Segmenter, segmenter_for, train_batches
 
 __all__ = ["Run", "Training", "System", "BranchSystem", "BranchTraining"]
 

@@ -1,11 +1,11 @@
 """CAB-CNN (Lu et al.): the multi-view network with classifier attention
-(:class:`mvbook.cab.CABNet`) as its ⊕ branch, trained on the ⊕ loss only,
+(:class:`mvbook.nets.cab.CABNet`) as its ⊕ branch, trained on the ⊕ loss only,
 like ``concat``. Chapter: *Beyond the paper: fusion strategies*.
 """
 from __future__ import annotations
 
-from ..cab import CABNet
-from ..framing import VIEWS
+from ..nets.cab import CABNet
+from ..views.framing import VIEWS
 from .base import BranchSystem
 
 __all__ = ["SYSTEMS"]

@@ -1,11 +1,11 @@
-"""FusionNet's harmonic and percussive views (:data:`mvbook.framing.EXTRA_VIEWS`)
+"""FusionNet's harmonic and percussive views (:data:`mvbook.views.framing.EXTRA_VIEWS`)
 alone, and as two extra views of the multi-view network (``multiview6``: seven
 branches weighted by Algorithm 1 read literally, the rule of its records).
 Chapter: *Beyond the paper: extra views*.
 """
 from __future__ import annotations
 
-from ..framing import EXTRA_VIEWS, VIEWS
+from ..views.framing import EXTRA_VIEWS, VIEWS
 from .base import BranchSystem
 
 __all__ = ["SYSTEMS"]

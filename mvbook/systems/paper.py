@@ -14,7 +14,7 @@ Chapters: *The multi-view network*, *Beyond the paper: ablations*.
 """
 from __future__ import annotations
 
-from ..framing import VIEWS
+from ..views.framing import VIEWS
 from .base import BranchSystem
 
 __all__ = ["ABLATIONS", "SYSTEMS"]

@@ -10,13 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .config import PRESETS, get_preset
-from .errors import DataError
-from .fusionnet import FeatureCodingNet
-from .models import CRNN1D, CRNN2D, n_params
-from .plan import FAMILY, decide
-from .replay import as_equal_pairs, record_rule, weights_summary
-from .results import (
+from ..config import PRESETS, get_preset
+from ..errors import DataError
+from ..nets.crnn import CRNN1D, CRNN2D, n_params
+from ..nets.fusionnet import FeatureCodingNet
+from ..plan import FAMILY, decide
+from ..results import (
     ALL_ROW_NAMES,
     PAPER_TABLE3,
     SELF_ENSEMBLE_ROWS,
@@ -31,6 +30,7 @@ from .results import (
     spans,
     table3,
 )
+from .replay import as_equal_pairs, record_rule, weights_summary
 
 __all__ = ["count", "design_words", "fmt_p", "COMPARISON_FORMAT", "min_wilcoxon_p", "wilcoxon_note", "findings_table",
            "length_margins", "compare_sentence", "weight_pattern", "preset_cost", "capacity", "scale_sentence",
@@ -313,12 +313,12 @@ def uniform_sentence(groups: dict, system: str = "multiview", baseline: str = "e
     -------
     str
         At each preset, the share of Algorithm 1's measurements at which no
-        branch improved (:func:`~mvbook.replay.weights_summary`); what the rule
+        branch improved (:func:`~mvbook.book.replay.weights_summary`); what the rule
         does then (uniform weights, or the last ones kept); and the runs whose
         selected network was trained with uniform weights only, how many of
         them have the ``baseline`` run's test accuracies on every branch, and
         the folds whose every pair is such a run, so that the fold's paired
-        difference is exactly 0 (:func:`~mvbook.replay.as_equal_pairs`). Empty
+        difference is exactly 0 (:func:`~mvbook.book.replay.as_equal_pairs`). Empty
         when ``system`` has no run.
     """
     w = {p: s for p, recs in groups.items() if (s := weights_summary(recs, system))}
@@ -613,7 +613,7 @@ def rerun_drift(records: list[dict], reruns: list[dict]) -> pd.DataFrame:
     ----------
     records : list of dict
         The committed results records of one dataset and preset
-        (:func:`mvbook.chapters.main_records`).
+        (:func:`mvbook.book.chapters.main_records`).
     reruns : list of dict
         The re-runs' records; one without a committed record of the same
         system, dataset, preset, fold and seed is left out.

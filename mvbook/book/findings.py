@@ -1,7 +1,7 @@
 """The verdicts in plain words: the bottom line that opens *What was found*
-(:func:`~mvbook.findings.bottom_line`: the best system at each length, blending against equal
+(:func:`~mvbook.book.findings.bottom_line`: the best system at each length, blending against equal
 weights, how the paper's claims fared, what the design can see) and the
-claims side by side at two lengths (:func:`~mvbook.findings.verdict_table`), all decided under
+claims side by side at two lengths (:func:`~mvbook.book.findings.verdict_table`), all decided under
 the analysis plan (:mod:`mvbook.plan`). Chapters: *Introduction*, *Results*.
 """
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .config import get_preset
-from .plan import FAMILY, decide
-from .results import row_key, signed, table3
+from ..config import get_preset
+from ..plan import FAMILY, decide
+from ..results import row_key, signed, table3
 from .summary import fmt_p
 
 __all__ = ["verdict_table", "bottom_line", "preset_differences", "selection_noise", "ensemble_weights",
@@ -35,7 +35,7 @@ def verdict_table(groups: dict, family=FAMILY) -> pd.DataFrame:
         Indexed by claim; for each preset ``<preset>: verdict``
         (:func:`mvbook.plan.decide`'s), ``<preset>: points`` (the mean difference of
         the fold means, :func:`~mvbook.results.signed`), ``<preset>: p (Holm)`` (the
-        t-test's p and its Holm-adjusted value, :func:`~mvbook.summary.fmt_p`) and ``<preset>:
+        t-test's p and its Holm-adjusted value, :func:`~mvbook.book.summary.fmt_p`) and ``<preset>:
         detectable`` (the minimum detectable difference, points).
     """
     out = {claim: {} for claim, _, _ in family}
@@ -233,7 +233,7 @@ def noise_paragraph(groups: dict, drift: pd.DataFrame | None = None) -> str:
     groups : dict
         Preset name → its records (one dataset).
     drift : pandas.DataFrame, optional
-        :func:`mvbook.summary.rerun_drift`'s table (same-code re-runs of committed runs).
+        :func:`mvbook.book.summary.rerun_drift`'s table (same-code re-runs of committed runs).
 
     Returns
     -------

@@ -1,5 +1,5 @@
 """The on-disk feature cache: every clip's views, extracted once with the fast
-paths of :mod:`mvbook.features` and memory-mapped afterwards.
+paths of :mod:`mvbook.views.features` and memory-mapped afterwards.
 Chapter: *Four views*.
 
 **What a cache array is computed from.** One file per (dataset, view): its name
@@ -7,7 +7,7 @@ hashes the dataset's name, its *source* (the resolved data root; for a dataset
 without files, such as ``synthetic``, its fingerprint), the clip length and
 every parameter of the view. Inside, each row records the content id of the
 clip it was computed from (the SHA-256 of the clip file; see
-:mod:`mvbook.cachefile` for when a file is re-hashed) and a checksum of its
+:mod:`mvbook.views.cachefile` for when a file is re-hashed) and a checksum of its
 own bytes. On every load:
 
 - each clip's content id is compared with the one its row was computed from; a
@@ -40,6 +40,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..data import DatasetError
+from ..errors import DataError
 from .cachefile import (
     CacheError,
     append_manifest,
@@ -56,8 +58,6 @@ from .cachefile import (
     tmp_path,
     write_json,
 )
-from .data import DatasetError
-from .errors import DataError
 from .features import extract_batch, view_params
 from .framing import N_BANDS, VIEWS, check_sr, check_view, n_frames
 

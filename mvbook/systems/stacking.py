@@ -1,10 +1,10 @@
 """FusionNet (Ng et al.) as systems: one feature coding network per view
-(``fcn_<view>``: :class:`mvbook.fusionnet.CodingNet`, softmax plus centre
+(``fcn_<view>``: :class:`mvbook.nets.fusionnet.CodingNet`, softmax plus centre
 loss), then the meta-classifier (``fusionnet``) on their high-level features.
 ``crnn_meta`` is the same meta-classifier on the embeddings of the paper's
 four single-view CRNNs (``mel`` … ``raw``): stacking without FusionNet's
 larger coders, the control that tells its gain from stacking and from size.
-The networks and the choices the paper leaves open are in :mod:`mvbook.fusionnet`.
+The networks and the choices the paper leaves open are in :mod:`mvbook.nets.fusionnet`.
 Chapter: *Beyond the paper: fusion strategies*.
 """
 from __future__ import annotations
@@ -21,16 +21,16 @@ from tqdm.auto import tqdm
 
 from .. import evaluate
 from ..blending import FixedWeights
-from ..cache import load_views
 from ..device import autocast
+from ..ensemble import late_fusion
 from ..errors import DataError
-from ..features import Standardizer
-from ..framing import VIEWS
-from ..fusionnet import CENTER_LAMBDA, META_FILTERS, CodingNet, MetaCNN
-from ..models import scaled
+from ..nets.crnn import scaled
+from ..nets.fusionnet import CENTER_LAMBDA, META_FILTERS, CodingNet, MetaCNN
 from ..records import RunPaths, atomic_torch_save, grid_command
-from ..results import late_fusion
-from ..segments import Segmenter, eval_segments
+from ..views.cache import load_views
+from ..views.features import Standardizer
+from ..views.framing import VIEWS
+from ..views.segments import Segmenter, eval_segments
 from . import get_system
 from .base import BranchSystem, Run, System, Training
 

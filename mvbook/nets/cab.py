@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .models import MultiViewNet
+from .crnn import MultiViewNet
 
 __all__ = ["ClassifierAttention", "CABNet"]
 

@@ -1,7 +1,7 @@
 """The book's figures drawn from results records — Algorithm 1 replayed, the
 curves of one run, Fig. 2 — and the style every figure of the book shares:
 sized for the book's text column (about 780 px wide), with labels, ticks and
-legends no smaller than the body text. Re-exported by :mod:`mvbook.plots`.
+legends no smaller than the body text. Re-exported by :mod:`mvbook.book.plots`.
 
 - :data:`BOOK_RC`, :func:`.book_style`: the shared matplotlib settings.
 - :func:`.blending_trace`, :func:`.plot_blending_trace`: Algorithm 1 replayed on a
@@ -20,9 +20,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .blending import RULES, AdaptiveBlender, BlendRule, replay_losses
-from .framing import ALL_VIEWS, VIEW_INFO
-from .results import ALL_ROW_NAMES, row_key
+from ..blending import RULES, AdaptiveBlender, BlendRule, replay_losses
+from ..results import ALL_ROW_NAMES, row_key
+from ..views.framing import ALL_VIEWS, VIEW_INFO
 
 __all__ = ["BRANCH_LABEL", "BRANCH_COLOR", "SYSTEM_COLOR", "FIG_WIDTH", "FONT_PT", "BOOK_RC", "book_style",
            "blending_trace", "plot_blending_trace", "plot_curves", "mean_curve", "runs_of", "fig2"]
@@ -47,7 +47,7 @@ BOOK_RC = {"figure.figsize": (FIG_WIDTH, 4.5), "font.size": FONT_PT, "axes.title
 def book_style() -> None:
     """Apply :data:`BOOK_RC` to every figure made from now on, and report progress in
     plain lines, not widgets: keep ``tqdm.auto`` from warning that ipywidgets is
-    missing (chapters and the training notebook call it on import of :mod:`mvbook.chapters`)."""
+    missing (chapters and the training notebook call it on import of :mod:`mvbook.book.chapters`)."""
     mpl.rcParams.update(BOOK_RC)
     warnings.filterwarnings("ignore", message="IProgress not found")
 

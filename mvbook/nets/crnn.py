@@ -7,7 +7,7 @@ shapes as (time, freq, channel). ``width`` scales every channel and unit count
 tables from these modules.
 
 On CPU the forward and backward passes take faster routes that compute the
-same maths (:mod:`mvbook.fastpaths`; ``fast_paths(False)`` switches them off,
+same maths (:mod:`mvbook.nets.fastpaths`; ``fast_paths(False)`` switches them off,
 tests/test_fastpaths.py checks that both agree).
 """
 from __future__ import annotations
@@ -15,10 +15,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+from ..views.framing import ALL_VIEWS, VIEWS
 from .bigru import BiGRU
-from .errors import ConfigError
 from .fastpaths import conv_pool, dropout, fast_paths, float32_on_cpu, raw_front_end
-from .framing import ALL_VIEWS, VIEWS
 
 __all__ = ["F_2D", "N_RAW_BANDS", "DROPOUT", "scaled", "ConvBlock", "AttentionPooling", "Classifier", "CRNN2D",
            "CRNN1D", "MultiViewNet", "n_params", "layer_shapes"]

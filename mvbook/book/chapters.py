@@ -20,7 +20,7 @@ in the built book. Imported by chapters only; the library never imports it.
   :func:`bash_block`: command lines (made by the library) as one.
 - :func:`copy_records`: the records of ``results/`` into the built book.
 
-Importing it applies :func:`mvbook.plots_runs.book_style` to every figure.
+Importing it applies :func:`mvbook.book.plots_runs.book_style` to every figure.
 
 Chapters: all.
 """
@@ -38,13 +38,13 @@ from pathlib import Path
 # tqdm's warning that ipywidgets is missing says nothing to a reader (import mvbook sets no filter)
 warnings.filterwarnings("ignore", message="IProgress not found")
 
-from .config import PRESETS
-from .data import DatasetError, load_dataset
-from .errors import ConfigError, DataError
+from ..config import PRESETS
+from ..data import DatasetError, load_dataset
+from ..errors import ConfigError, DataError
+from ..records import REPO, RunPaths, load_records
+from ..results import row_key
+from ..train import train
 from .plots_runs import book_style
-from .records import REPO, RunPaths, load_records
-from .results import row_key
-from .train import train
 
 __all__ = ["RESULTS", "DEMO_DATASET", "N_FOLDS", "protocol_folds", "book_preset", "real_data_available",
            "book_dataset", "runs_dir", "resolve", "book_run", "record_groups", "main_records", "committed_record",

@@ -3,7 +3,7 @@ backward in two compiled passes: the batch-norm sums over the pooled gradient,
 then the input gradient, written once per cell (``A·y + B``, plus the pooled
 gradient at the pair's chosen cell). The native path makes about ten passes
 over the pooled tensor and three over ``y`` for the same backward. The same
-maths as ``mvbook.fastpaths._BNReLUMaxPool`` (float32, float64); sums
+maths as ``mvbook.nets.fastpaths._BNReLUMaxPool`` (float32, float64); sums
 accumulate in float64. Tested against max-pool, batch norm and ReLU in
 tests/test_pairpool.py.
 """
@@ -13,7 +13,7 @@ import numba
 import numpy as np
 import torch
 
-from . import numba_cache_dir
+from .. import numba_cache_dir
 
 __all__ = ["applies", "input_coefficients", "pool", "BNReLUPairPool"]
 

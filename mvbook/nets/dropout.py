@@ -8,7 +8,7 @@ reads the generator's state, runs the same twister in compiled loops (blocks
 of 624 words, then the masks), and writes the advanced state back: the same
 masks and the same generator state as ``bernoulli_``, several times faster.
 tests/test_dropout.py checks both against PyTorch. Used by the fast paths
-(:mod:`mvbook.fastpaths`); chapter *The CRNNs*.
+(:mod:`mvbook.nets.fastpaths`); chapter *The CRNNs*.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import numba
 import numpy as np
 import torch
 
-from . import numba_cache_dir
+from .. import numba_cache_dir
 
 __all__ = ["bernoulli_scaled", "state_layout_ok"]
 

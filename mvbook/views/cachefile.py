@@ -1,4 +1,4 @@
-"""The files of the feature cache (:mod:`mvbook.cache`): cache arrays that carry
+"""The files of the feature cache (:mod:`mvbook.views.cache`): cache arrays that carry
 their own manifest, content fingerprints of clip files, temporary files that an
 interrupted run removes (SIGINT, SIGTERM) or the next run cleans (SIGKILL).
 
@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 __all__ = ["HOST", "CacheError", "row_digest", "preallocate", "disk_full",
            "append_manifest", "read_manifest", "bad_rows", "file_signature",

@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .results import late_fusion, row_key
-from .systems import DERIVED
+from ..ensemble import late_fusion
+from ..results import row_key
+from ..systems import DERIVED
 
 __all__ = ["run_predictions", "per_class_accuracy", "confusion", "complementarity"]
 
@@ -25,7 +26,7 @@ def run_predictions(records: list[dict], rows=("mel", "gam", "cqt", "raw", "late
         Records of one dataset and preset.
     rows : sequence of str
         Row keys: trained rows (their main branch's posteriors) or ``late`` (the
-        mean of the four single views' posteriors, :func:`mvbook.results.late_fusion`).
+        mean of the four single views' posteriors, :func:`mvbook.ensemble.late_fusion`).
 
     Returns
     -------

@@ -1,6 +1,6 @@
 """The biGRU of both CRNNs on CPU: ``nn.GRU``'s maths with both directions
 stepped together and a hand-written backward through time (a fast path of
-:mod:`mvbook.fastpaths`; tests/test_bigru.py checks it against ``nn.GRU``).
+:mod:`mvbook.nets.fastpaths`; tests/test_bigru.py checks it against ``nn.GRU``).
 Chapter: *The CRNNs*.
 """
 from __future__ import annotations

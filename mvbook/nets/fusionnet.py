@@ -7,8 +7,8 @@ softmax plus centre loss (§III-D), then a *meta-CNN* on the concatenation of
 their high-level features (§III-E). Here:
 
 - :class:`FeatureCodingNet` — the view's CNN front end is the conv/pool blocks
-  of our CRNN for that view (Tables 1–2: :class:`~mvbook.models.CRNN2D` for the
-  2-D views, :class:`~mvbook.models.CRNN1D` with its raw front end for ``raw``),
+  of our CRNN for that view (Tables 1–2: :class:`~mvbook.nets.crnn.CRNN2D` for the
+  2-D views, :class:`~mvbook.nets.crnn.CRNN1D` with its raw front end for ``raw``),
   so that FusionNet and the multi-view network see the views through the same
   convolutions (ReLU blocks, 6 of them, where FusionNet has 5 VGG blocks with
   ELU). A :class:`NetVLAD` layer (Eq. 1–5, K = 20) codes the output of each of
@@ -27,7 +27,7 @@ their high-level features (§III-E). Here:
   features read as a one-channel sequence, self-attention over the sequence
   positions, flatten → fc → dropout → BN → fc (#classes).
 - Their training (systems ``fcn_<view>`` and ``fusionnet``, the latter on the
-  features of the finished ``fcn_<view>`` runs) is :mod:`mvbook.systems.fusionnet`.
+  features of the finished ``fcn_<view>`` runs) is :mod:`mvbook.systems.stacking`.
 
 Not reproduced: FusionNet's choice of the best feature combination by the sum
 rule (we fuse all four views; the sum rule itself is the derived row
@@ -48,13 +48,13 @@ Choices the paper leaves open:
   (w_k = 2αc_k, b_k = −α‖c_k‖²), which would need a pass over the data.
 - fc sizes: hidden 1024·width (the paper's coding network has 23.03 M
   parameters; at width 1 ours has about as many), dropout 0.1 (the rate of
-  :mod:`mvbook.models`).
+  :mod:`mvbook.nets.crnn`).
 - Centre loss: the mean (not the sum) of ½‖z_i − c_{y_i}‖² over the batch, so
   that λ does not depend on the batch size; the centres are parameters trained
   by the same Adam optimiser (Wen et al. move them with their own rate; with
   Adam, whose step does not depend on the gradient's scale, they move at the
   network's learning rate whatever λ), initialised at 0.
-- Meta-classifier (:mod:`mvbook.systems.fusionnet`): Adam, lr ``META_LR`` = 10⁻³,
+- Meta-classifier (:mod:`mvbook.systems.stacking`): Adam, lr ``META_LR`` = 10⁻³,
   batches of the preset's size, ``META_EPOCHS`` epochs (100; ``smoke``: the preset's 2; ``epochs=`` overrides
   it), one example per segment (S evenly spaced segments per S-second clip,
   the segments of :mod:`mvbook.evaluate`), clip posteriors = mean over its
@@ -86,10 +86,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .device import full_precision
-from .errors import ConfigError
+from ..device import full_precision
+from ..errors import ConfigError
+from .crnn import CRNN1D, CRNN2D, DROPOUT, N_RAW_BANDS, MultiViewNet, scaled
 from .fastpaths import conv_pool, raw_front_end
-from .models import CRNN1D, CRNN2D, DROPOUT, N_RAW_BANDS, MultiViewNet, scaled
 
 __all__ = ["META_FILTERS", "CENTER_LAMBDA", "NetVLAD", "SelfAttention", "FeatureCodingNet", "CenterLoss", "MetaCNN",
            "CodingNet"]
@@ -199,7 +199,7 @@ class FeatureCodingNet(nn.Module):
     view : str
         The view coded.
     width : float
-        Scales every channel and unit count as in :class:`~mvbook.models.MultiViewNet`.
+        Scales every channel and unit count as in :class:`~mvbook.nets.crnn.MultiViewNet`.
     sr : int
         Sample rate (fixes the raw CRNN's pool02).
     raw_bands : int

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .blending import OFF, RULES, AdaptiveBlender, BlendRule, replay_losses
-from .results import row_key
+from ..blending import OFF, RULES, AdaptiveBlender, BlendRule, replay_losses
+from ..results import row_key
 
 __all__ = ["weight_shares", "record_rule", "replay", "blending_diagnostics", "diagnostics_table",
            "weights_summary", "uniform_until_selected", "as_equal_pairs", "replay_weights", "last_active_share"]

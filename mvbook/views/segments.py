@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .errors import DataError
+from ..errors import DataError
 from .framing import hop_seconds, segment_length
 
 __all__ = ["Segmenter", "DeviceSegmenter", "segmenter_for", "train_batches", "eval_segments"]
@@ -18,7 +18,7 @@ class Segmenter:
 
     A segment starting at ``t0`` seconds starts at frame ``round(t0 / hop)`` of
     each view (clamped so that it fits), so the views of one example cover the
-    same ≈1.51 s (:func:`~mvbook.framing.segment_length`).
+    same ≈1.51 s (:func:`~mvbook.views.framing.segment_length`).
 
     Parameters
     ----------

@@ -4,7 +4,7 @@ from results records (``mvbook.results``), never from numbers typed in.
 - :func:`plot_views`: a clip as waveform and its three spectrograms (§2.1).
 - :func:`draw_network`: Fig. 1, the five-branch multi-view network.
 - :func:`plot_attention`: what spatio-temporal attention pooling weighs.
-- from :mod:`mvbook.plots_runs` (the figures drawn from records, and the
+- from :mod:`mvbook.book.plots_runs` (the figures drawn from records, and the
   style shared by every figure): :func:`.blending_trace`,
   :func:`.plot_blending_trace`, :func:`.plot_curves`, :func:`.fig2`,
   :func:`.book_style`.
@@ -21,10 +21,10 @@ import pandas as pd
 from gammatone.filters import centre_freqs
 from torch import nn
 
-from .errors import ConfigError
-from .features import CQT_BINS_PER_OCTAVE, GAM_FMIN
-from .framing import N_BANDS, VIEW_INFO, frame_times
-from .models import layer_shapes, scaled
+from ..errors import ConfigError
+from ..nets.crnn import layer_shapes, scaled
+from ..views.features import CQT_BINS_PER_OCTAVE, GAM_FMIN
+from ..views.framing import N_BANDS, VIEW_INFO, frame_times
 from .plots_runs import (  # noqa: F401
     BOOK_RC,
     BRANCH_COLOR,
@@ -154,7 +154,7 @@ def draw_network(ax=None, n_classes: str = "C", width: float = 1.0):
     n_classes : str
         What the output layers' size is written as.
     width : float
-        Width multiplier of the networks (:func:`mvbook.models.scaled`), for the
+        Width multiplier of the networks (:func:`mvbook.nets.crnn.scaled`), for the
         sizes written in the boxes.
 
     Returns
@@ -224,12 +224,12 @@ def crnn_table(net, x, head=None) -> pd.DataFrame:
 
     For each layer of a CRNN: its filter size, stride, number of filters and
     padding read from the module, and its output shape measured by running ``net``
-    on one input (:func:`mvbook.models.layer_shapes`).
+    on one input (:func:`mvbook.nets.crnn.layer_shapes`).
 
     Parameters
     ----------
     net : torch.nn.Module
-        A 2D or 1D CRNN (:class:`mvbook.models.CRNN2D`, :class:`mvbook.models.CRNN1D`).
+        A 2D or 1D CRNN (:class:`mvbook.nets.crnn.CRNN2D`, :class:`mvbook.nets.crnn.CRNN1D`).
     x : torch.Tensor, shape (T, 64) or (samples,)
         One un-batched input: a 2D view or a waveform.
     head : torch.nn.Module, optional

@@ -1,4 +1,4 @@
-"""The views' names and framing facts, in one table (:data:`~mvbook.framing.VIEW_INFO`) that
+"""The views' names and framing facts, in one table (:data:`~mvbook.views.framing.VIEW_INFO`) that
 the extraction, the segments, the figures and the chapters read.
 
 Mel, Gammatone and the HPSS views share 40 ms frames with a 20 ms hop, not
@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .errors import ConfigError, DataError
+from ..errors import ConfigError, DataError
 
 __all__ = ["VIEWS", "EXTRA_VIEWS", "ALL_VIEWS", "N_BANDS", "WIN_SECONDS", "HOP_SECONDS", "ViewInfo", "VIEW_INFO",
            "check_view", "check_sr", "win_length", "hop_length", "cqt_hop_length", "hop_seconds", "n_frames",

@@ -65,9 +65,9 @@ import torch
 from gammatone.filters import centre_freqs, make_erb_filters
 from gammatone.gtgram import gtgram
 
-from . import numba_cache_dir
-from .device import resolve_device
-from .errors import ConfigError, DataError
+from .. import numba_cache_dir
+from ..device import resolve_device
+from ..errors import ConfigError, DataError
 from .framing import (
     EXTRA_VIEWS,
     HOP_SECONDS,
@@ -101,7 +101,7 @@ def view_params(view: str, sr: int) -> dict:
     Parameters
     ----------
     view : str
-        One of :data:`~mvbook.framing.ALL_VIEWS`.
+        One of :data:`~mvbook.views.framing.ALL_VIEWS`.
     sr : int
         Sample rate (Hz).
 
@@ -356,7 +356,7 @@ def extract(view: str, wave, sr: int, method: str = "fast") -> np.ndarray:
     -------
     np.ndarray, float32
         (frames, 64) log power for the 2D views (the log rule of the module
-        docstring; frames as :func:`mvbook.framing.n_frames`), the waveform
+        docstring; frames as :func:`mvbook.views.framing.n_frames`), the waveform
         itself for ``raw``.
 
     Examples
@@ -384,7 +384,7 @@ def extract_batch(view: str, waves, sr: int, device=None) -> np.ndarray:
     Parameters
     ----------
     view : str
-        One of :data:`~mvbook.framing.ALL_VIEWS`.
+        One of :data:`~mvbook.views.framing.ALL_VIEWS`.
     waves : array_like, (N, samples)
         Clips of equal length.
     sr : int

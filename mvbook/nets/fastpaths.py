@@ -1,4 +1,4 @@
-"""Fast CPU paths of the networks in :mod:`mvbook.models`: the same maths as
+"""Fast CPU paths of the networks in :mod:`mvbook.nets.crnn`: the same maths as
 the plain modules, fewer passes over memory; used on CPU only (CUDA keeps
 cuDNN's kernels). tests/test_fastpaths.py checks fast = plain for outputs,
 gradients and batch-norm running statistics. Chapter: *The CRNNs*.
@@ -11,16 +11,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..device import full_precision
+from ..errors import ConfigError
 from . import pairpool
-from .device import full_precision
 from .dropout import bernoulli_scaled, state_layout_ok
-from .errors import ConfigError
 
 __all__ = ["EXACT_STREAM", "fast_paths", "on_fast_path", "float32_on_cpu", "accumulation_dtype", "conv_pool",
            "dropout", "output_phases", "raw_front_end"]
 
 _FAST = {"enabled": True}
-EXACT_STREAM = state_layout_ok()     # dropout masks from PyTorch's stream by mvbook.dropout
+EXACT_STREAM = state_layout_ok()     # dropout masks from PyTorch's stream by mvbook.nets.dropout
 _EPS_EXACT = 2.0 ** -20     # a float32-exact eps: (1 − eps) + eps == 1 with no rounding
 
 
@@ -368,7 +368,7 @@ def conv_pool(conv: nn.Sequential, pool: nn.Sequential, x: torch.Tensor) -> torc
 
 
 def dropout(x: torch.Tensor, drop: nn.Dropout, memory_order: bool = False) -> torch.Tensor:
-    """``drop(x)``; on the fast path by :func:`mvbook.dropout.bernoulli_scaled`
+    """``drop(x)``; on the fast path by :func:`mvbook.nets.dropout.bernoulli_scaled`
     (PyTorch's stream, faster), the mask drawn in the logical (B, C, H, W) order
     whatever the memory format of ``x`` (the plain path's tensors are contiguous),
     or with ``memory_order`` in ``x``'s memory order, as ``drop(x)`` draws it (the

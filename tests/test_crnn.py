@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from mvbook.models import CRNN1D, CRNN2D, AttentionPooling, MultiViewNet, layer_shapes, n_params
+from mvbook.nets.crnn import CRNN1D, CRNN2D, AttentionPooling, MultiViewNet, layer_shapes, n_params
 
 TABLE1 = [("conv1", (75, 64, 32)), ("pool1", (75, 32, 32)), ("conv2", (75, 32, 64)), ("pool2", (75, 16, 64)),
           ("conv3", (75, 16, 128)), ("pool3", (75, 8, 128)), ("conv4", (75, 8, 128)), ("pool4", (75, 4, 128)),
@@ -93,9 +93,9 @@ def test_subclass_hooks_and_registration_order():
     """A subclass's make_coder / add_view_modules / make_fusion_head are used, and its
     modules are registered subnets → add_view_modules' → heads (the state-dict order
     that checkpoints are written in)."""
-    from mvbook.cab import CABNet, ClassifierAttention
-    from mvbook.fusionnet import CodingNet, FeatureCodingNet
-    from mvbook.models import Classifier
+    from mvbook.nets.cab import CABNet, ClassifierAttention
+    from mvbook.nets.crnn import Classifier
+    from mvbook.nets.fusionnet import CodingNet, FeatureCodingNet
 
     net = CodingNet(3, sr=22050, width=1 / 16, views=("mel", "raw"), raw_bands=4)
     assert all(isinstance(net.subnets[v], FeatureCodingNet) for v in ("mel", "raw"))

@@ -1,8 +1,10 @@
 """The verdict at a glance and the views class by class, as figures with alt
 text that says what they show: the forest plot of the claims
-(:func:`~mvbook.plots_claims.plot_forest`), the per-class heat map (:func:`~mvbook.plots_claims.plot_class_accuracy`)
-and a confusion matrix (:func:`~mvbook.plots_claims.plot_confusion`); :func:`~mvbook.plots_claims.figure_html` puts a
-figure in a page with its alt text. Chapters: *Introduction*, *Results*.
+(:func:`~mvbook.book.plots_claims.plot_forest`), the per-class heat map
+(:func:`~mvbook.book.plots_claims.plot_class_accuracy`) and a confusion matrix
+(:func:`~mvbook.book.plots_claims.plot_confusion`);
+:func:`~mvbook.book.plots_claims.figure_html` puts a figure in a page with its
+alt text. Chapters: *Introduction*, *Results*.
 """
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ..results import signed
 from .plots_runs import FIG_WIDTH
-from .results import signed
 
 __all__ = ["VERDICT_STYLE", "plot_forest", "forest_alt", "plot_class_accuracy", "plot_confusion", "figure_html"]
 
@@ -100,7 +102,7 @@ def plot_class_accuracy(table: pd.DataFrame, names: dict | None = None, title: s
     Parameters
     ----------
     table : pandas.DataFrame
-        :func:`mvbook.classes.per_class_accuracy`'s.
+        :func:`mvbook.book.classes.per_class_accuracy`'s.
     names : dict, optional
         Row key → display name.
     title : str, optional
@@ -127,7 +129,7 @@ def plot_confusion(M: np.ndarray, classes, title: str | None = None):
     Parameters
     ----------
     M : numpy.ndarray
-        Counts, :func:`mvbook.classes.confusion`'s.
+        Counts, :func:`mvbook.book.classes.confusion`'s.
     classes : sequence of str
     title : str, optional
 

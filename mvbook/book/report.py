@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import ConfigError
-from .records import REPO, grid_command, record_path
-from .results import (
+from ..errors import ConfigError
+from ..records import REPO, grid_command, record_path
+from ..results import (
     ALL_ROW_NAMES,
     PAPER_TABLE3,
     ROW_NAMES,
@@ -23,7 +23,7 @@ from .results import (
     row_key,
     row_records,
 )
-from .systems import DERIVED, PAPER_SYSTEMS
+from ..systems import DERIVED, PAPER_SYSTEMS
 
 __all__ = ["missing_html", "table3_html", "row_commits"]
 
