@@ -66,12 +66,29 @@ __all__ = ["CacheError", "cache_path", "cache_root", "clip_ids", "load_views", "
 
 #: bumped when the layout of the cache files changes
 CACHE_FORMAT = 2
+#: a clip file written less than this before it was hashed (ns) is hashed again next time
 RACY_NS = 2_000_000_000
 _FOLDER_HINT = "point --cache-dir or $MVBOOK_CACHE at a writable folder"
 
 
 def cache_root(cache_dir=None) -> Path:
-    """``cache_dir`` if given, else ``$MVBOOK_CACHE``, else ``~/.cache/mvbook``."""
+    """The folder of the feature cache (nothing is created).
+
+    Parameters
+    ----------
+    cache_dir : str or Path, optional
+        An explicit folder (``--cache-dir``); ``~`` is expanded.
+
+    Returns
+    -------
+    Path
+        ``cache_dir`` if given, else ``$MVBOOK_CACHE``, else ``~/.cache/mvbook``.
+
+    Examples
+    --------
+    >>> cache_root("/data/cache") == Path("/data/cache")
+    True
+    """
     root = cache_dir or os.environ.get("MVBOOK_CACHE") or Path.home() / ".cache" / "mvbook"
     return Path(root).expanduser()
 
@@ -97,7 +114,26 @@ def _digest(payload) -> str:
 
 
 def source_id(dataset) -> dict:
-    """What the clips are read from: the resolved data root, or (no root) the fingerprint."""
+    """What a dataset's clips are read from, a part of every cache file's name and manifest.
+
+    Parameters
+    ----------
+    dataset : mvbook.data.Dataset
+        Any dataset; one with files has a ``root``.
+
+    Returns
+    -------
+    dict
+        ``{"root": <the resolved data root>}``, or ``{"fingerprint": <its
+        fingerprint>}`` for a dataset without a root (``synthetic``).
+
+    Examples
+    --------
+    >>> from mvbook.data import load_dataset
+    >>> ds = load_dataset("synthetic")
+    >>> source_id(ds) == {"fingerprint": ds.fingerprint()}
+    True
+    """
     root = getattr(dataset, "root", None)
     return {"root": str(Path(root).resolve())} if root is not None else {"fingerprint": dataset.fingerprint()}
 
@@ -107,16 +143,63 @@ def _stem(dataset) -> str:
 
 
 def cache_path(dataset, view: str, cache_dir=None) -> Path:
-    """Where ``view`` of ``dataset`` is cached: the name carries a hash of the dataset's
-    source (:func:`source_id`), its clip length and every parameter of the view; which
-    clips the rows hold is in the file's manifest."""
+    """Where one view of a dataset is cached. The name carries a hash of the cache
+    format, the dataset's source (:func:`source_id`), its clip length and every
+    parameter of the view (:func:`~mvbook.views.features.view_params`); which clips
+    the rows hold is in the file's manifest.
+
+    Parameters
+    ----------
+    dataset : mvbook.data.Dataset
+        The dataset.
+    view : str
+        A view of :data:`~mvbook.views.framing.VIEWS`.
+    cache_dir : str or Path, optional
+        The cache folder (default :func:`cache_root`).
+
+    Returns
+    -------
+    Path
+        ``<cache folder>/<dataset>-<view>-<sr>-<16 hex digits>.npy`` (nothing is created).
+
+    Examples
+    --------
+    >>> from mvbook.data import load_dataset
+    >>> ds = load_dataset("synthetic")
+    >>> p = cache_path(ds, "mel", "/cache")
+    >>> p.parent == Path("/cache"), p.name.startswith("synthetic-mel-22050-"), p == cache_path(ds, "gam", "/cache")
+    (True, True, False)
+    """
     key = {"format": CACHE_FORMAT, "source": source_id(dataset), "n_samples": int(dataset.n_samples),
            **view_params(view, dataset.sr)}
     return cache_root(cache_dir) / f"{_stem(dataset)}-{view}-{dataset.sr}-{_digest(key)}.npy"
 
 
 def view_shape(dataset, view: str) -> tuple:
-    """Shape of the stacked ``view`` of every clip of ``dataset``."""
+    """The shape of one view of every clip of a dataset, stacked in clip order.
+
+    Parameters
+    ----------
+    dataset : mvbook.data.Dataset
+        The dataset (its number of clips, ``n_samples`` and ``sr``).
+    view : str
+        A view of :data:`~mvbook.views.framing.VIEWS`.
+
+    Returns
+    -------
+    tuple of int
+        ``(n_clips, frames, 64)`` for a 2D view, ``(n_clips, n_samples)`` for ``raw``
+        (frames: :func:`~mvbook.views.framing.n_frames`).
+
+    Examples
+    --------
+    >>> from mvbook.data import load_dataset
+    >>> ds = load_dataset("synthetic")
+    >>> view_shape(ds, "mel") == (len(ds), n_frames("mel", ds.n_samples, ds.sr), 64)
+    True
+    >>> view_shape(ds, "raw") == (len(ds), ds.n_samples)
+    True
+    """
     T = n_frames(view, dataset.n_samples, dataset.sr)
     return (len(dataset), T) if view == "raw" else (len(dataset), T, N_BANDS)
 
@@ -133,12 +216,39 @@ def _clip_name(dataset, i: int) -> str:
 
 
 def clip_ids(dataset, cache_dir=None) -> list[str]:
-    """The content id of every clip: ``sha256:<hash of the file>`` (re-hashed only when
-    the file's size, mtime, ctime or inode changed since the index was written, or when
-    the file had been written less than 2 s before it was hashed: such an entry is
-    not trusted, as git does with "racily clean" files), or
-    ``key:<clip key>`` for a clip without a file (its dataset's fingerprint is in the
-    cache file's name). A file that cannot be read is a :class:`.DatasetError`."""
+    """The content id of every clip, what each row of a cache file is checked against.
+
+    A clip file is hashed (:func:`~mvbook.views.cachefile.file_digest`) unless the
+    clip index of the cache folder holds its hash under the same size, mtime, ctime
+    and inode; a file written less than :data:`RACY_NS` (2 s) before it was hashed
+    gets no trusted entry, as git does with "racily clean" files. The index is
+    rewritten when it changed and the cache folder exists.
+
+    Parameters
+    ----------
+    dataset : mvbook.data.Dataset
+        The dataset, in clip order.
+    cache_dir : str or Path, optional
+        The cache folder, where the clip index is kept (default :func:`cache_root`).
+
+    Returns
+    -------
+    list of str
+        Per clip, ``sha256:<32 hex digits of the file's hash>``, or ``key:<clip
+        key>`` for a clip without a file (its dataset's fingerprint is in the cache
+        file's name).
+
+    Raises
+    ------
+    mvbook.data.base.DatasetError
+        Some clip files cannot be read; the message lists every one of them.
+
+    Examples
+    --------
+    >>> from mvbook.data import load_dataset
+    >>> clip_ids(load_dataset("synthetic"), "/nonexistent")[:2]
+    ['key:synthetic-0000', 'key:synthetic-0001']
+    """
     root = cache_root(cache_dir)
     index_path = root / f"{_stem(dataset)}-clips-{_digest(source_id(dataset))}.json"
     index = read_index(index_path) if index_path.is_file() else {}

@@ -53,27 +53,93 @@ _LEGACY_TMP = re.compile(r"^\..+\.npy\.[0-9a-f]{32}\.tmp$")     # written before
 
 
 class CacheError(DataError, RuntimeError):
-    """The feature cache cannot be used; the message says what, where and what to do."""
+    """The feature cache cannot be used: its folder is a file or not writable, the
+    disk is full, or a cache file was changed after it was written (a damaged
+    manifest or row, a manifest of another view or dataset).
+
+    Parameters
+    ----------
+    message : str
+        What cannot be used, the path in parentheses, and what to do (delete the
+        file, free space, point ``$MVBOOK_CACHE`` elsewhere).
+
+    Examples
+    --------
+    >>> from mvbook.errors import DataError
+    >>> issubclass(CacheError, DataError), str(CacheError("damaged (x.npy): delete it"))
+    (True, 'damaged (x.npy): delete it')
+    """
+
+    def __init__(self, message: str):
+        super().__init__(message)
 
 
 # --- arrays with their manifest -----------------------------------------------------------
 
 def row_digest(row: np.ndarray) -> str:
-    """SHA-256 (128 bits, hex) of one row's float32 bytes."""
+    """The checksum of one row of a cache array, as its manifest records it.
+
+    Parameters
+    ----------
+    row : np.ndarray
+        One clip's features, any shape; hashed as C-contiguous float32 (a row of
+        another dtype is converted first).
+
+    Returns
+    -------
+    str
+        The first 128 bits of the SHA-256 of its bytes, 32 hex digits.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> d = row_digest(np.zeros((2, 3), np.float32))
+    >>> len(d), d == row_digest(np.zeros((2, 3))), d == row_digest(np.ones((2, 3)))
+    (32, True, False)
+    """
     return hashlib.sha256(memoryview(np.ascontiguousarray(row, dtype=np.float32)).cast("B")).hexdigest()[:32]
 
 
 def disk_full(e: BaseException) -> bool:
-    """Whether ``e`` is "no space left on device" (or over the disk quota)."""
+    """Whether an exception is "no space left on device" (or over the disk quota).
+
+    Parameters
+    ----------
+    e : BaseException
+        The exception a write raised (only ``e`` itself is looked at, not its causes).
+
+    Returns
+    -------
+    bool
+        True for an ``OSError`` with errno ``ENOSPC`` or ``EDQUOT``.
+
+    Examples
+    --------
+    >>> import errno
+    >>> disk_full(OSError(errno.ENOSPC, "full")), disk_full(OSError(errno.EACCES, "denied"))
+    (True, False)
+    """
     return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def preallocate(path: Path, offset: int) -> None:
-    """Give every block of the file at ``path`` (a new ``open_memmap``, sparse) its
-    space on disk before a row is stored through the memory map: a full disk is then
-    an ``OSError`` (ENOSPC) here, not a SIGBUS at a store into a page the disk cannot
-    give. Where the filesystem cannot preallocate, the zeros after the header
-    (``offset`` bytes) are written plainly."""
+    """Give every block of a new cache array its space on disk before a row is
+    stored through the memory map: a full disk is then an ``OSError`` (ENOSPC)
+    here, not a SIGBUS at a store into a page the disk cannot give. Where the
+    filesystem cannot preallocate (``posix_fallocate`` unsupported), the zeros
+    after the header are written plainly.
+
+    Parameters
+    ----------
+    path : Path
+        The file, just made by ``numpy.lib.format.open_memmap`` (sparse, at its full size).
+    offset : int
+        Bytes of its ``.npy`` header (the memory map's ``offset``), which are kept
+        when the zeros are written plainly.
+
+    Any other failure of ``posix_fallocate`` or of the writes is raised as its
+    ``OSError``: ENOSPC when the disk is full (:func:`disk_full`).
+    """
     size = os.path.getsize(path)
     fd = os.open(path, os.O_RDWR)
     try:
@@ -91,17 +157,46 @@ def preallocate(path: Path, offset: int) -> None:
 
 
 def append_manifest(path: Path, manifest: dict) -> None:
-    """Write the trailer of the .npy at ``path``."""
+    """Append the trailer to a finished cache array: the manifest as compact JSON,
+    its length in bytes (8 bytes, little endian) and the magic bytes; numpy ignores it.
+
+    Parameters
+    ----------
+    path : Path
+        The ``.npy`` file (a temporary, before it is published by ``os.replace``).
+    manifest : dict
+        JSON-able; :func:`read_manifest` requires ``clips`` (a content id per row)
+        and ``rows`` (a :func:`row_digest` per row).
+    """
     blob = json.dumps(manifest, separators=(",", ":")).encode()
     with open(path, "ab") as f:
         f.write(blob + struct.pack("<Q", len(blob)) + _MAGIC)
 
 
 def read_manifest(path: Path, row_shape: tuple):
-    """``(memory map, manifest)`` of a cache array, or ``None`` when ``path`` is not
-    a complete cache file of rows of ``row_shape`` (absent, another format, truncated): such a
-    file is simply recomputed. A file that has the trailer but whose manifest does
-    not parse was changed after it was written: :class:`CacheError`."""
+    """Open a cache array with its manifest.
+
+    Parameters
+    ----------
+    path : Path
+        The cache file.
+    row_shape : tuple of int
+        The shape of one row (one clip's features, without the clip axis).
+
+    Returns
+    -------
+    tuple of (np.memmap, dict) or None
+        The rows as a read-only float32 memory map of shape ``(n_clips, *row_shape)``
+        and the manifest; None when ``path`` is not a complete cache file of such
+        rows (absent, another format or shape, truncated): such a file is simply
+        recomputed.
+
+    Raises
+    ------
+    CacheError
+        The file has the trailer but its manifest does not parse or does not list
+        one clip and one checksum per row: it was changed after it was written.
+    """
     try:
         X = np.load(path, mmap_mode="r")
         size = path.stat().st_size
@@ -136,8 +231,33 @@ def _row_problems(X: np.ndarray, i: int, digest: str) -> str:
 
 
 def bad_rows(X: np.ndarray, digests, rows=None) -> dict:
-    """row → what is wrong with it (checksum, non-finite values), over ``rows`` (default
-    all); rows are checked on up to 8 threads (hashlib and numpy release the GIL)."""
+    """The rows of a cache array that fail their checksum or hold NaN or inf.
+    Rows are checked on up to 8 threads (hashlib and numpy release the GIL).
+
+    Parameters
+    ----------
+    X : np.ndarray
+        The rows (clips first), usually the memory map of :func:`read_manifest`.
+    digests : sequence of str
+        The :func:`row_digest` each row was written with (the manifest's ``rows``).
+    rows : iterable of int, optional
+        The rows to check (default: all of them).
+
+    Returns
+    -------
+    dict
+        Row index → what is wrong with it (``"does not match its checksum"``,
+        ``"holds non-finite values"`` or both); empty when every row is sound.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.zeros((3, 2), np.float32)
+    >>> digests = [row_digest(r) for r in X]
+    >>> X[1, 0], X[2, 0] = 1.0, np.nan
+    >>> bad_rows(X, digests)
+    {1: 'does not match its checksum', 2: 'does not match its checksum and holds non-finite values'}
+    """
     rows = list(range(len(X)) if rows is None else rows)
     with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:
         found = pool.map(lambda i: _row_problems(X, i, digests[i]), rows)
@@ -147,13 +267,37 @@ def bad_rows(X: np.ndarray, digests, rows=None) -> dict:
 # --- clip content ids ---------------------------------------------------------------------
 
 def file_signature(path: Path) -> list:
-    """Size, modification and change times (ns) and inode of ``path``: what changes when its bytes may have."""
+    """What changes when a file's bytes may have changed: the key under which its hash is reused.
+
+    Parameters
+    ----------
+    path : Path
+        A clip file.
+
+    Returns
+    -------
+    list of int
+        ``[size in bytes, mtime_ns, ctime_ns, inode]`` (``os.stat``, times in
+        nanoseconds); a file that cannot be stat'ed raises its ``OSError``.
+    """
     st = os.stat(path)
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
 def file_digest(path: Path) -> str:
-    """SHA-256 (128 bits, hex) of a file's bytes."""
+    """The content id of a clip file: the hash of its bytes, read 1 MiB at a time.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+
+    Returns
+    -------
+    str
+        The first 128 bits of its SHA-256, 32 hex digits; a file that cannot be
+        read raises its ``OSError``.
+    """
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -162,7 +306,22 @@ def file_digest(path: Path) -> str:
 
 
 def read_index(path: Path) -> dict:
-    """The clip index at ``path`` (file → [size, mtime_ns, ctime_ns, inode, digest]), or {}."""
+    """Read a clip index, the hint that lets :func:`file_digest` be skipped for an
+    unchanged file (written by :func:`write_json`).
+
+    Parameters
+    ----------
+    path : Path
+        The index file (JSON with a ``files`` object).
+
+    Returns
+    -------
+    dict
+        File path → ``[size, mtime_ns, ctime_ns, inode, digest]`` (the
+        :func:`file_signature` and the hash, or None for a hash not to be trusted);
+        empty when the file is absent, unreadable or not such an index (a hint only:
+        every file is then hashed).
+    """
     try:
         files = json.loads(path.read_text())["files"]
         return files if isinstance(files, dict) else {}
@@ -171,7 +330,21 @@ def read_index(path: Path) -> dict:
 
 
 def write_json(path: Path, payload) -> bool:
-    """Replace ``path`` atomically; False (and nothing written) if the folder is not writable."""
+    """Write a JSON file atomically (a temporary beside it, then ``os.replace``).
+
+    Parameters
+    ----------
+    path : Path
+        The file to replace or create.
+    payload : object
+        Anything ``json.dumps`` takes; written compactly.
+
+    Returns
+    -------
+    bool
+        True when written; False, and nothing left behind, when the folder cannot
+        be written to (any ``OSError``): the callers write hints that can be missed.
+    """
     tmp = tmp_path(path)
     try:
         tmp.write_text(json.dumps(payload, separators=(",", ":")))
@@ -185,8 +358,27 @@ def write_json(path: Path, payload) -> bool:
 # --- temporary files ----------------------------------------------------------------------
 
 def tmp_path(path: Path) -> Path:
-    """A hidden temporary beside ``path``, named by host and PID so that a later run can
-    tell a killed run's leftover from a live run's file."""
+    """The name of a hidden temporary beside ``path``, named by host and PID so that a later
+    run can tell a killed run's leftover from a live run's file (:func:`clean_stale`).
+
+    Parameters
+    ----------
+    path : Path
+        The file the temporary will replace.
+
+    Returns
+    -------
+    Path
+        ``.<name>.<host>.<pid>.<8 random hex digits>.tmp`` in ``path``'s folder
+        (nothing is created).
+
+    Examples
+    --------
+    >>> import os
+    >>> t = tmp_path(Path("/cache/esc10-mel.npy"))
+    >>> t.parent == Path("/cache"), t.name.startswith(".esc10-mel.npy."), t.name.split(".")[-3] == str(os.getpid())
+    (True, True, True)
+    """
     return path.with_name(f".{path.name}.{HOST}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 
 
@@ -224,7 +416,22 @@ def _is_stale(path: Path, now: float | None = None) -> bool:
 
 
 def clean_stale(folder: Path) -> list:
-    """Remove the stale temporaries in ``folder``; the removed paths."""
+    """Remove the temporaries that killed runs left in a folder. A temporary is stale
+    when it was made on this host by a process that no longer runs (or whose PID
+    now belongs to a process started after the file was last written); one of
+    the old kind without a PID when it is more than a day old. Another host's
+    temporaries are left alone.
+
+    Parameters
+    ----------
+    folder : Path
+        The cache folder.
+
+    Returns
+    -------
+    list of Path
+        The temporaries removed (one that cannot be removed is skipped).
+    """
     removed = []
     for p in folder.glob(".*.tmp"):
         if _is_stale(p):
@@ -262,13 +469,29 @@ def _signal_of(e: BaseException):
 
 @contextmanager
 def interrupt_guard(tmps: list, on_term: str | None = None):
-    """Around a write of the cache: SIGINT and SIGTERM raise ``_Interrupted``, so the
-    temporaries in ``tmps`` (filled in by the caller) are removed; then the previous
-    handlers come back and the signal is delivered again, to act as it would have.
-    An error raised on the way out by a writer the signal interrupted (torch's
-    ``unexpected pos``) is the signal too, not a traceback. ``on_term``: a line for
-    stderr when SIGTERM ends the block (SIGINT becomes ``KeyboardInterrupt``, which
-    the caller reports)."""
+    """A context around a write of the cache that removes its temporaries when it ends,
+    however it ends. In the main thread, SIGINT and SIGTERM raise inside the block
+    (unless the signal is ignored, or handled in C); on the way out the previous
+    handlers come back and the signal is delivered again, to act as it would have:
+    a SIGINT ends the block with ``KeyboardInterrupt`` (Python's default handler
+    raises it), a SIGTERM ends the process (its default action) or, where the
+    previous handler returns, the block with ``SystemExit(143)`` (128 + 15). An
+    error raised on the way out by a writer the signal interrupted (torch's
+    ``unexpected pos``) counts as the signal, not as a traceback.
+
+    Parameters
+    ----------
+    tmps : list of Path
+        The temporaries, appended by the caller as it makes them; each is removed
+        at the end of the block (missing ones are fine).
+    on_term : str, optional
+        A line printed on stderr when SIGTERM ends the block.
+
+    Yields
+    ------
+    None
+        Once, for the body of the ``with`` block.
+    """
     main = threading.current_thread() is threading.main_thread()
     previous = {}
     if main:
