@@ -18,7 +18,7 @@ def test_table3_html_links_every_cell_and_explains_the_empty_ones(tmp_path, monk
     assert 'href="../results/esc10/cpu/multiview/fold1-seed0.json"' in html   # record
     assert 'href="../results/esc10/cpu/mel/fold2-seed0.json"' in html
     assert 'fold2-seed0.html' not in html                                # no notebook kept for that run
-    assert "60.00 ± 14.14 (2)" in html                                   # mel: folds 1 and 2
+    assert "60.00\u00a0±\u00a014.14 (2)" in html                             # mel: folds 1 and 2
     assert "87.35" in html and "ESC-50" in html                          # the paper's column
     commits = {r["provenance"]["git_commit"][:7] for r in recs}
     assert f"<span class='mv-code'>{', '.join(sorted(commits))}</span>" in html   # the code behind each row, folded
@@ -42,7 +42,7 @@ def test_runs_below_folds_the_per_run_columns_under_the_means(tmp_path, monkeypa
     folded, missing_folded = report.table3_html(recs, "esc10", "cpu", folds=[1, 2, 3], rows=["mel", "multiview"],
                                                 runs_below=True)
     means, runs = folded.split("<details", 1)
-    assert "fold 1" not in means and "65.00 ± 7.07 (2)" in means and "ours: mean" in means
+    assert "fold 1" not in means and "65.00\u00a0±\u00a07.07 (2)" in means and "ours: mean" in means
     assert "fold 3, seed 0" in runs and "ours: mean" not in runs and runs.endswith("</details>")
     for cell in ("fold1-seed0.json", "fold2-seed0.json"):                  # the same linked cells as the wide table
         assert wide.count(cell) == runs.count(cell) == 2
@@ -77,7 +77,7 @@ def test_table3_html_extended_rows(tmp_path, monkeypatch):
     assert html.count("†") == len(EXTRA_ROW_NAMES) + 1                  # the marked names and the caption's note
     assert 'href="../../results/esc10/cpu/fcn_raw/fold1-seed0.json"' in html      # sum rule → its four coders
     assert 'href="../../results/esc10/cpu/multiview6/fold1-seed0.html"' in html   # HPSS self-ensemble → its run
-    assert "60.00 ± 14.14 (2)" in html                                   # mv_initial: folds 1 and 2
+    assert "60.00\u00a0±\u00a014.14 (2)" in html                             # mv_initial: folds 1 and 2
     cells = {(m["row"], m["fold"]): m for m in missing}
     assert cells[(ALL_ROW_NAMES["sumrule"], 2)]["systems"] == ["fcn_mel", "fcn_gam", "fcn_cqt", "fcn_raw"]
     assert cells[(ALL_ROW_NAMES["multiview6_se"], 2)]["systems"] == ["multiview6"]
@@ -110,7 +110,7 @@ def test_table3_html_labels_folds_and_seeds_and_compares_rows_on_seed_0(tmp_path
     html, _ = report.table3_html(recs, "esc10", "cpu", folds=[1, 2], rows=["mel", "gam"])
     assert html.count("<th class='mv-seed'>seed 0</th>") == 2 and html.count("seed 2</th>") == 2
     assert "<th class='mv-fold' colspan='3'>fold 1</th>" in html and "fold 1, fold 1" not in html
-    assert "60.00 ± 0.00 (6)" in html                    # mel: both fold means are 60 (its six runs: 50, 60, 70)
+    assert "60.00\u00a0±\u00a00.00 (6)" in html  # mel: both fold means are 60 (its six runs: 50, 60, 70)
     assert "50.00 (2)" in html and "80.00 (2)" in html                 # seed 0 only: the same folds for both rows
     assert html.startswith("<p class='mv-caption'>") and "<div class='mv-scroll'><table" in html
     assert "seed-0 column" in html.split("</p>")[0]

@@ -49,9 +49,10 @@ def _run_links(rec: dict, base: str) -> str:
 
 
 def _ours(vals: pd.Series) -> str:
-    """'mean ± std (runs)' of a row's accuracies: the mean of the fold means and their std."""
+    """'mean ± std (runs)' of a row's accuracies: the mean of the fold means and their std
+    ('mean ± std' unbroken, so that a narrow page wraps only before the number of runs)."""
     if len({f for f, _ in vals.index}) > 1:
-        return f"{fold_mean(vals):.2f} ± {fold_std(vals):.2f} ({len(vals)})"
+        return f"{fold_mean(vals):.2f}\u00a0±\u00a0{fold_std(vals):.2f} ({len(vals)})"
     if len(vals) > 1:
         return f"{fold_mean(vals):.2f} ({len(vals)})"
     return f"{vals.iloc[0]:.2f} (1)" if len(vals) == 1 else "—"
@@ -262,7 +263,8 @@ def table3_html(records: list[dict], dataset: str, preset: str, *, folds=None, s
     fixed = _fixed_heads(paper_head, common)
     if runs_below:
         table = (_table(_header([], fixed), fixed_rows) + "<details class='mv-runs'><summary>Each run of the table "
-                 f"({len(cols)} columns: the accuracy of every (fold, seed), linked to its notebook and record)"
+                 f"({len(cols)} columns: the accuracy of every (fold, seed), linked to its notebook and record; "
+                 "scroll it sideways where it is wider than the page)"
                  "</summary>" + _table(_header(cols, ["system"]), [[f[0]] + r for f, r in zip(fixed_rows, run_rows)])
                  + "</details>")
     else:
