@@ -37,18 +37,25 @@ non-negative and sum to 1:
    of G and O from the slopes of line fits (``_line_slope``).
 
 ``power`` is the exponent of :math:`|O|` (2 in Eq. 5; 1 for the ablation).
+
+**What the training loop calls** is a :class:`WeightRule`: the branch weights
+of Eq. 2, updated at every evaluation, with the state a checkpoint keeps —
+:class:`AdaptiveBlender` (Algorithm 1 under a :class:`BlendRule`) or
+:class:`FixedWeights`. A :class:`BlendRule` (the values of :data:`RULES`) is
+not called: it is the data that configures an :class:`AdaptiveBlender`.
 Chapter: *Adaptive gradient blending*.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["OFF", "BlendRule", "RULES", "smoothed", "initial_weights", "FixedWeights", "AdaptiveBlender",
-           "replay_losses"]
+__all__ = ["OFF", "BlendRule", "RULES", "smoothed", "initial_weights", "WeightRule", "FixedWeights",
+           "AdaptiveBlender", "replay_losses"]
 
 #: a weight below this counts as off (exactly 0 under the literal rule, about floor / Z under a floor)
 OFF = 1e-3
@@ -164,9 +171,94 @@ def initial_weights(branches, mode: str) -> dict:
     return {k: 1.0 / len(branches) for k in branches}
 
 
+@runtime_checkable
+class WeightRule(Protocol):
+    """The branch weights of Eq. 2 as the training loop (:func:`mvbook.train.train`)
+    drives them: the type of :attr:`mvbook.systems.base.Training.rule`.
+
+    The loop starts from :attr:`weights`, calls :meth:`update` with the losses of
+    each evaluation and trains with the weights it returns, saves
+    :meth:`state_dict` in every checkpoint and gives it back to
+    :meth:`load_state_dict` on resuming, and adds :meth:`diagnostics` to the
+    finished run's record. :class:`AdaptiveBlender` and :class:`FixedWeights` are
+    the two; ``isinstance(x, WeightRule)`` checks that ``x`` has these members
+    (not their signatures).
+
+    Parameters
+    ----------
+    *args, **kwargs
+        None: a protocol is not instantiated; an object satisfies it by having the
+        attribute and the four methods below.
+
+    Examples
+    --------
+    >>> isinstance(FixedWeights({"mv": 1.0}), WeightRule), isinstance(AdaptiveBlender(("a",)), WeightRule)
+    (True, True)
+    >>> isinstance(RULES["literal"], WeightRule)      # a BlendRule configures a blender, it is not one
+    False
+    """
+    #: branch → weight before the first :meth:`update` (the weights sum to 1)
+    weights: dict[str, float]
+
+    def update(self, train_losses: dict[str, float], val_losses: dict[str, float]) -> dict[str, float]:
+        """The weights after one evaluation.
+
+        Parameters
+        ----------
+        train_losses : dict
+            Branch → loss on the fixed subset of training clips (every branch).
+        val_losses : dict
+            Branch → validation loss.
+
+        Returns
+        -------
+        dict
+            Branch → weight, for the training steps until the next evaluation.
+        """
+        ...
+
+    def diagnostics(self, steps: list, weights: dict, selected: dict) -> dict | None:
+        """What the weights did over a finished run, for its record.
+
+        Parameters
+        ----------
+        steps : list of int
+            The training step of each evaluation.
+        weights : dict
+            Branch → the weight :meth:`update` returned at each evaluation.
+        selected : dict
+            Branch → weight of the selected (best validation) model.
+
+        Returns
+        -------
+        dict or None
+            The record's ``diagnostics``; None: nothing to report.
+        """
+        ...
+
+    def state_dict(self) -> dict | None:
+        """The state a checkpoint keeps (JSON-able; None for a rule without state).
+
+        Returns
+        -------
+        dict or None
+            What :meth:`load_state_dict` takes back.
+        """
+        ...
+
+    def load_state_dict(self, state: Any) -> None:
+        """Restore what :meth:`state_dict` returned.
+
+        Parameters
+        ----------
+        state : dict or None
+            A checkpoint's saved state of a rule of the same kind and configuration.
+        """
+        ...
+
+
 class FixedWeights:
-    """The weight rule of a system whose weights never change (the interface of
-    :class:`AdaptiveBlender`: ``update``, ``state_dict``, ``load_state_dict``).
+    """The weight rule (:class:`WeightRule`) of a system whose weights never change.
 
     Parameters
     ----------
@@ -183,35 +275,44 @@ class FixedWeights:
         self.weights = dict(weights)
 
     def update(self, train_losses: dict, val_losses: dict) -> dict:
+        """The fixed weights, whatever the losses (:meth:`WeightRule.update`)."""
         return dict(self.weights)
 
     def diagnostics(self, steps: list, weights: dict, selected: dict) -> None:
+        """Nothing to report (:meth:`WeightRule.diagnostics`)."""
         return None
 
     def state_dict(self) -> None:
+        """No state (:meth:`WeightRule.state_dict`): the weights come from the configuration."""
         return None
 
     def load_state_dict(self, state) -> None:
-        pass
+        """Nothing to restore (:meth:`WeightRule.load_state_dict`)."""
 
 
 class AdaptiveBlender:
-    r"""Algorithm 1 for a set of branches; ``update`` returns the new weights.
+    r"""Algorithm 1 for a set of branches; ``update`` returns the new weights
+    (a :class:`WeightRule`). Every option is keyword-only.
 
     Parameters
     ----------
     branches : sequence of str
         The branch names k (``"mel", "gam", "cqt", "raw", "mv"`` in the paper).
     window : int
-        W, the number of measurements averaged into :math:`\bar L`.
+        W, the number of measurements averaged into :math:`\bar L` (at least 1).
     reference : {"best", "initial"}
         Algorithm 1's best-so-far references, or Wang et al.'s initial ones.
     eps : float
-        Added to :math:`|O|^{power}` (edge-case rule 3); keyword only.
+        Added to :math:`|O|^{power}` (edge-case rule 3).
     power : float
-        The exponent of :math:`|O|` in Eq. 5; keyword only.
+        The exponent of :math:`|O|` in Eq. 5.
     rule : BlendRule
-        What the paper leaves open (:data:`RULES`; default ``literal``); keyword only.
+        What the paper leaves open (:data:`RULES`; default ``literal``).
+
+    Raises
+    ------
+    mvbook.errors.ConfigError
+        ``reference`` is neither ``"best"`` nor ``"initial"``, or ``window`` is below 1.
 
     After each :meth:`update`, ``G``, ``O``, ``ratio`` (Eq. 5 before 1/Z),
     ``L_tr_bar`` and ``L_va_bar`` hold that measurement's values per branch.
@@ -246,7 +347,7 @@ class AdaptiveBlender:
     Chapter: *Adaptive gradient blending*.
     """
 
-    def __init__(self, branches, window: int = 5, reference: str = "best", *,
+    def __init__(self, branches, *, window: int = 5, reference: str = "best",
                  eps: float = 1e-6, power: float = 2.0, rule: BlendRule = RULES["literal"]):
         if reference not in ("best", "initial"):
             raise ConfigError(f"reference must be 'best' or 'initial', not {reference!r}")
@@ -254,8 +355,8 @@ class AdaptiveBlender:
             raise ConfigError("window W must be at least 1")
         self.branches = tuple(branches)
         self.W, self.reference, self.eps, self.power, self.rule = window, reference, eps, power, rule
-        self.L_tr = {k: [] for k in self.branches}
-        self.L_va = {k: [] for k in self.branches}
+        self.L_tr: dict[str, list[float]] = {k: [] for k in self.branches}
+        self.L_va: dict[str, list[float]] = {k: [] for k in self.branches}
         self.L_tr_star: dict[str, float] = {}
         self.L_va_star: dict[str, float] = {}
         self.weights = {k: 1.0 / len(self.branches) for k in self.branches}
@@ -285,10 +386,26 @@ class AdaptiveBlender:
         S = [{k: smoothed(L[k], self.W) for k in self.branches} for L in (self.L_tr, self.L_va)]
         if not self.L_tr_star:                                   # XSleepNet2: the fit before this point
             self.L_tr_star, self.L_va_star = ({k: _line_slope(s[k][-H - 1:-1]) for k in self.branches} for s in S)
-        return tuple({k: _line_slope(s[k][-H:]) for k in self.branches} for s in S)
+        tr, va = ({k: _line_slope(s[k][-H:]) for k in self.branches} for s in S)
+        return tr, va
 
     def update(self, train_losses: dict, val_losses: dict) -> dict:
-        """Append one measurement per branch and return the weights w(n)."""
+        """Append one measurement per branch and return the weights w(n)
+        (:meth:`WeightRule.update`): uniform until :attr:`first` measurements
+        exist, then Eq. 3–5 under the rule.
+
+        Parameters
+        ----------
+        train_losses : dict
+            Branch → training loss of this measurement (every branch).
+        val_losses : dict
+            Branch → validation loss.
+
+        Returns
+        -------
+        dict
+            Branch → weight; finite, non-negative, summing to 1.
+        """
         for k in self.branches:
             self.L_tr[k].append(float(train_losses[k]))
             self.L_va[k].append(float(val_losses[k]))

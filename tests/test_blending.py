@@ -1,8 +1,10 @@
 """Algorithm 1 worked by hand, and its invariants."""
+import json
+
 import numpy as np
 import pytest
 
-from mvbook.blending import RULES, AdaptiveBlender, BlendRule, FixedWeights, initial_weights
+from mvbook.blending import RULES, AdaptiveBlender, BlendRule, FixedWeights, WeightRule, initial_weights
 
 # Two branches, W = 2. Measurements n = 1..4 of (train loss, validation loss).
 HISTORY = {"a": [(1.0, 1.0), (0.8, 0.9), (0.6, 0.8), (0.5, 0.78)],
@@ -215,3 +217,54 @@ def test_a_checkpoint_without_the_uncredited_count_is_counted_again():
     again = AdaptiveBlender(("a", "b"), window=1, rule=RULES["authors"])
     again.load_state_dict(state)
     assert again.counts == b.counts and b.counts["uncredited"] > 0
+
+
+def test_the_blenders_options_are_keyword_only():
+    with pytest.raises(TypeError):
+        AdaptiveBlender(("a", "b"), 3)
+    with pytest.raises(TypeError):
+        AdaptiveBlender(("a", "b"), 3, "best")
+    assert AdaptiveBlender(("a", "b"), window=3).W == 3
+
+
+# --- the weight rule the training loop drives (WeightRule) -----------------------------------
+
+class _NoState:
+    """Weights and an update, but nothing a checkpoint could keep."""
+    weights = {"a": 1.0}
+
+    def update(self, train_losses, val_losses):
+        return dict(self.weights)
+
+
+@pytest.mark.parametrize("name", sorted(RULES))
+def test_a_blender_under_every_rule_is_a_weight_rule_the_loop_can_drive(name):
+    """Every rule of RULES makes an AdaptiveBlender that satisfies WeightRule, and the
+    loop's calls on it work by hand: weights, update, a checkpoint through JSON and back
+    (the restored blender goes on as the original), diagnostics."""
+    b = AdaptiveBlender(("a", "b"), window=1, rule=RULES[name])
+    assert isinstance(b, WeightRule) and not isinstance(RULES[name], WeightRule)
+    assert b.weights == {"a": 0.5, "b": 0.5}
+    steps, curve = [], {"a": [], "b": []}
+    for i, (tr, va) in enumerate(RULE_HISTORY):
+        w = b.update(dict(zip("ab", tr)), dict(zip("ab", va)))
+        assert set(w) == {"a", "b"} and sum(w.values()) == pytest.approx(1.0) and min(w.values()) >= 0
+        steps.append(10 * i)
+        for k in w:
+            curve[k].append(w[k])
+    again = AdaptiveBlender(("a", "b"), window=1, rule=RULES[name])
+    again.load_state_dict(json.loads(json.dumps(b.state_dict())))
+    nxt = (dict(zip("ab", (0.6, 0.7))), dict(zip("ab", (0.8, 0.9))))
+    assert again.update(*nxt) == b.update(*nxt) and again.counts == b.counts
+    d = b.diagnostics(steps, curve, w)          # 4 measurements, weights computed from the first-th on
+    assert d["updates"] + d["fallbacks"] == 4 - b.first + 1 > 0
+    assert set(d["off_share"]) == {"a", "b"} and 0 <= d["selected_entropy"] <= np.log(2) + 1e-12
+
+
+def test_fixed_weights_are_a_weight_rule_and_other_objects_are_not():
+    fixed = FixedWeights({"a": 0.25, "b": 0.75})
+    assert isinstance(fixed, WeightRule)
+    assert fixed.update({"a": 9.0, "b": 0.1}, {"a": 9.0, "b": 0.1}) == fixed.weights == {"a": 0.25, "b": 0.75}
+    fixed.load_state_dict(json.loads(json.dumps(fixed.state_dict())))
+    assert fixed.weights == {"a": 0.25, "b": 0.75} and fixed.diagnostics([0], {"a": [0.25]}, {"a": 0.25}) is None
+    assert not isinstance(_NoState(), WeightRule) and not isinstance({"a": 1.0}, WeightRule)

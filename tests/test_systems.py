@@ -88,3 +88,30 @@ def test_the_capacity_control_matches_a_fusionnet_coder():
     cap = summary.capacity("cpu")
     assert cap["matched_width"] == CODER_MATCHED_WIDTH
     assert abs(cap["crnn_mel_matched"] - cap["coder_mel"]) / cap["coder_mel"] < 0.02 and cap["ratio"] > 5
+
+
+def _prepared(system: str, tmp_path, **preset):
+    from dataclasses import replace
+
+    from mvbook.data import load_dataset
+    from mvbook.records import RunPaths
+    from mvbook.systems.base import Run
+    ds = load_dataset("synthetic")
+    p = replace(get_preset("smoke"), **preset)
+    run = Run(ds, ds.split(1, 0), 1, 1, 0, p, torch.device("cpu"),
+              RunPaths(tmp_path, ds.name, p.name, system, 1, 1), progress=False)
+    return get_system(system).prepare(run)
+
+
+def test_a_prepared_training_has_the_weight_rule_of_its_system_and_preset(tmp_path):
+    """``Training.rule`` is a :class:`~mvbook.blending.WeightRule`: a blending system's
+    blender takes the preset's window, reference and power (by keyword) and the system's
+    rule; a fixed-loss system's weights are those of its loss."""
+    from mvbook.blending import RULES, AdaptiveBlender, FixedWeights, WeightRule, initial_weights
+    blend = _prepared("mv_slope", tmp_path, window=6, reference="initial", power=1.0)
+    assert isinstance(blend.rule, AdaptiveBlender) and isinstance(blend.rule, WeightRule)
+    assert (blend.rule.W, blend.rule.reference, blend.rule.power) == (6, "initial", 1.0)
+    assert blend.rule.rule is RULES["slope"] and blend.rule.branches == blend.branches
+    fixed = _prepared("concat", tmp_path)
+    assert isinstance(fixed.rule, FixedWeights) and isinstance(fixed.rule, WeightRule)
+    assert fixed.rule.weights == initial_weights(fixed.branches, "concat") != initial_weights(fixed.branches, "blend")

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import evaluate
-from ..blending import RULES, AdaptiveBlender, FixedWeights, initial_weights
+from ..blending import RULES, AdaptiveBlender, FixedWeights, WeightRule, initial_weights
 from ..checkpoints import load_weights
 from ..config import Preset, learning_rate
 from ..data import Dataset, Split
@@ -46,9 +46,39 @@ __all__ = ["Run", "Training", "System", "BranchSystem", "BranchTraining"]
 
 @dataclass
 class Run:
-    """One run as :func:`mvbook.train.train` was asked for it: the dataset and
-    split, the preset with the system's overrides applied, the device, where
-    its files go, and the preset fields overridden by the caller."""
+    """One run as :func:`mvbook.train.train` was asked for it, what
+    :meth:`System.prepare` turns into a :class:`Training`.
+
+    Parameters
+    ----------
+    dataset : mvbook.data.Dataset
+        The loaded dataset.
+    split : mvbook.data.Split
+        The fold's clips: ``dataset.split(fold, split_seed)``.
+    fold : int
+        The test fold (1-based).
+    seed : int
+        The run's seed; with ``fold`` and ``seed_scheme`` it gives :attr:`seeds`.
+    split_seed : int
+        The seed that drew the fold's validation sources (0 in every committed record).
+    preset : mvbook.config.Preset
+        The preset with the caller's and then the system's overrides applied.
+    device : torch.device
+        Where the network trains.
+    paths : mvbook.records.RunPaths
+        Where the run's record and checkpoints go.
+    cache_dir : Path, optional
+        The feature cache (default :func:`mvbook.views.cache.cache_root`).
+    progress : bool
+        Progress bars while features are extracted and coders are read.
+    data_root : Path, optional
+        The data root as the caller named it (None: ``$MVBOOK_DATA``), passed on
+        to the commands a system suggests for the runs it needs.
+    overrides : dict, optional
+        The preset fields the caller overrode (``epochs=3``), before the system's.
+    seed_scheme : {"per_fold", "shared"}
+        How ``seed`` and ``fold`` seed the run's random streams (:mod:`mvbook.seeds`).
+    """
     dataset: Dataset
     split: Split
     fold: int
@@ -65,6 +95,7 @@ class Run:
 
     @property
     def labels(self) -> np.ndarray:
+        """The class index of every clip of the dataset, in clip order (int array)."""
         return np.array([c.label for c in self.dataset.clips])
 
     @property
@@ -79,7 +110,8 @@ class Training(ABC):
     Attributes: ``model`` (on the run's device), ``branches`` (the names of its
     outputs; ``main`` the one that selects the checkpoint), ``sets``
     (:class:`~mvbook.evaluate.EvalSet` per name: ``train``, ``val``, ``test``),
-    ``optimizer``, ``rule`` (the weight rule: :class:`~mvbook.blending.AdaptiveBlender`
+    ``optimizer``, ``rule`` (the branch weights of Eq. 2, a
+    :class:`~mvbook.blending.WeightRule`: :class:`~mvbook.blending.AdaptiveBlender`
     or :class:`~mvbook.blending.FixedWeights`), ``steps_per_epoch``,
     ``total_steps``, ``eval_every`` (steps between evaluations), ``config``
     (the record's ``config``: a resumed checkpoint must match it) and
@@ -89,7 +121,7 @@ class Training(ABC):
     branches: tuple
     sets: dict
     optimizer: torch.optim.Optimizer
-    rule: object
+    rule: WeightRule
     steps_per_epoch: int
     total_steps: int
     eval_every: int
@@ -209,11 +241,27 @@ class System(ABC):
 
 class BranchSystem(System):
     """Fig. 1's family: ``network_class`` on the system's views, one loss per
-    branch weighted by Eq. 2 — by Algorithm 1 (``loss="blend"``) or fixed
-    (:func:`~mvbook.blending.initial_weights`) — and the recipe of §3.1.3."""
-    network_class = MultiViewNet
+    branch weighted by Eq. 2 — by Algorithm 1 (``loss="blend"``, an
+    :class:`~mvbook.blending.AdaptiveBlender` under the system's ``rule``) or
+    fixed (:func:`~mvbook.blending.initial_weights` of ``loss``) — and the
+    recipe of §3.1.3. A subclass changes ``network_class`` or adds
+    :meth:`extra_loss`.
 
-    def build(self, n_classes: int, sr: int, width: float, raw_bands: int) -> nn.Module:
+    Parameters
+    ----------
+    name, views, loss, origin, needs, overrides, rule
+        As for :class:`System`.
+
+    Examples
+    --------
+    >>> from mvbook.systems import get_system
+    >>> s = get_system("mv_w6")
+    >>> isinstance(s, BranchSystem), s.network_class.__name__
+    (True, 'MultiViewNet')
+    """
+    network_class: type[MultiViewNet] = MultiViewNet
+
+    def build(self, n_classes: int, sr: int, width: float, raw_bands: int) -> MultiViewNet:
         return self.network_class(n_classes, sr=sr, width=width, views=self.views, raw_bands=raw_bands)
 
     def network(self, config: dict) -> nn.Module:
@@ -229,7 +277,20 @@ class BranchSystem(System):
 
 
 class BranchTraining(Training):
-    """A :class:`BranchSystem` prepared for one run (see :class:`Training`)."""
+    """A :class:`BranchSystem` prepared for one run (see :class:`Training`): the
+    views loaded from the cache (extracted where missing) and standardised on
+    the training clips, the network built on the run's device from the seed's
+    initial weights, Adam, the weight rule, the evaluation sets and the
+    record's ``config``.
+
+    Parameters
+    ----------
+    system : BranchSystem
+        The system.
+    run : Run
+        The run; its preset gives the epochs, batch size, learning rates, the
+        evaluation interval and the blending window, reference and power.
+    """
 
     def __init__(self, system: BranchSystem, run: Run):
         p, ds, split, dev = run.preset, run.dataset, run.split, run.device
@@ -247,8 +308,10 @@ class BranchTraining(Training):
         # fused: one kernel for all parameters (same Adam update; CPU and CUDA)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=p.lr_warmup,
                                           fused=dev.type in ("cpu", "cuda"))
-        self.rule = (AdaptiveBlender(self.branches, p.window, p.reference, power=p.power, rule=RULES[system.rule])
-                     if system.loss == "blend" else FixedWeights(initial_weights(self.branches, system.loss)))
+        self.rule: WeightRule = (      # a rule is named by the blending systems (loss "blend") alone
+            AdaptiveBlender(self.branches, window=p.window, reference=p.reference, power=p.power,
+                            rule=RULES[system.rule]) if system.rule is not None
+            else FixedWeights(initial_weights(self.branches, system.loss)))
         self.labels = run.labels
         self.sets = evaluate.eval_sets(split, self.labels, run.seeds.eval_subset, p.eval_clips)
         self.train_clips = split.train
