@@ -292,7 +292,9 @@ class FixedWeights:
 
 class AdaptiveBlender:
     r"""Algorithm 1 for a set of branches; ``update`` returns the new weights
-    (a :class:`WeightRule`). Every option is keyword-only.
+    (a :class:`WeightRule`). Every option is keyword-only. After each
+    :meth:`update`, ``G``, ``O``, ``ratio`` (Eq. 5 before 1/Z), ``L_tr_bar`` and
+    ``L_va_bar`` hold that measurement's values per branch.
 
     Parameters
     ----------
@@ -313,9 +315,6 @@ class AdaptiveBlender:
     ------
     mvbook.errors.ConfigError
         ``reference`` is neither ``"best"`` nor ``"initial"``, or ``window`` is below 1.
-
-    After each :meth:`update`, ``G``, ``O``, ``ratio`` (Eq. 5 before 1/Z),
-    ``L_tr_bar`` and ``L_va_bar`` hold that measurement's values per branch.
 
     Examples
     --------
