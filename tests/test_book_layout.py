@@ -13,7 +13,9 @@ script over the DevTools protocol (``tests/test_lab.py``'s client).
 No browser: skipped with the reason, but a failure when ``MVBOOK_REQUIRE_BROWSER`` is
 set (``tests/test_lab.py``'s convention; ``.ci/run`` sets it). About 30–60 s.
 """
+import ast
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -155,3 +157,79 @@ def test_table3_fits_its_column(page, chromium, width):
     assert m["code"] == 3 and not m["codeOpen"], f"the commits of each row belong in a closed <details>: {m}"
     print(f"{width} px: column {m['column']:.0f} px; " + "; ".join(f"{t['caption']} {t['width']:.0f} px"
                                                                    for t in shown))
+
+
+# -- every figure a chapter draws says what it shows ------------------------------------------------
+
+CELL = re.compile(r"^```\{code-cell\}[^\n]*\n(.*?)^```", re.M | re.S)
+MAKES_FIGURE = re.compile(r"^(plot_\w+|draw_network|fig2|subplots|figure)$")
+MIN_ALT = 60                               # characters of literal text: what the figure shows
+
+
+def chapter_cells():
+    """(chapter, cell number, parsed cell) of every code cell of the book's chapters."""
+    for md in sorted([*REPO.glob("book/*.md"), *REPO.glob("book/beyond/*.md")]):
+        for n, match in enumerate(CELL.finditer(md.read_text(encoding="utf-8")), 1):
+            code = re.sub(r"^---\n.*?^---\n", "", match.group(1), flags=re.M | re.S)     # the cell's options
+            code = "\n".join("" if line.startswith((":", "%", "!")) else line for line in code.splitlines())
+            yield md.relative_to(REPO).as_posix(), n, ast.parse(code)
+
+
+def _called(node) -> str:
+    f = node.func
+    return f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+
+
+def _alt_text(alt, near: dict) -> str | None:
+    """The words of an alt argument: a string, an f-string's literal parts, their sum, a NAME or
+    NAME.format(...) of what the chapter assigned to NAME last (``near``); None for a call of a
+    ``*_alt`` function (the library's words, tested with the library)."""
+    if isinstance(alt, ast.Constant) and isinstance(alt.value, str):
+        return alt.value
+    if isinstance(alt, ast.JoinedStr):
+        return "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in alt.values)
+    if isinstance(alt, ast.BinOp) and isinstance(alt.op, ast.Add):
+        return (_alt_text(alt.left, near) or "") + "{}"
+    if isinstance(alt, ast.Name) and alt.id in near:
+        return _alt_text(near[alt.id], near)
+    if isinstance(alt, ast.Call) and _called(alt) == "format" and isinstance(alt.func.value, ast.Name):
+        return _alt_text(alt.func.value, near)
+    if isinstance(alt, ast.Call) and _called(alt).endswith("_alt"):
+        return None
+    return ""
+
+
+def _assigned_before(tree, line: int, chapter_wide: dict) -> dict:
+    """NAME → the value last assigned to it in the cell before ``line`` (else in the chapter)."""
+    near = dict(chapter_wide)
+    for node in sorted((n for n in ast.walk(tree) if isinstance(n, ast.Assign) and n.lineno < line),
+                       key=lambda n: n.lineno):
+        near.update({t.id: node.value for t in node.targets if isinstance(t, ast.Name)})
+    return near
+
+
+def test_every_figure_of_a_chapter_has_an_alt_text_that_says_what_it_shows():
+    cells = list(chapter_cells())
+    chapter_wide = {}
+    for chapter, _, tree in cells:
+        chapter_wide.setdefault(chapter, {}).update(_assigned_before(tree, 10 ** 9, {}))
+    drawn = 0
+    for chapter, n, tree in cells:
+        calls = [c for c in ast.walk(tree) if isinstance(c, ast.Call)]
+        shows = [c for c in calls if isinstance(c.func, ast.Attribute) and c.func.attr == "show"]   # plt, fig
+        assert not shows, (f"{chapter}, code cell {n}: plt.show() displays a figure with no alt text of its own; "
+                           "display(HTML(figure_html(fig, 'Figure: what it shows'))) instead")
+        makes = [c for c in calls if MAKES_FIGURE.match(_called(c))]
+        shown = [c for c in calls if _called(c) == "figure_html"]
+        if makes:
+            drawn += 1
+            assert len(shown) >= len(makes), (
+                f"{chapter}, code cell {n} draws {len(makes)} figure(s) ({', '.join(map(_called, makes))}) but shows "
+                f"{len(shown)} with mvbook.book.plots_claims.figure_html and an alt text")
+        for c in shown:
+            alt = c.args[1] if len(c.args) > 1 else next((k.value for k in c.keywords if k.arg == "alt"), None)
+            text = _alt_text(alt, _assigned_before(tree, c.lineno, chapter_wide[chapter]))
+            assert text is None or len(text) >= MIN_ALT, (         # figure_html puts "Figure: " in front
+                f"{chapter}, code cell {n}: the alt text of figure_html must say what the figure shows in at "
+                f"least {MIN_ALT} characters; found {text or (ast.unparse(alt) if alt else None)!r}")
+    assert drawn >= 10, f"only {drawn} code cells that draw a figure were found: the parser missed some"

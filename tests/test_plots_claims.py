@@ -2,8 +2,10 @@
 import html
 
 import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import pytest
 
 from mvbook.book.plots_claims import figure_html, forest_alt, plot_class_accuracy, plot_confusion, plot_forest
 
@@ -32,6 +34,14 @@ def test_the_alt_text_says_every_claim_and_the_html_carries_it():
     out = figure_html(plot_forest(_decisions()), alt + ' "quoted" <b>')
     assert out.startswith('<img src="data:image/png;base64,') and html.escape(alt, quote=True) in out
     assert '"quoted"' not in out
+    fig, ax = plt.subplots()
+    drawing = figure_html(fig, "a drawing", fmt="svg")
+    assert drawing.startswith('<img src="data:image/svg+xml;base64,') and 'alt="Figure: a drawing"' in drawing
+    assert not plt.fignum_exists(fig.number)
+    other = plt.figure()
+    with pytest.raises(ValueError, match="fmt must be one of"):
+        figure_html(other, "a drawing", fmt="jpeg")
+    plt.close(other)
 
 
 def test_class_and_confusion_figures():

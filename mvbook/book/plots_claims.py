@@ -24,6 +24,7 @@ __all__ = ["VERDICT_STYLE", "plot_forest", "forest_alt", "plot_class_accuracy", 
 #: marker and colour of each verdict in the forest plot
 VERDICT_STYLE = {"holds": ("o", "#1a7f37"), "reversed": ("s", "#b2182b"), "not shown": ("D", "#555555"),
                  "too few runs": ("x", "#aaaaaa")}
+_MIME = {"png": "image/png", "svg": "image/svg+xml"}
 
 
 def plot_forest(decisions: dict, title: str | None = None):
@@ -152,24 +153,33 @@ def plot_confusion(M: np.ndarray, classes, title: str | None = None):
     return fig
 
 
-def figure_html(fig, alt: str) -> str:
-    """A figure as an ``<img>`` with its alt text (PNG inline), the figure closed.
+def figure_html(fig, alt: str, fmt: str = "png") -> str:
+    """A figure as an ``<img>`` with its alt text (the image inline), the figure closed.
 
     Parameters
     ----------
     fig : matplotlib.figure.Figure
     alt : str
-        What the figure shows, in words.
+        What the figure shows, in words ("Figure: " is put in front where it is not).
+    fmt : {"png", "svg"}
+        The image's format: ``svg`` for drawings that must stay sharp at any size.
 
     Returns
     -------
     str
         HTML.
+
+    Raises
+    ------
+    ValueError
+        For another ``fmt``.
     """
+    if fmt not in _MIME:
+        raise ValueError(f"figure_html: fmt must be one of {sorted(_MIME)}, not {fmt!r}")
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format=fmt, dpi=110, bbox_inches="tight")          # as Jupyter's inline figures
     plt.close(fig)
     data = base64.b64encode(buf.getvalue()).decode()
     alt = alt if alt.startswith("Figure: ") else "Figure: " + alt          # as every figure of the book
-    return (f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt, quote=True)}" '
+    return (f'<img src="data:{_MIME[fmt]};base64,{data}" alt="{html.escape(alt, quote=True)}" '
             'style="max-width:100%;height:auto">')
