@@ -37,6 +37,17 @@ def test_bottom_line_on_the_committed_records():
     assert F.bottom_line({"cpu": []}) == []
 
 
+def test_bottom_line_reads_the_decisions_it_is_given(tmp_path):
+    from mvbook.plan import decide
+    cfg = {"config": {"steps": 600, "epochs": 120, "blending": {}}}
+    groups = {"cpu": [fake_record(tmp_path, s, f, acc=a + 0.02 * f * (s == "equal")) | cfg
+                      for s, a in (("multiview", 0.75), ("equal", 0.7), ("concat", 0.72)) for f in (1, 2, 3)]}
+    decided = {"cpu": decide(groups["cpu"])}
+    assert F.bottom_line(groups, decided) == F.bottom_line(groups)
+    forged = {"cpu": decided["cpu"].assign(mean_diff=decided["cpu"]["mean_diff"] + 1.0)}
+    assert F.bottom_line(groups, forged) != F.bottom_line(groups)
+
+
 def _run(val, test, selected, weights, main="mv"):
     return {"system": "multiview", "main_branch": main,
             "config": {"split": {"val": 27}, "blending": {"rule": "authors"}},

@@ -143,6 +143,19 @@ def test_scale_sentence_names_the_row_it_compares(tmp_path):
     assert "the multi-view network reaches 77.00 %" in mv and "Paired over fold means, multi-view − " in mv
 
 
+def test_scale_sentence_takes_the_chapters_decisions_and_refuses_another_rows(tmp_path):
+    from mvbook.plan import decide
+    cfg = {"config": {"steps": 600, "epochs": 120, "blending": {}}}
+    recs = [fake_record(tmp_path, s, f, acc=a + 0.01 * f * (s == "concat")) | cfg
+            for s, a in (("mv_slope", 0.8), ("concat", 0.7), ("multiview", 0.75)) for f in (1, 2, 3)]
+    decided = decide(recs)
+    assert S.scale_sentence(recs, "cpu", decided=decided) == S.scale_sentence(recs, "cpu")
+    forged = decided.assign(mean_diff=decided["mean_diff"] + 1.0)        # the sentence reads what it is given
+    assert S.scale_sentence(recs, "cpu", decided=forged) != S.scale_sentence(recs, "cpu")
+    with pytest.raises(ValueError, match="not those of row 'mv_slope'"):
+        S.scale_sentence(recs, "cpu", row="mv_slope", decided=decided)
+
+
 def test_disagreement_sentence_names_the_flips_and_what_is_significant(tmp_path):
     cfg = {"config": {"steps": 600, "epochs": 120, "blending": {}}}
 

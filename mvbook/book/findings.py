@@ -12,7 +12,7 @@ import pandas as pd
 from ..config import get_preset
 from ..plan import FAMILY, decide
 from ..results import row_key, signed, table3
-from .summary import fmt_p
+from .summary import _BASELINE_NAMES, fmt_p
 
 __all__ = ["verdict_table", "bottom_line", "preset_differences", "selection_noise", "ensemble_weights",
            "noise_paragraph"]
@@ -48,10 +48,11 @@ def verdict_table(groups: dict, family=FAMILY) -> pd.DataFrame:
     return pd.DataFrame.from_dict(out, orient="index")
 
 
-# The rows the bottom line ranks (the paper's and the equal-weight control), as its sentences name them.
-_RANKED_ROWS = {"self_ensemble": "the self-ensemble", "multiview": "multi-view", "late": "late fusion",
-                "concat": "concatenation", "equal": "equal weights", "mel": "Mel", "gam": "Gammatone", "cqt": "CQT",
-                "raw": "raw"}
+# The rows the bottom line ranks (the paper's and the equal-weight control), as its sentences name them
+# (the ways of combining the views as summary's sentences do).
+_RANKED_ROWS = {"self_ensemble": "the self-ensemble", "multiview": "multi-view",
+                **{k: _BASELINE_NAMES[k] for k in ("late", "concat", "equal")},
+                "mel": "Mel", "gam": "Gammatone", "cqt": "CQT", "raw": "raw"}
 
 
 def _and(items: list) -> str:
@@ -67,7 +68,7 @@ def _best_rows(records: list[dict]) -> tuple:
     return [_RANKED_ROWS[k] for k in t.index if top - t[k] < 0.005], top
 
 
-def bottom_line(groups: dict) -> list[str]:
+def bottom_line(groups: dict, decided: dict | None = None) -> list[str]:
     """The findings in three to five plain sentences, before any p-value: the best system at
     each length, whether blending beat equal weights, how the paper's claims fared, and how
     large a difference the design can see.
@@ -76,6 +77,9 @@ def bottom_line(groups: dict) -> list[str]:
     ----------
     groups : dict
         Preset name → its records (one dataset), in the order the sentences name them.
+    decided : dict, optional
+        Preset → :func:`mvbook.plan.decide` of its records (the plan's family), where the
+        chapter has decided them already; decided here otherwise.
 
     Returns
     -------
@@ -85,7 +89,7 @@ def bottom_line(groups: dict) -> list[str]:
     groups = {p: r for p, r in groups.items() if any(row_key(x) == "multiview" for x in r)}
     if not groups:
         return []
-    decided = {p: decide(r) for p, r in groups.items()}
+    decided = {p: decide(r) if decided is None or p not in decided else decided[p] for p, r in groups.items()}
     t = {p: table3(r)["mean"] for p, r in groups.items()}
     best = {p: _best_rows(r) for p, r in groups.items()}
     out = ["**Best system.** A" + "; a".join(

@@ -226,13 +226,13 @@ _SCALE_BASELINES = ("concat", "late", "equal")
 _BASELINE_NAMES = {"concat": "concatenation", "late": "late fusion", "equal": "equal weights"}
 
 
-def _scale_findings(records: list[dict], row: str = "multiview") -> dict:
+def _scale_findings(records: list[dict], row: str = "multiview", decided: pd.DataFrame | None = None) -> dict:
     """The paper's central comparison at one preset: the mean of every row over all
     its runs (``mean``, ``n``), the best single view by that mean (``best_view``),
     the folds and seeds of ``row``'s runs in words (``design``), its training steps, and
     the verdicts of ``row`` against each of ``_SCALE_BASELINES`` and the best single
     view (:func:`~mvbook.plan.decide`, Holm over ``row`` against every baseline of the
-    plan's family; ``verdicts``)."""
+    plan's family; ``verdicts``; ``decided``: that table where the caller has it)."""
     t = table3(records)
     views = [v for v in VIEW_ROWS if v in t.index]
     best = max(views, key=lambda v: t.loc[v, "mean"]) if views else None
@@ -240,13 +240,20 @@ def _scale_findings(records: list[dict], row: str = "multiview") -> dict:
     se = SELF_ENSEMBLE_ROWS.get(row, (None,))[0]
     family = [(claim, se, row) if r == "self_ensemble" else (claim, row, b)      # the plan's family, for ``row``
               for claim, r, b in FAMILY if r != "self_ensemble" or se]
-    d = decide(records, family)
+    if decided is None:
+        d = decide(records, family)
+    elif list(zip(decided["row"], decided["baseline"])) == [(r, b) for _, r, b in family]:
+        d = decided
+    else:
+        raise ValueError(f"scale_sentence: the decisions given are not those of row {row!r}'s family "
+                         f"{[(r, b) for _, r, b in family]}")
     verdicts = {b: d.set_index("baseline").loc[b].to_dict() for b in (*_SCALE_BASELINES, best) if b in t.index}
     return {"mean": t["mean"], "n": t["n"], "best_view": best, "verdicts": verdicts,
             "design": design_words(runs), "steps": sorted({int(r["config"]["steps"]) for r in runs})}
 
 
-def scale_sentence(records: list[dict], preset: str, row: str = "multiview") -> str:
+def scale_sentence(records: list[dict], preset: str, row: str = "multiview",
+                   decided: pd.DataFrame | None = None) -> str:
     """The paper's central comparison at one preset, in words.
 
     Parameters
@@ -258,6 +265,9 @@ def scale_sentence(records: list[dict], preset: str, row: str = "multiview") -> 
     row : str
         The row compared (:func:`~mvbook.results.row_key`) with concatenation,
         late fusion, equal weights and the best single view.
+    decided : pandas.DataFrame, optional
+        :func:`mvbook.plan.decide` of ``records`` over ``row``'s claims (for ``multiview``,
+        the plan's family), where the chapter has it already; decided here otherwise.
 
     Returns
     -------
@@ -269,8 +279,13 @@ def scale_sentence(records: list[dict], preset: str, row: str = "multiview") -> 
         short sentence when ``row`` has no run.
         ``row`` is named "the multi-view network" when it is ``multiview``, else by
         its key and :data:`~mvbook.results.ALL_ROW_NAMES` name.
+
+    Raises
+    ------
+    ValueError
+        When ``decided`` holds other claims than ``row``'s.
     """
-    f = _scale_findings(records, row)
+    f = _scale_findings(records, row, decided)
     if row not in f["mean"].index:
         return f"At `{preset}` there is no `{row}` run yet."
     name = dict(_BASELINE_NAMES)
