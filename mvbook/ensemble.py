@@ -11,14 +11,20 @@ Chapter: *Self-ensemble*.
 """
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .errors import ConfigError, DataError
+from .schema import RunRecord
 
 __all__ = ["self_ensemble", "predict", "late_fusion"]
 
 
-def self_ensemble(probs: dict, weights: dict) -> np.ndarray:
+def self_ensemble(probs: Mapping[str, ArrayLike], weights: Mapping[str, float]) -> np.ndarray:
     """Eq. 6: the weighted mean of the branch posteriors. Chapter: *Self-ensemble*.
 
     Parameters
@@ -50,10 +56,10 @@ def self_ensemble(probs: dict, weights: dict) -> np.ndarray:
     if set(probs) != set(weights):
         raise ConfigError(f"branches differ: probs {sorted(probs)} vs weights {sorted(weights)}")
     K = len(probs)
-    return sum(weights[k] * np.asarray(probs[k], dtype=np.float64) for k in probs) / K
+    return functools.reduce(np.add, [weights[k] * np.asarray(probs[k], dtype=np.float64) for k in probs]) / K
 
 
-def predict(P: np.ndarray) -> np.ndarray:
+def predict(P: ArrayLike) -> np.ndarray:
     """Eq. 7: the class of highest probability per row.
 
     Parameters
@@ -74,15 +80,16 @@ def predict(P: np.ndarray) -> np.ndarray:
     return np.asarray(P).argmax(axis=1)
 
 
-def late_fusion(single: dict, members) -> dict:
+def late_fusion(single: Mapping[str, RunRecord], members: Sequence[str]) -> dict[str, Any]:
     """Late fusion (§3.1.4): the mean of several runs' test posteriors, each run's
     main branch (``members=DERIVED["late"]``: the four single views; ``DERIVED["sumrule"]``:
     FusionNet's sum rule over its coders).
 
     Parameters
     ----------
-    single : dict
-        System → results record, all of the same dataset, fold, seed and preset.
+    single : dict of str to RunRecord
+        System → results record (:class:`~mvbook.schema.RunRecord`; only ``main_branch``
+        and ``test`` are read), all of the same dataset, fold, seed and preset.
     members : sequence of str
         The systems of ``single`` to fuse.
 

@@ -20,6 +20,8 @@ crossed model estimates. Chapter: *Results* (*How the question is decided*).
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -28,8 +30,8 @@ from .power import crossed_model, minimum_detectable_difference
 from .results import fold_accuracies, holm, sign_flip_p
 from .seeds import record_scheme
 
-__all__ = ["FAMILY", "ALPHA", "POWER", "VERDICTS", "run_differences", "design", "claim_verdict", "decide",
-           "verdict_words"]
+__all__ = ["FAMILY", "ALPHA", "POWER", "Verdict", "Outcome", "VERDICTS", "TOO_FEW", "run_differences", "design",
+           "claim_verdict", "decide", "verdict_words"]
 
 #: the claims of the blending question, each (claim, row, baseline), the row to be above the baseline
 FAMILY = (
@@ -46,15 +48,21 @@ FAMILY = (
 ALPHA = 0.05
 #: the probability with which the minimum detectable difference is found
 POWER = 0.8
-#: the words of a verdict
-VERDICTS = {"holds": "significant after Holm's adjustment, in the claim's direction",
+#: the verdict on a claim, one of the words of :data:`VERDICTS`
+Verdict = Literal["holds", "reversed", "not shown"]
+#: what a claim gets, a :data:`Verdict` or :data:`TOO_FEW` (fewer than two folds have both rows)
+Outcome = Verdict | Literal["too few runs"]
+#: the outcome of a claim that cannot be decided (runs on fewer than two folds)
+TOO_FEW: Literal["too few runs"] = "too few runs"
+#: the words of a verdict, each with what it means
+VERDICTS: dict[Verdict, str] = {"holds": "significant after Holm's adjustment, in the claim's direction",
             "reversed": "significant after Holm's adjustment, against the claim",
             "not shown": "not significant after Holm's adjustment"}
 
 
 def _schemes(records: list[dict]) -> dict:
     """(fold, seed) → the seed scheme of its runs (every record of a run names the same one)."""
-    out = {}
+    out: dict[tuple[int, int], str] = {}
     for r in records:
         run, scheme = (r["fold"], r["seed"]), record_scheme(r)
         if out.setdefault(run, scheme) != scheme:
@@ -106,10 +114,10 @@ def _fold_test(d: pd.DataFrame) -> dict:
             "p_sign_flip": sign_flip_p(means) if np.any(means) else (1.0 if n else np.nan)}
 
 
-def _word(mean_diff: float, p: float, folds: int, alpha: float) -> str:
-    """:data:`VERDICTS`' word for a difference and its (adjusted) p-value."""
+def _word(mean_diff: float, p: float, folds: int, alpha: float) -> Outcome:
+    """:data:`VERDICTS`' word for a difference and its (adjusted) p-value (:data:`TOO_FEW` below two folds)."""
     if folds < 2:
-        return "too few runs"
+        return TOO_FEW
     if not p < alpha or abs(mean_diff) < 0.005:
         return "not shown"
     return "holds" if mean_diff > 0 else "reversed"
@@ -178,8 +186,8 @@ def claim_verdict(records: list[dict], row: str, baseline: str, m: int = 1) -> d
         ``runs``, ``pairs`` (folds with both rows), ``seeds per fold`` (mean), ``mean_diff`` (of the fold
         means, points), ``ci95`` (half-width of its 95 % interval), ``wins``,
         ``losses`` (folds), ``p`` (paired t-test over the fold means; 1 when every
-        fold mean is 0), ``p_sign_flip``, ``verdict`` (:data:`VERDICTS` or ``too few
-        runs``), ``mdd`` (points, :func:`design`'s at the runs' own seeds per fold),
+        fold mean is 0), ``p_sign_flip``, ``verdict`` (an :data:`Outcome`: a word of
+        :data:`VERDICTS` or :data:`TOO_FEW`), ``mdd`` (points, :func:`design`'s at the runs' own seeds per fold),
         ``p_crossed`` (the crossed model's), ``per_fold_runs``, ``mean_diff_per_fold``
         and ``p_per_fold`` (the fold-level test on the runs whose seeds were drawn per fold).
     """
@@ -242,7 +250,7 @@ def verdict_words(v, adjusted: bool = True) -> str:
         E.g. ``"**not shown** — −2.75 points over 5 folds (95 % CI ±3.9; t-test p 0.096,
         Holm 0.29); a true difference of 10.5 points would have been found four times in five"``.
     """
-    if v["verdict"] == "too few runs":
+    if v["verdict"] == TOO_FEW:
         return f"**too few runs** — {int(v['pairs'])} fold(s) with both rows"
     sign = "−" if v["mean_diff"] < 0 else "+"
     p = f"t-test p {_fmt(v['p'])}" + (f", Holm {_fmt(v['p_holm'])}" if adjusted else "")

@@ -6,7 +6,8 @@ branch and ``self_ensemble``), ``system_accuracy``, ``config``, ``best``,
 accuracies), ``test`` (file keys, labels, per-branch posteriors of the selected
 model) and ``provenance`` (git commit, machine, device, date, wall time, and
 ``trained_by``: from which step which commit trained the run, one entry per
-segment: a run resumed from its checkpoint has more than one).
+segment: a run resumed from its checkpoint has more than one). The keys and
+what each holds, as types: :mod:`mvbook.schema` (:class:`~mvbook.schema.RunRecord`).
 Chapter: *Results*.
 """
 from __future__ import annotations
@@ -24,9 +25,11 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from . import __version__
 from .errors import ConfigError, DataError, MvbookError
+from .schema import CodeVersion, Provenance, RunRecord
 
 __all__ = ["REPO", "SCHEMA", "record_path", "command_line", "RunPaths", "grid_command", "write_record", "check_out",
            "atomic_torch_save", "code_version", "cpu_model", "provenance", "read_record", "load_records",
@@ -54,7 +57,7 @@ class RunPaths:
     checkpoints: Path | None = None
 
     @classmethod
-    def of_record(cls, record: dict, checkpoints=None) -> "RunPaths":
+    def of_record(cls, record: RunRecord, checkpoints=None) -> RunPaths:
         """The paths of a loaded record's run (its ``path`` is ``<out>/<dataset>/…``)."""
         return cls(Path(record["path"]).parents[3], record["dataset"], record["preset"], record["system"],
                    record["fold"], record["seed"], None if checkpoints is None else Path(checkpoints))
@@ -125,7 +128,7 @@ class NoSpaceError(MvbookError, OSError):
     """The disk filled up while a record or checkpoint was written (nothing half-written is left)."""
 
 
-def _disk_full(e: BaseException) -> bool:
+def _disk_full(e: BaseException | None) -> bool:
     """Whether ``e`` or an exception it came from is "no space left" (torch.save
     reports the failed write as ``RuntimeError: [enforce fail …] unexpected pos``)."""
     while e is not None:
@@ -156,7 +159,7 @@ def _atomic(path: Path, write) -> None:
         raise
 
 
-def write_record(record: dict, path) -> Path:
+def write_record(record: RunRecord, path) -> Path:
     """Write a record as strict JSON (no NaN or infinity) atomically (a reader never sees half a file)."""
     try:
         text = json.dumps(record, indent=1, allow_nan=False)
@@ -241,18 +244,21 @@ def cpu_model() -> str:
     return platform.processor()
 
 
-def code_version() -> dict:
-    """The git commit of the library and whether tracked files differ from it.
-    Taken when a run starts (the tree may change while it trains)."""
+def code_version() -> CodeVersion:
+    """The git commit of the library and whether tracked files differ from it
+    (:class:`~mvbook.schema.CodeVersion`). Taken when a run starts (the tree may
+    change while it trains)."""
     return {"git_commit": _git("rev-parse", "HEAD") or "unknown",
             "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no"))}
 
 
-def provenance(device, train_seconds: float, wall_seconds: float, code: dict | None = None) -> dict:
+def provenance(device, train_seconds: float, wall_seconds: float, code: CodeVersion | None = None) -> Provenance:
     """Where, when and from which code (``code_version()`` at the start) a run came.
     ``cpu_capability`` is the vector instruction set torch's CPU kernels use (``AVX2``,
     ``AVX512`` …): runs on CPUs of different capability round differently, so a
-    record can be repeated bit for bit only on a CPU of its own capability."""
+    record can be repeated bit for bit only on a CPU of its own capability. A record's
+    ``provenance`` (:class:`~mvbook.schema.Provenance`) without ``autocast`` and
+    ``trained_by``, which the run adds."""
     import torch
     dev = str(device)
     if dev.startswith("cuda"):
@@ -305,10 +311,28 @@ def _non_finite(token: str):
     raise ValueError(f"a non-finite number ({token})")
 
 
-def read_record(path: Path) -> dict | None:
-    """The record in ``path``; None for a JSON file that is not a record (no
-    ``schema``); a ValueError naming the file for a broken one (not strict JSON,
-    NaN or infinity, fields missing)."""
+def read_record(path: str | os.PathLike[str]) -> RunRecord | None:
+    """The record in ``path``, checked: what every table reads is there and has its type.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A JSON file.
+
+    Returns
+    -------
+    RunRecord or None
+        The record (:class:`~mvbook.schema.RunRecord`); None for a JSON file that is
+        not a record (no ``schema``, and not shaped as one).
+
+    Raises
+    ------
+    OtherSchema
+        A record of another schema version (or of none).
+    mvbook.errors.DataError
+        A broken record, naming the file: not strict JSON, NaN or infinity, fields
+        missing, or values a table would misread.
+    """
     try:
         rec = json.loads(Path(path).read_text(), parse_constant=_non_finite)
     except (json.JSONDecodeError, ValueError, UnicodeDecodeError) as e:
@@ -325,14 +349,14 @@ def read_record(path: Path) -> dict | None:
     bad = _bad_values(rec)
     if bad:
         raise DataError(f"not a valid results record ({path}): {'; '.join(bad)}")
-    return rec
+    return cast(RunRecord, rec)                 # its keys and values checked above
 
 
 class OtherSchema(DataError):
     """A record of another schema version (or of none): reported and left out, never read as one of this."""
 
 
-def _bad_values(rec: dict) -> list[str]:
+def _bad_values(rec: dict[str, Any]) -> list[str]:
     """What a table would misread in a record: accuracies (fractions) that are not
     numbers in [0, 1], a fold or seed that is not a non-negative integer, a system,
     dataset or preset that is not a name, or that contradicts the record's ``config``."""
@@ -342,7 +366,7 @@ def _bad_values(rec: dict) -> list[str]:
     names = [f"{k} is {rec[k]!r}, not a name" for k in ("system", "dataset", "preset") if not isinstance(rec[k], str)]
     if names:
         return names
-    config = rec.get("config") if isinstance(rec.get("config"), dict) else {}
+    config: dict[str, Any] = rec["config"] if isinstance(rec.get("config"), dict) else {}
     said = {"system": config.get("system"), "dataset": config.get("dataset"), "fold": config.get("fold"),
             "seed": config.get("seed"),
             "preset": config["preset"].get("name") if isinstance(config.get("preset"), dict) else None}
@@ -381,7 +405,7 @@ def _json_files(root: Path) -> list:
     return sorted(found)
 
 
-def load_records(root="results", dataset=None, preset=None, skip_bad: bool = False, warn=None) -> list[dict]:
+def load_records(root="results", dataset=None, preset=None, skip_bad: bool = False, warn=None) -> list[RunRecord]:
     """Every record under a folder, optionally of one dataset and preset.
 
     Parameters
@@ -398,7 +422,7 @@ def load_records(root="results", dataset=None, preset=None, skip_bad: bool = Fal
 
     Returns
     -------
-    list of dict
+    list of RunRecord
         The records in path order, each with ``"path"`` (its file, as str).
 
     Raises

@@ -104,6 +104,22 @@ def no_user_dask_config(tmp_path_factory):
     dask.config.refresh()
 
 
+def test_a_cell_result_takes_only_a_status_word():
+    """The statuses are one ``Literal`` (the type checker holds the engines to it); a runner's
+    word outside it is refused at once, not counted as a failure by the report."""
+    from typing import get_args
+
+    from mvbook.engines.cells import CELL_STATUSES, CellResult, CellStatus, GridReport
+    assert CELL_STATUSES == get_args(CellStatus) == ("done", "skipped", "failed", "not run")
+    with pytest.raises(ValueError, match="a cell: status 'skip' is none of done, skipped, failed, not run"):
+        CellResult("a cell", "skip")  # type: ignore[arg-type]
+    report = GridReport()
+    for status in CELL_STATUSES:
+        report.add(CellResult(status, status))
+    assert report.done == ["done"] and report.skipped == ["skipped"]
+    assert [cell for cell, _, _ in report.failed] == ["failed", "not run"]
+
+
 def test_the_users_dask_config_is_not_read(no_user_dask_config):
     assert dask.config.get("jobqueue.slurm.interface") is None
     code = "import dask, dask_jobqueue; print(dask.config.get('jobqueue.slurm.interface'))"

@@ -1,9 +1,23 @@
 """The analysis plan of the blending question (mvbook.plan), on the committed ESC-10 records."""
+from typing import get_args
+
 import numpy as np
 import pytest
 from scipy import stats
 
-from mvbook.plan import ALPHA, FAMILY, claim_verdict, decide, design, run_differences, verdict_words
+from mvbook.plan import (
+    ALPHA,
+    FAMILY,
+    TOO_FEW,
+    VERDICTS,
+    Outcome,
+    Verdict,
+    claim_verdict,
+    decide,
+    design,
+    run_differences,
+    verdict_words,
+)
 from mvbook.power import minimum_detectable_difference
 from mvbook.records import load_records
 from mvbook.results import holm, paired_comparison
@@ -32,7 +46,13 @@ def test_verdicts_cover_both_signs_and_the_zero_difference(esc10):
     long = decide(esc10["long"])
     gam = long.loc["multi-view above Gammatone"]
     assert abs(gam.mean_diff) < 0.005 and gam.verdict == "not shown"          # no difference at all
-    assert set(cpu["verdict"]) | set(long["verdict"]) <= {"holds", "reversed", "not shown"}
+    assert set(cpu["verdict"]) | set(long["verdict"]) <= set(get_args(Verdict)) == {"holds", "reversed", "not shown"}
+
+
+def test_the_verdict_words_are_one_list():
+    """The ``Literal`` the type checker holds the code to and the words the book explains are the same."""
+    assert list(VERDICTS) == list(get_args(Verdict))
+    assert [w for arm in get_args(Outcome) for w in get_args(arm)] == [*VERDICTS, TOO_FEW] and TOO_FEW not in VERDICTS
 
 
 def test_the_primary_test_is_the_fold_level_paired_test_with_holm(esc10):

@@ -67,3 +67,55 @@ def test_the_recorded_command_holds_no_machine_path():
     argv = ["/usr/lib/python3/site-packages/ipykernel_launcher.py", "-f", "/tmp/kernel-1.json",
             str(REPO / "mvbook" / "__main__.py"), "train", "--out", "runs"]
     assert command_line(argv) == "…/ipykernel_launcher.py -f …/kernel-1.json mvbook/__main__.py train --out runs"
+
+
+# --- the record's keys as types (mvbook.schema, issue 45 item 5): the types say what the files hold ---------
+
+def schema_problems(value, hint, where: str = "record") -> list[str]:
+    """Where ``value`` (parsed JSON) departs from the type ``hint`` of :mod:`mvbook.schema`: a
+    required key missing, a key the TypedDict does not declare, or a value of another type."""
+    import types
+    import typing
+    if typing.is_typeddict(hint):
+        if not isinstance(value, dict):
+            return [f"{where} is {type(value).__name__}, not an object"]
+        hints = typing.get_type_hints(hint)
+        out = [f"{where} lacks {k!r}" for k in sorted(hint.__required_keys__ - set(value))]
+        out += [f"{where} has {k!r}, which {hint.__name__} does not declare" for k in sorted(set(value) - set(hints))]
+        return out + [p for k in sorted(set(value) & set(hints)) for p in schema_problems(value[k], hints[k],
+                                                                                         f"{where}.{k}")]
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return [] if any(not schema_problems(value, a, where) for a in args) else [f"{where} is {value!r}, not {hint}"]
+    if origin in (dict, list):
+        if not isinstance(value, origin):
+            return [f"{where} is {type(value).__name__}, not {origin.__name__}"]
+        items = value.items() if origin is dict else enumerate(value)
+        return [p for k, v in items for p in schema_problems(v, args[-1], f"{where}[{k!r}]")]
+    if hint is typing.Any:
+        return []
+    types_ = (int, float) if hint is float else hint        # JSON writes 2.0 as 2.0, but a whole float may be an int
+    ok = isinstance(value, types_) and (hint is bool or not isinstance(value, bool))
+    return [] if ok else [f"{where} is {value!r}, not {getattr(hint, '__name__', hint)}"]
+
+
+def test_every_committed_record_has_the_keys_and_types_of_the_schema():
+    from mvbook.schema import RunRecord
+    recs = load_records(Path(__file__).parents[1] / "results")
+    assert len(recs) >= 300, "the committed records were not found"
+    bad = {r["path"]: p for r in recs if (p := schema_problems(r, RunRecord))}
+    assert not bad, f"{len(bad)} records depart from mvbook.schema, e.g. {next(iter(bad.items()))}"
+    optional = {k for k in RunRecord.__optional_keys__ if k != "path"}
+    assert optional <= {k for r in recs for k in r}, "a NotRequired key no record has: a type for nothing"
+
+
+def test_the_schema_check_finds_what_departs():
+    from mvbook.schema import Provenance, RunRecord
+    rec = fake("mel", 1, 0.5) | {"fold": "1", "extra": 0}
+    found = schema_problems(rec, RunRecord)
+    assert "record.fold is '1', not int" in found and "record lacks 'provenance'" in found
+    assert "record has 'extra', which RunRecord does not declare" in found
+    assert "record.test['labels'][0] is 0, not str" not in found                      # labels are ints
+    prov = {"git_commit": "abc", "git_dirty": "no", "trained_by": [{"from_step": 0}]}
+    found = schema_problems(prov, Provenance, "p")
+    assert "p.git_dirty is 'no', not bool" in found and "p.trained_by[0] lacks 'git_commit'" in found

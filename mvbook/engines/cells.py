@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from ..errors import MvbookError
 from ..systems import dependencies
 
-__all__ = ["Cell", "needs", "with_dependencies", "grid_cells", "CellResult", "CellFailed", "GridReport",
-           "format_seconds", "Progress"]
+__all__ = ["Cell", "needs", "with_dependencies", "grid_cells", "CellStatus", "CELL_STATUSES", "CellResult",
+           "CellFailed", "GridReport", "format_seconds", "Progress"]
 
 
 @dataclass(frozen=True)
@@ -70,17 +71,29 @@ def grid_cells(dataset: str, preset: str, systems, folds, seeds=(0,)) -> list:
             for seed in seeds for fold in folds for system in systems]
 
 
+#: what became of a cell, trained (``done``), its record found (``skipped``), ``failed``, or
+#: ``not run`` (a cell it needs failed, its features could not be made, or the grid was stopped)
+CellStatus = Literal["done", "skipped", "failed", "not run"]
+#: every :data:`CellStatus`, in that order
+CELL_STATUSES: tuple[CellStatus, ...] = get_args(CellStatus)
+
+
 @dataclass
 class CellResult:
-    """What became of one cell: ``status`` is done, skipped, failed or not run."""
+    """What became of one cell: ``status`` is one of :data:`CELL_STATUSES` (a
+    :class:`ValueError` for any other word, which the report would count as a failure)."""
     cell: str
-    status: str
+    status: CellStatus
     worker: str = ""
     host: str = ""
     wall: float = 0.0
     detail: str = ""             # why it was skipped, the error, or what it needed
     notebook: str | None = None
     job: str = ""                # the SLURM job of the worker that ran it
+
+    def __post_init__(self):
+        if self.status not in CELL_STATUSES:
+            raise ValueError(f"{self.cell}: status {self.status!r} is none of {', '.join(CELL_STATUSES)}")
 
 
 class CellFailed(MvbookError):
@@ -105,10 +118,10 @@ class GridReport:
     """What a grid did: cells trained, skipped (record present) and failed
     (``failed`` also holds the cells not run because a cell they need failed);
     ``rows``: every cell's :class:`.CellResult`, in the order they finished."""
-    done: list = field(default_factory=list)
-    skipped: list = field(default_factory=list)
-    failed: list = field(default_factory=list)      # (cell, error, notebook or None)
-    rows: list = field(default_factory=list)
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str, str | None]] = field(default_factory=list)      # (cell, error, notebook or None)
+    rows: list[CellResult] = field(default_factory=list)
 
     def add(self, r: CellResult) -> None:
         self.rows.append(r)
@@ -154,7 +167,7 @@ class Progress:
         self.total, self.done, self.failed, self.start = total, done, failed, time.time()
         self.finished_here, self.show = 0, show
 
-    def count(self, status: str, ran: bool = True) -> None:
+    def count(self, status: CellStatus, ran: bool = True) -> None:
         """One more cell finished (``ran=False``: skipped or refused before it
         started, so it does not count towards the ETA's time per cell)."""
         self.finished_here += ran

@@ -151,8 +151,9 @@ def slurm_cluster(jobs: int, **options):
             started[self.name] = self.job_id
 
     with dask.config.set({"distributed.scheduler.unknown-task-duration": "1h"}):
-        cluster = SLURMCluster(job_cls=WatchedJob, **options)
-    cluster.jobs, cluster.refused = started, refused
+        # dask-jobqueue hints job_cls as a Job where it takes a Job class; jobs and refused are ours
+        cluster = SLURMCluster(job_cls=WatchedJob, **options)  # type: ignore[arg-type]
+    cluster.jobs, cluster.refused = started, refused  # type: ignore[attr-defined]
     cluster.adapt(minimum_jobs=0, maximum_jobs=jobs)
     return cluster
 

@@ -63,7 +63,8 @@ def submit_cells(client, cells, runner, report, failed: set, *, threads=1, gpus_
     futures of the cells it needs; a cell that needs one already failed is not
     submitted, and reported as not run. Returns {key: (cell, future)}."""
     resources = {"GPU": gpus_per_cell} if gpus_per_cell else None
-    by_name, token = {}, uuid.uuid4().hex[:6]
+    by_name: dict[str, tuple] = {}
+    token = uuid.uuid4().hex[:6]
     for cell in cells:
         bad = [n for n in cell.needed_cells() if n in failed]
         if bad:
