@@ -161,8 +161,8 @@ def test_table3_fits_its_column(page, chromium, width):
     assert len(folded) == 3 and not any(t["open"] for t in folded), \
         f"each chapter's per-run columns belong in a closed <details> below its means: {m['tables']}"
     assert m["code"] == 3 and not m["codeOpen"], f"the commits of each row belong in a closed <details>: {m}"
-    print(f"{width} px: column {m['column']:.0f} px; " + "; ".join(f"{t['caption']} {t['width']:.0f} px"
-                                                                   for t in shown))
+    print(f"{width} px: column {m['column']:.0f} px; cells span " + "; ".join(
+        f"{t['caption']} {t['right'] - t['left']:.0f} px" for t in shown))
 
 
 # -- every figure a chapter draws says what it shows ------------------------------------------------
