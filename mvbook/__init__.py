@@ -5,8 +5,8 @@ The top level holds only the version and the errors; everything else is
 imported from the module that owns it. The package is cut in layers, each
 importing only from the layers above it in this list (``tests/test_architecture.py``):
 
-``mvbook.errors``, ``mvbook.config``, ``mvbook.device``, ``mvbook.seeds``
-    the errors, the presets, the device and precision, the random streams of a run
+``mvbook.errors``, ``mvbook.schema``, ``mvbook.config``, ``mvbook.device``, ``mvbook.seeds``
+    the errors, the results record's types, the presets, the device and precision, the random streams of a run
 :mod:`mvbook.data`
     the datasets (:func:`~mvbook.data.load_dataset`), folds and splits (§3.1.1, §3.1.3)
 :mod:`mvbook.views`

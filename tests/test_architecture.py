@@ -15,7 +15,7 @@ PKG = Path(__file__).resolve().parents[1] / "mvbook"
 BOOK = "mvbook.book"          # what exists only for the chapters: nothing outside it imports it
 #: the layers of the package, top down (``mvbook/__init__.py`` says what each holds): a module imports
 #: only from its own layer or the ones above; the command line (``mvbook.__main__``) sits below them all
-LAYERS = (("mvbook", "mvbook.errors", "mvbook.config", "mvbook.device", "mvbook.seeds"),
+LAYERS = (("mvbook", "mvbook.errors", "mvbook.schema", "mvbook.config", "mvbook.device", "mvbook.seeds"),
           ("mvbook.data",),
           ("mvbook.views",),
           ("mvbook.nets",),

@@ -12,7 +12,7 @@ import pandas as pd
 from ..config import get_preset
 from ..plan import FAMILY, decide
 from ..results import row_key, signed, table3
-from .summary import _BASELINE_NAMES, fmt_p
+from .summary import BASELINE_NAMES, fmt_p
 
 __all__ = ["verdict_table", "bottom_line", "preset_differences", "selection_noise", "ensemble_weights",
            "noise_paragraph"]
@@ -51,7 +51,7 @@ def verdict_table(groups: dict, family=FAMILY) -> pd.DataFrame:
 # The rows the bottom line ranks (the paper's and the equal-weight control), as its sentences name them
 # (the ways of combining the views as summary's sentences do).
 _RANKED_ROWS = {"self_ensemble": "the self-ensemble", "multiview": "multi-view",
-                **{k: _BASELINE_NAMES[k] for k in ("late", "concat", "equal")},
+                **{k: BASELINE_NAMES[k] for k in ("late", "concat", "equal")},
                 "mel": "Mel", "gam": "Gammatone", "cqt": "CQT", "raw": "raw"}
 
 

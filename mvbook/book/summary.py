@@ -35,7 +35,7 @@ from .replay import as_equal_pairs, record_rule, weights_summary
 __all__ = ["count", "design_words", "fmt_p", "COMPARISON_FORMAT", "min_wilcoxon_p", "wilcoxon_note", "findings_table",
            "length_margins", "compare_sentence", "weight_pattern", "preset_cost", "capacity", "scale_sentence",
            "scale_disagreements", "disagreement_sentence", "scale_table", "pattern_checks",
-           "rerun_drift", "p_words", "uniform_sentence"]
+           "rerun_drift", "p_words", "uniform_sentence", "BASELINE_NAMES"]
 
 # The rows of the introduction's table of findings, in its order.
 _FINDING_ROWS = ("multiview", "mv_literal", "equal", "concat", "late", "mel", "gam", "cqt", "raw",
@@ -223,7 +223,8 @@ def findings_table(records: list[dict], rows=_FINDING_ROWS, reference: str = "mu
 
 # the rows the multi-view network is set against at each scale (and the best single view), as sentences name them
 _SCALE_BASELINES = ("concat", "late", "equal")
-_BASELINE_NAMES = {"concat": "concatenation", "late": "late fusion", "equal": "equal weights"}
+#: how sentences name the ways of combining the views that multi-view is set against
+BASELINE_NAMES = {"concat": "concatenation", "late": "late fusion", "equal": "equal weights"}
 
 
 def _scale_findings(records: list[dict], row: str = "multiview", decided: pd.DataFrame | None = None) -> dict:
@@ -288,7 +289,7 @@ def scale_sentence(records: list[dict], preset: str, row: str = "multiview",
     f = _scale_findings(records, row, decided)
     if row not in f["mean"].index:
         return f"At `{preset}` there is no `{row}` run yet."
-    name = dict(_BASELINE_NAMES)
+    name = dict(BASELINE_NAMES)
     if f["best_view"]:
         name[f["best_view"]] = f"the best single view ({ALL_ROW_NAMES[f['best_view']]})"
     means = ", ".join(f"{name[b]} {f['mean'][b]:.2f} ({count(int(f['n'][b]), 'run')})" for b in f["verdicts"])
@@ -340,7 +341,7 @@ def uniform_sentence(groups: dict, system: str = "multiview", baseline: str = "e
     if not w:
         return ""
     runs = [r for recs in groups.values() for r in recs if row_key(r) == system]
-    K, name = len(runs[0]["best"]["weights"]), _BASELINE_NAMES.get(baseline, baseline)
+    K, name = len(runs[0]["best"]["weights"]), BASELINE_NAMES.get(baseline, baseline)
     then = (f"the weights return to 1/{K} each: until the next measurement the network trains as {name} does"
             if _resets(record_rule(runs[0])) else "its rule keeps the last weights")
     shares = " and ".join(f"{s['all-zero'] / (s['updates'] + s['all-zero']):.0%}{' of its measurements' * (i == 0)} "
@@ -421,7 +422,7 @@ def disagreement_sentence(short: list[dict], long: list[dict], presets=("cpu", "
     flips = _flips(*v)
     if not flips:
         return ""
-    name = _BASELINE_NAMES
+    name = BASELINE_NAMES
     each = [f"{name[k]} ({signed(v[0][k]['mean_diff'])} points at `{presets[0]}`, "
             f"{signed(v[1][k]['mean_diff'])} at `{presets[1]}`)" for k in flips]
     sig = [f"{name[k]} at `{p}` ({p_words(x[k]['p'])})" for k in flips for p, x in zip(presets, v) if x[k]["p"] < 0.05]
