@@ -1,8 +1,9 @@
 """The type checker is part of the test command (issue 45, item 5): ``mypy``, configured
 in pyproject.toml's ``[tool.mypy]``, finds nothing in the typed core (the records'
 keys as :mod:`mvbook.schema` declares them, the verdicts and cell statuses as
-``Literal`` words), and it does find a wrong key, a wrong value type and a word
-that is not a verdict or a status."""
+``Literal`` words, the engines' runner as a ``Protocol``), and it does find a wrong
+key, a wrong value type, a word that is not a verdict or a status and a runner that
+lacks the protocol's methods."""
 import importlib.util
 import subprocess
 import sys
@@ -49,7 +50,8 @@ def test_the_typed_core_has_no_type_error():
 
 
 BAD = '''
-from mvbook.engines.cells import CellResult
+from mvbook.engines.cells import CellResult, Runner
+from mvbook.grid import NotebookRunner
 from mvbook.plan import Verdict
 from mvbook.records import read_record
 
@@ -59,6 +61,15 @@ if rec is not None:
     rec["config"]["preset"]["no_such_field"]
     CellResult("a cell", "skip")
 verdict: Verdict = "maybe"
+
+
+class HalfARunner:
+    def check(self, cell):
+        return None
+
+
+runner: Runner = HalfARunner()
+grid_runner: Runner = NotebookRunner("out")
 '''
 
 
@@ -69,10 +80,12 @@ def test_the_type_checker_finds_what_the_types_forbid(tmp_path):
     out = mypy("--config-file", str(ROOT / "pyproject.toml"), str(bad))
     found = out.stdout
     assert out.returncode == 1, found + out.stderr
-    assert 'bad.py:8: error: Incompatible types in assignment (expression has type "str", variable has type "int")' \
+    assert 'bad.py:9: error: Incompatible types in assignment (expression has type "str", variable has type "int")' \
         in found, found
-    assert 'bad.py:9: error: TypedDict "PresetDict" has no key "no_such_field"' in found, found
-    assert "bad.py:10: error: Argument 2 to \"CellResult\" has incompatible type" in found, found
-    assert "bad.py:11: error: Incompatible types in assignment (expression has type \"Literal['maybe']\"" \
+    assert 'bad.py:10: error: TypedDict "PresetDict" has no key "no_such_field"' in found, found
+    assert "bad.py:11: error: Argument 2 to \"CellResult\" has incompatible type" in found, found
+    assert "bad.py:12: error: Incompatible types in assignment (expression has type \"Literal['maybe']\"" \
         in found, found
-    assert "Found 4 errors in 1 file" in found, found
+    assert 'bad.py:20: error: Incompatible types in assignment (expression has type "HalfARunner", variable has ' \
+        'type "Runner")' in found, found
+    assert "Found 5 errors in 1 file" in found, found                 # the grid's own runner is a Runner

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Literal, Protocol, get_args
 
 from ..errors import MvbookError
 from ..systems import dependencies
 
-__all__ = ["Cell", "needs", "with_dependencies", "grid_cells", "CellStatus", "CELL_STATUSES", "CellResult",
-           "CellFailed", "GridReport", "format_seconds", "Progress"]
+__all__ = ["Cell", "needs", "with_dependencies", "grid_cells", "Check", "Runner", "CellStatus", "CELL_STATUSES",
+           "CellResult", "CellFailed", "GridReport", "format_seconds", "Progress"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,28 @@ def grid_cells(dataset: str, preset: str, systems, folds, seeds=(0,)) -> list:
     systems = with_dependencies(systems)
     return [Cell(dataset, preset, system, int(fold), int(seed), needs(system))
             for seed in seeds for fold in folds for system in systems]
+
+
+#: a runner's word on a cell before it runs, None (run it), ``("skip", why)`` or ``("fail", why)``
+Check = tuple[Literal["skip", "fail"], str] | None
+
+
+class Runner(Protocol):
+    """What a cell is, to the engines (:class:`mvbook.grid.NotebookRunner` is one):
+    ``check(cell)`` says whether to run it (:data:`Check`), ``describe(cell)`` adds to
+    its log line, ``runner(cell)`` runs it and returns a dict (``status``, ``detail``,
+    ``notebook``, each optional) or raises, and ``failure(cell, exc)`` turns what it
+    raised into (short error, notebook or None). Optionally ``prepare(dataset, systems)``
+    (called once per dataset in the driver before any cell starts) and ``direct``
+    (print the traceback of an error mvbook did not diagnose)."""
+
+    def check(self, cell: Cell) -> Check: ...
+
+    def describe(self, cell: Cell) -> str: ...
+
+    def __call__(self, cell: Cell) -> dict | None: ...
+
+    def failure(self, cell: Cell, exc: Exception) -> tuple[str, str | None]: ...
 
 
 #: what became of a cell, trained (``done``), its record found (``skipped``), ``failed``, or

@@ -14,13 +14,13 @@ import traceback
 import uuid
 
 from ..errors import MvbookError
-from .cells import CellFailed, CellResult, Progress
+from .cells import Cell, CellFailed, CellResult, Progress, Runner
 from .clusters import thread_env
 
 __all__ = ["execute", "submit_cells", "drive", "WATCH_EVERY"]
 
 
-def execute(runner, cell, threads: int, *needed):
+def execute(runner: Runner, cell: Cell, threads: int, *needed: CellResult) -> CellResult:
     """Run one cell in a worker (``needed``: the results of the cells it needs,
     there only to order the tasks). Its record is checked again first (another
     driver may have made it meanwhile). Math libraries are capped at ``threads``

@@ -8,15 +8,16 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Callable, Iterable
 
 from ..errors import MvbookError
-from .cells import CellResult, GridReport, Progress
+from .cells import Cell, CellResult, GridReport, Progress, Runner
 from .clusters import THREAD_VARIABLES, thread_env
 
 __all__ = ["precheck", "run_serial"]
 
 
-def precheck(cell, runner, log):
+def precheck(cell: Cell, runner: Runner, log: Callable[[str], object]) -> CellResult | None:
     """The :class:`.CellResult` of a cell that is not to run (its record exists:
     skipped; a record of another row: failed), logged; None when it is to run."""
     verdict = runner.check(cell)
@@ -27,7 +28,8 @@ def precheck(cell, runner, log):
     return CellResult(cell.name, "skipped" if kind == "skip" else "failed", detail=msg)
 
 
-def run_serial(cells, runner, log=print, progress: bool = True, threads: int = 1) -> GridReport:
+def run_serial(cells: Iterable[Cell], runner: Runner, log: Callable[[str], object] = print, progress: bool = True,
+               threads: int = 1) -> GridReport:
     """Each cell in turn: skipped when its record exists, else run by
     ``runner``; a failure is logged and the grid goes on. After each cell
     that ran, ``k/N done, …, elapsed, ETA`` (unless ``progress`` is false).
@@ -72,7 +74,7 @@ def _capped_threads(threads: int):
             torch.set_num_threads(old_threads)
 
 
-def _run_one(cell, runner, log, host) -> CellResult:
+def _run_one(cell: Cell, runner: Runner, log: Callable[[str], object], host: str) -> CellResult:
     """Run one cell here; its result (a failure is logged, not raised)."""
     t = time.time()
     try:
