@@ -3,8 +3,9 @@
 :func:`verify` trains a record's run again as the record states it (system,
 dataset, fold, seed, split seed, preset and its overrides, thread count,
 device) into a temporary folder, through :func:`mvbook.train.train` in a
-subprocess, and compares the curves evaluation by evaluation, the selected
-step, the accuracies (per branch and self-ensemble) and the test posteriors.
+subprocess (:mod:`mvbook.engines.rerun`), and compares the curves evaluation
+by evaluation, the selected step, the accuracies (per branch and
+self-ensemble) and the test posteriors.
 With ``at_commit`` the record's own commit runs, checked out in a temporary
 ``git worktree``, with the current environment. What differs in the
 environment is said before the run (:func:`environment_notes`).
@@ -28,6 +29,7 @@ import torch
 
 from .data import load_dataset
 from .device import autocast_name
+from .engines import rerun
 from .engines.clusters import thread_env
 from .errors import ConfigError, DataError, MvbookError
 from .records import code_version, cpu_model, read_record
@@ -39,31 +41,6 @@ __all__ = ["EXIT", "Verdict", "verify", "rerun_arguments", "environment_notes", 
 
 EXIT = {"identical": 0, "differs": 1, "error": 2}
 _NUMERIC_PACKAGES = ("torch", "numpy", "scipy", "numba", "librosa", "soundfile", "soxr")   # the numbers depend on them
-
-# Run in a subprocess with the mvbook PYTHONPATH names (this one, or an older commit's): train, or ("quick")
-# stop at the first evaluation after step 0; write the record's path, the curves so far, or a diagnosed error.
-_DRIVER = """
-import json, pathlib, sys, torch
-args = json.loads(sys.argv[1])
-torch.set_num_threads(args.pop("threads"))
-quick, result = args.pop("quick"), args.pop("result")
-from mvbook.train import train
-import inspect
-if args.get("seed_scheme") == "shared" and "seed_scheme" not in inspect.signature(train).parameters:
-    del args["seed_scheme"]                 # a commit from before the schemes knows only this one
-class Stop(Exception): pass
-def stop(info):
-    if info["step"] > 0:
-        raise Stop(info["curves"])
-try:
-    out = {"record": train(callback=stop if quick else None, **args)["path"]}
-except Stop as s:
-    out = {"curves": s.args[0]}
-except (ValueError, RuntimeError, OSError) as e:
-    out = {"error": str(e)}
-pathlib.Path(result).write_text(json.dumps(out))
-"""
-
 
 @dataclass
 class Verdict:
@@ -235,15 +212,16 @@ def commit_worktree(rec: dict, repo=None):
 
 
 def _rerun(args: dict, code_root: Path, out: Path, threads: int, quick: bool, data_root, cache_dir) -> dict:
-    """:data:`_DRIVER`'s answer, run with ``code_root`` first on the path. The data root
-    and the cache go through ``MVBOOK_DATA`` and ``MVBOOK_CACHE``, which every commit
-    reads (``train``'s argument for the data root was once ``root``)."""
+    """The answer of :mod:`mvbook.engines.rerun`, run by its path with ``code_root`` first on
+    the import path (``-P``: not the driver's own folder). The data root and the cache go
+    through ``MVBOOK_DATA`` and ``MVBOOK_CACHE``, which every commit reads (``train``'s
+    argument for the data root was once ``root``)."""
     result = out / "result.json"
     payload = dict(args, out=str(out / "records"), threads=threads, quick=quick, result=str(result))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(code_root), os.environ.get("PYTHONPATH")])),
                **thread_env(threads))
     env |= {k: str(Path(v).resolve()) for k, v in (("MVBOOK_DATA", data_root), ("MVBOOK_CACHE", cache_dir)) if v}
-    proc = subprocess.run([sys.executable, "-c", _DRIVER, json.dumps(payload)], cwd=code_root, env=env,
+    proc = subprocess.run([sys.executable, "-P", str(rerun.PATH), json.dumps(payload)], cwd=code_root, env=env,
                           stdout=subprocess.PIPE, text=True)
     if proc.stdout.strip():
         print(proc.stdout.rstrip(), file=sys.stderr)

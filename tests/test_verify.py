@@ -1,6 +1,7 @@
 """mvbook.verify and `python -m mvbook verify`: a fresh record repeats bit for bit,
 an altered copy names what was altered, a damaged one cannot be verified, and
 --at-commit runs the record's own commit (or says why it cannot)."""
+import ast
 import copy
 import json
 import os
@@ -13,6 +14,7 @@ import pytest
 
 from mvbook.__main__ import main
 from mvbook.config import get_preset
+from mvbook.engines import rerun
 from mvbook.records import REPO
 from mvbook.train import train
 from mvbook.verify import _pair, compare, environment_notes, rerun_arguments
@@ -183,3 +185,64 @@ def test_at_commit_runs_the_records_own_commit(tmp_path, capfd, monkeypatch):
     assert (code, out) == (0, f"{path}: identical; quick: up to step 8\n"), err
     assert f"by commit {head[:7]}" in err
     assert _git(clone, "worktree", "list").count("\n") == 0          # the temporary worktree is gone
+
+
+# --- the rerun process (mvbook.engines.rerun) ----------------------------------------------
+
+STAND_IN_TRAIN = """
+import json, os, torch
+class MvbookError(Exception): pass
+class DataError(MvbookError, ValueError): pass
+def train(dataset, out, callback=None, progress=True, **kw):   # no seed_scheme: a commit from before the schemes
+    open(os.path.join(out, "called.json"), "w").write(json.dumps({"kw": kw, "threads": torch.get_num_threads()}))
+    if dataset == "quick":
+        for step in (0, 8, 16):
+            callback({"step": step, "curves": {"step": list(range(0, step + 1, 8))}})
+    if dataset in ("diagnosed", "bug", "crash"):
+        raise {"diagnosed": DataError("no clips"), "bug": RuntimeError("a bug"), "crash": KeyError("x")}[dataset]
+    return {"path": os.path.join(out, "record.json")}
+"""
+
+
+def _run_driver(tmp_path, dataset, **extra):
+    """The driver run by its path, as verify runs it, on a tree whose mvbook holds only a stand-in train."""
+    tree = tmp_path / "tree"
+    (tree / "mvbook").mkdir(parents=True, exist_ok=True)
+    (tree / "mvbook" / "__init__.py").write_text("")
+    (tree / "mvbook" / "train.py").write_text(STAND_IN_TRAIN)
+    result = tmp_path / "result.json"
+    result.unlink(missing_ok=True)
+    payload = {"dataset": dataset, "out": str(tmp_path), "seed_scheme": "shared", "threads": 2, "quick": False,
+               "result": str(result), **extra}
+    proc = subprocess.run([sys.executable, "-P", str(rerun.PATH), json.dumps(payload)], cwd=REPO,
+                          env=dict(os.environ, PYTHONPATH=str(tree)), capture_output=True, text=True, timeout=300)
+    called = json.loads((tmp_path / "called.json").read_text())
+    return proc, json.loads(result.read_text()) if result.exists() else None, called
+
+
+def test_the_driver_imports_only_train_of_the_tree_it_runs():
+    tree = ast.parse(rerun.PATH.read_text())
+    names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    assert [m for m in names if m.split(".")[0] == "mvbook"] == ["mvbook.train"]
+    assert not any(isinstance(n, ast.ImportFrom) and n.level for n in ast.walk(tree))
+
+
+def test_the_driver_runs_any_trees_train_and_answers(tmp_path):
+    proc, out, called = _run_driver(tmp_path, "done")
+    assert proc.returncode == 0 and out == {"record": str(tmp_path / "record.json")}, proc.stderr
+    assert "seed_scheme" not in called["kw"] and called["threads"] == 2      # the old train knows one scheme
+    _, out, called = _run_driver(tmp_path, "done", seed_scheme="per_fold", threads=1)
+    assert called["kw"]["seed_scheme"] == "per_fold" and called["threads"] == 1
+    _, out, _ = _run_driver(tmp_path, "quick", quick=True)
+    assert out == {"curves": {"step": [0, 8]}}                                 # stopped at the first evaluation
+
+
+def test_a_bug_in_the_rerun_keeps_its_traceback(tmp_path):
+    proc, out, _ = _run_driver(tmp_path, "diagnosed")
+    assert out == {"error": "no clips"} and "Traceback" not in proc.stderr
+    proc, out, _ = _run_driver(tmp_path, "bug")
+    assert out == {"error": "a bug"}
+    assert "Traceback" in proc.stderr and "in train" in proc.stderr and "RuntimeError: a bug" in proc.stderr
+    proc, out, _ = _run_driver(tmp_path, "crash")
+    assert proc.returncode != 0 and out is None and proc.stderr.rstrip().endswith("KeyError: 'x'")

@@ -14,6 +14,10 @@ runs the training notebook. Chapter: *Running the grid on a cluster*.
 """
 from __future__ import annotations
 
+import sys
+import traceback
+
+from ..errors import MvbookError
 from .cells import (
     Cell,
     CellFailed,
@@ -78,7 +82,9 @@ def run_cells(cells, runner, engine: str = "serial", *, workers=None, scheduler_
 def _prepare_features(todo, runner, report, failed, log) -> list:
     """Call ``runner.prepare`` once per dataset (here, in the driver, before any
     cell starts: the feature cache is filled once, not by every worker at
-    once); the cells of a dataset whose preparation failed are reported as not run."""
+    once); the cells of a dataset whose preparation failed are reported as not run,
+    with the error's first line. An error that is not an :class:`~mvbook.errors.MvbookError`
+    (a bug, not a diagnosis) has its traceback printed to stderr first."""
     if not hasattr(runner, "prepare"):
         return todo
     keep = []
@@ -89,6 +95,8 @@ def _prepare_features(todo, runner, report, failed, log) -> list:
             runner.prepare(dataset, sorted({c.system for c in cells}))
             keep += cells
         except Exception as e:
+            if not isinstance(e, MvbookError):
+                traceback.print_exc(file=sys.stderr)
             err = f"{type(e).__name__}: {e}".splitlines()[0]
             log(f"FAIL features of {dataset}: {err}")
             for c in cells:
