@@ -85,6 +85,14 @@ def test_help_and_version_import_no_deep_learning_library():
     assert version.returncode == 0 and version.stdout.startswith("mvbook ")
 
 
+def test_the_docstrings_name_every_command():
+    import mvbook.__main__ as cli
+    listed = cli.__doc__.split("{")[1].split("}")[0].split(",")
+    assert listed == list(cli.COMMANDS) and len(listed) == len(set(listed)) > 1
+    assert "COMMANDS" in cli.parser.__doc__ and not any(
+        n in cli.parser.__doc__.split() for n in ("five", "six", "seven", "eight"))   # no count to fall out of date
+
+
 def test_every_help_shows_defaults_and_examples():
     from mvbook.__main__ import COMMANDS, parser
     ap = parser()
