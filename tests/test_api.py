@@ -74,7 +74,9 @@ _BOOK = Path(__file__).parents[1] / "book"
 _CODE_CELL = re.compile(r"^```\{code-cell\}[^\n]*\n(.*?)^```", re.M | re.S)
 
 def _cell_code(cell: str) -> str:
-    """A code cell's Python: without its MyST options (``:tags: …``) and IPython magics."""
+    """A code cell's Python: without its MyST options (``:tags: …`` lines, or a YAML
+    block between ``---`` lines at its top) and IPython magics."""
+    cell = re.sub(r"\A---\n.*?^---\n", "", cell, flags=re.M | re.S)
     return "\n".join(line for line in cell.splitlines() if not line.startswith(":")
                      and not line.lstrip().startswith(("%", "!")))
 
