@@ -70,7 +70,8 @@ def _schemes(records: list[dict]) -> dict:
     return out
 
 
-def run_differences(records: list[dict], row: str, baseline: str) -> pd.DataFrame:
+def run_differences(records: list[dict], row: str, baseline: str, *,
+                    accuracies: pd.DataFrame | None = None) -> pd.DataFrame:
     """``row − baseline`` (percentage points) on every (fold, seed) run both rows have.
 
     Parameters
@@ -79,6 +80,9 @@ def run_differences(records: list[dict], row: str, baseline: str) -> pd.DataFram
         Records of one dataset and preset.
     row, baseline : str
         Row keys (:func:`mvbook.results.row_key`, derived rows included).
+    accuracies : pandas.DataFrame, optional
+        :func:`mvbook.results.fold_accuracies` of these ``records``, when the caller
+        has it already (a family's claims share it); computed when not given.
 
     Returns
     -------
@@ -87,7 +91,7 @@ def run_differences(records: list[dict], row: str, baseline: str) -> pd.DataFram
         crossed model: the seed itself where it is shared by the folds, ``fold:seed``
         where it was drawn per fold) and ``d``; empty when a row has no runs.
     """
-    df = fold_accuracies(records)
+    df = fold_accuracies(records) if accuracies is None else accuracies
     if row not in df.index or baseline not in df.index:
         return pd.DataFrame(columns=["fold", "seed", "scheme", "level", "d"])
     both = df.loc[[row, baseline]].dropna(axis=1)
@@ -149,10 +153,10 @@ def design(records: list[dict], seeds=(3, 10, 13), family=FAMILY, folds: int = 5
         verdict's) and ``k seeds, α`` (at α, one claim alone); ``floor`` (any
         number of seeds, at α / m).
     """
-    m = len(family)
+    m, accuracies = len(family), fold_accuracies(records)
     out = []
     for claim, row, baseline in family:
-        d = run_differences(records, row, baseline)
+        d = run_differences(records, row, baseline, accuracies=accuracies)
         entry = {"claim": claim, "runs": len(d)}
         if d["fold"].nunique() >= 2 and len(d) > d["fold"].nunique():
             fit = crossed_model(d["d"], d["fold"], d["level"])
@@ -166,7 +170,8 @@ def design(records: list[dict], seeds=(3, 10, 13), family=FAMILY, folds: int = 5
     return pd.DataFrame(out).set_index("claim")
 
 
-def claim_verdict(records: list[dict], row: str, baseline: str, m: int = 1) -> dict:
+def claim_verdict(records: list[dict], row: str, baseline: str, m: int = 1, *,
+                  accuracies: pd.DataFrame | None = None) -> dict:
     """One claim (``row`` above ``baseline``) decided by the primary test, alone or as one of ``m``.
 
     Parameters
@@ -179,6 +184,8 @@ def claim_verdict(records: list[dict], row: str, baseline: str, m: int = 1) -> d
         The size of the claim's family: its minimum detectable difference is at
         level α / ``m``. Its ``verdict`` is at α (one claim alone); a family's
         verdicts, with Holm's adjustment, are :func:`decide`'s.
+    accuracies : pandas.DataFrame, optional
+        As :func:`run_differences`'.
 
     Returns
     -------
@@ -191,7 +198,7 @@ def claim_verdict(records: list[dict], row: str, baseline: str, m: int = 1) -> d
         ``p_crossed`` (the crossed model's), ``per_fold_runs``, ``mean_diff_per_fold``
         and ``p_per_fold`` (the fold-level test on the runs whose seeds were drawn per fold).
     """
-    d = run_differences(records, row, baseline)
+    d = run_differences(records, row, baseline, accuracies=accuracies)
     t = _fold_test(d)
     n = t["pairs"]
     entry = {"runs": len(d), "seeds per fold": len(d) / n if n else np.nan, **t, "mdd": np.nan, "p_crossed": np.nan}
@@ -224,8 +231,9 @@ def decide(records: list[dict], family=FAMILY) -> pd.DataFrame:
         (``mdd`` at α / m, m the family's size), ``p_holm`` and ``p_crossed_holm``
         (Holm over the family), and ``verdict`` decided on ``p_holm``.
     """
-    m = len(family)
-    df = pd.DataFrame([{"claim": claim, "row": row, "baseline": baseline} | claim_verdict(records, row, baseline, m)
+    m, accuracies = len(family), fold_accuracies(records)
+    df = pd.DataFrame([{"claim": claim, "row": row, "baseline": baseline}
+                       | claim_verdict(records, row, baseline, m, accuracies=accuracies)
                        for claim, row, baseline in family]).set_index("claim")
     df["p_holm"] = holm(df["p"].to_numpy())
     df["p_crossed_holm"] = holm(df["p_crossed"].to_numpy())
