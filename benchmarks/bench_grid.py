@@ -10,6 +10,7 @@ notebook through papermill. Not a test; run from the repository root::
 
     python benchmarks/bench_grid.py                      # 4 cells: cqt, folds 1-4, smoke preset, synthetic
     python benchmarks/bench_grid.py --systems cqt mel --folds 1 2 --workers 2
+    python benchmarks/bench_grid.py --quick              # 2 cells of one epoch: that it runs (tests)
 """
 import argparse
 import os
@@ -38,7 +39,10 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--data-root", default=None)
+    ap.add_argument("--quick", action="store_true", help="folds 1 2, one epoch: seconds, not a measurement")
     args = ap.parse_args()
+    if args.quick:
+        args.folds, args.epochs = [1, 2], 1
     tmp = Path(tempfile.mkdtemp(prefix="bench-grid-"))
     cache = tmp / "cache"
     t = time.time()

@@ -30,6 +30,7 @@ Not a test; run from the repository root::
     python benchmarks/bench_step.py                          # widths 1.0 and 0.25, CPU
     python benchmarks/bench_step.py --widths 0.25 --systems mel,gam,cqt,raw,multiview
     python benchmarks/bench_step.py --device cuda            # on a GPU machine
+    python benchmarks/bench_step.py --quick                  # seconds, that it runs (tests): see QUICK
 """
 
 import argparse
@@ -315,6 +316,11 @@ def kept_memory_run(args, eager_cpu: float) -> None:
         print(f"  evaluation CPU s {ev['cpu_s']:.3f}, share of a cpu-preset run {ev['share']:.1%}")
 
 
+# what --quick sets (options given after it win): the smoke preset's multiview step on the synthetic task
+QUICK = ["--threads", "1", "--widths", "", "--reps", "1", "--presets", "smoke", "--systems", "multiview",
+         "--dataset", "synthetic", "--no-bf16"]
+
+
 # --- report ------------------------------------------------------------------------------------
 
 def fmt_s(ts):
@@ -342,7 +348,9 @@ def main():
                          "measures the multiview step and evaluation that way)")
     ap.add_argument("--json", default=None, help="also write every figure to this JSON file "
                                                  "(benchmarks/perf_table.py turns it into the README's table)")
-    args = ap.parse_args()
+    ap.add_argument("--quick", action="store_true", help="tiny sizes, that the script runs: " + " ".join(QUICK))
+    argv = sys.argv[1:]
+    args = ap.parse_args(QUICK + argv if "--quick" in argv else argv)
 
     dev = resolve_device(args.device)
     kept = keep_freed_memory() if args.kept_memory else False

@@ -11,6 +11,7 @@ repository root::
 
     python benchmarks/bench_views.py --n 8
     python benchmarks/bench_views.py --warm-only --cache-dir /tmp/mvb_bench
+    python benchmarks/bench_views.py --quick     # offline, seconds: 2 synthetic clips, 8 cached (tests)
 """
 
 import argparse
@@ -62,8 +63,14 @@ def gam_one_thread(waves, sr):
           f"float64 max |Δ log| {err:.1e}")
 
 
-def warm_checks(ds, cache, repeat=3):
-    """What a warm load costs, part by part (median of ``repeat``), and a warm
+def first_clips(ds, n):
+    """``ds`` cut to its first ``n`` clips (``--quick``)."""
+    return type(ds)(ds.name, ds.sr, ds.clip_seconds, ds.classes, ds.clips[:n], root=ds.root, n_folds=ds.n_folds,
+                    val_per_class=ds.val_per_class)
+
+
+def warm_checks(ds, cache, repeat=3, cli=True):
+    """What a warm load costs, part by part (median of ``repeat``), and (``cli``) a warm
     ``python -m mvbook features`` run: its own figure and the process's wall time."""
     load_views(ds, cache_dir=cache, progress=False)                       # make it warm
     t_ids = statistics.median(seconds(lambda: clip_ids(ds, cache))[0] for _ in range(repeat))
@@ -76,6 +83,8 @@ def warm_checks(ds, cache, repeat=3):
     t_all = statistics.median(seconds(lambda: load_views(ds, cache_dir=cache, progress=False))[0]
                               for _ in range(repeat))
     print(f"  load_views, all four views: {t_all:.3f} s")
+    if not cli:
+        return
     cmd = [sys.executable, "-m", "mvbook", "features", "--dataset", ds.name, "--data-root", str(ds.root),
            "--cache-dir", str(cache)]
     for _ in range(repeat):
@@ -90,9 +99,13 @@ def main():
     parser.add_argument("--data-root", default=os.environ.get("MVBOOK_DATA") or REPO.parent / "shared" / "data")
     parser.add_argument("--warm-only", action="store_true", help="only the cost of a warm run's checks")
     parser.add_argument("--cache-dir", default=None, help="for --warm-only (default: a new temporary folder)")
+    parser.add_argument("--quick", action="store_true", help="that it runs, offline, in seconds: 2 clips of the "
+                        "synthetic task compared, its first 8 cached and checked warm once (no command line run)")
     args = parser.parse_args()
 
-    ds = load_dataset("esc10", args.data_root)
+    ds = load_dataset("synthetic" if args.quick else "esc10", args.data_root)
+    if args.quick:
+        args.n = 2
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
           f"load average {os.getloadavg()[0]:.2f}")
@@ -101,7 +114,7 @@ def main():
             warm_checks(ds, Path(args.cache_dir or tmp))
         return
     waves = np.stack([ds.load(i) for i in np.linspace(0, len(ds) - 1, args.n).astype(int)])
-    print(f"\n{args.n} ESC-10 clips, {ds.n_samples / ds.sr:g} s at {ds.sr} Hz")
+    print(f"\n{args.n} {ds.name} clips, {ds.n_samples / ds.sr:g} s at {ds.sr} Hz")
     print(f"{'view':5} {'reference s/clip':>17} {'fast s/clip':>12} {'speed-up':>9} "
           f"{'max |Δ log|':>12} {'correlation':>12}")
     for view in ("mel", "gam", "cqt"):
@@ -110,12 +123,15 @@ def main():
               f"{corr:12.9f}")
     gam_one_thread(waves, ds.sr)
 
+    ds = first_clips(ds, 8) if args.quick else ds
     with tempfile.TemporaryDirectory() as cache:
         t_ext, _ = seconds(lambda: load_views(ds, cache_dir=cache, progress=False))
         t_open, V = seconds(lambda: load_views(ds, cache_dir=cache, progress=False))
         t_read, _ = seconds(lambda: [float(np.asarray(x).sum()) for x in V.values()])
         size = sum(p.stat().st_size for p in Path(cache).iterdir()) / 2 ** 20
-    print(f"\nall four views of {len(ds)} ESC-10 clips ({size:.0f} MiB cached):")
+        if args.quick:
+            warm_checks(ds, Path(cache), repeat=1, cli=False)
+    print(f"\nall four views of {len(ds)} {ds.name} clips ({size:.0f} MiB cached):")
     print(f"  extract + cache (fresh cache dir): {t_ext:7.2f} s")
     print(f"  reload from cache: {t_open:.4f} s to open (with its checks), {t_read:.2f} s to read every value")
 

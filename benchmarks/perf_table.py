@@ -7,6 +7,7 @@ against the step), stamped with the date, the commit and the machine::
     python benchmarks/perf_table.py                  # run the benchmark, print the table
     python benchmarks/perf_table.py --write          # … and put it into README.md
     python benchmarks/perf_table.py --from out.json  # the table of an earlier bench_step.py --json
+    python benchmarks/perf_table.py --quick          # bench_step.py --quick's table: that both run (tests)
 
 The benchmark runs with one thread (``--threads 1``): CPU seconds of a
 one-thread process are what other jobs on shared cores inflate least.
@@ -27,10 +28,11 @@ BENCH = ["--threads", "1", "--widths", "1.0,0.25", "--reps", "3", "--presets", "
          "--systems", "mel,gam,cqt,raw,multiview"]
 
 
-def run_benchmark(extra: list[str]) -> dict:
+def run_benchmark(extra: list[str], quick: bool = False) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "figures.json"
-        subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_step.py"), *BENCH, *extra,
+        subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_step.py"),
+                        *(["--quick"] if quick else BENCH), *extra,
                         "--json", str(out)], check=True, cwd=REPO)
         return json.loads(out.read_text())
 
@@ -105,8 +107,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--write", action="store_true", help="put the table into README.md")
     ap.add_argument("--from", dest="src", default=None, help="figures of an earlier `bench_step.py --json` run")
+    ap.add_argument("--quick", action="store_true", help="run bench_step.py --quick (tiny sizes, seconds), "
+                                                          "not the measurement")
     args, extra = ap.parse_known_args()
-    figures = json.loads(Path(args.src).read_text()) if args.src else run_benchmark(extra)
+    if args.quick and args.write:
+        raise SystemExit("--quick figures are not a measurement: not written to the README")
+    figures = json.loads(Path(args.src).read_text()) if args.src else run_benchmark(extra, args.quick)
     text = table(figures, datetime.date.today().isoformat(), _commit())
     print(text)
     if args.write:

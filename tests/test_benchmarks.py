@@ -1,16 +1,73 @@
 """The benchmark scripts run and report what they claim (they are not timed here:
-speed figures are ratios measured within one run, never asserted in a test)."""
+speed figures are ratios measured within one run, never asserted in a test).
+Every script in benchmarks/ runs in its ``--quick`` mode (tiny sizes), so a
+change that breaks one fails the tests."""
 import json
+import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
+BENCHMARKS = REPO / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
 
 import perf_table  # noqa: E402
+
+# each script's ratio line: a figure against its reference measured in the same run
+RATIO = {"bench_grid.py": r"^serial [\d.]+ s, local --workers 2 [\d.]+ s \(start-up included\): speed-up \d+\.\d\dx$",
+         "bench_step.py": r"^  multiview +[\d. ]+ x\d+\.\d\d +CPU s: ",
+         "bench_views.py": r"^mel +[\d.]+ +[\d.]+ +\d+\.\dx ",
+         "perf_table.py": r"^\| `cpu`-preset multiview step \| eager [\d.]+ s \| [\d.]+ s \| \*\*\d+\.\d\d×\*\* \|$"}
+SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py"))
+LIMIT = 900                      # seconds for all of them, on a loaded 2-core machine
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    """Every script's ``--quick`` run: name → (exit status, output). bench_step writes its figures
+    (``figures.json``); it and perf_table (which runs bench_step) read the synthetic task's views from
+    the feature cache (``$MVBOOK_CACHE``), the first filling it where it is cold, so those two run one
+    after the other, beside the others."""
+    tmp = tmp_path_factory.mktemp("quick")
+    extra = {"bench_step.py": ["--json", str(tmp / "figures.json")]}
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+
+    def start(name):
+        out = (tmp / f"{name}.out").open("w")
+        return subprocess.Popen([sys.executable, str(BENCHMARKS / name), "--quick", *extra.get(name, [])], cwd=REPO,
+                                env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+
+    running = {name: start(name) for name in SCRIPTS if name != "perf_table.py"}
+    done, deadline = {}, time.time() + LIMIT
+    while running and time.time() < deadline:
+        for name, proc in list(running.items()):
+            if proc.poll() is not None:
+                done[name] = proc.returncode, (tmp / f"{name}.out").read_text()
+                del running[name]
+                if name == "bench_step.py" and "perf_table.py" in SCRIPTS:
+                    running["perf_table.py"] = start("perf_table.py")
+        time.sleep(0.5)
+    for name, proc in running.items():
+        proc.kill()
+        done[name] = f"killed after {LIMIT} s", (tmp / f"{name}.out").read_text()
+    return done | {"figures": tmp / "figures.json"}
+
+
+def test_every_script_in_the_folder_has_a_quick_run_here():
+    assert len(SCRIPTS) == len(list(BENCHMARKS.glob("*.py"))) == len(RATIO) == 4
+    assert SCRIPTS == sorted(RATIO), "a benchmark script without a --quick run in this test (or one gone)"
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_each_script_runs_quick_and_prints_its_ratio(quick, name):
+    code, out = quick[name]
+    assert code == 0, f"{name} --quick failed ({code}):\n{out[-3000:]}"
+    assert re.search(RATIO[name], out, re.MULTILINE), f"{name} --quick printed no ratio line:\n{out[-3000:]}"
 
 
 def _figures():
@@ -49,12 +106,9 @@ def test_the_readme_has_the_markers():
     assert perf_table.START in text and perf_table.END in text
 
 
-def test_bench_step_writes_its_figures(tmp_path):
-    out = tmp_path / "f.json"
-    subprocess.run([sys.executable, "benchmarks/bench_step.py", "--threads", "1", "--widths", "", "--reps", "1",
-                    "--presets", "smoke", "--systems", "multiview", "--dataset", "synthetic", "--no-bf16",
-                    "--cache-dir", str(tmp_path / "cache"), "--json", str(out)],
-                   check=True, cwd=REPO, capture_output=True, text=True, timeout=600)
+def test_bench_step_writes_its_figures(quick):
+    assert quick["bench_step.py"][0] == 0
+    out = quick["figures"]
     f = json.loads(out.read_text())
     step = f["cpu_preset_multiview"]
     assert step["eager"]["cpu_s"] > 0 and step["optimised"]["cpu_s"] > 0
