@@ -181,3 +181,23 @@ def test_the_rules_see_the_package():
     assert {"mvbook.train", "mvbook.systems", "mvbook.systems.base", "mvbook.nets.crnn"} <= set(g)
     assert "mvbook.systems.base" in g["mvbook.train"] and "mvbook.nets.crnn" in g["mvbook.systems.base"]
     assert sum(map(len, g.values())) > 40
+
+
+def test_the_readmes_layout_names_what_exists():
+    """The README's *Layout* table: every ``mvbook/…`` file it names exists (a cell lists
+    ``a.py``, ``b.py`` in the folder of the first), and it names every subpackage."""
+    readme = (PKG.parent / "README.md").read_text()
+    table = readme[readme.index("## Layout"):readme.index("\n## ", readme.index("## Layout") + 3)]
+    missing, named = [], set()
+    for line in table.splitlines():
+        cell = line.split("|")[1] if line.startswith("| `mvbook/") else ""
+        paths = [p for p in (s.strip().strip("`") for s in cell.split(",")) if p]
+        folder = str(Path(paths[0]).parent) if paths and not paths[0].endswith("/") else ""
+        for p in paths:
+            full = PKG.parent / (p if p.startswith("mvbook/") else f"{folder}/{p}")
+            named.add(str(full.relative_to(PKG.parent)).rstrip("/"))
+            if not full.exists():
+                missing.append(p)
+    subpackages = {str(p.parent.relative_to(PKG.parent)) for p in PKG.glob("*/__init__.py")}
+    assert len(named) > 20 and not missing, f"the README's layout names what is not there: {missing}"
+    assert subpackages - {"mvbook/notebooks"} <= named, f"not in the README's layout: {subpackages - named}"
