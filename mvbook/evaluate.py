@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 
 from .device import to_device
 from .ensemble import predict, self_ensemble
-from .views.segments import Segmenter, eval_segments
+from .views.segments import DeviceSegmenter, Segmenter, eval_segments
 
 __all__ = ["EvalSet", "subsample", "eval_sets", "run", "accuracy", "ensemble_accuracy"]
 
@@ -35,7 +36,7 @@ class EvalSet:
     clips: np.ndarray      # dataset clip indices
     labels: np.ndarray     # (N,) class per clip
 
-    def segments(self, seg: Segmenter):
+    def segments(self, seg: Segmenter | DeviceSegmenter):
         return eval_segments(self.clips, seg.test_starts())
 
 
@@ -86,7 +87,8 @@ def eval_sets(split, labels: np.ndarray, seed, eval_clips: int | None = None) ->
     dict
         ``"train"``, ``"val"``, ``"test"`` → :class:`EvalSet`.
     """
-    sub_rng = np.random.default_rng([seed, 1] if isinstance(seed, (int, np.integer)) else seed)
+    # numpy's stub takes a list of ints or of numpy integers, not one that may mix them (default_rng does)
+    sub_rng = np.random.default_rng([seed, 1] if isinstance(seed, (int, np.integer)) else seed)  # type: ignore[arg-type]
     n_sub = min(len(split.val), len(split.train))
     train_sub = np.sort(sub_rng.choice(split.train, n_sub, replace=False))
     return {name: EvalSet(name, idx, labels[idx])
@@ -95,7 +97,7 @@ def eval_sets(split, labels: np.ndarray, seed, eval_clips: int | None = None) ->
 
 
 @torch.inference_mode()
-def run(model, seg: Segmenter, es: EvalSet, device, *, batch_size: int = 64, autocast=None) -> dict:
+def run(model, seg: Segmenter | DeviceSegmenter, es: EvalSet, device, *, batch_size: int = 64, autocast=None) -> dict:
     """Per-branch mean segment loss and per-file posteriors (averaged over segments).
 
     Runs under ``torch.inference_mode`` (no autograd records); losses and
@@ -107,8 +109,8 @@ def run(model, seg: Segmenter, es: EvalSet, device, *, batch_size: int = 64, aut
     ----------
     model : torch.nn.Module
         A network whose forward maps view → segments to branch → logits.
-    seg : mvbook.views.segments.Segmenter
-        The dataset's views and segment grid.
+    seg : mvbook.views.segments.Segmenter or mvbook.views.segments.DeviceSegmenter
+        The dataset's views and segment grid (:func:`mvbook.views.segments.segmenter_for`).
     es : EvalSet
         The files evaluated.
     device : str or torch.device
@@ -130,7 +132,8 @@ def run(model, seg: Segmenter, es: EvalSet, device, *, batch_size: int = 64, aut
     clips, t0 = es.segments(seg)
     S = len(seg.test_starts())
     y = torch.as_tensor(np.repeat(es.labels, S), device=device)
-    loss_sum, probs = {}, {}
+    loss_sum: dict[str, torch.Tensor] = {}
+    probs: dict[str, list[torch.Tensor]] = {}
     for a in range(0, len(clips), batch_size):
         x = {v: to_device(arr, device) for v, arr in seg.batch(clips[a:a + batch_size], t0[a:a + batch_size]).items()}
         with autocast() if autocast else nullcontext():
@@ -141,7 +144,8 @@ def run(model, seg: Segmenter, es: EvalSet, device, *, batch_size: int = 64, aut
             loss_sum[k] = loss_sum[k] + loss if k in loss_sum else loss
             probs.setdefault(k, []).append(torch.softmax(logits, dim=1))
     n = len(clips)
-    result = {"loss": {k: float(v) / n for k, v in loss_sum.items()}, "probs": {}, "accuracy": {}}
+    result: dict[str, dict[str, Any]] = {"loss": {k: float(v) / n for k, v in loss_sum.items()},
+                                         "probs": {}, "accuracy": {}}
     for k, p in probs.items():
         P = torch.cat(p).reshape(len(es.clips), S, -1).mean(dim=1).cpu().numpy()
         result["probs"][k] = P

@@ -4,6 +4,9 @@ Chapter: *Results*.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -62,7 +65,7 @@ SOURCE = {row: system for system, rows in SELF_ENSEMBLE_ROWS.items() for row in 
 _LEGACY_ROWS = {"multiview": "mv_literal"}
 
 
-def row_key(record: dict) -> str:
+def row_key(record: Mapping[str, Any]) -> str:
     """The table row a record belongs to.
 
     Parameters
@@ -88,7 +91,7 @@ def row_key(record: dict) -> str:
     return record["system"]
 
 
-def row_records(key: str, runs: dict) -> list[dict]:
+def row_records(key: str, runs: Mapping[tuple[str, int, int], Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The records behind row ``key``: a derived row's members', a self-ensemble's multi-view runs.
 
     Parameters
@@ -106,7 +109,7 @@ def row_records(key: str, runs: dict) -> list[dict]:
     return [r for (system, _, _), r in runs.items() if system in systems]
 
 
-def row_devices(key: str, runs: dict) -> list[str]:
+def row_devices(key: str, runs: Mapping[tuple[str, int, int], Mapping[str, Any]]) -> list[str]:
     """The kinds of device that trained the runs behind a row.
 
     Parameters
@@ -126,13 +129,13 @@ def row_devices(key: str, runs: dict) -> list[str]:
                    for r in row_records(key, runs)})
 
 
-def uniform_ensemble_accuracy(record: dict) -> float:
+def uniform_ensemble_accuracy(record: Mapping[str, Any]) -> float:
     """Accuracy of the mean of every branch's stored test posteriors (uniform weights)."""
     P = np.mean([np.asarray(p) for p in record["test"]["probs"].values()], axis=0)
     return float(np.mean(P.argmax(1) == np.asarray(record["test"]["labels"])))
 
 
-def fold_accuracies(records: list[dict]) -> pd.DataFrame:
+def fold_accuracies(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Accuracy (%) of every row and run, with the derived rows.
 
     Parameters
@@ -148,8 +151,8 @@ def fold_accuracies(records: list[dict]) -> pd.DataFrame:
         (:data:`SELF_ENSEMBLE_ROWS`), ``sumrule`` and the sum rules that
         meta-classifier records state (:data:`META_SUM_ROWS`).
     """
-    cell = {}
-    by_run = {}
+    cell: dict[tuple[str, tuple[int, int]], float] = {}
+    by_run: dict[tuple[int, int], dict[str, Any]] = {}
     for r in records:
         row, run = row_key(r), (r["fold"], r["seed"])
         if (row, run) in cell:
@@ -232,7 +235,7 @@ def _over_fold_means(values, how: str):
     return float(out.iloc[0]) if isinstance(values, pd.Series) else out
 
 
-def table3(records: list[dict]) -> pd.DataFrame:
+def table3(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Table 3 from records: the accuracy of each row over its runs.
 
     Parameters
@@ -331,7 +334,7 @@ UNITS = {"fold": "fold means (each fold's runs averaged first: runs of a fold sh
          "run": "(fold, seed) runs, as if independent (they are not: runs of a fold share its clips)"}
 
 
-def paired_comparison(records: list[dict], system: str = "multiview", baselines=None,
+def paired_comparison(records: Sequence[Mapping[str, Any]], system: str = "multiview", baselines=None,
                       unit: str = "fold") -> pd.DataFrame:
     """``system`` against each baseline, paired over the folds both have.
 
@@ -414,7 +417,7 @@ CLAIMS_BEYOND = (
 )
 
 
-def check_claims(records: list[dict], claims=CLAIMS) -> pd.DataFrame:
+def check_claims(records: Sequence[Mapping[str, Any]], claims=CLAIMS) -> pd.DataFrame:
     """Each claim checked on the mean accuracies and run by run.
 
     The margin (percentage points) of the weakest row of the left side over the
@@ -505,7 +508,7 @@ def spans(numbers) -> str:
     >>> spans([5, 1, 2, 3])
     '1–3, 5'
     """
-    runs = []
+    runs: list[list[int]] = []
     for k in sorted(numbers):
         if runs and k == runs[-1][1] + 1:
             runs[-1][1] = k

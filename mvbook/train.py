@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -34,6 +36,7 @@ from .records import (
     sweep_record_temporaries,
     write_record,
 )
+from .schema import CodeVersion, Curves, RunRecord
 from .seeds import DEFAULT_SCHEME, check_scheme
 from .systems import get_system
 from .systems.base import Run, Training
@@ -46,7 +49,7 @@ __all__ = ["train"]
 def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, preset: str = "smoke", *,
           seed: int = 0, device: str = "auto", data_root=None, out="runs", checkpoints=None,
           cache_dir=None, progress: bool = True, fresh: bool = False, callback=None,
-          split_seed: int = 0, seed_scheme: str = DEFAULT_SCHEME, **overrides) -> dict:
+          split_seed: int = 0, seed_scheme: str = DEFAULT_SCHEME, **overrides) -> RunRecord:
     """Train one system on one fold and write its results record.
 
     Parameters
@@ -112,7 +115,7 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
         tr = sys_.prepare(run)
         contents = dict(zip((c.key for c in ds.clips), clip_ids(ds, cache_dir)))   # the cache's content ids
         ck = _own_checkpoint(tr, paths, dev, contents)
-        _refuse_other_record(paths.record, tr.config, fresh, checkpoint=ck is not None and paths)
+        _refuse_other_record(paths.record, tr.config, fresh, checkpoint=paths if ck is not None else None)
         if fresh and ck is not None and _recorded(paths.record, tr.config) and ck["state"]["step"] >= tr.total_steps:
             ck = None                                            # finished and recorded: fresh trains it again
         state = _loop(tr, paths, dev, run.seeds.batches, fresh and ck is None, f"{system} fold {fold}", progress,
@@ -121,10 +124,10 @@ def train(dataset: str = "synthetic", system: str = "multiview", fold: int = 1, 
     record["provenance"] = provenance(dev, state.elapsed, time.time() - t_start, code)
     record["provenance"]["autocast"] = autocast_name(dev)
     record["provenance"]["trained_by"] = state.code
-    return _write(record, paths, tr.config, fresh)
+    return _write(cast(RunRecord, record), paths, tr.config, fresh)      # every key of a record now: a RunRecord
 
 
-def _write(record: dict, paths: RunPaths, config: dict, fresh: bool) -> dict:
+def _write(record: RunRecord, paths: RunPaths, config: dict, fresh: bool) -> RunRecord:
     """Write the record (returned with its ``path``), checking again, under a lock,
     that no record of another configuration appeared while the run trained."""
     with record_lock(paths.record):
@@ -174,7 +177,7 @@ def _recorded(path: Path, config: dict) -> bool:
 
 
 def _refuse_other_record(path: Path, config: dict, fresh: bool, kept: Path | None = None,
-                         checkpoint: RunPaths | bool = False) -> None:
+                         checkpoint: RunPaths | None = None) -> None:
     """A record is never replaced by one of another configuration without ``fresh``
     (``kept``: the finished run's checkpoint folder, when the check comes at its end;
     ``checkpoint``: the run's paths where a resumable checkpoint of it exists)."""
@@ -214,8 +217,8 @@ def _check_finite(res: dict, step: int, checkpoint: Path) -> None:
                                "the run is stopped, its last good checkpoint kept; nothing is recorded")
 
 
-def _empty_curves(branches) -> dict:
-    per = lambda: {k: [] for k in branches}  # noqa: E731
+def _empty_curves(branches) -> Curves:
+    per: Callable[[], dict[str, list[float]]] = lambda: {k: [] for k in branches}  # noqa: E731
     return {"step": [], "epoch": [], "lr": [], "weights": per(),
             "loss": {s: per() for s in ("train", "val", "test")},
             "accuracy": {s: per() | {"self_ensemble": []} for s in ("val", "test")}}
@@ -231,14 +234,14 @@ class _LoopState:
     """What the loop carries from one evaluation to the next and through a checkpoint
     (saved as a plain dict: ``vars(state)``)."""
 
-    curves: dict                     # every evaluation's losses, accuracies, weights (:func:`_empty_curves`)
+    curves: Curves                   # every evaluation's losses, accuracies, weights (:func:`_empty_curves`)
     step: int = 0                    # the last evaluated step
     best: dict | None = None         # the selected evaluation: step, val accuracy/loss, weights, test posteriors
     elapsed: float = 0.0             # seconds of set-up and training so far, over every resume
     code: list = field(default_factory=lambda: [dict(_UNKNOWN_CODE)])   # which commit trained from which step
 
 
-def _code_history(state: _LoopState, code: dict, checkpoint: Path) -> None:
+def _code_history(state: _LoopState, code: CodeVersion, checkpoint: Path) -> None:
     """Continue the loop state's code history ("trained_by" of the record: from which
     step which commit trained the run, one entry per segment: each resume adds one)
     by ``code``; say so where a resumed run's code differs."""
@@ -252,7 +255,7 @@ def _code_history(state: _LoopState, code: dict, checkpoint: Path) -> None:
         print(f"resuming {checkpoint} at step {state.step}", flush=True)
 
 
-def _resume(tr: Training, paths: RunPaths, dev: torch.device, fresh: bool, rng: np.random.Generator, code: dict,
+def _resume(tr: Training, paths: RunPaths, dev: torch.device, fresh: bool, rng: np.random.Generator, code: CodeVersion,
             contents: dict, ck: dict | None = None):
     """(loop state, branch weights): fresh, or restored with the network, the
     optimiser, the weight rule and the random generators from the run's checkpoint
@@ -290,7 +293,7 @@ def _check_contents(old: dict | None, now: dict, checkpoint: Path) -> None:
                     f"resume it with the data root it began on (--data-root), or {start_over(checkpoint)}")
 
 
-def _append(curves: dict, tr: Training, step: int, weights: dict, res: dict) -> None:
+def _append(curves: Curves, tr: Training, step: int, weights: dict, res: dict) -> None:
     """One evaluation's losses, accuracies (and the self-ensemble's) and weights."""
     curves["step"].append(step)
     curves["epoch"].append(step / tr.steps_per_epoch)
@@ -307,7 +310,7 @@ def _append(curves: dict, tr: Training, step: int, weights: dict, res: dict) -> 
 
 
 def _loop(tr: Training, paths: RunPaths, dev: torch.device, seed, fresh: bool, desc: str,
-          progress: bool, callback, code: dict, contents: dict, ck: dict | None = None) -> _LoopState:
+          progress: bool, callback, code: CodeVersion, contents: dict, ck: dict | None = None) -> _LoopState:
     """Train ``tr`` to its last step, evaluating every ``tr.eval_every`` steps, its batches
     drawn by ``numpy.random.default_rng(seed)`` (:attr:`mvbook.seeds.RunSeeds.batches`); returns the loop state."""
     rng = np.random.default_rng(seed)
@@ -371,7 +374,8 @@ def _loop(tr: Training, paths: RunPaths, dev: torch.device, seed, fresh: bool, d
 
 def _record(tr: Training, state: _LoopState, ds) -> dict:
     """The results record (see :mod:`mvbook.records`) of a finished run, without provenance."""
-    config, best, test = tr.config, state.best, tr.sets["test"]
+    # the first evaluation (measure(0)) sets ``best``, and every checkpoint a run resumes from follows one
+    config, best, test = tr.config, cast(dict, state.best), tr.sets["test"]
     acc = dict(best["test_accuracy"])
     if len(tr.branches) > 1:
         acc["self_ensemble"] = evaluate.ensemble_accuracy(best["test_probs"], best["weights"], test.labels)

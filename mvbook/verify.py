@@ -22,8 +22,10 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -34,6 +36,7 @@ from .engines.clusters import thread_env
 from .errors import ConfigError, DataError, MvbookError
 from .records import code_version, cpu_model, read_record
 from .results import signed
+from .schema import CodeVersion, RunRecord
 from .seeds import record_scheme
 from .systems import TRAINED_SYSTEMS, dependencies
 
@@ -57,7 +60,7 @@ class Verdict:
         return f"{self.record}: " + "; ".join([self.status] + [p for p in (self.detail, self.deltas) if p])
 
 
-def _read(path) -> dict:
+def _read(path) -> RunRecord:
     """The record in ``path`` with what a rerun and the comparison need, else a DataError."""
     try:
         rec = read_record(Path(path))
@@ -75,7 +78,7 @@ def _read(path) -> dict:
     return rec | {"path": str(path)}
 
 
-def rerun_arguments(rec: dict) -> dict:
+def rerun_arguments(rec: Mapping[str, Any]) -> dict:
     """The :func:`mvbook.train.train` arguments that repeat a record's run.
 
     Parameters
@@ -105,7 +108,7 @@ def rerun_arguments(rec: dict) -> dict:
     return args | {"seed_scheme": record_scheme(cfg)} | split
 
 
-def _device(rec: dict) -> tuple[str, list]:
+def _device(rec: Mapping[str, Any]) -> tuple[str, list]:
     """The recorded device where this machine has it (else ``cpu``), and notes."""
     recorded = str((rec.get("provenance") or {}).get("device", ""))
     name = recorded.split(" (")[0] or "cpu"
@@ -115,7 +118,8 @@ def _device(rec: dict) -> tuple[str, list]:
     return name, [] if here == recorded else [f"recorded on {recorded or 'an unnamed device'}, here on {here}"]
 
 
-def environment_notes(rec: dict, device: str, code: dict | None = None, pins: dict | None = None) -> list:
+def environment_notes(rec: Mapping[str, Any], device: str, code: CodeVersion | None = None,
+                      pins: dict | None = None) -> list:
     """What differs from the record's environment and makes identity impossible or unknown.
 
     Parameters
@@ -159,9 +163,9 @@ def environment_notes(rec: dict, device: str, code: dict | None = None, pins: di
                          "(--at-commit runs the record's own commit)")
     installed = {d.metadata["Name"].lower(): d.version for d in importlib.metadata.distributions()} if pins else {}
     for pkg, pinned in sorted((pins or {}).items()):
-        here = installed.get(pkg)
-        if here is not None and here.split("+")[0] != pinned.split("+")[0]:
-            notes.append(f"the commit's constraints.txt pins {pkg} {pinned}, {here} is installed")
+        ours = installed.get(pkg)
+        if ours is not None and ours.split("+")[0] != pinned.split("+")[0]:
+            notes.append(f"the commit's constraints.txt pins {pkg} {pinned}, {ours} is installed")
     return notes
 
 
@@ -173,7 +177,7 @@ def _git(repo, *args) -> subprocess.CompletedProcess:
 
 
 @contextlib.contextmanager
-def commit_worktree(rec: dict, repo=None):
+def commit_worktree(rec: Mapping[str, Any], repo=None):
     """Context: the record's ``provenance.git_commit`` checked out in a temporary
     ``git worktree`` of the clone holding ``repo`` (default: the working folder),
     removed afterwards; yields (the worktree, the versions its ``constraints.txt``
@@ -249,7 +253,7 @@ def _pair(a, b) -> str:
     return f"{a!r} vs {b!r}"
 
 
-def _curve_difference(rec: dict, curves: dict, quick: bool) -> str | None:
+def _curve_difference(rec: Mapping[str, Any], curves: dict, quick: bool) -> str | None:
     old, new = dict(_leaves(rec["curves"])), dict(_leaves(curves))
     steps, n = old["step"], len(new.get("step", []))
     for i in range(min(n, len(steps))):
@@ -262,7 +266,7 @@ def _curve_difference(rec: dict, curves: dict, quick: bool) -> str | None:
     return None
 
 
-def _result_difference(rec: dict, new: dict) -> str | None:
+def _result_difference(rec: Mapping[str, Any], new: dict) -> str | None:
     for part in ("best", "accuracy"):
         theirs = dict(_leaves(new[part], part))
         for name, a in _leaves(rec[part], part):
@@ -283,7 +287,7 @@ def _result_difference(rec: dict, new: dict) -> str | None:
     return None
 
 
-def _deltas(rec: dict, new: dict) -> str:
+def _deltas(rec: Mapping[str, Any], new: dict) -> str:
     """The selected step and the test accuracies (%), record → rerun where they differ."""
     s, t = rec["best"].get("step"), new["best"].get("step")
     out = []
@@ -294,7 +298,7 @@ def _deltas(rec: dict, new: dict) -> str:
     return (f"step {s} selected" if s == t else f"selected step {s} → {t}") + "; test accuracy (%) " + ", ".join(out)
 
 
-def compare(rec: dict, new: dict, quick: bool = False) -> tuple:
+def compare(rec: Mapping[str, Any], new: dict, quick: bool = False) -> tuple:
     """A record against its rerun, exactly: the curves evaluation by evaluation (every
     value of one step before the next), then ``best`` (the selected step), the
     accuracies and the test posteriors.

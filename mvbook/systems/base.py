@@ -36,6 +36,7 @@ from ..device import autocast, to_device
 from ..errors import ConfigError
 from ..nets.crnn import MultiViewNet, n_params
 from ..records import RunPaths
+from ..schema import RunConfig, RunRecord
 from ..seeds import DEFAULT_SCHEME, LEGACY_SCHEME, RunSeeds, run_seeds
 from ..views.cache import load_views
 from ..views.features import Standardizer
@@ -206,10 +207,10 @@ class System(ABC):
         before it builds the network, so that the initial weights are the seed's."""
 
     @abstractmethod
-    def network(self, config: dict) -> nn.Module:
+    def network(self, config: RunConfig) -> nn.Module:
         """An untrained network of a run with this record ``config``."""
 
-    def load(self, record: dict, checkpoints=None, which: str = "best.pt") -> nn.Module | None:
+    def load(self, record: RunRecord, checkpoints=None, which: str = "best.pt") -> nn.Module | None:
         """The network of a finished run with the weights of its selected checkpoint
         (``which``: ``best.pt`` or ``checkpoint.pt``), on CPU, in eval mode; None when the
         checkpoint is not on this machine; a damaged one (it fails its checksum) is a
@@ -264,7 +265,7 @@ class BranchSystem(System):
     def build(self, n_classes: int, sr: int, width: float, raw_bands: int) -> MultiViewNet:
         return self.network_class(n_classes, sr=sr, width=width, views=self.views, raw_bands=raw_bands)
 
-    def network(self, config: dict) -> nn.Module:
+    def network(self, config: RunConfig) -> nn.Module:
         p = config["preset"]
         return self.build(config["n_classes"], config["sr"], p["width"], p.get("raw_bands", 64))
 
