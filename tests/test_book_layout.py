@@ -19,19 +19,18 @@ set (``tests/test_lab.py``'s convention; ``.ci/run`` sets it). About 30–60 s; 
 texts' test, a second.
 """
 import ast
-import json
 import re
 import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
-from test_lab import DevTools, browser
+from test_lab import browser
+from test_lab import chromium as start_chromium
 
 REPO = Path(__file__).resolve().parents[1]
 WIDTHS = (1366, 400)                       # px: a laptop, a phone
@@ -109,28 +108,9 @@ def page(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def chromium(page, tmp_path_factory):
     """Headless Chromium on the page's folder, driven over the DevTools protocol."""
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    proc = subprocess.Popen([page[1], "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                             "--disable-extensions", "--disable-background-networking", "--disable-sync",
-                             "--disable-dev-shm-usage", "--remote-debugging-port=0", f"--user-data-dir={profile}",
-                             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        port_file, end = profile / "DevToolsActivePort", time.time() + 60
-        while not port_file.exists() or not port_file.read_text().strip():
-            if proc.poll() is not None or time.time() > end:
-                raise AssertionError(f"{page[1]} did not start: {proc.stderr.read()[-2000:] if proc.poll() else ''}")
-            time.sleep(0.2)
-        port = int(port_file.read_text().split()[0])
-        pages = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10))
-        dt = DevTools(next(p for p in pages if p["type"] == "page")["webSocketDebuggerUrl"])
+    with start_chromium(page[1], tmp_path_factory.mktemp("chromium-profile")) as dt:
         dt.call("Runtime.enable")
         yield dt
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def measure(dt, index: Path, width: int) -> dict:

@@ -14,6 +14,7 @@ No browser: skipped here with the reason, but a failure when ``MVBOOK_REQUIRE_BR
 is set (``.ci/run`` sets it and installs ``chromium``). ``MVBOOK_CHROMIUM`` names
 another Chromium binary. Takes about 20–60 s.
 """
+import contextlib
 import json
 import os
 import secrets
@@ -132,12 +133,14 @@ PROBE = """(() => {
 })()"""
 
 
-def open_in_browser(url: str, tmp: Path, exe: str) -> tuple[dict, list]:
-    profile = tmp / "chromium-profile"
+@contextlib.contextmanager
+def chromium(exe: str, profile: Path, *args: str):
+    """Headless Chromium (``args`` added to its command line) on ``about:blank``, driven over
+    the DevTools protocol: yields its :class:`DevTools` client; stops the browser after."""
     proc = subprocess.Popen([exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                              "--disable-background-networking", "--disable-extensions", "--disable-sync",
                              "--disable-dev-shm-usage", "--remote-debugging-port=0", f"--user-data-dir={profile}",
-                             "--window-size=1400,1000", "about:blank"],
+                             *args, "about:blank"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         port_file, end = profile / "DevToolsActivePort", time.time() + 60
@@ -147,7 +150,17 @@ def open_in_browser(url: str, tmp: Path, exe: str) -> tuple[dict, list]:
             time.sleep(0.2)
         port = int(port_file.read_text().split()[0])
         pages = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10))
-        dt = DevTools(next(p for p in pages if p["type"] == "page")["webSocketDebuggerUrl"])
+        yield DevTools(next(p for p in pages if p["type"] == "page")["webSocketDebuggerUrl"])
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def open_in_browser(url: str, tmp: Path, exe: str) -> tuple[dict, list]:
+    with chromium(exe, tmp / "chromium-profile", "--window-size=1400,1000") as dt:
         for domain in ("Runtime", "Log", "Page"):
             dt.call(f"{domain}.enable")
         dt.call("Page.navigate", url=url)
@@ -160,12 +173,6 @@ def open_in_browser(url: str, tmp: Path, exe: str) -> tuple[dict, list]:
                 state = dt.evaluate(PROBE) or {}
                 break
         return state, dt.console
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_views_chapter_opens_as_a_notebook_in_jupyterlab(tmp_path):
