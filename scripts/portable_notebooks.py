@@ -52,6 +52,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = "scripts/portable_notebooks.py"
+CLONE = str(REPO) + "/"             # this clone's own paths are machine paths wherever the clone lies
 # parameter -> (value a user would set, what that value stands for in printed outputs)
 PORTABLE = {"data_root": (None, "$MVBOOK_DATA"), "out": ("results", "results"),
             "checkpoints": (None, "results/checkpoints"), "cache_dir": (None, "$MVBOOK_CACHE")}
@@ -80,6 +81,8 @@ def machine_paths(nb_or_record) -> list[str]:
                 walk(v, key)
         elif isinstance(x, str):
             found.extend(m.group(0) for m in ABSOLUTE.finditer(x))
+            if CLONE in x:                              # also under a root not in ROOTS (/check/…)
+                found.append(CLONE)
     walk(nb_or_record)
     return found
 
@@ -115,7 +118,7 @@ def portable(nb: dict, path: Path | None = None) -> tuple[dict, dict]:
     # the longest prefix first (an out inside the data root, checkpoints inside out); then this clone
     # itself, for a run whose parameters were relative but whose outputs print them resolved
     prefixes.sort(key=lambda p: -len(p[0]))
-    prefixes.append((str(REPO) + "/", ""))
+    prefixes.append((CLONE, ""))
     injected = 0
     for cell in nb.get("cells", []):
         tags = (cell.get("metadata") or {}).get("tags") or []
@@ -201,8 +204,9 @@ def portable_record(rec: dict) -> tuple[dict, int]:
     again changes nothing."""
     fields = []
     prov = rec.get("provenance")
-    if isinstance(prov, dict) and isinstance(prov.get("command"), str) and ABSOLUTE.search(prov["command"]):
-        prov["command"] = WHOLE_PATH.sub(lambda m: _relative_token(m.group(0)), prov["command"])
+    command = prov.get("command") if isinstance(prov, dict) else None
+    if isinstance(command, str) and (ABSOLUTE.search(command) or CLONE in command):
+        prov["command"] = WHOLE_PATH.sub(lambda m: _relative_token(m.group(0)), command.replace(CLONE, ""))
         fields.append("provenance.command")
     coders = (rec.get("config") or {}).get("coders") if isinstance(rec.get("config"), dict) else None
     for name, coder in (coders.items() if isinstance(coders, dict) else ()):
@@ -220,8 +224,6 @@ def portable_record(rec: dict) -> tuple[dict, int]:
 def _relative_token(token: str) -> str:
     """One path of a command line, as :func:`mvbook.records.command_line` writes it: inside a clone (this one,
     or one with its ``.venv``) relative to it, else its last part (``…/name``)."""
-    if token.startswith(str(REPO) + "/"):
-        return token[len(str(REPO)) + 1:]
     m = re.search(r"/(\.venv/.*)$", token)
     return m.group(1) if m else f"…/{Path(token).name}"
 

@@ -110,6 +110,20 @@ def test_record_rewrite_changes_only_the_machine_paths_marks_it_and_is_idempoten
     assert pn.rewrite_record(g) == 3 and g.read_text(encoding="utf-8") == text + "\n"
 
 
+def test_a_clone_under_a_root_no_pattern_knows_is_still_found_and_made_relative(monkeypatch):
+    """CI clones into ``/check/…``, a folder no ROOTS entry names: this clone's own paths count all the same."""
+    monkeypatch.setattr(pn, "CLONE", "/check/w/main/")
+    rec = fusionnet_record(repo="/check/w/main")
+    rec["config"]["coders"]["gam"]["record"] = "results/esc10/cpu/fcn_gam/fold1-seed0.json"
+    rec["provenance"]["command"] = "/check/w/main/.venv/bin/python -m mvbook train --out /check/w/main/results"
+    assert not any(m.group(0) for m in pn.ABSOLUTE.finditer(rec["provenance"]["command"]))   # the pattern alone
+    assert "/check/w/main/" in pn.machine_paths(rec)
+    rec, n = pn.portable_record(rec)
+    assert n == 2 and not pn.machine_paths(rec)
+    assert rec["provenance"]["command"] == ".venv/bin/python -m mvbook train --out results"
+    assert rec["config"]["coders"]["mel"]["record"] == "results/esc10/cpu/fcn_mel/fold1-seed0.json"
+
+
 def test_record_rewrite_adds_to_an_earlier_mark():
     rec = fusionnet_record()
     rec["provenance"]["portable_paths"] = {"by": pn.SCRIPT, "fields": ["provenance.command"], "note": "x"}
