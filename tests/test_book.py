@@ -318,6 +318,14 @@ def test_results_give_a_verdict_on_each_claim(build):
     held = int((decide(cpu)["verdict"] == "holds").sum())
     assert re.search(rf"{held} of the {len(FAMILY)} claims of the plan hold after Holm.s correction", flat)
     assert text.count("would have been found four times in five") >= len(FAMILY)   # each verdict with its MDD
+    # both lengths side by side: each claim's verdict in its own cell, as the plan decides it
+    side = [t for t in page.find_all("table") if "cpu: verdict" in t.get_text()]
+    assert len(side) == 1
+    head = [th.get_text(strip=True) for th in side[0].find("thead").find_all("th")]
+    cells = {tr.find("th").get_text(strip=True): [td.get_text(strip=True) for td in tr.find_all("td")]
+             for tr in side[0].find("tbody").find_all("tr")}
+    assert [cells[c][head.index("cpu: verdict") - 1] for c, _, _ in FAMILY] == list(decide(cpu)["verdict"])
+    assert "long: verdict" in head
     ablations = soup(html / "book" / "beyond" / "ablations.html").get_text(" ")
     assert "Scale check" in ablations and re.search(r"preset\s+long", ablations)
 

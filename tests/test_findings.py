@@ -5,6 +5,7 @@ from test_plots import fake_record
 
 from mvbook.book import findings as F
 from mvbook.book import summary as S
+from mvbook.plan import decide
 from mvbook.records import load_records
 
 
@@ -23,6 +24,12 @@ def test_verdict_table_decides_each_claim_at_each_length(tmp_path):
     assert (row["long: verdict"], row["long: points"]) == ("not shown", "+5.00")
     assert row["long: p (Holm)"] == f"{S.fmt_p(p)} ({S.fmt_p(p)})"           # the other claim has no test
     assert t.loc["multi-view above Mel", "long: verdict"] == "too few runs"
+    # decisions a chapter has made already are read, not made again
+    decided = {"cpu": decide(cpu, family), "long": decide(long, family)}
+    assert F.verdict_table({"cpu": cpu, "long": long}, family, decided=decided).equals(t)
+    decided["cpu"].loc["multi-view above concatenation", "verdict"] = "reversed"
+    again = F.verdict_table({"cpu": cpu, "long": long}, family, decided=decided)
+    assert again.loc["multi-view above concatenation", "cpu: verdict"] == "reversed"
 
 
 def test_bottom_line_on_the_committed_records():

@@ -18,7 +18,7 @@ __all__ = ["verdict_table", "bottom_line", "preset_differences", "selection_nois
            "noise_paragraph"]
 
 
-def verdict_table(groups: dict, family=FAMILY) -> pd.DataFrame:
+def verdict_table(groups: dict, family=FAMILY, decided: dict | None = None) -> pd.DataFrame:
     """Each claim of the plan's family decided at each training length, side by side.
 
     Parameters
@@ -28,6 +28,9 @@ def verdict_table(groups: dict, family=FAMILY) -> pd.DataFrame:
     family : sequence of (str, str, str)
         (claim, row, baseline), :data:`mvbook.plan.FAMILY` by default; Holm's
         adjustment runs over it, at each preset.
+    decided : dict, optional
+        Preset → :func:`mvbook.plan.decide` of its records over ``family``, where the
+        chapter has decided them already; decided here otherwise.
 
     Returns
     -------
@@ -40,7 +43,7 @@ def verdict_table(groups: dict, family=FAMILY) -> pd.DataFrame:
     """
     out = {claim: {} for claim, _, _ in family}
     for preset, records in groups.items():
-        d = decide(records, family)
+        d = decided[preset] if decided is not None and preset in decided else decide(records, family)
         for claim, v in d.iterrows():
             out[claim] |= {f"{preset}: verdict": v["verdict"], f"{preset}: points": signed(v["mean_diff"]),
                            f"{preset}: p (Holm)": f"{fmt_p(v['p'])} ({fmt_p(v['p_holm'])})",
