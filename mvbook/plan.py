@@ -30,8 +30,8 @@ from .power import crossed_model, minimum_detectable_difference
 from .results import fold_accuracies, holm, sign_flip_p
 from .seeds import record_scheme
 
-__all__ = ["FAMILY", "ALPHA", "POWER", "Verdict", "Outcome", "VERDICTS", "TOO_FEW", "run_differences", "design",
-           "claim_verdict", "decide", "verdict_words"]
+__all__ = ["FAMILY", "ALPHA", "POWER", "Verdict", "Outcome", "VERDICTS", "TOO_FEW", "NEW_SEEDS", "STAGES",
+           "run_differences", "design", "claim_verdict", "decide", "verdict_words", "progress"]
 
 #: the claims of the blending question, each (claim, row, baseline), the row to be above the baseline
 FAMILY = (
@@ -44,6 +44,13 @@ FAMILY = (
     ("multi-view above raw", "multiview", "raw"),
     ("self-ensemble above multi-view", "self_ensemble", "multiview"),
 )
+#: the seeds the plan adds at the ``cpu`` preset, drawn per fold (``seed_scheme`` ``per_fold``), on every fold
+NEW_SEEDS = tuple(range(3, 13))
+#: the plan's runs, stage by stage, in the order they are trained: (stage, its systems, required or not);
+#: each system on every fold with each of :data:`NEW_SEEDS`
+STAGES = (("stage 1", ("multiview", "equal"), True),
+          ("stage 2", ("mel", "gam", "cqt", "raw"), True),
+          ("stage 3", ("concat",), False))
 #: level of every test (two-sided), before Holm's adjustment over the family
 ALPHA = 0.05
 #: the probability with which the minimum detectable difference is found
@@ -273,3 +280,37 @@ def _fmt(p: float) -> str:
     """A p-value with two significant digits (three decimals below 0.01, ``< 0.001`` below that)."""
     return "—" if p != p else "< 0.001" if p < 0.001 else f"{p:.3f}" if p < 0.01 else f"{p:.2g}" if p < 0.1 \
         else f"{p:.2f}"
+
+
+def progress(records: list[dict], folds=range(1, 6)) -> pd.DataFrame:
+    """How much of the plan's grid (:data:`STAGES`) has a record.
+
+    Parameters
+    ----------
+    records : list of dict
+        Records of the dataset and preset the plan decides (``esc10``, ``cpu``).
+    folds : iterable of int
+        The dataset's folds.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by stage: ``systems`` (comma-separated), ``required``, ``planned``
+        (systems × folds × :data:`NEW_SEEDS`) and ``landed`` (those runs with a
+        record of the per-fold seed scheme).
+
+    Examples
+    --------
+    >>> recs = [{"system": "multiview", "fold": 1, "seed": 3, "config": {"seed_scheme": "per_fold"}},
+    ...         {"system": "multiview", "fold": 1, "seed": 0, "config": {}}]
+    >>> progress(recs)[["planned", "landed"]].loc["stage 1"].tolist()
+    [100, 1]
+    """
+    have = {(r["system"], r["fold"], r["seed"]) for r in records if record_scheme(r) == "per_fold"}
+    folds = list(folds)
+    rows = {}
+    for stage, systems, required in STAGES:
+        cells = [(s, f, d) for s in systems for f in folds for d in NEW_SEEDS]
+        rows[stage] = {"systems": ", ".join(systems), "required": required, "planned": len(cells),
+                       "landed": sum(c in have for c in cells)}
+    return pd.DataFrame.from_dict(rows, orient="index")

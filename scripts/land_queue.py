@@ -33,16 +33,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 from portable_notebooks import rewrite_file, rewrite_record  # noqa: E402
 
+from mvbook.plan import NEW_SEEDS, STAGES  # noqa: E402
+
 #: preset → the commit its queued cells are trained at (the plan's commit; the long grid's)
 COMMITS = {"cpu": "b9356e9ebf0177cb1ed5863ffacb9b7452f41927", "long": "5c285bd44c94b3dcfccc8a9828b44ebc51c2ed50"}
 VIEWS = ("mel", "gam", "cqt", "raw")
 
 
 def _decide() -> list[tuple]:
-    seeds, folds = range(3, 13), range(1, 6)
-    return ([("cpu", s, f, d) for d in seeds for f in folds for s in ("multiview", "equal")]
-            + [("cpu", s, f, d) for d in seeds for f in folds for s in VIEWS]
-            + [("cpu", "concat", f, d) for d in seeds for f in folds])
+    """The plan's grid (mvbook.plan.STAGES), stage after stage; in a stage, seed by seed, fold by fold."""
+    return [("cpu", s, f, d) for _, systems, _ in STAGES for d in NEW_SEEDS for f in range(1, 6) for s in systems]
 
 
 def _long_seed1() -> list[tuple]:

@@ -330,6 +330,22 @@ def test_results_give_a_verdict_on_each_claim(build):
     assert "Scale check" in ablations and re.search(r"preset\s+long", ablations)
 
 
+def test_results_show_table3_from_the_seeds_drawn_per_fold_alone(build):
+    from mvbook.records import load_records
+    from mvbook.seeds import record_scheme
+    html, _ = build
+    flat = " ".join(soup(html / "book" / "results.html").get_text(" ").split())
+    cpu = [r for r in load_records(REPO / "results") if r["dataset"] == "esc10" and r["preset"] == "cpu"]
+    per_fold = [r for r in cpu if record_scheme(r) == "per_fold"]
+    assert per_fold                                                     # the decide grid has begun to land
+    assert re.search(rf"The same table from the seeds drawn per fold alone \(esc10, preset cpu ; {len(per_fold)} "
+                     r"runs; multi-view: \d+ folds", flat)
+    # how far the plan's grid has got, counted here from the file names
+    stage1 = sum(len(list((REPO / "results" / "esc10" / "cpu" / s).glob(f"fold[1-5]-seed{d}.json")))
+                 for s in ("multiview", "equal") for d in range(3, 13))
+    assert f"How far the plan's runs have got : stage 1 (multiview, equal) {stage1} of 100;" in flat
+
+
 # --- the reading path, the runs, and what the method chapters read ------------------------
 
 # chapter → the committed ESC-10 records it demonstrates on, on every build (records need no audio)

@@ -15,6 +15,7 @@ from mvbook.plan import (
     claim_verdict,
     decide,
     design,
+    progress,
     run_differences,
     verdict_words,
 )
@@ -136,3 +137,20 @@ def test_the_nested_seeds_have_their_own_test(tmp_path):
     mixed = recs + [fake("gam", 1, 0.7, 0, "per_fold")]
     with pytest.raises(ValueError, match="fold 1 seed 0: records of both seed schemes"):
         run_differences(mixed, "concat", "mel")
+
+
+def test_progress_counts_the_plans_runs_of_the_per_fold_scheme_only():
+    per_fold = {"seed_scheme": "per_fold"}
+    recs = ([{"system": "multiview", "fold": f, "seed": 3, "config": per_fold} for f in (1, 2)]
+            + [{"system": "equal", "fold": 1, "seed": 12, "config": per_fold},
+               {"system": "equal", "fold": 1, "seed": 13, "config": per_fold},           # not a seed of the plan
+               {"system": "mel", "fold": 1, "seed": 0, "config": {}},                    # a shared seed
+               {"system": "mel", "fold": 1, "seed": 3, "config": {"seed_scheme": "shared"}},
+               {"system": "mv_w1", "fold": 1, "seed": 3, "config": per_fold},            # not a row of the plan
+               {"system": "concat", "fold": 5, "seed": 7, "config": per_fold}])
+    g = progress(recs)
+    assert list(g.index) == ["stage 1", "stage 2", "stage 3"]
+    assert g["planned"].tolist() == [2 * 5 * 10, 4 * 5 * 10, 5 * 10]
+    assert g["landed"].tolist() == [3, 0, 1]
+    assert g["required"].tolist() == [True, True, False]
+    assert progress(recs, folds=(1,))["planned"].tolist() == [20, 40, 10]

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import get_preset
-from ..plan import FAMILY, decide
+from ..plan import FAMILY, NEW_SEEDS, decide, progress
 from ..results import row_key, signed, table3
 from .summary import BASELINE_NAMES, fmt_p
 
@@ -127,8 +127,20 @@ def bottom_line(groups: dict, decided: dict | None = None) -> list[str]:
     out.append(f"**What this design can see.** With {int(max(d['pairs'].max() for d in decided.values()))} folds, "
                f"the smallest true differences found four times in five run {seen}, and the differences between "
                f"the ways of combining the views are {min(gaps):.2f} to {max(gaps):.2f} points: *not shown* "
-               "means too small for this design to see, not absent.")
+               "means too small for this design to see, not absent." + _grid_words(groups.get("cpu")))
     return out
+
+
+def _grid_words(records: list[dict] | None) -> str:
+    """A sentence on the plan's own runs at ``cpu`` while its required stages are not complete (else empty)."""
+    if not records:
+        return ""
+    g = progress(records)
+    required = g[g["required"]]
+    if (required["landed"] == required["planned"]).all():
+        return ""
+    return (f" The plan's own runs at `cpu` (seeds {NEW_SEEDS[0]}–{NEW_SEEDS[-1]}, drawn per fold) are "
+            f"{required['landed'].sum()} of {required['planned'].sum()} in, so its verdicts can still change.")
 
 
 def preset_differences(a: str = "cpu", b: str = "long", steps_per_epoch: int | None = None) -> list[str]:
