@@ -20,8 +20,8 @@ from ..views.framing import ALL_VIEWS, VIEWS
 from .bigru import BiGRU
 from .fastpaths import conv_pool, dropout, fast_paths, float32_on_cpu, raw_front_end
 
-__all__ = ["F_2D", "N_RAW_BANDS", "DROPOUT", "scaled", "ConvBlock", "AttentionPooling", "Classifier", "CRNN2D",
-           "CRNN1D", "MultiViewNet", "n_params", "layer_shapes"]
+__all__ = ["F_2D", "N_RAW_BANDS", "DROPOUT", "scaled", "ConvBlock", "AttentionPooling", "Classifier", "Coder",
+           "CRNN2D", "CRNN1D", "MultiViewNet", "n_params", "layer_shapes"]
 
 F_2D = (32, 64, 128, 128, 256, 512)   # Table 1, F_l for l = 1..6
 _F_1D = (64, 128, 128, 256, 512)       # Table 2, F_l for l = 2..6
@@ -137,7 +137,20 @@ class Classifier(nn.Sequential):
                          nn.Linear(hidden, n_classes))
 
 
-class _Recurrent(nn.Module):
+class Coder(nn.Module):
+    """A view's coding network: a batch of its view in, the embedding (B, ``dim``) out
+    (the CRNNs here, :class:`mvbook.nets.fusionnet.FeatureCodingNet`), as
+    :meth:`MultiViewNet.make_coder` builds it.
+
+    Attributes
+    ----------
+    dim : int
+        The embedding size, set by the subclass's constructor.
+    """
+    dim: int
+
+
+class _Recurrent(Coder):
     """Shared tail of both CRNNs: reshape → biGRU → attention (→ embedding)."""
 
     def __init__(self, c_in: int, width: float):
@@ -254,9 +267,10 @@ class MultiViewNet(nn.Module):
     ``forward(x)`` takes ``dict view → tensor`` ((B, T, 64) for 2-D views,
     (B, samples) for ``raw``) and returns ``dict branch → logits (B, n_classes)``
     for the branches ``views`` (+ ``"mv"`` with more than one view). Other
-    fusion strategies subclass it: :meth:`make_coder` builds a view's network,
-    :meth:`make_fusion_head` the ⊕ branch, :meth:`add_view_modules` anything
-    else per view (registered between the two).
+    fusion strategies subclass it: :meth:`make_coder` builds a view's network
+    (a :class:`Coder`), :meth:`make_fusion_head` the ⊕ branch, :meth:`add_view_modules`
+    anything else per view (registered between the two; ``dims``, view → its coder's
+    ``dim``, is set before it).
 
     Examples
     --------
@@ -273,15 +287,17 @@ class MultiViewNet(nn.Module):
         unknown = set(self.views) - set(ALL_VIEWS)
         if unknown:
             raise ConfigError(f"unknown views {sorted(unknown)}; choose from {ALL_VIEWS}")
-        self.subnets = nn.ModuleDict({v: self.make_coder(v, width, sr, raw_bands) for v in self.views})
+        coders = {v: self.make_coder(v, width, sr, raw_bands) for v in self.views}
+        self.subnets = nn.ModuleDict(coders)
+        self.dims = {v: net.dim for v, net in coders.items()}
         self.add_view_modules(n_classes)
-        dims = {v: net.dim for v, net in self.subnets.items()}
-        self.heads = nn.ModuleDict({v: Classifier(dims[v], scaled(1024, width), n_classes) for v in self.views})
+        self.heads = nn.ModuleDict({v: Classifier(self.dims[v], scaled(1024, width), n_classes)
+                                    for v in self.views})
         if len(self.views) > 1:
-            self.heads["mv"] = self.make_fusion_head(sum(dims.values()), n_classes, width)
+            self.heads["mv"] = self.make_fusion_head(sum(self.dims.values()), n_classes, width)
         self.branches = tuple(self.heads)
 
-    def make_coder(self, view: str, width: float, sr: int, raw_bands: int) -> nn.Module:
+    def make_coder(self, view: str, width: float, sr: int, raw_bands: int) -> Coder:
         """The network of one view, with its embedding size as ``.dim``: the CRNNs of Tables 1–2."""
         return CRNN1D(width, sr, raw_bands) if view == "raw" else CRNN2D(width)
 

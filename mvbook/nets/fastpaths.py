@@ -318,6 +318,8 @@ def _banded_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     inputs the zero blocks cost products of their own (``_banded_pays``).
     ``x`` (B, C, T, F) channels-last → (B, C_out, T, F) channels-last.
     """
+    if isinstance(conv.padding, str):                           # "same" / "valid": the 2-D kernel
+        return conv(x)
     (kt, kf), (pt, pf) = conv.kernel_size, conv.padding
     if (conv.stride != (1, 1) or conv.dilation != (1, 1) or conv.groups != 1 or conv.bias is not None
             or pt != kt // 2 or pf != kf // 2):
@@ -355,16 +357,18 @@ def conv_pool(conv: nn.Sequential, pool: nn.Sequential, x: torch.Tensor) -> torc
     """
     if not on_fast_path(x):
         return pool(conv(x))
+    c, mp, drop = conv[0], pool[0], pool[1]
+    assert isinstance(c, nn.Conv2d) and isinstance(mp, nn.MaxPool2d) and isinstance(drop, nn.Dropout)
     x = x.contiguous(memory_format=torch.channels_last)
-    y = _banded_conv(x, conv[0]) if _banded_pays(x) else conv[0](x)
+    y = _banded_conv(x, c) if _banded_pays(x) else c(x)
     # a one-channel input is both layouts at once and its convolution returns (B, C, H, W)
     y = y.contiguous(memory_format=torch.channels_last)
-    k = pool[0].kernel_size
+    k = mp.kernel_size
     k = (k, k) if isinstance(k, int) else k
-    s = pool[0].stride
+    s = mp.stride
     s = (s, s) if isinstance(s, int) else s
-    assert tuple(s) == tuple(k) and pool[0].padding in (0, (0, 0)) and not pool[0].ceil_mode
-    return dropout(_bn_relu_maxpool(y, conv[1], k), pool[1])
+    assert tuple(s) == tuple(k) and mp.padding in (0, (0, 0)) and not mp.ceil_mode
+    return dropout(_bn_relu_maxpool(y, conv[1], k), drop)
 
 
 def dropout(x: torch.Tensor, drop: nn.Dropout, memory_order: bool = False) -> torch.Tensor:
@@ -395,7 +399,8 @@ def dropout(x: torch.Tensor, drop: nn.Dropout, memory_order: bool = False) -> to
     if drop.p == 1:
         return x * 0.0
     q = 1 - drop.p
-    dims = sorted(range(x.dim()), key=lambda d: -x.stride(d)) if memory_order else list(range(x.dim()))
+    strides = x.stride()
+    dims = sorted(range(x.dim()), key=lambda d: -strides[d]) if memory_order else list(range(x.dim()))
     shape = [x.shape[d] for d in dims]
     if EXACT_STREAM:
         noise = bernoulli_scaled(shape, q, x.dtype)
@@ -426,8 +431,8 @@ def _polyphase_conv(x: torch.Tensor, conv: nn.Conv1d, phases: int = 1) -> torch.
     C_out, C = conv.weight.shape[:2]
     if conv.padding != (0,) or conv.dilation != (1,) or conv.groups != 1 or conv.bias is not None or (
             phases == 1 and k % s):
-        return F.conv2d(x, conv.weight.unsqueeze(2), conv.bias, (1, s), (0, conv.padding[0]), (1, conv.dilation[0]),
-                        conv.groups)
+        pad = conv.padding if isinstance(conv.padding, str) else (0, conv.padding[0])
+        return F.conv2d(x, conv.weight.unsqueeze(2), conv.bias, (1, s), pad, (1, conv.dilation[0]), conv.groups)
     B, _, _, L = x.shape
     Q, P = phases, s * phases
     n_out = _conv_outputs(conv, L)
@@ -492,15 +497,18 @@ def raw_front_end(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     torch.Tensor, (B, 1, T, bands)
         The front end's output, an image for the 2-D layers.
     """
+    conv01, conv02, pool02 = net.conv01, net.conv02, net.pool02
+    assert isinstance(conv01, nn.Sequential) and isinstance(conv02, nn.Sequential) and isinstance(pool02, nn.MaxPool1d)
     if not on_fast_path(x):
-        x = net.pool02(net.conv02(net.conv01(x.unsqueeze(1))))  # (B, bands, T)
+        x = pool02(conv02(conv01(x.unsqueeze(1))))              # (B, bands, T)
         return x.transpose(1, 2).unsqueeze(1)                    # (B, 1, T, bands)
-    conv01 = net.conv01[0]
-    q = output_phases(_conv_outputs(conv01, x.shape[-1]), conv01.out_channels)
-    y = _polyphase_conv(x.reshape(x.shape[0], 1, 1, -1), conv01, q)
-    y = _bn_relu(y, net.conv01[1])
-    y = _polyphase_conv(y, net.conv02[0])
-    k = net.pool02.kernel_size
+    c01, c02 = conv01[0], conv02[0]
+    assert isinstance(c01, nn.Conv1d) and isinstance(c02, nn.Conv1d)
+    q = output_phases(_conv_outputs(c01, x.shape[-1]), c01.out_channels)
+    y = _polyphase_conv(x.reshape(x.shape[0], 1, 1, -1), c01, q)
+    y = _bn_relu(y, conv01[1])
+    y = _polyphase_conv(y, c02)
+    k = pool02.kernel_size
     k = k[0] if isinstance(k, tuple) else k
-    y = _bn_relu_maxpool(y, net.conv02[1], (1, k))                # (B, bands, 1, T), channels-last
+    y = _bn_relu_maxpool(y, conv02[1], (1, k))                    # (B, bands, 1, T), channels-last
     return y.squeeze(2).transpose(1, 2).unsqueeze(1)

@@ -88,7 +88,7 @@ from torch import nn
 
 from ..device import full_precision
 from ..errors import ConfigError
-from .crnn import CRNN1D, CRNN2D, DROPOUT, N_RAW_BANDS, MultiViewNet, scaled
+from .crnn import CRNN1D, CRNN2D, DROPOUT, N_RAW_BANDS, Coder, MultiViewNet, scaled
 from .fastpaths import conv_pool, raw_front_end
 
 __all__ = ["META_FILTERS", "CENTER_LAMBDA", "NetVLAD", "SelfAttention", "FeatureCodingNet", "CenterLoss", "MetaCNN",
@@ -186,7 +186,7 @@ class SelfAttention(nn.Module):
         return X + self.alpha * Y.transpose(1, 2).reshape(B, M, C)
 
 
-class FeatureCodingNet(nn.Module):
+class FeatureCodingNet(Coder):
     """FusionNet's feature coding network on one view (module docstring).
 
     Input as the view's CRNN takes it: (B, T, 64) for the 2-D views, (B,
@@ -342,11 +342,11 @@ class CodingNet(MultiViewNet):
         conv02 filters of the raw coding network.
     """
 
-    def make_coder(self, view: str, width: float, sr: int, raw_bands: int) -> nn.Module:
+    def make_coder(self, view: str, width: float, sr: int, raw_bands: int) -> FeatureCodingNet:
         return FeatureCodingNet(view, width, sr, raw_bands)
 
     def add_view_modules(self, n_classes: int) -> None:
-        self.centers = nn.ModuleDict({v: CenterLoss(n_classes, self.subnets[v].dim) for v in self.views})
+        self.centers = nn.ModuleDict({v: CenterLoss(n_classes, self.dims[v]) for v in self.views})
 
     def center_loss(self, z: dict, y: torch.Tensor) -> torch.Tensor:
         """The centre loss (Eq. 12, mean over the batch) of the embeddings ``z``, summed over views."""
