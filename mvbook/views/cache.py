@@ -364,7 +364,7 @@ def _write_views(dataset, plans: dict, paths: dict, ids, progress, device, batch
     """Write the views of ``plans`` (view → (old array, old manifest, rows to copy, rows
     to extract)) to temporaries, then ``os.replace`` each into place (atomic), so an
     interrupted or failed run leaves no partial cache file."""
-    tmps = []
+    tmps: list[Path] = []
     try:
         with interrupt_guard(tmps):
             _write_tmps(dataset, plans, paths, ids, progress, device, batch_size, tmps)
@@ -376,7 +376,7 @@ def _write_views(dataset, plans: dict, paths: dict, ids, progress, device, batch
                          "another disk") from None
 
 
-def _write_tmps(dataset, plans: dict, paths: dict, ids, progress, device, batch_size, tmps: list) -> None:
+def _write_tmps(dataset, plans: dict, paths: dict, ids, progress, device, batch_size, tmps: list[Path]) -> None:
     """The body of :func:`_write_views`; ``tmps`` gets each temporary as it is made."""
     out, digests = {}, {}
     for v, (X, manifest, copy, _) in plans.items():

@@ -97,7 +97,7 @@ def row_digest(row: np.ndarray) -> str:
     >>> len(d), d == row_digest(np.zeros((2, 3))), d == row_digest(np.ones((2, 3)))
     (32, True, False)
     """
-    return hashlib.sha256(memoryview(np.ascontiguousarray(row, dtype=np.float32)).cast("B")).hexdigest()[:32]
+    return hashlib.sha256(np.ascontiguousarray(row, dtype=np.float32).data.cast("B")).hexdigest()[:32]
 
 
 def disk_full(e: BaseException) -> bool:
@@ -455,15 +455,16 @@ def _raise_interrupted(signum, frame):
     raise _Interrupted(signum)
 
 
-def _signal_of(e: BaseException):
+def _signal_of(e: BaseException) -> int | None:
     """The signal of the ``_Interrupted`` that ``e`` is or came from (a writer such as
     ``torch.save`` turns it into its own error on the way out), else None."""
     seen = set()
-    while e is not None and id(e) not in seen:
-        if isinstance(e, _Interrupted):
-            return e.signum
-        seen.add(id(e))
-        e = e.__cause__ or e.__context__
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, _Interrupted):
+            return cur.signum
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
     return None
 
 

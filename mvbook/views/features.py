@@ -246,13 +246,14 @@ def _mel_power_torch(waves: np.ndarray, sr: int, device) -> torch.Tensor:
 # --- fast Gammatone: the gtgram filterbank, compiled -----------------------------------
 
 @lru_cache(maxsize=8)
-def _gammatone_coefficients(sr: int) -> tuple:
+def _gammatone_coefficients(sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """gtgram's filterbank (``make_erb_filters`` on ``centre_freqs``, low to high):
     the first-order numerators ``T + A_k z⁻¹`` of the four biquads, their common
     denominator ``1 + B1 z⁻¹ + B2 z⁻²`` and the inverse gain, each per channel."""
     fc = np.flipud(make_erb_filters(sr, centre_freqs(sr, N_BANDS, GAM_FMIN)))
     a0, a1, b1, b2 = fc[:, 0], fc[:, 1:5].T, fc[:, 7], fc[:, 8]
-    return tuple(np.ascontiguousarray(c, dtype=np.float64) for c in (a0, a1, b1, b2, 1 / fc[:, 9]))
+    a0, a1, b1, b2, inv_gain = (np.ascontiguousarray(c, dtype=np.float64) for c in (a0, a1, b1, b2, 1 / fc[:, 9]))
+    return a0, a1, b1, b2, inv_gain
 
 
 @numba.njit(nogil=True, cache=True, fastmath=False)
@@ -320,7 +321,8 @@ def gammatone_power(wave: np.ndarray, sr: int) -> np.ndarray:
     _gammatone_blocks(np.ascontiguousarray(wave), *_gammatone_coefficients(sr), n_used, block,
                       blocks)
     starts = np.arange(T) * (hop // block)
-    return sum(blocks[starts + r] for r in range(win // block)) / win
+    # the frame's blocks added in order, the first the start (as 0 + first: the power is never -0)
+    return sum((blocks[starts + r] for r in range(1, win // block)), blocks[starts]) / win
 
 
 # --- public extraction -----------------------------------------------------------------
