@@ -9,7 +9,9 @@ import fcntl
 import hashlib
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,7 +43,9 @@ def _tensors_to_arrays(best: dict | None) -> dict | None:
 
 # Checkpoints written before the posteriors were stored as tensors hold numpy arrays: numpy's
 # array constructor (it builds an array from bytes and runs no code) is the one global allowed.
-_NUMPY_ARRAYS = [_reconstruct, np.ndarray, np.dtype, np.dtypes.Float32DType, np.dtypes.Float64DType]
+# (typed as torch.serialization.safe_globals takes them)
+_NUMPY_ARRAYS: list[Callable[..., Any] | tuple[Callable[..., Any], str]] = [
+    _reconstruct, np.ndarray, np.dtype, np.dtypes.Float32DType, np.dtypes.Float64DType]
 
 
 def start_over(path: Path) -> str:
@@ -157,7 +161,7 @@ class RunLock:
 
     def __init__(self, folder: Path):
         self.path = Path(folder) / "lock"
-        self.fd = None
+        self.fd: int | None = None
 
     def __enter__(self) -> "RunLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -175,9 +179,11 @@ class RunLock:
         return self
 
     def __exit__(self, *exc) -> None:
-        os.ftruncate(self.fd, 0)
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-        os.close(self.fd)
+        fd = self.fd
+        assert fd is not None, "RunLock exited without being entered"
+        os.ftruncate(fd, 0)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
         self.fd = None
 
 

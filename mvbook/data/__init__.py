@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -38,7 +39,7 @@ __all__ = ["DATASETS", "AudioError", "BadClipsError", "Clip", "ClipProblem", "Cl
            "fetch_esc50", "load_dataset", "read_audio"]
 
 #: name → loader ``(root: Path) -> Dataset``
-DATASETS = {
+DATASETS: dict[str, Callable[[Path], Dataset]] = {
     "synthetic": load_synthetic,
     "esc10": partial(load_esc, esc10=True),
     "esc50": load_esc,

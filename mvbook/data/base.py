@@ -73,7 +73,8 @@ class MetaProblems:
     all as one :class:`.DatasetError`, each as ``<what> (<file>:<line>): <hint>``."""
 
     def __init__(self, name: str, path: Path):
-        self.name, self.path, self.items = name, Path(path), []
+        self.name, self.path = name, Path(path)
+        self.items: list[str] = []
 
     def add(self, line, what: str, hint: str, path=None) -> None:
         """Record ``what`` at ``line`` of the file (``None``: the whole file, or ``path``)."""
@@ -251,16 +252,23 @@ def _not_a_file(path: Path) -> str | None:
     return None
 
 
+def _file(clip: Clip) -> Path:
+    """The file of a clip of a dataset read from files (every such clip has one)."""
+    assert clip.path is not None, f"clip {clip.key} has no file"
+    return clip.path
+
+
 def require_files(name: str, clips: list[Clip], where: Path, hint: str) -> None:
     """Raise :class:`.MissingClipsError` with counts and examples if any clip file is
     missing, or names something that is not a file (a folder, a dangling link, a link
     loop, a FIFO): those are named with what they are, not sent to download again."""
-    odd = [(c.path, why) for c in clips if not c.path.is_file() for why in [_not_a_file(c.path)] if why]
+    files = [_file(c) for c in clips]
+    odd = [(p, why) for p in files if not p.is_file() for why in [_not_a_file(p)] if why]
     if odd:
         shown = "; ".join(f"{p} ({why})" for p, why in odd[:5]) + ("; ..." if len(odd) > 5 else "")
         raise MissingClipsError(f"{name}: {len(odd)} of {len(clips)} clip paths under {where} are not audio files: "
                                 f"{shown}; put the clip files there")
-    missing = [c.path.name for c in clips if not c.path.is_file()]
+    missing = [p.name for p in files if not p.is_file()]
     if missing:
         examples = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
         raise MissingClipsError(f"{name}: {len(missing)} of {len(clips)} clips are missing under "

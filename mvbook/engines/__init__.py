@@ -61,18 +61,18 @@ def run_cells(cells, runner, engine: str = "serial", *, workers=None, scheduler_
             report.add(known)
             failed.update([cell.name] if known.status == "failed" else [])
     todo = _prepare_features(todo, runner, report, failed, log)
-    progress = Progress(len(cells), done=len(report.done) + len(report.skipped), failed=len(report.failed),
-                        show=progress)
+    tracker = Progress(len(cells), done=len(report.done) + len(report.skipped), failed=len(report.failed),
+                       show=progress)
     if todo:
         if client is not None:
-            _run_on_client(client, todo, runner, report, failed=failed, progress=progress,
+            _run_on_client(client, todo, runner, report, failed=failed, progress=tracker,
                            gpus_per_cell=gpus_per_cell or 0, retries=retries, threads=threads, log=log,
                            progress_every=progress_every, timeout=timeout)
         else:
             with open_engine(engine, workers=workers, scheduler_address=scheduler_address, jobs=jobs,
                              gpus_per_cell=gpus_per_cell, threads=threads, log=log,
                              dashboard_address=dashboard_address, slurm_options=slurm_options) as (c, gpc, watch):
-                _run_on_client(c, todo, runner, report, failed=failed, progress=progress, gpus_per_cell=gpc,
+                _run_on_client(c, todo, runner, report, failed=failed, progress=tracker, gpus_per_cell=gpc,
                                retries=retries, threads=threads, log=log, progress_every=progress_every,
                                timeout=timeout, watch=watch)
     log(report.summary())
