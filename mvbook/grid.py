@@ -17,6 +17,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import yaml
 
@@ -33,6 +34,11 @@ from .views.cache import cache_root, load_views
 
 TRAINING_NOTEBOOK = Path(__file__).parent / "notebooks" / "training.md"
 _NULLS = ("none", "null", "~", "")
+
+
+class _TrainOverrides(TypedDict, total=False):
+    """The preset fields a grid overrides in :func:`mvbook.train.train` (its ``**overrides``)."""
+    epochs: int
 
 
 def training_notebook(path=TRAINING_NOTEBOOK, title: str | None = None):
@@ -245,7 +251,7 @@ class NotebookRunner:
     def _run(self, cell) -> dict:
         paths = self.paths(cell)
         if self.direct:
-            kw = {} if self.epochs is None else {"epochs": self.epochs}
+            kw: _TrainOverrides = {} if self.epochs is None else {"epochs": self.epochs}
             train(dataset=cell.dataset, system=cell.system, fold=cell.fold, preset=cell.preset, seed=cell.seed,
                   device=self.device, data_root=self.data_root, out=self.out, checkpoints=self.checkpoints,
                   cache_dir=self.cache_dir, progress=False, **kw)

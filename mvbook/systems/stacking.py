@@ -27,6 +27,7 @@ from ..errors import DataError
 from ..nets.crnn import scaled
 from ..nets.fusionnet import CENTER_LAMBDA, META_FILTERS, CodingNet, MetaCNN
 from ..records import RunPaths, atomic_torch_save, grid_command
+from ..schema import RunConfig
 from ..views.cache import load_views
 from ..views.features import Standardizer
 from ..views.framing import VIEWS
@@ -71,8 +72,9 @@ def meta_epochs(preset, overrides: dict | None) -> int:
         ``epochs=`` if given, else :data:`META_EPOCHS` of the preset, else
         (``smoke``) the preset's own epochs.
     """
-    if (overrides or {}).get("epochs") is not None:
-        return int(overrides["epochs"])
+    epochs = (overrides or {}).get("epochs")
+    if epochs is not None:
+        return int(epochs)
     return META_EPOCHS.get(preset.name, preset.epochs or META_EPOCHS["paper"])
 
 
@@ -86,7 +88,7 @@ class MetaSystem(System):
         super().__init__(name, VIEWS, "meta", origin="fusionnet", needs=needs)
         self.coder = coder
 
-    def network(self, config: dict) -> MetaCNN:
+    def network(self, config: RunConfig) -> MetaCNN:
         return MetaCNN(config["meta"]["n_features"], config["n_classes"], config["preset"]["width"])
 
     def prepare(self, run: Run) -> Training:
@@ -203,7 +205,8 @@ class MetaTraining(Training):
         feats = load_views(ds, system.views, cache_dir=run.cache_dir, progress=run.progress)
         autocast_ = autocast(dev)
         need = {"train_all": train_idx, "val": self.sets["val"].clips, "test": self.sets["test"].clips}
-        H, dims = {k: [] for k in need}, {}
+        H: dict[str, list[np.ndarray]] = {k: [] for k in need}
+        dims: dict[str, int] = {}
         for v, dep in tqdm(list(zip(system.views, system.needs)), disable=not run.progress,
                            desc=f"{system.name}: coder features"):
             net = get_system(dep).load(runs[v], run.paths.checkpoints).to(dev)
@@ -235,6 +238,6 @@ class MetaTraining(Training):
         return {k: _evaluate(self.model, self.X[k], self.sets[k].labels, self.S) for k in self.sets}
 
 
-SYSTEMS = {c.name: c for c in _CODERS.values()}
+SYSTEMS: dict[str, System] = {c.name: c for c in _CODERS.values()}
 SYSTEMS["fusionnet"] = MetaSystem("fusionnet", tuple(c.name for c in _CODERS.values()), "fcn")
 SYSTEMS["crnn_meta"] = MetaSystem("crnn_meta", VIEWS, "crnn")
