@@ -46,8 +46,8 @@ FAMILY = (
 )
 #: the seeds the plan adds at the ``cpu`` preset, drawn per fold (``seed_scheme`` ``per_fold``), on every fold
 NEW_SEEDS = tuple(range(3, 13))
-#: the plan's runs, stage by stage, in the order they are trained: (stage, its systems, required or not);
-#: each system on every fold with each of :data:`NEW_SEEDS`
+#: the plan's runs stage by stage, in the order they are trained, each stage as (name, its systems, whether
+#: it is required), each system on every fold with each of :data:`NEW_SEEDS`
 STAGES = (("stage 1", ("multiview", "equal"), True),
           ("stage 2", ("mel", "gam", "cqt", "raw"), True),
           ("stage 3", ("concat",), False))
