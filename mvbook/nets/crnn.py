@@ -142,11 +142,12 @@ class Coder(nn.Module):
     (the CRNNs here, :class:`mvbook.nets.fusionnet.FeatureCodingNet`), as
     :meth:`MultiViewNet.make_coder` builds it.
 
-    Attributes
+    Parameters
     ----------
-    dim : int
-        The embedding size, set by the subclass's constructor.
+    *args, **kwargs
+        As :class:`torch.nn.Module` (none): a subclass takes its own.
     """
+    #: the embedding size, set by the subclass's constructor
     dim: int
 
 
