@@ -29,7 +29,9 @@ True
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -101,7 +103,7 @@ def run_seeds(seed: int, fold: int, scheme: str = DEFAULT_SCHEME) -> RunSeeds:
     return RunSeeds(int(init.generate_state(1, np.uint64)[0] >> np.uint64(1)), batches, eval_subset)
 
 
-def record_scheme(record: dict) -> str:
+def record_scheme(record: Mapping[str, Any]) -> str:
     """The seed scheme a record's run was trained with (:data:`LEGACY_SCHEME` where it names none).
 
     Parameters

@@ -4,6 +4,8 @@ read from the records by :mod:`mvbook.results`. Used by ``python -m mvbook table
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -14,7 +16,7 @@ from .seeds import record_scheme
 __all__ = ["format_table3", "table3_rows", "export_table", "run_labels", "provenance_lines"]
 
 
-def format_table3(records: list[dict], dataset: str, preset: str, extended: bool = False) -> str:
+def format_table3(records: Sequence[Mapping[str, Any]], dataset: str, preset: str, extended: bool = False) -> str:
     """Table 3 as text: our mean of the fold means ± their std beside the paper's column;
     ``extended`` adds the rows that are not in the paper (marked †), and a row
     whose folds have unequal numbers of runs is marked ‡ (its mean weighs each
@@ -60,7 +62,7 @@ def format_table3(records: list[dict], dataset: str, preset: str, extended: bool
     return "\n".join(lines)
 
 
-def provenance_lines(records: list[dict]) -> list[str]:
+def provenance_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
     """What the table's runs share and do not: the seed scheme of each seed
     (:mod:`mvbook.seeds`) and, when the runs come from several commits, how many each.
 
@@ -88,7 +90,7 @@ def provenance_lines(records: list[dict]) -> list[str]:
     return lines
 
 
-def table3_rows(records: list[dict], dataset: str, extended: bool = False) -> pd.DataFrame:
+def table3_rows(records: Sequence[Mapping[str, Any]], dataset: str, extended: bool = False) -> pd.DataFrame:
     """Table 3 as a frame for export: system (‡ as in :func:`format_table3`), ours
     (mean ± std), runs, 95 % CI half-width, the paper's value; rows beyond the
     paper only when they have runs."""
