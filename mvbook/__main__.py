@@ -164,7 +164,9 @@ def _table_parser(sub) -> None:
     p = _sub(sub, "table", "print Table 3 from results records", """
 python -m mvbook table
 python -m mvbook table --dataset esc10 --preset cpu --folds --compare
-python -m mvbook table --format latex > table3.tex""")
+python -m mvbook table --format latex > table3.tex
+python -m mvbook table --decide                          # the analysis plan's verdict on each claim
+python -m mvbook table --seed-scheme per_fold --compare  # the seeds drawn per fold alone""")
     p.add_argument("--results", default=RESULTS, help="folder of records: the committed ones, or runs: your own")
     p.add_argument("--dataset", default="esc10", help="dataset of the records")
     p.add_argument("--preset", default="cpu", help="preset of the records")
@@ -178,6 +180,13 @@ python -m mvbook table --format latex > table3.tex""")
     p.add_argument("--unit", default="fold", choices=("fold", "run"),
                    help="what --compare pairs: fold means (default; the folds are the independent units) or, "
                         "on request, (fold, seed) runs as if independent")
+    p.add_argument("--seed-scheme", default=None, choices=list(SEED_SCHEMES),
+                   help="only the runs of this seed scheme (default: every run): per_fold, the seeds drawn per fold "
+                        "(the analysis plan's new seeds); shared, the seeds that are the same start on every fold")
+    p.add_argument("--decide", action="store_true",
+                   help="also print the analysis plan's verdict on each of its claims (mvbook.plan.decide): the "
+                        "fold-level t-test with Holm's adjustment, the smallest difference it finds four times in "
+                        "five, and the secondary analyses beside it")
 
 
 def _verify_parser(sub) -> None:
@@ -324,6 +333,13 @@ def _cmd_table(args) -> int:
         raise DataError(f"no records of {args.dataset} at preset {args.preset} ({args.results}): "
                         + (f"it holds {', '.join(f'{d}/{p}' for d, p in found)}" if found else "it holds none")
                         + "; see --results, --dataset and --preset")
+    if args.seed_scheme:
+        from .seeds import record_scheme
+        schemes = sorted({record_scheme(r) for r in recs})
+        recs = [r for r in recs if record_scheme(r) == args.seed_scheme]
+        if not recs:
+            raise DataError(f"--seed-scheme {args.seed_scheme}: no run of {args.dataset} at preset {args.preset} "
+                            f"has it ({args.results}); their schemes: {', '.join(schemes)}")
     rows = list(fold_accuracies(recs).index)
     if args.compare and args.compare not in rows:
         raise ConfigError(f"--compare {args.compare}: no such row in these records; rows: {', '.join(rows)}")
@@ -338,7 +354,24 @@ def _cmd_table(args) -> int:
         print(f"\n{args.compare} minus each row (percentage points), paired over {UNITS[args.unit]}; "
               "p-values two-sided: paired t-test (p_t), exact sign-flip test (p_sign_flip), Wilcoxon:")
         print(paired_comparison(recs, args.compare, unit=args.unit).round(4).to_string())
+    if args.decide:
+        print("\n" + _decisions(recs))
     return 0
+
+
+def _decisions(recs) -> str:
+    """The plan's verdicts as ``table --decide`` prints them: one line per claim."""
+    from .plan import ALPHA, POWER, decide
+    d = decide(recs)
+    cols = {"verdict": "verdict", "mean_diff": "points", "pairs": "folds", "runs": "runs", "p": "p_t",
+            "p_holm": "p_t_holm", "mdd": "detectable", "p_crossed": "p_crossed", "p_crossed_holm": "p_crossed_holm",
+            "per_fold_runs": "per_fold_runs", "mean_diff_per_fold": "per_fold_points", "p_per_fold": "p_per_fold"}
+    return (f"the analysis plan (mvbook.plan), each claim row − baseline in percentage points over fold means: "
+            f"verdict by the paired t-test over fold means with Holm's adjustment over the {len(d)} claims "
+            f"(alpha {ALPHA}); detectable: the smallest true difference found with power {POWER} at alpha/"
+            f"{len(d)}; beside it, deciding nothing: the crossed random-effects model (fold and seed random, "
+            "p_crossed, Holm) and the fold-level test on the runs of seeds drawn per fold alone (per_fold_*)\n"
+            + d[list(cols)].rename(columns=cols).round(4).to_string())
 
 
 def _cmd_verify(args) -> int:

@@ -63,3 +63,31 @@ def test_compare_pairs_fold_means_and_says_so_and_an_unknown_row_is_an_error(tmp
     captured = capsys.readouterr()
     assert captured.err.startswith("error: --compare nosuch: no such row in these records; rows: concat, mel")
     assert "Table 3" not in captured.out                  # refused before printing anything
+
+
+def test_seed_scheme_keeps_one_schemes_runs_and_decide_prints_the_plans_verdicts(tmp_path, capsys):
+    # multi-view and equal on three folds; seed 0 shared, seed 3 drawn per fold
+    for system, fold, seed, acc in [("multiview", f, 0, 0.70 + 0.05 * f) for f in (1, 2, 3)] + \
+            [("multiview", f, 3, 0.60 + 0.05 * f) for f in (1, 2, 3)] + \
+            [("equal", f, 0, 0.60) for f in (1, 2, 3)] + [("equal", f, 3, 0.60 + 0.1 * (f == 2)) for f in (1, 2, 3)]:
+        config = {"blending": {"rule": "authors"}} | ({"seed_scheme": "per_fold"} if seed == 3 else {})
+        se = acc if system == "multiview" else None
+        write_record(fake(system, fold, acc, se=se) | {"seed": seed, "config": config},
+                     tmp_path / f"esc10/cpu/{system}/fold{fold}-seed{seed}.json")
+    base = ["table", "--results", str(tmp_path), "--dataset", "esc10", "--preset", "cpu"]
+    assert main(base + ["--seed-scheme", "per_fold", "--folds"]) == 0
+    out = capsys.readouterr().out
+    assert "seeds: 3 drawn per fold" in out and "seed 0" not in out
+    assert next(line for line in out.splitlines() if line.startswith("Multi-view")).split()[-2] == "3"   # runs
+    assert main(base + ["--seed-scheme", "shared", "--folds"]) == 0
+    assert "seed 3" not in capsys.readouterr().out
+    assert main(base + ["--decide"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("multi-view above equal weights"))
+    # fold means: multiview 70, 75, 80; equal 60, 65, 60 → differences 10, 10, 20 → +13.33
+    assert line.split()[4:7] == ["not", "shown", "13.3333"]
+    assert "Holm's adjustment over the 8 claims" in out
+    (tmp_path / "other").mkdir()
+    write_record(fake("mel", 1, 0.5) | {"config": {}}, tmp_path / "other/esc10/cpu/mel/fold1-seed0.json")
+    assert main(["table", "--results", str(tmp_path / "other"), "--seed-scheme", "per_fold"]) == 2
+    assert capsys.readouterr().err.startswith("error: --seed-scheme per_fold: no run of esc10 at preset cpu has it")
