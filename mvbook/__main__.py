@@ -9,13 +9,12 @@ import os
 import sys
 import time
 import warnings
-from pathlib import Path
 
 from . import __version__
 from .config import PRESETS
 from .data import DATASETS, check_datasets, describe, load_dataset
 from .data.download import ESC50_SHA256, ESC50_URL, fetch_esc50
-from .errors import ConfigError, DataError, MvbookError
+from .errors import ConfigError, MvbookError
 from .seeds import DEFAULT_SCHEME, SEED_SCHEMES
 from .systems import PAPER_SYSTEMS, TRAINED_SYSTEMS
 
@@ -320,58 +319,23 @@ def _cmd_grid(args) -> int:
 
 
 def _cmd_table(args) -> int:
-    from .records import load_records
-    from .results import UNITS, fold_accuracies, paired_comparison
-    from .tables import export_table, format_table3, run_labels, table3_rows
-    if not Path(args.results).is_dir():
-        raise DataError(f"no such folder of records ({args.results}): see --results (where train and grid --out "
-                        "write them)")
-    recs = load_records(args.results, args.dataset, args.preset, skip_bad=args.skip_bad)
-    if not recs:
-        others = load_records(args.results, skip_bad=True, warn=lambda m: None) if Path(args.results).is_dir() else []
-        found = sorted({(r["dataset"], r["preset"]) for r in others})     # the skipped were named above
-        raise DataError(f"no records of {args.dataset} at preset {args.preset} ({args.results}): "
-                        + (f"it holds {', '.join(f'{d}/{p}' for d, p in found)}" if found else "it holds none")
-                        + "; see --results, --dataset and --preset")
-    if args.seed_scheme:
-        from .seeds import record_scheme
-        schemes = sorted({record_scheme(r) for r in recs})
-        recs = [r for r in recs if record_scheme(r) == args.seed_scheme]
-        if not recs:
-            raise DataError(f"--seed-scheme {args.seed_scheme}: no run of {args.dataset} at preset {args.preset} "
-                            f"has it ({args.results}); their schemes: {', '.join(schemes)}")
+    from . import tables
+    from .results import fold_accuracies
+    recs = tables.table_records(args.results, args.dataset, args.preset, seed_scheme=args.seed_scheme,
+                         skip_bad=args.skip_bad)
     rows = list(fold_accuracies(recs).index)
     if args.compare and args.compare not in rows:
         raise ConfigError(f"--compare {args.compare}: no such row in these records; rows: {', '.join(rows)}")
     if args.format != "text":
-        print(export_table(table3_rows(recs, args.dataset, args.extended), args.format))
+        print(tables.export_table(tables.table3_rows(recs, args.dataset, args.extended), args.format))
         return 0
-    print(format_table3(recs, args.dataset, args.preset, extended=args.extended))
-    if args.folds and recs:
-        print()
-        print(run_labels(fold_accuracies(recs)).round(2).to_string())
-    if args.compare:
-        print(f"\n{args.compare} minus each row (percentage points), paired over {UNITS[args.unit]}; "
-              "p-values two-sided: paired t-test (p_t), exact sign-flip test (p_sign_flip), Wilcoxon:")
-        print(paired_comparison(recs, args.compare, unit=args.unit).round(4).to_string())
-    if args.decide:
-        print("\n" + _decisions(recs))
+    print(tables.format_table3(recs, args.dataset, args.preset, extended=args.extended))
+    for wanted, text in ((args.folds, lambda: tables.run_labels(fold_accuracies(recs)).round(2).to_string()),
+                         (args.compare, lambda: tables.format_comparison(recs, args.compare, args.unit)),
+                         (args.decide, lambda: tables.format_decisions(recs))):
+        if wanted:
+            print("\n" + text())
     return 0
-
-
-def _decisions(recs) -> str:
-    """The plan's verdicts as ``table --decide`` prints them: one line per claim."""
-    from .plan import ALPHA, POWER, decide
-    d = decide(recs)
-    cols = {"verdict": "verdict", "mean_diff": "points", "pairs": "folds", "runs": "runs", "p": "p_t",
-            "p_holm": "p_t_holm", "mdd": "detectable", "p_crossed": "p_crossed", "p_crossed_holm": "p_crossed_holm",
-            "per_fold_runs": "per_fold_runs", "mean_diff_per_fold": "per_fold_points", "p_per_fold": "p_per_fold"}
-    return (f"the analysis plan (mvbook.plan), each claim row − baseline in percentage points over fold means: "
-            f"verdict by the paired t-test over fold means with Holm's adjustment over the {len(d)} claims "
-            f"(alpha {ALPHA}); detectable: the smallest true difference found with power {POWER} at alpha/"
-            f"{len(d)}; beside it, deciding nothing: the crossed random-effects model (fold and seed random, "
-            "p_crossed, Holm) and the fold-level test on the runs of seeds drawn per fold alone (per_fold_*)\n"
-            + d[list(cols)].rename(columns=cols).round(4).to_string())
 
 
 def _cmd_verify(args) -> int:

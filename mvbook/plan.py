@@ -20,7 +20,8 @@ crossed model estimates. Chapter: *Results* (*How the question is decided*).
 """
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -67,7 +68,7 @@ VERDICTS: dict[Verdict, str] = {"holds": "significant after Holm's adjustment, i
             "not shown": "not significant after Holm's adjustment"}
 
 
-def _schemes(records: list[dict]) -> dict:
+def _schemes(records: Sequence[Mapping[str, Any]]) -> dict:
     """(fold, seed) → the seed scheme of its runs (every record of a run names the same one)."""
     out: dict[tuple[int, int], str] = {}
     for r in records:
@@ -77,7 +78,7 @@ def _schemes(records: list[dict]) -> dict:
     return out
 
 
-def run_differences(records: list[dict], row: str, baseline: str, *,
+def run_differences(records: Sequence[Mapping[str, Any]], row: str, baseline: str, *,
                     accuracies: pd.DataFrame | None = None) -> pd.DataFrame:
     """``row − baseline`` (percentage points) on every (fold, seed) run both rows have.
 
@@ -134,7 +135,7 @@ def _word(mean_diff: float, p: float, folds: int, alpha: float) -> Outcome:
     return "holds" if mean_diff > 0 else "reversed"
 
 
-def design(records: list[dict], seeds=(3, 10, 13), family=FAMILY, folds: int = 5) -> pd.DataFrame:
+def design(records: Sequence[Mapping[str, Any]], seeds=(3, 10, 13), family=FAMILY, folds: int = 5) -> pd.DataFrame:
     """Each claim's minimum detectable difference with ``k`` seeds drawn per fold, from the records' variance.
 
     The fold and run variance come from :func:`mvbook.power.crossed_model` on
@@ -177,7 +178,7 @@ def design(records: list[dict], seeds=(3, 10, 13), family=FAMILY, folds: int = 5
     return pd.DataFrame(out).set_index("claim")
 
 
-def claim_verdict(records: list[dict], row: str, baseline: str, m: int = 1, *,
+def claim_verdict(records: Sequence[Mapping[str, Any]], row: str, baseline: str, m: int = 1, *,
                   accuracies: pd.DataFrame | None = None) -> dict:
     """One claim (``row`` above ``baseline``) decided by the primary test, alone or as one of ``m``.
 
@@ -221,7 +222,7 @@ def claim_verdict(records: list[dict], row: str, baseline: str, m: int = 1, *,
     return entry
 
 
-def decide(records: list[dict], family=FAMILY) -> pd.DataFrame:
+def decide(records: Sequence[Mapping[str, Any]], family=FAMILY) -> pd.DataFrame:
     """Every claim of ``family`` decided under the plan, with the secondary analyses beside it.
 
     Parameters
@@ -282,7 +283,7 @@ def _fmt(p: float) -> str:
         else f"{p:.2f}"
 
 
-def progress(records: list[dict], folds=range(1, 6)) -> pd.DataFrame:
+def progress(records: Sequence[Mapping[str, Any]], folds=range(1, 6)) -> pd.DataFrame:
     """How much of the plan's grid (:data:`STAGES`) has a record.
 
     Parameters

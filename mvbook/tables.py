@@ -1,19 +1,129 @@
 """Table 3 as text and as tables to paste elsewhere (markdown, LaTeX, CSV),
-read from the records by :mod:`mvbook.results`. Used by ``python -m mvbook table``.
+read from the records by :mod:`mvbook.results`, with the paired comparisons and
+the analysis plan's verdicts (:mod:`mvbook.plan`) as text. Used by ``python -m mvbook table``.
 """
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from .errors import ConfigError
-from .results import ALL_ROW_NAMES, EXTRA_ROW_NAMES, PAPER_TABLE3, ROW_NAMES, row_devices, row_key, spans, table3
+from .errors import ConfigError, DataError
+from .plan import ALPHA, POWER, decide
+from .records import load_records
+from .results import (
+    ALL_ROW_NAMES,
+    EXTRA_ROW_NAMES,
+    PAPER_TABLE3,
+    ROW_NAMES,
+    UNITS,
+    paired_comparison,
+    row_devices,
+    row_key,
+    spans,
+    table3,
+)
+from .schema import RunRecord
 from .seeds import record_scheme
 
-__all__ = ["format_table3", "table3_rows", "export_table", "run_labels", "provenance_lines"]
+__all__ = ["table_records", "format_table3", "format_comparison", "format_decisions", "table3_rows", "export_table",
+           "run_labels", "provenance_lines"]
+
+
+def table_records(root, dataset: str, preset: str, *, seed_scheme: str | None = None,
+                  skip_bad: bool = False) -> list[RunRecord]:
+    """The records a table is made of: one dataset and preset, optionally of one seed scheme.
+
+    Parameters
+    ----------
+    root : str or path-like
+        The folder of records (``table --results``).
+    dataset, preset : str
+        Which records.
+    seed_scheme : str, optional
+        Keep only the runs of this seed scheme (:data:`mvbook.seeds.SEED_SCHEMES`).
+    skip_bad : bool
+        Leave a broken record out with a warning instead of raising.
+
+    Returns
+    -------
+    list of RunRecord
+        At least one.
+
+    Raises
+    ------
+    mvbook.errors.DataError
+        No such folder; no record of that dataset and preset (naming those the
+        folder holds); none of that seed scheme (naming the schemes there).
+    """
+    if not Path(root).is_dir():
+        raise DataError(f"no such folder of records ({root}): see --results (where train and grid --out write them)")
+    recs = load_records(root, dataset, preset, skip_bad=skip_bad)
+    if not recs:
+        found = sorted({(r["dataset"], r["preset"]) for r in load_records(root, skip_bad=True, warn=lambda m: None)})
+        raise DataError(f"no records of {dataset} at preset {preset} ({root}): "       # the skipped named above
+                        + (f"it holds {', '.join(f'{d}/{p}' for d, p in found)}" if found else "it holds none")
+                        + "; see --results, --dataset and --preset")
+    if seed_scheme is None:
+        return recs
+    kept = [r for r in recs if record_scheme(r) == seed_scheme]
+    if not kept:
+        raise DataError(f"--seed-scheme {seed_scheme}: no run of {dataset} at preset {preset} has it ({root}); "
+                        f"their schemes: {', '.join(sorted({record_scheme(r) for r in recs}))}")
+    return kept
+
+
+def format_comparison(records: Sequence[Mapping[str, Any]], reference: str, unit: str = "fold") -> str:
+    """``reference`` minus every other row, paired (:func:`mvbook.results.paired_comparison`), as text.
+
+    Parameters
+    ----------
+    records : list of dict
+        Records of one dataset and preset.
+    reference : str
+        The row compared with the others.
+    unit : {"fold", "run"}
+        What is paired: fold means, or (fold, seed) runs as if independent.
+
+    Returns
+    -------
+    str
+        A heading that says what is paired and which p-value is which, then the table.
+    """
+    return (f"{reference} minus each row (percentage points), paired over {UNITS[unit]}; p-values two-sided: "
+            "paired t-test (p_t), exact sign-flip test (p_sign_flip), Wilcoxon:\n"
+            + paired_comparison(records, reference, unit=unit).round(4).to_string())
+
+
+#: the columns of :func:`mvbook.plan.decide` that ``table --decide`` prints, and their headings
+_DECIDED = {"verdict": "verdict", "mean_diff": "points", "pairs": "folds", "runs": "runs", "p": "p_t",
+            "p_holm": "p_t_holm", "mdd": "detectable", "p_crossed": "p_crossed", "p_crossed_holm": "p_crossed_holm",
+            "per_fold_runs": "per_fold_runs", "mean_diff_per_fold": "per_fold_points", "p_per_fold": "p_per_fold"}
+
+
+def format_decisions(records: Sequence[Mapping[str, Any]]) -> str:
+    """The analysis plan's verdict on each claim (:func:`mvbook.plan.decide`), as text.
+
+    Parameters
+    ----------
+    records : list of dict
+        Records of one dataset and preset.
+
+    Returns
+    -------
+    str
+        A heading that says how each column is decided, then one line per claim.
+    """
+    d = decide(records)
+    return (f"the analysis plan (mvbook.plan), each claim row − baseline in percentage points over fold means: "
+            f"verdict by the paired t-test over fold means with Holm's adjustment over the {len(d)} claims "
+            f"(alpha {ALPHA}); detectable: the smallest true difference found with power {POWER} at alpha/"
+            f"{len(d)}; beside it, deciding nothing: the crossed random-effects model (fold and seed random, "
+            "p_crossed, Holm) and the fold-level test on the runs of seeds drawn per fold alone (per_fold_*)\n"
+            + d[list(_DECIDED)].rename(columns=_DECIDED).round(4).to_string())
 
 
 def format_table3(records: Sequence[Mapping[str, Any]], dataset: str, preset: str, extended: bool = False) -> str:
