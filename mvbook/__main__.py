@@ -322,7 +322,7 @@ def _cmd_table(args) -> int:
     from . import tables
     from .results import fold_accuracies
     recs = tables.table_records(args.results, args.dataset, args.preset, seed_scheme=args.seed_scheme,
-                         skip_bad=args.skip_bad)
+                                skip_bad=args.skip_bad)
     rows = list(fold_accuracies(recs).index)
     if args.compare and args.compare not in rows:
         raise ConfigError(f"--compare {args.compare}: no such row in these records; rows: {', '.join(rows)}")
