@@ -32,7 +32,7 @@ from .results import fold_accuracies, holm, sign_flip_p
 from .seeds import record_scheme
 
 __all__ = ["FAMILY", "ALPHA", "POWER", "Verdict", "Outcome", "VERDICTS", "TOO_FEW", "NEW_SEEDS", "STAGES",
-           "run_differences", "design", "claim_verdict", "decide", "verdict_words", "progress"]
+           "run_differences", "design", "claim_verdict", "decide", "verdict_words", "progress", "required_done"]
 
 #: the claims of the blending question, each (claim, row, baseline), the row to be above the baseline
 FAMILY = (
@@ -315,3 +315,19 @@ def progress(records: Sequence[Mapping[str, Any]], folds=range(1, 6)) -> pd.Data
         rows[stage] = {"systems": ", ".join(systems), "required": required, "planned": len(cells),
                        "landed": sum(c in have for c in cells)}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def required_done(grid: pd.DataFrame) -> bool:
+    """Whether every required stage of :func:`progress`'s table has all its runs.
+
+    Parameters
+    ----------
+    grid : pandas.DataFrame
+        :func:`progress`'s table.
+
+    Returns
+    -------
+    bool
+    """
+    required = grid[grid["required"]]
+    return bool((required["landed"] == required["planned"]).all())

@@ -16,6 +16,7 @@ from mvbook.plan import (
     decide,
     design,
     progress,
+    required_done,
     run_differences,
     verdict_words,
 )
@@ -154,3 +155,7 @@ def test_progress_counts_the_plans_runs_of_the_per_fold_scheme_only():
     assert g["landed"].tolist() == [3, 0, 1]
     assert g["required"].tolist() == [True, True, False]
     assert progress(recs, folds=(1,))["planned"].tolist() == [20, 40, 10]
+    assert not required_done(g)
+    full = [{"system": s, "fold": f, "seed": d, "config": per_fold}
+            for s in ("multiview", "equal", "mel", "gam", "cqt", "raw") for f in range(1, 6) for d in range(3, 13)]
+    assert required_done(progress(full)) and progress(full)["landed"].tolist() == [100, 200, 0]

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import get_preset
-from ..plan import FAMILY, NEW_SEEDS, decide, progress
+from ..plan import FAMILY, NEW_SEEDS, decide, progress, required_done
 from ..results import row_key, signed, table3
 from .summary import BASELINE_NAMES, fmt_p
 
@@ -136,9 +136,9 @@ def _grid_words(records: list[dict] | None) -> str:
     if not records:
         return ""
     g = progress(records)
-    required = g[g["required"]]
-    if (required["landed"] == required["planned"]).all():
+    if required_done(g):
         return ""
+    required = g[g["required"]]
     return (f" The plan's own runs at `cpu` (seeds {NEW_SEEDS[0]}–{NEW_SEEDS[-1]}, drawn per fold) are "
             f"{required['landed'].sum()} of {required['planned'].sum()} in, so its verdicts can still change.")
 
